@@ -1,0 +1,1 @@
+//! erebor-data: under construction in this session.

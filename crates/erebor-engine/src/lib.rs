@@ -1,0 +1,1 @@
+//! erebor-engine: under construction in this session.

@@ -1,0 +1,1 @@
+//! erebor-model: under construction in this session.

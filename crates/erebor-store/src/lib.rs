@@ -1,0 +1,1 @@
+//! erebor-store: under construction in this session.

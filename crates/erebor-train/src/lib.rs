@@ -1,0 +1,1 @@
+//! erebor-train: under construction in this session.

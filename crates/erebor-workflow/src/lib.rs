@@ -1,0 +1,1 @@
+//! erebor-workflow: under construction in this session.
