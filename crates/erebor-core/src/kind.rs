@@ -105,12 +105,10 @@ pub fn resolve_path(base_dir: &Path, path: impl AsRef<Path>) -> PathBuf {
 
 fn collect_existing_paths(value: &serde_json::Value, base_dir: &Path, out: &mut Vec<PathBuf>) {
     match value {
-        serde_json::Value::String(text) => {
-            if !text.is_empty() && !text.contains('\n') {
-                let candidate = resolve_path(base_dir, text);
-                if candidate.exists() {
-                    out.push(candidate);
-                }
+        serde_json::Value::String(text) if !text.is_empty() && !text.contains('\n') => {
+            let candidate = resolve_path(base_dir, text);
+            if candidate.exists() {
+                out.push(candidate);
             }
         }
         serde_json::Value::Array(items) => {
