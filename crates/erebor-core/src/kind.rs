@@ -74,6 +74,18 @@ pub trait StepKind: Send + Sync {
     /// a path. Relative paths are relative to `base_dir`, the workflow file's folder.
     fn validate(&self, with: &serde_json::Value, base_dir: &Path) -> Result<(), ConfigError>;
 
+    /// The outputs a step with this `with:` block produces, as (name, type). The default is
+    /// every output in [`StepKindInfo::outputs`]; kinds whose outputs depend on the config (such
+    /// as `command`, whose `outputs:` names files) override it. Templates naming
+    /// `steps.ID.outputs.NAME` are checked against this list.
+    fn outputs_for(&self, _with: &serde_json::Value) -> Vec<(String, OutputType)> {
+        self.info()
+            .outputs
+            .iter()
+            .map(|output| (output.name.to_owned(), output.ty))
+            .collect()
+    }
+
     /// Files and folders named in `with:` whose contents belong in the step fingerprint. The
     /// default takes every string value that names an existing path.
     fn input_paths(&self, with: &serde_json::Value, base_dir: &Path) -> Vec<PathBuf> {

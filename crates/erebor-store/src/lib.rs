@@ -1,1 +1,43 @@
-//! erebor-store: under construction in this session.
+//! The run store: runs, steps, attempts, artifacts, metrics and schedules in SQLite (default)
+//! or Postgres, with embedded migrations and run-history queries.
+//!
+//! - [`db`]: opening a store, migrations, the schema-version check.
+//! - [`records`]: the stored types.
+//! - [`runs`]: runs and the runner lease.
+//! - [`steps`]: steps, fingerprints and the cache lookup.
+//! - [`attempts`]: attempts and their guarded transitions.
+//! - [`metrics`]: batched, exactly-once metrics.
+//! - [`artifacts`]: artifacts with lineage, and interrupting attempts.
+//! - [`schedules`]: recurring runs.
+//! - [`error`]: the error type, [`StoreError`].
+
+pub mod artifacts;
+pub mod attempts;
+pub mod db;
+pub mod error;
+pub mod metrics;
+pub mod records;
+pub mod runs;
+pub mod schedules;
+pub mod steps;
+
+pub use db::{SCHEMA_VERSION, Store, now_ms, redact_url};
+pub use error::{Result, StoreError};
+pub use metrics::{MetricFilter, merge_attempts};
+pub use records::*;
+pub use runs::RunFilter;
+pub use schedules::Schedule;
+pub use steps::CachedResult;
+
+/// Parses a JSON text column, naming it in the error.
+pub(crate) fn json_column(
+    table: &'static str,
+    column: &'static str,
+    text: &str,
+) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|source| StoreError::Json {
+        table,
+        column,
+        source,
+    })
+}

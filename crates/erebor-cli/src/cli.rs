@@ -1,0 +1,90 @@
+//! The command line: global options and one subcommand per command group.
+//!
+//! Adding a command group takes one module in `commands/`, one variant here and one arm in
+//! [`Command::execute`].
+
+use crate::commands;
+use crate::globals::Globals;
+use crate::outcome::Outcome;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// erebor: preference-tuned language models from one YAML workflow, with every run recorded.
+#[derive(Debug, Parser)]
+#[command(name = "erebor", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Options every command shares.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command shares.
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Run store: `sqlite://PATH` or `postgres://...` (default: sqlite in the state folder).
+    #[arg(long, global = true, env = "EREBOR_DB")]
+    pub db: Option<String>,
+    /// State folder for the default database, run folders and caches.
+    #[arg(long, global = true, env = "EREBOR_HOME", default_value = ".erebor")]
+    pub home: PathBuf,
+    /// More log output on stderr (-v: debug, -vv: trace). `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors on stderr, no progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Export tracing spans over OTLP/HTTP to this endpoint (off by default).
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+}
+
+/// The command groups.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a workflow file.
+    Run(commands::run::RunArgs),
+    /// Continue a failed, cancelled or killed run.
+    Resume(commands::resume::ResumeArgs),
+    /// Show the expanded step graph, what is cached and why not.
+    Plan(commands::plan::PlanArgs),
+    /// Check a workflow file without running it.
+    Validate(commands::validate::ValidateArgs),
+    /// Run history: list, show and compare runs.
+    #[command(subcommand)]
+    Runs(commands::runs::RunsCommand),
+    /// Print the metrics of a run.
+    Metrics(commands::metrics::MetricsArgs),
+    /// List the step kinds this binary knows, with their outputs.
+    Kinds(commands::kinds::KindsArgs),
+    /// Inspect, convert, generate with and score against a model checkpoint.
+    #[command(subcommand)]
+    Model(commands::model::ModelCommand),
+    /// Run one step inside a step process (used by the runner, not by people).
+    #[command(hide = true, name = "step-exec")]
+    StepExec(commands::step_exec::StepExecArgs),
+}
+
+impl Command {
+    /// Runs the command.
+    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+        match self {
+            Command::Run(args) => args.execute(globals),
+            Command::Resume(args) => args.execute(globals),
+            Command::Plan(args) => args.execute(globals),
+            Command::Validate(args) => args.execute(globals),
+            Command::Runs(args) => args.execute(globals),
+            Command::Metrics(args) => args.execute(globals),
+            Command::Kinds(args) => args.execute(globals),
+            Command::Model(args) => args.execute(globals),
+            Command::StepExec(args) => args.execute(globals),
+        }
+    }
+
+    /// Whether this command is a step process, which logs differently (plain, to its log file).
+    pub fn is_step_process(&self) -> bool {
+        matches!(self, Command::StepExec(_))
+    }
+}

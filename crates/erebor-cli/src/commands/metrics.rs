@@ -1,0 +1,131 @@
+//! `erebor metrics RUN`: a run's metrics as a table, CSV or JSON (readable while it runs).
+
+use crate::format::{Table, csv_field, number};
+use crate::globals::Globals;
+use crate::history::{select_steps, step_metrics};
+use crate::outcome::{BadInput, Outcome};
+
+/// Arguments of `erebor metrics`.
+#[derive(Debug, clap::Args)]
+pub struct MetricsArgs {
+    /// The run id (or a unique prefix).
+    pub run: String,
+    /// Only this metric key.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Only this step (a matrix base selects every arm).
+    #[arg(long)]
+    pub step: Option<String>,
+    /// `table` (default), `csv` or `json`.
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
+    pub format: String,
+    /// Every attempt's rows instead of the merged series (the latest attempt wins per index).
+    #[arg(long)]
+    pub all_attempts: bool,
+}
+
+struct Point {
+    step: String,
+    attempt: String,
+    key: String,
+    index: i64,
+    value: f64,
+}
+
+impl MetricsArgs {
+    /// Prints the metrics.
+    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+        let points = globals.runtime()?.block_on(async {
+            let store = globals.store().await?;
+            let run = store
+                .find_run(&self.run)
+                .await
+                .map_err(|e| BadInput(e.to_string()))?;
+            let steps = store.steps_of(&run.id).await?;
+            let chosen: Vec<_> = match &self.step {
+                Some(selector) => {
+                    let chosen = select_steps(&steps, selector);
+                    if chosen.is_empty() {
+                        return Err(
+                            BadInput(format!("run {} has no step `{selector}`", run.id)).into()
+                        );
+                    }
+                    chosen
+                }
+                None => steps.iter().collect(),
+            };
+            let mut points = Vec::new();
+            for step in chosen {
+                let rows = step_metrics(&store, step, self.key.as_deref()).await?;
+                if self.all_attempts {
+                    points.extend(rows.into_iter().map(|r| Point {
+                        step: step.step_id.clone(),
+                        attempt: r.attempt_id,
+                        key: r.key,
+                        index: r.index,
+                        value: r.value,
+                    }));
+                } else {
+                    let mut latest: std::collections::BTreeMap<(String, i64), (String, f64)> =
+                        Default::default();
+                    for row in rows {
+                        latest.insert((row.key, row.index), (row.attempt_id, row.value));
+                    }
+                    points.extend(latest.into_iter().map(|((key, index), (attempt, value))| {
+                        Point {
+                            step: step.step_id.clone(),
+                            attempt,
+                            key,
+                            index,
+                            value,
+                        }
+                    }));
+                }
+            }
+            anyhow::Ok(points)
+        })?;
+        let out = match self.format.as_str() {
+            "csv" => {
+                let mut out = String::from("step,key,index,value,attempt\n");
+                for p in &points {
+                    out.push_str(&format!(
+                        "{},{},{},{},{}\n",
+                        csv_field(&p.step),
+                        csv_field(&p.key),
+                        p.index,
+                        p.value,
+                        p.attempt
+                    ));
+                }
+                out
+            }
+            "json" => {
+                let rows: Vec<serde_json::Value> = points
+                    .iter()
+                    .map(|p| serde_json::json!({"step": p.step, "key": p.key, "index": p.index, "value": json_number(p.value), "attempt": p.attempt}))
+                    .collect();
+                format!("{}\n", serde_json::to_string_pretty(&rows)?)
+            }
+            _ => {
+                let mut table = Table::new(&["step", "key", "index", "value"]);
+                for p in &points {
+                    table.row(vec![
+                        p.step.clone(),
+                        p.key.clone(),
+                        p.index.to_string(),
+                        number(p.value),
+                    ]);
+                }
+                table.render()
+            }
+        };
+        print!("{out}");
+        Ok(Outcome::Success)
+    }
+}
+
+fn json_number(value: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(value)
+        .map(serde_json::Value::Number)
+        .unwrap_or(serde_json::Value::Null)
+}

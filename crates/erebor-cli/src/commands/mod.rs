@@ -1,0 +1,11 @@
+//! One module per command group; each has an args struct with `execute`.
+
+pub mod kinds;
+pub mod metrics;
+pub mod model;
+pub mod plan;
+pub mod resume;
+pub mod run;
+pub mod runs;
+pub mod step_exec;
+pub mod validate;

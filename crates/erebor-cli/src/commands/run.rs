@@ -1,0 +1,235 @@
+//! `erebor run FILE`: runs a workflow and records it.
+
+use crate::globals::Globals;
+use crate::outcome::{BadInput, Outcome};
+use anyhow::Context;
+use erebor_engine::{Engine, EngineOptions, Limits, RunControl, RunSummary, Subscribers};
+use erebor_store::RunStatus;
+use erebor_workflow::{LoadOptions, MissingParams, Workflow};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Arguments of `erebor run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The workflow file.
+    pub file: PathBuf,
+    /// Override a param: `--set name=value` (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// How the steps run.
+    #[command(flatten)]
+    pub runner: RunnerArgs,
+}
+
+/// Options shared by `run` and `resume`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunnerArgs {
+    /// Steps running at once (default: the number of CPUs).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// GPU slots: a count (`2`), a list of device ids (`0,3`) or `none` (default: from
+    /// CUDA_VISIBLE_DEVICES, else the NVIDIA devices present).
+    #[arg(long)]
+    pub gpus: Option<String>,
+    /// Run this step even if a cached result exists (a matrix base selects all arms; repeatable).
+    #[arg(long, value_name = "STEP")]
+    pub force: Vec<String>,
+    /// Never reuse cached results.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Where steps run: `local` (a child process per step) or `in-process` (threads; for
+    /// measurements, a crashing step takes the runner down).
+    #[arg(long, default_value = "local", value_parser = ["local", "in-process"])]
+    pub executor: String,
+    /// Time a stopped step gets to checkpoint before it is killed.
+    #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+    pub stop_grace: Duration,
+}
+
+fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    erebor_workflow::fields::parse_duration(text)
+}
+
+impl RunArgs {
+    /// Loads, runs and reports.
+    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+        let options = LoadOptions {
+            overrides: parse_overrides(&self.set)?,
+            missing: MissingParams::Error,
+            ..LoadOptions::default()
+        };
+        let workflow = erebor_workflow::load_file(&self.file, &globals.registry, &options)?;
+        crate::telemetry::add_secrets(workflow.params.secret_values());
+        let runtime = globals.runtime()?;
+        runtime.block_on(async {
+            let store = globals.store().await?;
+            let (engine, _control) = build_engine(globals, store, &self.runner, &workflow)?;
+            let summary = engine.run(&workflow).await?;
+            Ok(report(&summary))
+        })
+    }
+}
+
+/// Builds an engine with the console or tracing subscriber and signal handling.
+pub fn build_engine(
+    globals: &Globals,
+    store: erebor_store::Store,
+    runner: &RunnerArgs,
+    workflow: &Workflow,
+) -> anyhow::Result<(Engine, RunControl)> {
+    let gpus = match &runner.gpus {
+        Some(spec) => parse_gpus(spec).map_err(BadInput)?,
+        None => detect_gpus(),
+    };
+    for selector in &runner.force {
+        if workflow.select(selector).is_empty() {
+            return Err(
+                BadInput(format!("--force {selector}: the workflow has no such step")).into(),
+            );
+        }
+    }
+    let executor: Arc<dyn erebor_engine::Executor> = match runner.executor.as_str() {
+        "in-process" => Arc::new(erebor_engine::InProcessExecutor::new(
+            globals.registry.clone(),
+        )),
+        _ => Arc::new(
+            erebor_engine::LocalExecutor::current_exe().context("finding the erebor binary")?,
+        ),
+    };
+    let options = EngineOptions {
+        home: globals.home(),
+        limits: Limits {
+            jobs: runner.jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            }),
+            gpus,
+            force: runner.force.clone(),
+            no_cache: runner.no_cache,
+        },
+        executor,
+        db_url: globals.db_url(),
+        stop_grace: runner.stop_grace,
+        tick: Duration::from_millis(200),
+    };
+    let mut subscribers = Subscribers::new();
+    if globals.progress_bars() {
+        subscribers.add(Arc::new(crate::console::Console::new()));
+    } else {
+        subscribers.add(Arc::new(erebor_engine::TracingSubscriber));
+    }
+    let control = RunControl::new();
+    control
+        .stop_on_signals()
+        .context("installing the Ctrl-C handler")?;
+    Ok((
+        Engine::new(
+            store,
+            globals.registry.clone(),
+            options,
+            subscribers,
+            control.clone(),
+        ),
+        control,
+    ))
+}
+
+/// Prints the summary on stdout and picks the exit code.
+pub fn report(summary: &RunSummary) -> Outcome {
+    let run = &summary.run_id;
+    println!("run {run}: {}", summary.status);
+    for step in &summary.summary.failed {
+        println!("  failed: {step}");
+    }
+    for step in &summary.summary.interrupted {
+        println!("  interrupted: {step}");
+    }
+    for failure in &summary.summary.expect_failures {
+        println!("  expectation failed: {failure}");
+    }
+    match summary.status {
+        RunStatus::Succeeded if summary.summary.expect_failures.is_empty() => {
+            println!("details: erebor runs show {run}");
+            Outcome::Success
+        }
+        RunStatus::Succeeded => Outcome::ExpectationFailed,
+        _ => {
+            println!("continue it with: erebor resume {run}");
+            Outcome::RunFailed
+        }
+    }
+}
+
+/// Parses `--set name=value` flags.
+pub fn parse_overrides(flags: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    flags
+        .iter()
+        .map(|flag| {
+            erebor_workflow::param_values::parse_set_flag(flag).map_err(|e| BadInput(e).into())
+        })
+        .collect()
+}
+
+/// `2` → [0, 1]; `0,3` → [0, 3]; `none` → [].
+pub fn parse_gpus(spec: &str) -> Result<Vec<u32>, String> {
+    let spec = spec.trim();
+    if spec.is_empty() || spec == "none" {
+        return Ok(Vec::new());
+    }
+    if spec.contains(',') {
+        return spec
+            .split(',')
+            .map(|id| {
+                id.trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("--gpus {spec}: `{id}` is not a device id"))
+            })
+            .collect();
+    }
+    let count: u32 = spec
+        .parse()
+        .map_err(|_| format!("--gpus {spec}: give a count, a list like 0,1, or none"))?;
+    Ok((0..count).collect())
+}
+
+/// GPU slots from CUDA_VISIBLE_DEVICES, else the NVIDIA devices in /dev.
+pub fn detect_gpus() -> Vec<u32> {
+    if let Ok(visible) = std::env::var("CUDA_VISIBLE_DEVICES") {
+        let ids: Vec<u32> = visible
+            .split(',')
+            .filter_map(|id| id.trim().parse().ok())
+            .collect();
+        return ids;
+    }
+    let mut ids: Vec<u32> = std::fs::read_dir("/dev")
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_prefix("nvidia"))
+                        .and_then(|n| n.parse().ok())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort_unstable();
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpu_specs() {
+        assert_eq!(parse_gpus("2"), Ok(vec![0, 1]));
+        assert_eq!(parse_gpus("0,3"), Ok(vec![0, 3]));
+        assert_eq!(parse_gpus("none"), Ok(vec![]));
+        assert!(parse_gpus("two").is_err());
+    }
+}

@@ -1,0 +1,380 @@
+//! `erebor runs list|show|compare`: run history.
+
+use crate::format::{self, Table};
+use crate::globals::Globals;
+use crate::history::{display_status, final_values, select_steps};
+use crate::outcome::{BadInput, Outcome};
+use erebor_store::{RunFilter, RunStatus, Store};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// The `runs` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first.
+    List(ListArgs),
+    /// Show one run: params, steps, attempts, outputs, final metrics.
+    Show(ShowArgs),
+    /// Compare runs or steps (RUN or RUN:STEP; a matrix base compares every arm): params and
+    /// final metrics side by side, differences only unless --all.
+    Compare(CompareArgs),
+}
+
+/// Arguments of `erebor runs list`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only runs of this workflow (its `name:`).
+    #[arg(long)]
+    pub workflow: Option<String>,
+    /// Only runs with this status: running, succeeded, failed, cancelled.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only runs since: `2d`, `12h`, `2026-11-27` or an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+}
+
+/// Arguments of `erebor runs show`.
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// The run id (or a unique prefix).
+    pub run: String,
+}
+
+/// Arguments of `erebor runs compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// RUN or RUN:STEP, two or more (one RUN:STEP of a matrix base compares its arms).
+    #[arg(required = true)]
+    pub subjects: Vec<String>,
+    /// Show rows that are equal too.
+    #[arg(long)]
+    pub all: bool,
+}
+
+impl RunsCommand {
+    /// Runs the subcommand.
+    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+        let text = globals.runtime()?.block_on(async {
+            let store = globals.store().await?;
+            match self {
+                RunsCommand::List(args) => list(&store, args).await,
+                RunsCommand::Show(args) => show(&store, args).await,
+                RunsCommand::Compare(args) => compare(&store, args).await,
+            }
+        })?;
+        print!("{text}");
+        Ok(Outcome::Success)
+    }
+}
+
+async fn list(store: &Store, args: ListArgs) -> anyhow::Result<String> {
+    let status = match &args.status {
+        Some(text) if text == "killed" => Some(RunStatus::Running),
+        Some(text) => Some(RunStatus::parse(text).ok_or_else(|| {
+            BadInput(format!(
+                "--status {text}: use running, succeeded, failed, cancelled or killed"
+            ))
+        })?),
+        None => None,
+    };
+    let since_ms = args
+        .since
+        .as_deref()
+        .map(format::parse_since)
+        .transpose()
+        .map_err(BadInput)?;
+    let runs = store
+        .list_runs(&RunFilter {
+            workflow: args.workflow,
+            status,
+            since_ms,
+            limit: Some(args.limit),
+        })
+        .await?;
+    let mut table = Table::new(&["run", "workflow", "status", "started", "duration", "steps"]);
+    for run in &runs {
+        let shown = display_status(run);
+        if args.status.as_deref() == Some("killed") && shown != "killed" {
+            continue;
+        }
+        let steps = store.steps_of(&run.id).await?;
+        let done = steps.iter().filter(|s| s.status.is_done()).count();
+        let end = run.finished_at.unwrap_or_else(erebor_store::now_ms);
+        table.row(vec![
+            run.id.clone(),
+            run.workflow_name.clone(),
+            shown,
+            format::time(run.created_at),
+            format::duration_ms(end - run.created_at),
+            format!("{done}/{}", steps.len()),
+        ]);
+    }
+    if table.is_empty() {
+        return Ok(format!("no runs in {}\n", store.url()));
+    }
+    Ok(table.render())
+}
+
+async fn show(store: &Store, args: ShowArgs) -> anyhow::Result<String> {
+    let run = store
+        .find_run(&args.run)
+        .await
+        .map_err(|e| BadInput(e.to_string()))?;
+    let steps = store.steps_of(&run.id).await?;
+    let attempts = store.attempts_of(&run.id).await?;
+    let artifacts = store.artifacts_of(&run.id).await?;
+    let mut out = String::new();
+    writeln!(out, "run        {}", run.id)?;
+    writeln!(
+        out,
+        "workflow   {} ({})",
+        run.workflow_name, run.workflow_file
+    )?;
+    writeln!(
+        out,
+        "status     {}{}",
+        display_status(&run),
+        run.error
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default()
+    )?;
+    writeln!(out, "started    {}", format::time(run.created_at))?;
+    if let Some(finished) = run.finished_at {
+        writeln!(
+            out,
+            "finished   {} (took {})",
+            format::time(finished),
+            format::duration_ms(finished - run.created_at)
+        )?;
+    }
+    writeln!(
+        out,
+        "host       {} (pid {})",
+        run.host,
+        run.runner_pid.unwrap_or_default()
+    )?;
+    let git = match (&run.git_commit, run.git_dirty) {
+        (Some(commit), Some(true)) => format!("{commit} (with uncommitted changes)"),
+        (Some(commit), _) => commit.clone(),
+        (None, _) => "not a git checkout".to_owned(),
+    };
+    writeln!(out, "git        {git}")?;
+    writeln!(out, "erebor     {}", run.erebor_version)?;
+    writeln!(out, "folder     {}", run.run_dir)?;
+    writeln!(out, "params     {}", run.params)?;
+    writeln!(out)?;
+    let mut table = Table::new(&["step", "kind", "status", "attempts", "duration", "note"]);
+    for step in &steps {
+        let count = attempts
+            .iter()
+            .filter(|a| a.step_id == step.step_id)
+            .count();
+        let duration = match (step.started_at, step.finished_at) {
+            (Some(start), Some(end)) => format::duration_ms(end - start),
+            (Some(start), None) => format!(
+                "{} so far",
+                format::duration_ms(erebor_store::now_ms() - start)
+            ),
+            _ => "-".to_owned(),
+        };
+        let note = if let Some(from) = &step.cached_from_run {
+            format!("cached from {from}")
+        } else if let Some(message) = &step.failure_message {
+            format!(
+                "{}: {message}",
+                step.failure_class.as_deref().unwrap_or("failed")
+            )
+        } else if !step.expect_failures.is_empty() {
+            format!("expectations failed: {}", step.expect_failures.join("; "))
+        } else {
+            String::new()
+        };
+        table.row(vec![
+            step.step_id.clone(),
+            step.kind.clone(),
+            step.status.to_string(),
+            count.to_string(),
+            duration,
+            note,
+        ]);
+    }
+    out.push_str(&table.render());
+    let outputs: Vec<_> = artifacts.iter().filter(|a| a.name != "log").collect();
+    if !outputs.is_empty() {
+        writeln!(out, "\noutputs")?;
+        for artifact in outputs {
+            writeln!(
+                out,
+                "  {}.{}  {}  ({} bytes, sha256 {})",
+                artifact.step_id,
+                artifact.name,
+                artifact.path,
+                artifact.bytes,
+                &artifact.sha256[..12]
+            )?;
+        }
+    }
+    let mut metrics_table = Table::new(&["step", "metric", "final value"]);
+    for step in &steps {
+        for (key, value) in final_values(store, step).await? {
+            metrics_table.row(vec![step.step_id.clone(), key, format::number(value)]);
+        }
+    }
+    if !metrics_table.is_empty() {
+        writeln!(out, "\nfinal metrics")?;
+        out.push_str(&metrics_table.render());
+    }
+    let failed_logs: Vec<_> = attempts
+        .iter()
+        .filter(|a| a.failure_class.is_some())
+        .map(|a| format!("  {} attempt {}: {}/step.log", a.step_id, a.number, a.dir))
+        .collect();
+    if !failed_logs.is_empty() {
+        writeln!(out, "\nlogs of failed or interrupted attempts")?;
+        for line in failed_logs {
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(out)
+}
+
+/// One column of a comparison.
+struct Subject {
+    label: String,
+    params: BTreeMap<String, String>,
+    metrics: BTreeMap<String, String>,
+}
+
+async fn compare(store: &Store, args: CompareArgs) -> anyhow::Result<String> {
+    let mut subjects = Vec::new();
+    let mut by_step = false;
+    for text in &args.subjects {
+        let (run_part, step_part) = match text.split_once(':') {
+            Some((run, step)) => (run, Some(step)),
+            None => (text.as_str(), None),
+        };
+        let run = store
+            .find_run(run_part)
+            .await
+            .map_err(|e| BadInput(e.to_string()))?;
+        let steps = store.steps_of(&run.id).await?;
+        let params: BTreeMap<String, String> = run
+            .params
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (format!("params.{k}"), value_text(v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        match step_part {
+            Some(selector) => {
+                by_step = true;
+                let chosen = select_steps(&steps, selector);
+                if chosen.is_empty() {
+                    return Err(BadInput(format!("run {} has no step `{selector}`", run.id)).into());
+                }
+                for step in chosen {
+                    let mut params = params.clone();
+                    if let Some(arm) = step.arm.as_object() {
+                        params.extend(
+                            arm.iter()
+                                .map(|(k, v)| (format!("matrix.{k}"), value_text(v))),
+                        );
+                    }
+                    let metrics = final_values(store, step)
+                        .await?
+                        .into_iter()
+                        .map(|(k, v)| (k, format::number(v)))
+                        .collect();
+                    subjects.push(Subject {
+                        label: format!("{}:{}", run.id, step.step_id),
+                        params,
+                        metrics,
+                    });
+                }
+            }
+            None => {
+                let mut metrics = BTreeMap::new();
+                for step in &steps {
+                    for (key, value) in final_values(store, step).await? {
+                        metrics.insert(format!("{}/{key}", step.step_id), format::number(value));
+                    }
+                }
+                metrics.extend([("status".to_owned(), display_status(&run))]);
+                subjects.push(Subject {
+                    label: run.id.clone(),
+                    params,
+                    metrics,
+                });
+            }
+        }
+    }
+    if subjects.len() < 2 {
+        return Err(BadInput(
+            "compare needs two or more runs or steps (a matrix base counts each arm)".to_owned(),
+        )
+        .into());
+    }
+    let mut header = vec![
+        if by_step {
+            "param / metric"
+        } else {
+            "param / step/metric"
+        }
+        .to_owned(),
+    ];
+    header.extend(subjects.iter().map(|s| s.label.clone()));
+    let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut table = Table::new(&header_refs);
+    let mut hidden = 0;
+    for section in [0, 1] {
+        let keys: std::collections::BTreeSet<&String> = subjects
+            .iter()
+            .flat_map(|s| {
+                if section == 0 {
+                    s.params.keys()
+                } else {
+                    s.metrics.keys()
+                }
+            })
+            .collect();
+        for key in keys {
+            let values: Vec<String> = subjects
+                .iter()
+                .map(|s| {
+                    let map = if section == 0 { &s.params } else { &s.metrics };
+                    map.get(key).cloned().unwrap_or_else(|| "-".to_owned())
+                })
+                .collect();
+            if !args.all && values.iter().all(|v| v == &values[0]) {
+                hidden += 1;
+                continue;
+            }
+            let mut row = vec![key.clone()];
+            row.extend(values);
+            table.row(row);
+        }
+    }
+    let mut out = if table.is_empty() {
+        "no differences\n".to_owned()
+    } else {
+        table.render()
+    };
+    if hidden > 0 {
+        writeln!(out, "({hidden} equal rows hidden; --all shows them)")?;
+    }
+    Ok(out)
+}
+
+fn value_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,14 @@
+//! The step kinds this binary knows: one line each. Add a kind by adding its line here.
+
+use erebor_workflow::KindRegistry;
+
+/// Every step kind `uses:` may name.
+pub fn registry() -> KindRegistry {
+    KindRegistry::new()
+        .with(crate::step_kinds::command::CommandKind)
+        .with(crate::step_kinds::noop::NoopKind)
+        .with(crate::step_kinds::report::ReportKind)
+        .with(erebor_data::ConvertKind)
+        .with(erebor_train::SftKind)
+        .with(erebor_train::PreferenceKind)
+}

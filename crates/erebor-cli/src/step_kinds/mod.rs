@@ -1,0 +1,9 @@
+//! Step kinds implemented in the CLI crate.
+//!
+//! - [`command`]: an external program, given as an argv list (never a shell).
+//! - [`noop`]: does nothing (joins dependencies, measures overhead).
+//! - [`report`]: metrics of chosen steps rendered to Markdown and self-contained HTML.
+
+pub mod command;
+pub mod noop;
+pub mod report;

@@ -1,0 +1,375 @@
+//! Starting and resuming runs: the run record, the runner's lease and heartbeat, recovery of
+//! attempts a killed runner left behind, and the final run status.
+
+use crate::control::{RunControl, StopLevel};
+use crate::events::{EngineEvent, Subscribers};
+use crate::executor::Executor;
+use crate::process;
+use crate::protocol;
+use crate::recover::recover_attempts;
+use crate::scheduler::{Limits, Shared, Summary, schedule};
+use erebor_core::RunId;
+use erebor_store::{NewRun, NewStep, RunRecord, RunStatus, Store, StoreError};
+use erebor_workflow::{HashCache, KindRegistry, Workflow};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A runner on another host is considered dead when its heartbeat is older than this.
+pub const LEASE_TIMEOUT: Duration = Duration::from_secs(60);
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+
+/// Engine errors (the run itself failing is a [`RunSummary`], not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file or folder could not be written.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The run cannot be resumed.
+    #[error("{0}")]
+    CannotResume(String),
+    /// The stored workflow no longer loads.
+    #[error("the workflow stored with run {run} does not load: {errors}")]
+    Workflow {
+        /// Run id.
+        run: String,
+        /// The errors.
+        errors: Box<erebor_workflow::WorkflowErrors>,
+    },
+}
+
+/// How the engine runs steps.
+#[derive(Clone)]
+pub struct EngineOptions {
+    /// State folder (`.erebor`): runs under `runs/`, caches under `cache/`.
+    pub home: PathBuf,
+    /// Limits and cache policy.
+    pub limits: Limits,
+    /// Starts step processes.
+    pub executor: Arc<dyn Executor>,
+    /// The store URL handed to step processes (for kinds that read the store).
+    pub db_url: String,
+    /// Time between SIGTERM and SIGKILL when stopping steps.
+    pub stop_grace: Duration,
+    /// How often events files are read.
+    pub tick: Duration,
+}
+
+/// The result of a run (or resume).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSummary {
+    /// Run id.
+    pub run_id: RunId,
+    /// Final status.
+    pub status: RunStatus,
+    /// Details.
+    pub summary: Summary,
+}
+
+/// Runs workflows.
+pub struct Engine {
+    store: Store,
+    registry: KindRegistry,
+    options: EngineOptions,
+    subscribers: Subscribers,
+    control: RunControl,
+}
+
+impl Engine {
+    /// An engine over a store.
+    pub fn new(
+        store: Store,
+        registry: KindRegistry,
+        options: EngineOptions,
+        subscribers: Subscribers,
+        control: RunControl,
+    ) -> Self {
+        Self {
+            store,
+            registry,
+            options,
+            subscribers,
+            control,
+        }
+    }
+
+    /// Runs a loaded workflow as a new run.
+    pub async fn run(&self, workflow: &Workflow) -> Result<RunSummary, EngineError> {
+        let run_id = new_run_id();
+        let run_dir = self.options.home.join("runs").join(run_id.as_str());
+        std::fs::create_dir_all(&run_dir).map_err(|source| EngineError::Io {
+            what: "creating the run folder",
+            path: run_dir.clone(),
+            source,
+        })?;
+        let steps = new_steps(workflow);
+        let (git_commit, git_dirty) = git_state(&workflow.base_dir);
+        let workflow_file =
+            std::path::absolute(&workflow.file).unwrap_or_else(|_| workflow.file.clone());
+        self.store
+            .create_run(
+                &NewRun {
+                    id: run_id.to_string(),
+                    workflow_name: workflow.name.clone(),
+                    workflow_file: workflow_file.display().to_string(),
+                    workflow_text: workflow.text.to_string(),
+                    workflow_hash: workflow.text_hash.clone(),
+                    params: serde_json::to_value(workflow.params.redacted()).unwrap_or_default(),
+                    options: serde_json::json!({
+                        "jobs": self.options.limits.jobs,
+                        "gpus": self.options.limits.gpus,
+                        "force": self.options.limits.force,
+                        "no_cache": self.options.limits.no_cache,
+                        "executor": self.options.executor.name(),
+                    }),
+                    host: process::hostname(),
+                    runner_pid: std::process::id(),
+                    git_commit,
+                    git_dirty,
+                    erebor_version: env!("CARGO_PKG_VERSION").to_owned(),
+                    run_dir: run_dir.display().to_string(),
+                },
+                &steps,
+            )
+            .await?;
+        tracing::info!(run = %run_id, workflow = %workflow.name, folder = %run_dir.display(), "run created");
+        self.execute(run_id, run_dir, workflow, 0).await
+    }
+
+    /// Continues a run: finished steps are reused, interrupted and failed ones run again.
+    /// `workflow` must be loaded from the run's stored text (see [`Engine::resume_workflow_text`]).
+    pub async fn resume(
+        &self,
+        run: &RunRecord,
+        workflow: &Workflow,
+    ) -> Result<RunSummary, EngineError> {
+        if run.status == RunStatus::Succeeded {
+            return Err(EngineError::CannotResume(format!(
+                "run {} already succeeded; nothing to resume",
+                run.id
+            )));
+        }
+        let host = process::hostname();
+        if run.status == RunStatus::Running {
+            let pid = run.runner_pid.and_then(|p| u32::try_from(p).ok());
+            let same_host = run.host == host;
+            let alive = match (same_host, pid) {
+                (true, Some(pid)) => pid != std::process::id() && process::is_alive(pid),
+                (true, None) => false,
+                (false, _) => run.heartbeat_at.is_some_and(|beat| {
+                    erebor_store::now_ms() - beat < LEASE_TIMEOUT.as_millis() as i64
+                }),
+            };
+            if alive {
+                return Err(EngineError::CannotResume(format!(
+                    "run {} is still being run by pid {} on {}; stop it first (Ctrl-C / kill {0}) or wait for it",
+                    run.id,
+                    run.runner_pid.unwrap_or_default(),
+                    run.host
+                )));
+            }
+        }
+        if !self.store.claim_run(run, &host, std::process::id()).await? {
+            return Err(EngineError::CannotResume(format!(
+                "another runner took over run {} just now",
+                run.id
+            )));
+        }
+        let run_id = RunId::new(run.id.clone());
+        let run_dir = PathBuf::from(&run.run_dir);
+        // The run and its steps are created together; inserting again only fills a gap left by
+        // a binary whose workflow expansion differs (existing rows are kept).
+        self.store
+            .insert_steps(run.id.as_str(), &new_steps(workflow))
+            .await?;
+        let shared = self.shared(run_id.clone(), run_dir.clone(), workflow);
+        recover_attempts(&shared).await?;
+        let done = self
+            .store
+            .steps_of(run.id.as_str())
+            .await?
+            .iter()
+            .filter(|r| r.status.is_done())
+            .count();
+        tracing::info!(run = %run_id, already_done = done, "resuming run");
+        self.execute(run_id, run_dir, workflow, done).await
+    }
+
+    /// The workflow text and folder a resume must load.
+    pub fn resume_workflow_text(run: &RunRecord) -> (String, PathBuf, PathBuf) {
+        let file = PathBuf::from(&run.workflow_file);
+        let base = file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        (run.workflow_text.clone(), file, base)
+    }
+
+    fn shared(&self, run_id: RunId, run_dir: PathBuf, workflow: &Workflow) -> Arc<Shared> {
+        let cache_dir = self.options.home.join("cache");
+        let mut child_env = vec![(protocol::DB_ENV.to_owned(), self.options.db_url.clone())];
+        let secrets = workflow.params.secrets();
+        if !secrets.is_empty() {
+            child_env.push((
+                protocol::SECRETS_ENV.to_owned(),
+                serde_json::to_string(&secrets).unwrap_or_default(),
+            ));
+        }
+        Arc::new(Shared {
+            store: self.store.clone(),
+            run_id,
+            run_dir,
+            base_dir: workflow.base_dir.clone(),
+            hash_cache: Arc::new(HashCache::open(&cache_dir.join("file-hashes.json"))),
+            cache_dir,
+            host: process::hostname(),
+            executor: Arc::clone(&self.options.executor),
+            subscribers: self.subscribers.clone(),
+            control: self.control.clone(),
+            child_env,
+            stop_grace: self.options.stop_grace,
+            tick: self.options.tick,
+        })
+    }
+
+    async fn execute(
+        &self,
+        run_id: RunId,
+        run_dir: PathBuf,
+        workflow: &Workflow,
+        done: usize,
+    ) -> Result<RunSummary, EngineError> {
+        let shared = self.shared(run_id.clone(), run_dir, workflow);
+        self.subscribers.emit(EngineEvent::RunStarted {
+            run_id: run_id.to_string(),
+            steps: workflow.steps.len(),
+            done,
+        });
+        let heartbeat = self.spawn_heartbeat(run_id.clone());
+        let records = self.store.steps_of(run_id.as_str()).await?;
+        let summary = schedule(
+            Arc::clone(&shared),
+            workflow,
+            &self.registry,
+            &self.options.limits,
+            &records,
+        )
+        .await;
+        heartbeat.abort();
+        if let Err(error) = shared.hash_cache.persist() {
+            tracing::warn!("could not save the file-hash cache: {error}");
+        }
+        let (status, error) = if summary.lost_lease {
+            (
+                RunStatus::Running,
+                Some("another runner took over this run".to_owned()),
+            )
+        } else if summary.cancelled {
+            (RunStatus::Cancelled, Some("cancelled".to_owned()))
+        } else if !summary.failed.is_empty() || !summary.skipped.is_empty() {
+            let failed: Vec<String> = summary.failed.iter().map(ToString::to_string).collect();
+            (
+                RunStatus::Failed,
+                Some(format!("failed: {}", failed.join(", "))),
+            )
+        } else {
+            (RunStatus::Succeeded, None)
+        };
+        if !summary.lost_lease {
+            self.store
+                .set_run_status(run_id.as_str(), status, error.as_deref())
+                .await?;
+        }
+        self.subscribers.emit(EngineEvent::RunFinished {
+            run_id: run_id.to_string(),
+            status: status.to_string(),
+        });
+        Ok(RunSummary {
+            run_id,
+            status,
+            summary,
+        })
+    }
+
+    fn spawn_heartbeat(&self, run_id: RunId) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let control = self.control.clone();
+        let host = process::hostname();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(HEARTBEAT_EVERY);
+            loop {
+                ticker.tick().await;
+                match store
+                    .heartbeat(run_id.as_str(), &host, std::process::id())
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::error!(run = %run_id, "another runner took over this run; stopping");
+                        control.stop(StopLevel::Immediate);
+                        return;
+                    }
+                    Err(error) => tracing::warn!("heartbeat failed: {error}"),
+                }
+            }
+        })
+    }
+}
+
+/// The store rows for a workflow's steps, in plan order.
+fn new_steps(workflow: &Workflow) -> Vec<NewStep> {
+    workflow
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(position, step)| NewStep {
+            step_id: step.id.to_string(),
+            base_id: step.base.clone(),
+            arm: serde_json::Value::Object(step.arm.iter().cloned().collect()),
+            kind: step.kind.clone(),
+            position: position as i64,
+            needs: step.needs.iter().map(ToString::to_string).collect(),
+            config: step.with.clone(),
+        })
+        .collect()
+}
+
+/// A new run id: `r-YYYYMMDD-HHMMSS-xxxx` (UTC time and 4 random hex digits).
+pub fn new_run_id() -> RunId {
+    let now = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    RunId::new(format!("r-{now}-{}", &random[..4]))
+}
+
+/// The git commit of `dir` and whether its checkout has uncommitted changes (None outside git).
+pub fn git_state(dir: &Path) -> (Option<String>, Option<bool>) {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = run(&["rev-parse", "HEAD"]);
+    let dirty = commit
+        .as_ref()
+        .and_then(|_| run(&["status", "--porcelain"]))
+        .map(|s| !s.is_empty());
+    (commit, dirty)
+}

@@ -1,0 +1,158 @@
+//! Throughput of forward scoring and of a training step (forward + backward + AdamW) in tokens/s.
+//!
+//! ```sh
+//! cargo run -p erebor-model --example bench -- --model tiny10m --device cpu
+//! cargo run -p erebor-model --example bench -- --model ../shared/models/smollm2-135m-instruct --device cpu
+//! ```
+//! Options: `--model tiny10m|qwen2-0.5b|PATH` (a checkpoint folder or GGUF; `qwen2-0.5b` is a
+//! random model of Qwen2-0.5B's shape), `--device cpu|tch-cpu|cuda:N`, `--dtype f32|bf16|f16`,
+//! `--batch N`, `--seq N`, `--iters N`, `--skip-train`, `--skip-forward`,
+//! `--checkpointing`. Prints one JSON line per measurement.
+
+use std::time::Instant;
+
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use erebor_model::config::{Architecture, RopeScaling};
+use erebor_model::device::parse_dtype;
+use erebor_model::{
+    CausalLm, Checkpoint, DeviceSpec, ModelConfig, sequence_logprobs, training_device,
+};
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// `dims`: vocabulary, hidden, MLP width, layers, heads, kv heads.
+fn shape(arch: Architecture, dims: [usize; 6], tie: bool) -> ModelConfig {
+    let [vocab, hidden, inter, layers, heads, kv] = dims;
+    ModelConfig {
+        architecture: arch,
+        vocab_size: vocab,
+        hidden_size: hidden,
+        intermediate_size: inter,
+        num_layers: layers,
+        num_heads: heads,
+        num_kv_heads: kv,
+        head_dim: hidden / heads,
+        max_position_embeddings: 4096,
+        rms_norm_eps: 1e-6,
+        rope_theta: 10_000.0,
+        rope_scaling: RopeScaling::None,
+        tie_word_embeddings: tie,
+        qkv_bias: arch == Architecture::Qwen2,
+        o_bias: false,
+        mlp_bias: false,
+        sliding_window: None,
+        sliding_window_from_layer: 0,
+        bos_token_id: None,
+        eos_token_ids: vec![],
+    }
+}
+
+fn load(name: &str, device: &Device, dtype: DType) -> CausalLm {
+    match name {
+        // ~10.5M parameters.
+        "tiny10m" => CausalLm::random(
+            &shape(Architecture::Llama, [16_384, 256, 768, 8, 8, 4], true),
+            1,
+            0.02,
+            device,
+            dtype,
+        ),
+        // Qwen2-0.5B's shape (630M with its 151,936-token vocabulary).
+        "qwen2-0.5b" => CausalLm::random(
+            &shape(Architecture::Qwen2, [151_936, 896, 4864, 24, 14, 2], true),
+            1,
+            0.02,
+            device,
+            dtype,
+        ),
+        path => {
+            Checkpoint::load(path, device, dtype)
+                .expect("checkpoint")
+                .model
+        }
+    }
+}
+
+fn ids(batch: usize, seq: usize, vocab: usize, device: &Device) -> Tensor<2, Int> {
+    let v: Vec<i64> = (0..batch * seq)
+        .map(|i| ((i * 7919 + 13) % vocab) as i64)
+        .collect();
+    Tensor::from_data(TensorData::new(v, [batch, seq]), device)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let model_name = arg(&args, "--model").unwrap_or_else(|| "tiny10m".into());
+    let device_name = arg(&args, "--device").unwrap_or_else(|| "cpu".into());
+    let spec: DeviceSpec = device_name.parse().expect("--device");
+    let dtype =
+        arg(&args, "--dtype").map_or(spec.default_dtype(), |d| parse_dtype(&d).expect("--dtype"));
+    let batch: usize = arg(&args, "--batch").map_or(4, |v| v.parse().unwrap());
+    let seq: usize = arg(&args, "--seq").map_or(256, |v| v.parse().unwrap());
+    let iters: usize = arg(&args, "--iters").map_or(3, |v| v.parse().unwrap());
+    let checkpointing = args.iter().any(|a| a == "--checkpointing");
+    let base = spec.device().expect("device");
+    let report = |what: &str, params: usize, secs: f64| {
+        let tokens = (batch * seq * iters) as f64;
+        println!(
+            "{{\"bench\": \"{what}\", \"model\": \"{model_name}\", \"params\": {params}, \"device\": \"{device_name}\", \
+             \"dtype\": \"{dtype:?}\", \"batch\": {batch}, \"seq\": {seq}, \"iters\": {iters}, \
+             \"seconds_per_iter\": {:.4}, \"tokens_per_s\": {:.1}}}",
+            secs / iters as f64,
+            tokens / secs
+        );
+    };
+
+    if !args.iter().any(|a| a == "--skip-forward") {
+        let model = load(&model_name, &base, dtype);
+        let params = model.config().num_parameters();
+        let vocab = model.config().vocab_size;
+        let input = ids(batch, seq, vocab, &base);
+        let mask = Tensor::<2>::ones([batch, seq], &base);
+        let run = || {
+            let lp = sequence_logprobs(model.forward(input.clone()), input.clone(), mask.clone());
+            lp.into_data().try_into_vec_as::<f32>().expect("scores")
+        };
+        run();
+        let t = Instant::now();
+        for _ in 0..iters {
+            run();
+        }
+        report("forward_score", params, t.elapsed().as_secs_f64());
+    }
+
+    if !args.iter().any(|a| a == "--skip-train") {
+        let device = training_device(base, checkpointing);
+        let mut model = load(&model_name, &device, dtype);
+        let params = model.config().num_parameters();
+        let vocab = model.config().vocab_size;
+        let input = ids(batch, seq, vocab, &device);
+        let mask = Tensor::<2>::ones([batch, seq], &device);
+        let mut optim = AdamWConfig::new().init();
+        let mut step = |model: CausalLm| {
+            let loss = sequence_logprobs(model.forward(input.clone()), input.clone(), mask.clone())
+                .mean()
+                .neg();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let model = optim.step(1e-4, model, grads);
+            model.embed_tokens.val().narrow(0, 0, 1).into_data();
+            model
+        };
+        model = step(model);
+        let t = Instant::now();
+        for _ in 0..iters {
+            model = step(model);
+        }
+        let label = if checkpointing {
+            "train_step_checkpointed"
+        } else {
+            "train_step"
+        };
+        report(label, params, t.elapsed().as_secs_f64());
+    }
+}

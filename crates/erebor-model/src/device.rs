@@ -1,0 +1,118 @@
+//! Device selection by name: `cpu` (Burn's pure-Rust flex backend), `tch-cpu` and `cuda:N`
+//! (Burn's LibTorch backend, cargo feature `tch`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::{DType, Device};
+
+use crate::error::{ModelError, Result};
+
+/// A device named by the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// Burn's flex CPU backend (always available).
+    Cpu,
+    /// LibTorch on the CPU (feature `tch`).
+    TchCpu,
+    /// LibTorch on CUDA device N (feature `tch`).
+    Cuda(usize),
+}
+
+impl FromStr for DeviceSpec {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let lower = s.trim().to_ascii_lowercase();
+        match lower.as_str() {
+            "cpu" | "flex" => Ok(DeviceSpec::Cpu),
+            "tch-cpu" | "libtorch" | "libtorch-cpu" => Ok(DeviceSpec::TchCpu),
+            "cuda" | "gpu" => Ok(DeviceSpec::Cuda(0)),
+            other => match other.strip_prefix("cuda:") {
+                Some(n) => n
+                    .parse()
+                    .map(DeviceSpec::Cuda)
+                    .map_err(|_| ModelError::Device {
+                        device: s.to_string(),
+                        message: "expected cuda:N with N a device index".into(),
+                    }),
+                None => Err(ModelError::Device {
+                    device: s.to_string(),
+                    message: "unknown device; use cpu, tch-cpu or cuda:N".into(),
+                }),
+            },
+        }
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Cpu => write!(f, "cpu"),
+            DeviceSpec::TchCpu => write!(f, "tch-cpu"),
+            DeviceSpec::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+impl DeviceSpec {
+    /// The Burn device; an error naming the cargo feature when the backend is not compiled in.
+    pub fn device(self) -> Result<Device> {
+        match self {
+            DeviceSpec::Cpu => Ok(Device::flex()),
+            DeviceSpec::TchCpu | DeviceSpec::Cuda(_) => tch_device(self),
+        }
+    }
+
+    /// The default compute dtype: f32 on CPUs, bf16 on CUDA.
+    pub fn default_dtype(self) -> DType {
+        match self {
+            DeviceSpec::Cuda(_) => DType::BF16,
+            _ => DType::F32,
+        }
+    }
+
+    /// Whether this erebor build can use the device.
+    pub fn is_compiled_in(self) -> bool {
+        matches!(self, DeviceSpec::Cpu) || cfg!(feature = "tch")
+    }
+}
+
+// burn 0.22 marks burn-tch deprecated in favour of CubeCL; erebor keeps LibTorch on purpose
+// (DEVELOPERS.md: CubeCL's CUDA JIT did not finish one training step in 165 s on an H100).
+#[cfg(feature = "tch")]
+#[allow(deprecated)]
+fn tch_device(spec: DeviceSpec) -> Result<Device> {
+    match spec {
+        DeviceSpec::Cuda(i) => Ok(Device::libtorch_cuda(i)),
+        _ => Ok(Device::libtorch()),
+    }
+}
+
+#[cfg(not(feature = "tch"))]
+fn tch_device(spec: DeviceSpec) -> Result<Device> {
+    Err(ModelError::Device {
+        device: spec.to_string(),
+        message: "this build has no LibTorch backend; rebuild with `--features tch` \
+                  (LIBTORCH_USE_PYTORCH=1 with torch installed, see docs/models.md)"
+            .into(),
+    })
+}
+
+/// The autodiff device for training on `base`, with Burn's gradient checkpointing when asked
+/// (activations of memory-bound operations are recomputed in the backward pass instead of kept).
+pub fn training_device(base: Device, gradient_checkpointing: bool) -> Device {
+    let device = base.autodiff();
+    if gradient_checkpointing {
+        device.gradient_checkpointing()
+    } else {
+        device
+    }
+}
+
+/// Parses a dtype name: `f32`, `f16`, `bf16` (and the torch spellings).
+pub fn parse_dtype(s: &str) -> Result<DType> {
+    crate::weights::SaveDType::parse(s)
+        .map(|d| d.burn())
+        .ok_or_else(|| ModelError::InvalidRequest(format!("unknown dtype {s:?} (f32, f16, bf16)")))
+}

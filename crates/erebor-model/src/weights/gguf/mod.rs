@@ -1,0 +1,246 @@
+//! GGUF files (llama.cpp): header, metadata, tensor directory; Llama/Mistral/Qwen2 weights mapped
+//! to Hugging Face names with llama.cpp's q/k row permutation undone, dequantised to f32.
+
+mod meta;
+mod quant;
+mod source;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+pub use meta::MetaValue;
+pub use quant::GgufTensorType;
+pub use source::GgufSource;
+
+use crate::config::{Architecture, ModelConfig};
+use crate::error::{ModelError, Result};
+use meta::Cursor;
+
+/// One tensor's entry in the GGUF directory.
+#[derive(Debug, Clone)]
+pub struct GgufTensorInfo {
+    /// Dimensions as stored (innermost first, ggml's `ne`).
+    pub dims: Vec<usize>,
+    /// Raw `ggml_type` id.
+    pub type_id: u32,
+    /// Offset from the start of the data section.
+    pub offset: usize,
+}
+
+/// A parsed, memory-mapped GGUF file.
+pub struct GgufFile {
+    pub(crate) path: PathBuf,
+    mmap: Mmap,
+    /// Metadata key/values.
+    pub metadata: BTreeMap<String, MetaValue>,
+    /// Tensor directory by GGUF name.
+    pub tensors: BTreeMap<String, GgufTensorInfo>,
+    data_start: usize,
+}
+
+impl GgufFile {
+    /// Opens and parses `path`; a bad magic, unknown value type or truncated file is an error.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| ModelError::io(path, e))?;
+        // SAFETY: read-only mapping kept alive by this struct; the file is not modified while
+        // it is loaded.
+        #[allow(unsafe_code)]
+        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| ModelError::io(path, e))?;
+        let bad = |m: String| ModelError::weights(path, m);
+        let mut c = Cursor::new(&mmap);
+        if c.bytes(4).map_err(&bad)? != b"GGUF" {
+            return Err(bad("not a GGUF file (bad magic)".into()));
+        }
+        let version = c.u32().map_err(&bad)?;
+        if !(2..=3).contains(&version) {
+            return Err(bad(format!(
+                "GGUF version {version} is not supported (2, 3)"
+            )));
+        }
+        let n_tensors = c.u64().map_err(&bad)? as usize;
+        let n_kv = c.u64().map_err(&bad)? as usize;
+        let mut metadata = BTreeMap::new();
+        for _ in 0..n_kv {
+            let key = c.string().map_err(&bad)?;
+            let ty = c.u32().map_err(&bad)?;
+            let value = c
+                .value(ty)
+                .map_err(|e| bad(format!("metadata `{key}`: {e}")))?;
+            metadata.insert(key, value);
+        }
+        let mut tensors = BTreeMap::new();
+        for _ in 0..n_tensors {
+            let name = c.string().map_err(&bad)?;
+            let n_dims = c.u32().map_err(&bad)? as usize;
+            let dims = (0..n_dims)
+                .map(|_| c.u64().map(|d| d as usize))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(&bad)?;
+            let type_id = c.u32().map_err(&bad)?;
+            let offset = c.u64().map_err(&bad)? as usize;
+            tensors.insert(
+                name,
+                GgufTensorInfo {
+                    dims,
+                    type_id,
+                    offset,
+                },
+            );
+        }
+        let alignment = match metadata.get("general.alignment") {
+            Some(v) => v.as_u64().unwrap_or(32) as usize,
+            None => 32,
+        };
+        let data_start = c.position().div_ceil(alignment) * alignment;
+        let gguf = GgufFile {
+            path: path.to_path_buf(),
+            mmap,
+            metadata,
+            tensors,
+            data_start,
+        };
+        for (name, info) in &gguf.tensors {
+            gguf.tensor_bytes(name, info)?;
+        }
+        Ok(gguf)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn tensor_bytes(&self, name: &str, info: &GgufTensorInfo) -> Result<(GgufTensorType, &[u8])> {
+        let ty = GgufTensorType::from_id(info.type_id).ok_or_else(|| {
+            ModelError::weights(
+                &self.path,
+                format!(
+                    "tensor `{name}` has ggml type {}; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1",
+                    info.type_id
+                ),
+            )
+        })?;
+        let n: usize = info.dims.iter().product();
+        let len = ty.byte_len(n).ok_or_else(|| {
+            ModelError::weights(
+                &self.path,
+                format!("tensor `{name}`: {n} elements is not a whole number of {ty:?} blocks"),
+            )
+        })?;
+        let start = self.data_start + info.offset;
+        self.mmap
+            .get(start..start + len)
+            .map(|b| (ty, b))
+            .ok_or_else(|| {
+                ModelError::weights(
+                    &self.path,
+                    format!("tensor `{name}` runs past the end of the file (truncated?)"),
+                )
+            })
+    }
+
+    /// The tensor dequantised to f32, with its shape in PyTorch order (outermost first).
+    pub fn dequantized(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
+        let info = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| ModelError::MissingTensor {
+                path: self.path.clone(),
+                name: name.to_string(),
+            })?;
+        let (ty, bytes) = self.tensor_bytes(name, info)?;
+        let shape: Vec<usize> = info.dims.iter().rev().copied().collect();
+        Ok((quant::dequantize(ty, bytes), shape))
+    }
+
+    fn meta_u64(&self, key: &str) -> Option<u64> {
+        self.metadata.get(key).and_then(MetaValue::as_u64)
+    }
+
+    fn meta_f64(&self, key: &str) -> Option<f64> {
+        self.metadata.get(key).and_then(MetaValue::as_f64)
+    }
+
+    /// `general.architecture`.
+    pub fn architecture_name(&self) -> Option<&str> {
+        self.metadata
+            .get("general.architecture")
+            .and_then(MetaValue::as_str)
+    }
+
+    /// The model config implied by the metadata (and the embedding's shape for the vocabulary).
+    pub fn model_config(&self) -> Result<ModelConfig> {
+        let arch_name = self.architecture_name().unwrap_or("").to_string();
+        let architecture = match arch_name.as_str() {
+            "llama" => Architecture::Llama,
+            "mistral" => Architecture::Mistral,
+            "qwen2" => Architecture::Qwen2,
+            other => {
+                return Err(ModelError::config(
+                    &self.path,
+                    "general.architecture",
+                    format!("{other:?} is not supported (llama, mistral, qwen2)"),
+                ));
+            }
+        };
+        let a = &arch_name;
+        let need = |key: String| {
+            self.meta_u64(&key)
+                .map(|v| v as usize)
+                .ok_or_else(|| ModelError::config(&self.path, key, "is required and missing"))
+        };
+        let hidden_size = need(format!("{a}.embedding_length"))?;
+        let num_heads = need(format!("{a}.attention.head_count"))?;
+        let num_kv_heads = self
+            .meta_u64(&format!("{a}.attention.head_count_kv"))
+            .map_or(num_heads, |v| v as usize);
+        let head_dim = self
+            .meta_u64(&format!("{a}.attention.key_length"))
+            .or(self.meta_u64(&format!("{a}.rope.dimension_count")))
+            .map_or(hidden_size / num_heads, |v| v as usize);
+        let vocab_size = match self.tensors.get("token_embd.weight") {
+            Some(info) if info.dims.len() == 2 => info.dims[1],
+            _ => need(format!("{a}.vocab_size"))?,
+        };
+        if self.tensors.contains_key("rope_freqs.weight") {
+            return Err(ModelError::weights(
+                &self.path,
+                "has a rope_freqs tensor (Llama 3.1 rope scaling), which is not supported from GGUF; load the HF checkpoint",
+            ));
+        }
+        let eos = self
+            .meta_u64("tokenizer.ggml.eos_token_id")
+            .map(|v| v as u32);
+        Ok(ModelConfig {
+            architecture,
+            vocab_size,
+            hidden_size,
+            intermediate_size: need(format!("{a}.feed_forward_length"))?,
+            num_layers: need(format!("{a}.block_count"))?,
+            num_heads,
+            num_kv_heads,
+            head_dim,
+            max_position_embeddings: need(format!("{a}.context_length"))?,
+            rms_norm_eps: self
+                .meta_f64(&format!("{a}.attention.layer_norm_rms_epsilon"))
+                .unwrap_or(1e-6),
+            rope_theta: self
+                .meta_f64(&format!("{a}.rope.freq_base"))
+                .unwrap_or(10_000.0),
+            rope_scaling: crate::config::RopeScaling::None,
+            tie_word_embeddings: !self.tensors.contains_key("output.weight"),
+            qkv_bias: self.tensors.contains_key("blk.0.attn_q.bias"),
+            o_bias: self.tensors.contains_key("blk.0.attn_output.bias"),
+            mlp_bias: self.tensors.contains_key("blk.0.ffn_up.bias"),
+            sliding_window: None,
+            sliding_window_from_layer: 0,
+            bos_token_id: self
+                .meta_u64("tokenizer.ggml.bos_token_id")
+                .map(|v| v as u32),
+            eos_token_ids: eos.into_iter().collect(),
+        })
+    }
+}

@@ -1,0 +1,14 @@
+//! Weight files: Hugging Face safetensors (single or sharded, f32/f16/bf16) in and out, GGUF in,
+//! and seeded random initialisation. Each source implements [`crate::model::WeightSource`], so
+//! the model is built by one strict code path: a missing or unexpected tensor, or a shape that
+//! differs from the config, is an error naming the tensor.
+
+mod gguf;
+mod random;
+mod safetensors_load;
+mod safetensors_save;
+
+pub use gguf::{GgufFile, GgufSource, GgufTensorType};
+pub use random::RandomSource;
+pub use safetensors_load::SafetensorsSource;
+pub use safetensors_save::{SafetensorsWriter, SaveDType};

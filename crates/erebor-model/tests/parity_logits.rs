@@ -1,0 +1,122 @@
+//! Logits of the tiny HF checkpoints (../shared/fixtures/hf-tiny, made by transformers in f32)
+//! against the reference values in each reference.json.
+
+mod common;
+
+use burn::tensor::{DType, Int, Tensor, TensorData};
+use common::{floats, ids, json, max_abs_diff, shared};
+use erebor_model::Checkpoint;
+
+fn check_arch(arch: &str) {
+    let Some(dir) = shared(&format!("fixtures/hf-tiny/{arch}")) else {
+        return;
+    };
+    let reference = json(&dir.join("reference.json"));
+    let device = common::device();
+    let ckpt = Checkpoint::load(&dir, &device, DType::F32).unwrap();
+    let prompt = ids(&reference["prompt_ids"]);
+    let n = prompt.len();
+    let input = Tensor::<2, Int>::from_data(
+        TensorData::new(prompt.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, n]),
+        &device,
+    );
+    let logits = ckpt.model.forward(input);
+    let [_, seq, vocab] = logits.dims();
+    assert_eq!((seq, vocab), (n, 512));
+    let values: Vec<f64> = logits
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    let first: Vec<f64> = values[..16].to_vec();
+    let last: Vec<f64> = values[(n - 1) * vocab..(n - 1) * vocab + 16].to_vec();
+    let d_first = max_abs_diff(&first, &floats(&reference["logits_first_row_head"]));
+    let d_last = max_abs_diff(&last, &floats(&reference["logits_last_row_head"]));
+    eprintln!("{arch}: max diff first {d_first:e} last {d_last:e}");
+    assert!(d_first <= 1e-4, "{arch}: first row differs by {d_first}");
+    assert!(d_last <= 1e-4, "{arch}: last row differs by {d_last}");
+    let sum: f64 = values.iter().sum();
+    let abs_sum: f64 = values.iter().map(|v| v.abs()).sum();
+    // 6144 logits each within 1e-4: the sums agree within 6144e-4 at worst, far less in practice.
+    assert!(
+        (sum - reference["logits_sum"].as_f64().unwrap()).abs() < 1e-2,
+        "{arch}: sum {sum}"
+    );
+    assert!(
+        (abs_sum - reference["logits_abs_sum"].as_f64().unwrap()).abs() < 1e-2,
+        "{arch}: abs sum {abs_sum}"
+    );
+    let argmax: Vec<u32> = (0..n)
+        .map(|p| {
+            let row = &values[p * vocab..(p + 1) * vocab];
+            let mut best = 0;
+            for (i, v) in row.iter().enumerate() {
+                if *v > row[best] {
+                    best = i;
+                }
+            }
+            best as u32
+        })
+        .collect();
+    assert_eq!(
+        argmax,
+        ids(&reference["argmax_per_position"]),
+        "{arch}: argmax"
+    );
+}
+
+#[test]
+fn llama_logits_match_transformers() {
+    check_arch("llama");
+}
+
+#[test]
+fn qwen2_logits_match_transformers() {
+    check_arch("qwen2");
+}
+
+#[test]
+fn mistral_logits_match_transformers() {
+    check_arch("mistral");
+}
+
+/// bf16 compute (the CUDA default): logits stay close to transformers' f32 ones, whether the
+/// fused causal kernel runs (plain device) or the f32-softmax composition (autodiff device),
+/// and the log-softmax is f32.
+#[test]
+fn bf16_compute_stays_close_to_f32() {
+    let Some(dir) = shared("fixtures/hf-tiny/qwen2") else {
+        return;
+    };
+    let reference = json(&dir.join("reference.json"));
+    let prompt = ids(&reference["prompt_ids"]);
+    let want = floats(&reference["logits_last_row_head"]);
+    for device in [common::device(), common::device().autodiff()] {
+        if !device.supports_dtype(DType::BF16) {
+            eprintln!("skipping: {device:?} has no bf16");
+            return;
+        }
+        let ckpt = Checkpoint::load(&dir, &device, DType::BF16).unwrap();
+        let n = prompt.len();
+        let input = Tensor::<2, Int>::from_data(
+            TensorData::new(prompt.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, n]),
+            &device,
+        );
+        let logits = ckpt.model.forward(input.clone());
+        assert_eq!(logits.dtype(), DType::BF16);
+        let lp = erebor_model::token_logprobs(logits.clone(), input);
+        assert_eq!(lp.dtype(), DType::F32);
+        let values: Vec<f64> = logits
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let last = &values[(n - 1) * 512..(n - 1) * 512 + 16];
+        let d = max_abs_diff(last, &want);
+        assert!(d < 5e-2, "{device:?}: bf16 logits differ from f32 by {d}");
+    }
+}

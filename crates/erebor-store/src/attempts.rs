@@ -1,0 +1,229 @@
+//! Attempts: each try of a step. Only a `running` attempt may write; finishing or interrupting
+//! it is a guarded transition, so a stale attempt's writes are refused.
+
+use crate::db::{Store, now_ms, with_pool};
+use crate::error::{Result, StoreError};
+use crate::records::{AttemptEnd, AttemptRecord, AttemptStatus, NewAttempt, StepStatus};
+use sqlx::Row;
+
+const ATTEMPT_COLUMNS: &str = "id, run_id, step_id, number, status, executor, handle, host, dir, gpus, \
+     started_at, finished_at, exit_code, failure_class, failure_message";
+
+macro_rules! attempt_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        let status: String = row.try_get("status")?;
+        let gpus: String = row.try_get("gpus")?;
+        AttemptRecord {
+            id: row.try_get("id")?,
+            run_id: row.try_get("run_id")?,
+            step_id: row.try_get("step_id")?,
+            number: row.try_get("number")?,
+            status: AttemptStatus::parse(&status).unwrap_or(AttemptStatus::Interrupted),
+            executor: row.try_get("executor")?,
+            handle: row.try_get("handle")?,
+            host: row.try_get("host")?,
+            dir: row.try_get("dir")?,
+            gpus: serde_json::from_str(&gpus).unwrap_or_default(),
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+            exit_code: row.try_get("exit_code")?,
+            failure_class: row.try_get("failure_class")?,
+            failure_message: row.try_get("failure_message")?,
+        }
+    }};
+}
+
+impl Store {
+    /// The number the next attempt of a step gets (1 + the highest so far).
+    pub async fn next_attempt_number(&self, run_id: &str, step_id: &str) -> Result<i64> {
+        let max: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT MAX(number) FROM attempts WHERE run_id = $1 AND step_id = $2",
+            )
+            .bind(run_id)
+            .bind(step_id)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(max.unwrap_or(0) + 1)
+    }
+
+    /// Records a new `running` attempt and sets its step `running`.
+    pub async fn start_attempt(&self, attempt: &NewAttempt) -> Result<()> {
+        let now = now_ms();
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO attempts (id, run_id, step_id, number, status, executor, host, dir, gpus, started_at) \
+                 VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9)",
+            )
+            .bind(&attempt.id)
+            .bind(&attempt.run_id)
+            .bind(&attempt.step_id)
+            .bind(attempt.number)
+            .bind(&attempt.executor)
+            .bind(&attempt.host)
+            .bind(&attempt.dir)
+            .bind(serde_json::to_string(&attempt.gpus).unwrap_or_else(|_| "[]".into()))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE steps SET status = 'running', started_at = COALESCE(started_at, $3), \
+                 failure_class = NULL, failure_message = NULL, finished_at = NULL \
+                 WHERE run_id = $1 AND step_id = $2",
+            )
+            .bind(&attempt.run_id)
+            .bind(&attempt.step_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Records the process id (or job id) of a running attempt.
+    pub async fn set_attempt_handle(&self, attempt_id: &str, handle: &str) -> Result<()> {
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE attempts SET handle = $2 WHERE id = $1 AND status = 'running'")
+                .bind(attempt_id)
+                .bind(handle)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Ends a running attempt and updates its step, with outputs and artifacts, in one
+    /// transaction. Refused with [`StoreError::StaleAttempt`] if the attempt is not running.
+    pub async fn finish_attempt(&self, attempt_id: &str, end: &AttemptEnd) -> Result<()> {
+        let now = now_ms();
+        let (class, message) = match &end.failure {
+            Some((class, message)) => (Some(class.as_str()), Some(message.as_str())),
+            None => (None, None),
+        };
+        let stale = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let row: Option<(String, String)> = sqlx::query_as(
+                "UPDATE attempts SET status = $2, finished_at = $3, exit_code = $4, failure_class = $5, \
+                 failure_message = $6 WHERE id = $1 AND status = 'running' RETURNING run_id, step_id",
+            )
+            .bind(attempt_id)
+            .bind(end.status.as_str())
+            .bind(now)
+            .bind(end.exit_code.map(i64::from))
+            .bind(class)
+            .bind(message)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match row {
+                None => true,
+                Some((run_id, step_id)) => {
+                    sqlx::query(
+                        "UPDATE steps SET status = $3, outputs = COALESCE($4, outputs), failure_class = $5, \
+                         failure_message = $6, finished_at = $7, expect_failures = $8 \
+                         WHERE run_id = $1 AND step_id = $2",
+                    )
+                    .bind(&run_id)
+                    .bind(&step_id)
+                    .bind(end.step_status.as_str())
+                    .bind(end.outputs.as_ref().map(|o| o.to_string()))
+                    .bind(class)
+                    .bind(message)
+                    .bind((end.step_status != StepStatus::Running).then_some(now))
+                    .bind(serde_json::to_string(&end.expect_failures).unwrap_or_else(|_| "[]".into()))
+                    .execute(&mut *tx)
+                    .await?;
+                    for artifact in &end.artifacts {
+                        let id = uuid::Uuid::now_v7().to_string();
+                        sqlx::query(
+                            "INSERT INTO artifacts (id, run_id, step_id, attempt_id, name, output_type, path, \
+                             sha256, bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                        )
+                        .bind(&id)
+                        .bind(&run_id)
+                        .bind(&step_id)
+                        .bind(attempt_id)
+                        .bind(&artifact.name)
+                        .bind(&artifact.output_type)
+                        .bind(&artifact.path)
+                        .bind(&artifact.sha256)
+                        .bind(i64::try_from(artifact.bytes).unwrap_or(i64::MAX))
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        for (path, sha, source) in &artifact.inputs {
+                            sqlx::query(
+                                "INSERT INTO artifact_inputs (artifact_id, input_path, input_sha256, input_artifact_id) \
+                                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                            )
+                            .bind(&id)
+                            .bind(path)
+                            .bind(sha)
+                            .bind(source)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                    tx.commit().await?;
+                    false
+                }
+            }
+        });
+        if stale {
+            return Err(self.stale_error(attempt_id).await);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn stale_error(&self, attempt_id: &str) -> StoreError {
+        match self.get_attempt(attempt_id).await {
+            Ok(Some(attempt)) => StoreError::StaleAttempt {
+                attempt: attempt_id.to_owned(),
+                step: attempt.step_id,
+                status: attempt.status.to_string(),
+            },
+            Ok(None) => StoreError::StaleAttempt {
+                attempt: attempt_id.to_owned(),
+                step: "?".to_owned(),
+                status: "unknown attempt".to_owned(),
+            },
+            Err(error) => error,
+        }
+    }
+
+    /// One attempt.
+    pub async fn get_attempt(&self, attempt_id: &str) -> Result<Option<AttemptRecord>> {
+        let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = $1");
+        Ok(with_pool!(self, |pool| {
+            match sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(attempt_id)
+                .fetch_optional(pool)
+                .await?
+            {
+                Some(row) => Some(attempt_from_row!(&row)),
+                None => None,
+            }
+        }))
+    }
+
+    /// Every attempt of a run, by step and number.
+    pub async fn attempts_of(&self, run_id: &str) -> Result<Vec<AttemptRecord>> {
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = $1 ORDER BY started_at, number"
+        );
+        Ok(with_pool!(self, |pool| {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(run_id)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(attempt_from_row!(row));
+            }
+            out
+        }))
+    }
+}

@@ -1,0 +1,418 @@
+//! The store suite: the same scenarios on SQLite and on Postgres.
+
+mod common;
+
+use erebor_store::*;
+use serde_json::json;
+
+fn new_run(id: &str, workflow: &str) -> NewRun {
+    NewRun {
+        id: id.to_owned(),
+        workflow_name: workflow.to_owned(),
+        workflow_file: format!("/w/{workflow}.yaml"),
+        workflow_text: "name: x\nsteps: []\n".to_owned(),
+        workflow_hash: "abc".to_owned(),
+        params: json!({"beta": 0.3, "key": "***"}),
+        options: json!({"jobs": 2}),
+        host: "host-a".to_owned(),
+        runner_pid: 4242,
+        git_commit: Some("0123abcd".to_owned()),
+        git_dirty: Some(false),
+        erebor_version: "0.1.0".to_owned(),
+        run_dir: format!("/runs/{id}"),
+    }
+}
+
+fn new_step(id: &str, position: i64) -> NewStep {
+    NewStep {
+        step_id: id.to_owned(),
+        base_id: id.split('[').next().unwrap().to_owned(),
+        arm: json!({}),
+        kind: "command".to_owned(),
+        position,
+        needs: vec![],
+        config: json!({"argv": ["true"]}),
+    }
+}
+
+fn attempt(id: &str, run: &str, step: &str, number: i64) -> NewAttempt {
+    NewAttempt {
+        id: id.to_owned(),
+        run_id: run.to_owned(),
+        step_id: step.to_owned(),
+        number,
+        executor: "local".to_owned(),
+        host: "host-a".to_owned(),
+        dir: format!("/runs/{run}/attempts/{step}/{number}"),
+        gpus: vec![0],
+    }
+}
+
+fn point(key: &str, index: u64, value: f64) -> MetricPoint {
+    MetricPoint {
+        key: key.to_owned(),
+        index,
+        value,
+    }
+}
+
+fn success(outputs: serde_json::Value) -> AttemptEnd {
+    AttemptEnd {
+        status: AttemptStatus::Succeeded,
+        step_status: StepStatus::Succeeded,
+        exit_code: Some(0),
+        failure: None,
+        outputs: Some(outputs),
+        artifacts: vec![],
+        expect_failures: vec![],
+    }
+}
+
+async fn runs_are_created_found_listed_and_finished(store: Store) {
+    store
+        .create_run(&new_run("r-20260101-000000-aaaa", "quickstart"), &[])
+        .await
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    store
+        .create_run(&new_run("r-20260101-000001-bbbb", "dpo-vs-dpop"), &[])
+        .await
+        .unwrap();
+
+    let run = store.find_run("r-20260101-000000").await.unwrap();
+    assert_eq!(run.workflow_name, "quickstart");
+    assert_eq!(run.status, RunStatus::Running);
+    assert_eq!(run.params, json!({"beta": 0.3, "key": "***"}));
+    assert_eq!(run.git_dirty, Some(false));
+    assert_eq!(run.runner_pid, Some(4242));
+    let ambiguous = store.find_run("r-2026").await.unwrap_err();
+    assert!(
+        ambiguous.to_string().contains("several runs"),
+        "{ambiguous}"
+    );
+    let missing = store.find_run("r-1999").await.unwrap_err();
+    assert!(missing.to_string().contains("no run `r-1999`"), "{missing}");
+
+    store
+        .set_run_status(
+            "r-20260101-000000-aaaa",
+            RunStatus::Failed,
+            Some("step x failed"),
+        )
+        .await
+        .unwrap();
+    let all = store.list_runs(&RunFilter::default()).await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["r-20260101-000001-bbbb", "r-20260101-000000-aaaa"]
+    );
+    let failed = store
+        .list_runs(&RunFilter {
+            status: Some(RunStatus::Failed),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].error.as_deref(), Some("step x failed"));
+    assert!(failed[0].finished_at.is_some());
+    let by_workflow = store
+        .list_runs(&RunFilter {
+            workflow: Some("dpo-vs-dpop".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_workflow.len(), 1);
+    let future = store
+        .list_runs(&RunFilter {
+            since_ms: Some(now_ms() + 60_000),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(future.is_empty());
+}
+
+async fn finished_steps_are_found_by_fingerprint(store: Store) {
+    store
+        .create_run(&new_run("r-1", "w"), &[new_step("a", 0), new_step("b", 1)])
+        .await
+        .unwrap();
+    // Inserting again (a resume) keeps existing rows.
+    store
+        .insert_steps("r-1", &[new_step("a", 0)])
+        .await
+        .unwrap();
+    store
+        .set_fingerprint("r-1", "a", "fp-a", &json!({"kind": "command"}))
+        .await
+        .unwrap();
+    assert!(
+        store.find_cached("fp-a").await.unwrap().is_empty(),
+        "not finished yet"
+    );
+
+    store
+        .start_attempt(&attempt("att-1", "r-1", "a", 1))
+        .await
+        .unwrap();
+    store
+        .finish_attempt(
+            "att-1",
+            &success(json!({"values": {"out": {"path": "/x"}}})),
+        )
+        .await
+        .unwrap();
+    let hits = store.find_cached("fp-a").await.unwrap();
+    assert_eq!(hits[0].run_id, "r-1");
+    assert_eq!(hits[0].outputs, json!({"values": {"out": {"path": "/x"}}}));
+
+    // A later run reuses it; a lookup through that run still names the producer.
+    store.create_run(&new_run("r-2", "w"), &[]).await.unwrap();
+    store
+        .insert_steps("r-2", &[new_step("a", 0)])
+        .await
+        .unwrap();
+    store
+        .set_fingerprint("r-2", "a", "fp-a", &json!({"kind": "command"}))
+        .await
+        .unwrap();
+    store.mark_cached("r-2", "a", &hits[0]).await.unwrap();
+    let step = store.get_step("r-2", "a").await.unwrap().unwrap();
+    assert_eq!(step.status, StepStatus::Cached);
+    assert_eq!(step.cached_from_run.as_deref(), Some("r-1"));
+    assert!(
+        store
+            .find_cached("fp-a")
+            .await
+            .unwrap()
+            .iter()
+            .all(|h| h.run_id == "r-1")
+    );
+    let last = store.last_finished_step("w", "a").await.unwrap().unwrap();
+    assert_eq!(last.fingerprint.as_deref(), Some("fp-a"));
+}
+
+async fn metrics_are_recorded_exactly_once_and_stale_attempts_are_refused(store: Store) {
+    store.create_run(&new_run("r-m", "w"), &[]).await.unwrap();
+    store
+        .insert_steps("r-m", &[new_step("train", 0)])
+        .await
+        .unwrap();
+    store
+        .start_attempt(&attempt("att-a", "r-m", "train", 1))
+        .await
+        .unwrap();
+    let batch: Vec<_> = (0..5)
+        .map(|i| point("train/loss", i, 1.0 / (i + 1) as f64))
+        .collect();
+    assert_eq!(
+        store
+            .record_metrics("r-m", "train", "att-a", &batch)
+            .await
+            .unwrap(),
+        5
+    );
+    // The same events replayed (a runner re-reading an events file) add nothing.
+    assert_eq!(
+        store
+            .record_metrics("r-m", "train", "att-a", &batch)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .record_metrics("r-m", "train", "att-a", &[point("train/loss", 5, f64::NAN)])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.metric_count("r-m").await.unwrap(), 6);
+
+    // The attempt is interrupted (a resume took over): its writes are refused.
+    assert!(
+        store
+            .interrupt_attempt("att-a", "runner died")
+            .await
+            .unwrap()
+    );
+    assert!(!store.interrupt_attempt("att-a", "again").await.unwrap());
+    let refused = store
+        .record_metrics("r-m", "train", "att-a", &[point("train/loss", 9, 0.1)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, StoreError::StaleAttempt { .. }),
+        "{refused}"
+    );
+    let refused = store
+        .finish_attempt("att-a", &success(json!({"values": {}})))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, StoreError::StaleAttempt { .. }),
+        "{refused}"
+    );
+    assert_eq!(
+        store
+            .get_step("r-m", "train")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        StepStatus::Interrupted
+    );
+
+    // The resumed attempt records the rest; the merged series takes the newest value per index.
+    store
+        .start_attempt(&attempt("att-b", "r-m", "train", 2))
+        .await
+        .unwrap();
+    let resumed = [point("train/loss", 5, 0.15), point("train/loss", 6, 0.14)];
+    assert_eq!(
+        store
+            .record_metrics("r-m", "train", "att-b", &resumed)
+            .await
+            .unwrap(),
+        2
+    );
+    let rows = store
+        .metrics("r-m", &MetricFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 8);
+    assert!(
+        rows.iter()
+            .any(|r| r.index == 5 && r.value.is_nan() && r.attempt_id == "att-a")
+    );
+    let merged = merge_attempts(&rows);
+    let series = &merged["train/loss"];
+    assert_eq!(series.len(), 7);
+    assert_eq!(series[5], (5, 0.15));
+    assert_eq!(series[6], (6, 0.14));
+    assert_eq!(series[1], (1, 0.5));
+}
+
+async fn large_batches_are_split_and_counted(store: Store) {
+    store.create_run(&new_run("r-big", "w"), &[]).await.unwrap();
+    store
+        .insert_steps("r-big", &[new_step("s", 0)])
+        .await
+        .unwrap();
+    store
+        .start_attempt(&attempt("att-big", "r-big", "s", 1))
+        .await
+        .unwrap();
+    let points: Vec<_> = (0..20_000)
+        .map(|i| point(if i % 2 == 0 { "a" } else { "b" }, i / 2, i as f64))
+        .collect();
+    assert_eq!(
+        store
+            .record_metrics("r-big", "s", "att-big", &points)
+            .await
+            .unwrap(),
+        20_000
+    );
+    let only_b = store
+        .metrics(
+            "r-big",
+            &MetricFilter {
+                key: Some("b".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(only_b.len(), 10_000);
+    assert_eq!(only_b[9_999].value, 19_999.0);
+}
+
+async fn finishing_records_outputs_artifacts_and_lineage(store: Store) {
+    store.create_run(&new_run("r-a", "w"), &[]).await.unwrap();
+    store
+        .insert_steps("r-a", &[new_step("convert", 0)])
+        .await
+        .unwrap();
+    store
+        .start_attempt(&attempt("att-c", "r-a", "convert", 1))
+        .await
+        .unwrap();
+    let mut end = success(json!({"values": {"dataset": {"path": "/runs/r-a/convert/data"}}}));
+    end.artifacts = vec![NewArtifact {
+        name: "dataset".into(),
+        output_type: "dataset".into(),
+        path: "/runs/r-a/convert/data".into(),
+        sha256: "d".repeat(64),
+        bytes: 1234,
+        inputs: vec![("data/raw.jsonl".into(), "e".repeat(64), None)],
+    }];
+    end.expect_failures = vec!["rows >= 10 (got 3)".into()];
+    store.finish_attempt("att-c", &end).await.unwrap();
+    let artifacts = store.artifacts_of("r-a").await.unwrap();
+    assert_eq!(artifacts.len(), 1);
+    assert_eq!(artifacts[0].bytes, 1234);
+    assert_eq!(
+        store.artifact_by_sha(&"d".repeat(64)).await.unwrap(),
+        Some(artifacts[0].id.clone())
+    );
+    let inputs = store.artifact_inputs(&artifacts[0].id).await.unwrap();
+    assert_eq!(
+        inputs,
+        vec![("data/raw.jsonl".to_owned(), "e".repeat(64), None)]
+    );
+    let step = store.get_step("r-a", "convert").await.unwrap().unwrap();
+    assert_eq!(step.status, StepStatus::Succeeded);
+    assert_eq!(step.expect_failures, vec!["rows >= 10 (got 3)".to_owned()]);
+    let attempts = store.attempts_of("r-a").await.unwrap();
+    assert_eq!(attempts[0].status, AttemptStatus::Succeeded);
+    assert_eq!(attempts[0].gpus, vec![0]);
+    assert_eq!(
+        store.next_attempt_number("r-a", "convert").await.unwrap(),
+        2
+    );
+}
+
+async fn only_one_resume_can_claim_a_run(store: Store) {
+    store.create_run(&new_run("r-c", "w"), &[]).await.unwrap();
+    let seen = store.get_run("r-c").await.unwrap().unwrap();
+    assert!(store.claim_run(&seen, "host-b", 7).await.unwrap());
+    assert!(
+        !store.claim_run(&seen, "host-c", 8).await.unwrap(),
+        "the lease changed"
+    );
+    assert!(store.heartbeat("r-c", "host-b", 7).await.unwrap());
+    assert!(
+        !store.heartbeat("r-c", "host-a", 4242).await.unwrap(),
+        "the old runner lost the lease"
+    );
+}
+
+async fn schedules_are_stored(store: Store) {
+    let mut nightly = Schedule {
+        name: "nightly".into(),
+        workflow_file: "/w/smaug-7b.yaml".into(),
+        cron: "0 2 * * *".into(),
+        params: json!({"beta": "0.3"}),
+        enabled: true,
+        last_run_id: None,
+        next_run_at: Some(1),
+    };
+    store.put_schedule(&nightly).await.unwrap();
+    nightly.enabled = false;
+    store.put_schedule(&nightly).await.unwrap();
+    assert_eq!(store.schedules().await.unwrap(), vec![nightly]);
+    assert!(store.delete_schedule("nightly").await.unwrap());
+    assert!(!store.delete_schedule("nightly").await.unwrap());
+}
+
+on_both_backends!(
+    runs_are_created_found_listed_and_finished,
+    finished_steps_are_found_by_fingerprint,
+    metrics_are_recorded_exactly_once_and_stale_attempts_are_refused,
+    large_batches_are_split_and_counted,
+    finishing_records_outputs_artifacts_and_lineage,
+    only_one_resume_can_claim_a_run,
+    schedules_are_stored,
+);

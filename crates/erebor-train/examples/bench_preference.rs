@@ -1,0 +1,173 @@
+//! Throughput of the preference step's optimizer loop (DPOP): forward of chosen and rejected,
+//! loss, backward, global-norm clipping, AdamW, metrics; plus the reference pre-pass.
+//!
+//! ```sh
+//! cargo run -p erebor-train --example bench_preference -- --model tiny10m --device cpu
+//! # LibTorch CPU (see scripts/tch-cpu-check.sh for the environment):
+//! CARGO_TARGET_DIR=target/tch cargo run -p erebor-train --features tch --example bench_preference -- --device tch-cpu
+//! # The H100 benchmark of issue 5 (not run yet: no GPU lent to this session):
+//! ... --model qwen2-0.5b --device cuda:0 --precision bf16 --pairs 8 --seq 512 --steps 10
+//! ```
+//! Options: `--model tiny10m|qwen2-0.5b`, `--device cpu|tch-cpu|cuda:N`, `--precision f32|bf16`,
+//! `--pairs N` (per optimizer step, one micro-batch), `--seq N` (tokens per sequence: half prompt,
+//! half completion), `--steps N` (measured, after one warm-up step). Prints one JSON line.
+//! Tokens count both sequences of every pair, as in the issue's PyTorch baseline.
+
+use burn::tensor::{DType, Device};
+use erebor_core::{CancelToken, MemorySink, NullProgress};
+use erebor_model::config::{Architecture, RopeScaling};
+use erebor_model::{CausalLm, DeviceSpec, ModelConfig, training_device};
+use erebor_train::batch::PairExample;
+use erebor_train::losses::{PreferenceLossKind, PreferenceObjective};
+use erebor_train::optim::{AdamW, AdamWConfig};
+use erebor_train::preference::{PairObjective, PairUnit, reference_logps};
+use erebor_train::schedule::{LrDecay, LrSchedule};
+use erebor_train::trainer::{LoopSettings, train};
+use rand::{RngExt, SeedableRng};
+use std::time::Instant;
+
+fn arg(args: &[String], name: &str, default: &str) -> String {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// `dims`: vocabulary, hidden, MLP width, layers, heads, kv heads (the shapes of erebor-model's
+/// `bench` example, so the two benchmarks compare).
+fn shape(arch: Architecture, dims: [usize; 6]) -> ModelConfig {
+    let [vocab, hidden, inter, layers, heads, kv] = dims;
+    ModelConfig {
+        architecture: arch,
+        vocab_size: vocab,
+        hidden_size: hidden,
+        intermediate_size: inter,
+        num_layers: layers,
+        num_heads: heads,
+        num_kv_heads: kv,
+        head_dim: hidden / heads,
+        max_position_embeddings: 4096,
+        rms_norm_eps: 1e-6,
+        rope_theta: 10_000.0,
+        rope_scaling: RopeScaling::None,
+        tie_word_embeddings: true,
+        qkv_bias: arch == Architecture::Qwen2,
+        o_bias: false,
+        mlp_bias: false,
+        sliding_window: None,
+        sliding_window_from_layer: 0,
+        bos_token_id: None,
+        eos_token_ids: vec![],
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let model_name = arg(&args, "--model", "tiny10m");
+    let spec: DeviceSpec = arg(&args, "--device", "cpu").parse().expect("device");
+    let dtype = match arg(&args, "--precision", "f32").as_str() {
+        "bf16" => DType::BF16,
+        _ => DType::F32,
+    };
+    let pairs: usize = arg(&args, "--pairs", "8").parse().expect("pairs");
+    let seq: usize = arg(&args, "--seq", "256").parse().expect("seq");
+    let steps: u64 = arg(&args, "--steps", "3").parse().expect("steps");
+    let config = match model_name.as_str() {
+        "qwen2-0.5b" => shape(Architecture::Qwen2, [151_936, 896, 4864, 24, 14, 2]),
+        _ => shape(Architecture::Llama, [16_384, 256, 768, 8, 8, 4]),
+    };
+    let device: Device = training_device(spec.device().expect("device compiled in"), false);
+    let model = CausalLm::random(&config, 1, 0.02, &device, dtype);
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let vocab = config.vocab_size as u32;
+    let mut draw = |n: usize| {
+        (0..n)
+            .map(|_| rng.random_range(3..vocab))
+            .collect::<Vec<u32>>()
+    };
+    let total_pairs = pairs * (steps as usize + 1);
+    let examples: Vec<PairExample> = (0..total_pairs)
+        .map(|_| {
+            let chosen = draw(seq - seq / 2);
+            let mut rejected = chosen.clone();
+            rejected[3] = (rejected[3] + 1) % vocab;
+            PairExample {
+                prompt_ids: draw(seq / 2),
+                chosen_ids: chosen,
+                rejected_ids: rejected,
+            }
+        })
+        .collect();
+    let started = Instant::now();
+    let refs = reference_logps(&model, &examples, pairs, &NullProgress).expect("reference pass");
+    let ref_seconds = started.elapsed().as_secs_f64();
+    let units: Vec<PairUnit> = examples
+        .into_iter()
+        .zip(refs)
+        .map(|(pair, (c, r))| PairUnit {
+            pair,
+            reference_chosen: c,
+            reference_rejected: r,
+        })
+        .collect();
+    let objective = PreferenceObjective {
+        kind: PreferenceLossKind::Dpop,
+        beta: 0.3,
+        lambda: 50.0,
+    };
+    let mut objective = PairObjective::new(objective, Vec::new(), pairs);
+    let sink = MemorySink::new();
+    let checkpoints = tempfile::tempdir().expect("temp dir");
+    let total = steps + 1;
+    let settings = LoopSettings {
+        batch_size: pairs,
+        grad_accum: 1,
+        total_steps: total,
+        schedule: LrSchedule {
+            peak: 1e-6,
+            warmup_steps: 0,
+            total_steps: total,
+            decay: LrDecay::Constant,
+        },
+        optimizer: AdamW::new(AdamWConfig::default()),
+        max_grad_norm: 1.0,
+        seed: 0,
+        checkpoint_every: None,
+        keep_checkpoints: 1,
+        eval_every: None,
+        checkpoint_dir: checkpoints.path().to_owned(),
+        fingerprint: "bench".into(),
+        precision: format!("{dtype:?}"),
+        device,
+        metrics: &sink,
+        progress: &NullProgress,
+        cancel: CancelToken::new(),
+    };
+    train(model, &units, &mut objective, settings).expect("training");
+    // Step 1 warms up (allocation, kernel selection); the measured steps follow.
+    let rates: Vec<f64> = sink
+        .series("train/tokens_per_second")
+        .into_iter()
+        .skip(1)
+        .map(|(_, v)| v)
+        .collect();
+    let mean = rates.iter().sum::<f64>() / rates.len().max(1) as f64;
+    let tokens_per_step = (2 * pairs * seq) as f64;
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "preference_step_dpop",
+            "model": model_name,
+            "parameters": config.num_parameters(),
+            "device": spec.to_string(),
+            "dtype": format!("{dtype:?}"),
+            "pairs": pairs,
+            "seq": seq,
+            "measured_steps": rates.len(),
+            "tokens_per_second": mean.round(),
+            "ms_per_step": (1000.0 * tokens_per_step / mean).round(),
+            "reference_pass_tokens_per_second": ((total_pairs * 2 * seq) as f64 / ref_seconds).round(),
+        })
+    );
+}

@@ -1,0 +1,169 @@
+//! The `sft` and `preference` step kinds.
+
+use crate::config::{TrainConfig, TrainKind};
+use crate::{plan, run_preference, run_sft};
+use erebor_core::kind::resolve_path;
+use erebor_core::{
+    ConfigError, OutputDecl, OutputType, StepContext, StepFailure, StepKind, StepKindInfo,
+    StepOutputs,
+};
+use std::path::Path;
+
+/// Bump when a change alters what the kinds produce from the same inputs.
+const CODE_VERSION: u32 = 1;
+
+const ADAPTER_OUTPUT: OutputDecl = OutputDecl {
+    name: "adapter",
+    ty: OutputType::Adapter,
+    doc: "with `lora:`, the trained adapters as a PEFT folder (`model` is then the merged model)",
+};
+
+const COMMON_OUTPUTS: [OutputDecl; 5] = [
+    OutputDecl {
+        name: "model",
+        ty: OutputType::Model,
+        doc: "the trained model, a Hugging Face folder (f32 safetensors, tokenizer, chat template)",
+    },
+    OutputDecl {
+        name: "checkpoint",
+        ty: OutputType::File,
+        doc: "the final training checkpoint (weights, AdamW state, data position, RNG)",
+    },
+    OutputDecl {
+        name: "final_loss",
+        ty: OutputType::Metric,
+        doc: "training loss of the last optimizer step",
+    },
+    OutputDecl {
+        name: "steps",
+        ty: OutputType::Metric,
+        doc: "optimizer steps run",
+    },
+    OutputDecl {
+        name: "report",
+        ty: OutputType::Report,
+        doc: "training.json: precision policy, steps, resume point, final metrics",
+    },
+];
+
+const SFT_OUTPUTS: [OutputDecl; 8] = [
+    ADAPTER_OUTPUT,
+    COMMON_OUTPUTS[0],
+    COMMON_OUTPUTS[1],
+    COMMON_OUTPUTS[2],
+    COMMON_OUTPUTS[3],
+    COMMON_OUTPUTS[4],
+    OutputDecl {
+        name: "eval_loss",
+        ty: OutputType::Metric,
+        doc: "mean token loss on eval_split after training (when eval_split is set)",
+    },
+    OutputDecl {
+        name: "precision",
+        ty: OutputType::Text,
+        doc: "the precision policy in force (f32, bf16)",
+    },
+];
+
+const PREFERENCE_OUTPUTS: [OutputDecl; 10] = [
+    ADAPTER_OUTPUT,
+    COMMON_OUTPUTS[0],
+    COMMON_OUTPUTS[1],
+    COMMON_OUTPUTS[2],
+    COMMON_OUTPUTS[3],
+    COMMON_OUTPUTS[4],
+    OutputDecl {
+        name: "ref_logps",
+        ty: OutputType::RefLogps,
+        doc: "reference log-probs of every pair, shared by steps with the same reference and data",
+    },
+    OutputDecl {
+        name: "reward_accuracy",
+        ty: OutputType::Metric,
+        doc: "fraction of held-out pairs (else last step's pairs) with a higher chosen reward",
+    },
+    OutputDecl {
+        name: "chosen_after_edit",
+        ty: OutputType::Metric,
+        doc: "held-out mean token log-prob of the chosen answer after its first edited token",
+    },
+    OutputDecl {
+        name: "precision",
+        ty: OutputType::Text,
+        doc: "the precision policy in force (f32, bf16)",
+    },
+];
+
+static SFT_INFO: StepKindInfo = StepKindInfo {
+    name: "sft",
+    code_version: CODE_VERSION,
+    summary: "supervised fine-tuning on assistant turns (AdamW, warmup + decay, checkpoints, resume)",
+    outputs: &SFT_OUTPUTS,
+};
+
+static PREFERENCE_INFO: StepKindInfo = StepKindInfo {
+    name: "preference",
+    code_version: CODE_VERSION,
+    summary: "preference optimisation: dpop (DPO-Positive), dpo, ipo or slic against cached reference log-probs",
+    outputs: &PREFERENCE_OUTPUTS,
+};
+
+/// The `sft` step kind.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SftKind;
+
+/// The `preference` step kind.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PreferenceKind;
+
+fn validate(with: &serde_json::Value, kind: TrainKind) -> Result<(), ConfigError> {
+    let config = TrainConfig::parse(with, kind)?;
+    config
+        .precision
+        .resolve(&config.device)
+        .map_err(|message| ConfigError::field("precision", message))?;
+    Ok(())
+}
+
+fn notes(with: &serde_json::Value, base_dir: &Path, kind: TrainKind) -> Vec<String> {
+    match TrainConfig::parse(with, kind) {
+        Ok(config) => plan::memory_notes(&config, kind, &resolve_path(base_dir, &config.model)),
+        Err(_) => Vec::new(),
+    }
+}
+
+impl StepKind for SftKind {
+    fn info(&self) -> &'static StepKindInfo {
+        &SFT_INFO
+    }
+
+    fn validate(&self, with: &serde_json::Value, _base_dir: &Path) -> Result<(), ConfigError> {
+        validate(with, TrainKind::Sft)
+    }
+
+    fn plan_notes(&self, with: &serde_json::Value, base_dir: &Path) -> Vec<String> {
+        notes(with, base_dir, TrainKind::Sft)
+    }
+
+    fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {
+        run_sft::run(ctx)
+    }
+}
+
+impl StepKind for PreferenceKind {
+    fn info(&self) -> &'static StepKindInfo {
+        &PREFERENCE_INFO
+    }
+
+    fn validate(&self, with: &serde_json::Value, _base_dir: &Path) -> Result<(), ConfigError> {
+        validate(with, TrainKind::Preference)
+    }
+
+    fn plan_notes(&self, with: &serde_json::Value, base_dir: &Path) -> Vec<String> {
+        notes(with, base_dir, TrainKind::Preference)
+    }
+
+    fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {
+        run_preference::run(ctx)
+    }
+}

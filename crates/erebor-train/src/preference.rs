@@ -1,0 +1,225 @@
+//! Preference optimisation: each micro-batch scores the chosen and the rejected completions of
+//! its pairs in one forward pass and applies the configured loss against the reference
+//! log-probs computed before training.
+
+use crate::TrainError;
+use crate::batch::{PairExample, TokenBatch, pair_batch};
+use crate::logps::{BatchTensors, forward_logits, read_f32, sequence_logps, token_logps};
+use crate::losses::{PairLogps, PreferenceObjective};
+use crate::metrics::{PairStats, PairValues, eval_key};
+use crate::trainer::{MicroBatch, Objective};
+use burn::tensor::{Device, Tensor, TensorData};
+use erebor_core::ProgressReporter;
+use erebor_model::CausalLm;
+
+/// Metric: mean per-token log-prob of the chosen answer from its first token that differs from
+/// the rejected one (the DPOP paper's measure of the failure mode), on held-out pairs.
+pub const CHOSEN_AFTER_EDIT: &str = "eval/logps/chosen_after_edit";
+
+/// A training pair with its reference log-probs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PairUnit {
+    /// The truncated pair.
+    pub pair: PairExample,
+    /// `log π_ref(y_w | x)`.
+    pub reference_chosen: f32,
+    /// `log π_ref(y_l | x)`.
+    pub reference_rejected: f32,
+}
+
+impl PairUnit {
+    /// Index in the chosen completion of the first token that differs from the rejected one
+    /// (the shorter length when one is a prefix of the other).
+    pub fn edit_start(&self) -> usize {
+        let (c, r) = (&self.pair.chosen_ids, &self.pair.rejected_ids);
+        c.iter()
+            .zip(r)
+            .position(|(a, b)| a != b)
+            .unwrap_or(c.len().min(r.len()))
+    }
+}
+
+/// Summed completion log-probs of pairs: chosen rows first, then rejected, `[2 × pairs]`.
+fn score(
+    model: &CausalLm,
+    pairs: &[&PairExample],
+) -> Result<(Tensor<1>, Tensor<2>, TokenBatch, BatchTensors), TrainError> {
+    let batch = pair_batch(pairs, 8);
+    let tensors = BatchTensors::new(&batch, &model.device());
+    let logits = forward_logits(model, &batch, &tensors)?;
+    let tokens = token_logps(logits, tensors.targets.clone());
+    let sums = sequence_logps(tokens.clone(), tensors.mask.clone());
+    Ok((sums, tokens, batch, tensors))
+}
+
+/// Reference log-probs `(chosen, rejected)` of every pair, scored by `model` through exactly the
+/// code path and dtype of the policy's training forward: on the same (autodiff) device, never
+/// calling backward. Burn's autodiff decorator computes some ops differently from the plain
+/// backend (measured: about 1e-6 nats per sequence on flex), and DPOP's λ = 50 would turn that
+/// into a non-zero penalty at step 0; scored this way, policy = reference gives DPO loss ln 2
+/// and a penalty of exactly 0.
+pub fn reference_logps(
+    model: &CausalLm,
+    pairs: &[PairExample],
+    batch_size: usize,
+    progress: &dyn ProgressReporter,
+) -> Result<Vec<(f32, f32)>, TrainError> {
+    let refs: Vec<&PairExample> = pairs.iter().collect();
+    progress.start_phase("ref_logps", Some(pairs.len() as u64));
+    let mut out = Vec::with_capacity(pairs.len());
+    for chunk in refs.chunks(batch_size.max(1)) {
+        let (sums, ..) = score(model, chunk)?;
+        let values = read_f32(sums, "reference log-probs")?;
+        let n = chunk.len();
+        out.extend((0..n).map(|i| (values[i], values[n + i])));
+        progress.set_position(out.len() as u64);
+    }
+    Ok(out)
+}
+
+/// The preference objective.
+pub struct PairObjective {
+    /// Loss and hyper-parameters.
+    pub objective: PreferenceObjective,
+    /// Held-out pairs.
+    pub eval_units: Vec<PairUnit>,
+    /// Micro-batch size of evaluation.
+    pub eval_batch_size: usize,
+    stats: PairStats,
+}
+
+impl PairObjective {
+    /// An objective with empty statistics.
+    pub fn new(
+        objective: PreferenceObjective,
+        eval_units: Vec<PairUnit>,
+        eval_batch_size: usize,
+    ) -> Self {
+        Self {
+            objective,
+            eval_units,
+            eval_batch_size,
+            stats: PairStats::default(),
+        }
+    }
+
+    /// Loss and per-pair values of a micro-batch.
+    fn pairs_loss(
+        &self,
+        model: &CausalLm,
+        units: &[&PairUnit],
+    ) -> Result<(Tensor<1>, PairValues, Tensor<2>, TokenBatch), TrainError> {
+        let device = model.device();
+        let pairs: Vec<&PairExample> = units.iter().map(|u| &u.pair).collect();
+        let (sums, tokens, batch, _) = score(model, &pairs)?;
+        let n = units.len();
+        let constant =
+            |values: Vec<f32>| Tensor::<1>::from_data(TensorData::new(values, [n]), &device);
+        let logps = PairLogps {
+            policy_chosen: sums.clone().narrow(0, 0, n),
+            policy_rejected: sums.clone().narrow(0, n, n),
+            reference_chosen: constant(units.iter().map(|u| u.reference_chosen).collect()),
+            reference_rejected: constant(units.iter().map(|u| u.reference_rejected).collect()),
+        };
+        let output = self.objective.loss(&logps);
+        let sums_host = read_f32(sums.detach(), "policy log-probs")?;
+        let values = PairValues {
+            loss: read_f32(output.per_pair.clone().detach(), "per-pair losses")?,
+            policy_chosen: sums_host[..n].to_vec(),
+            policy_rejected: sums_host[n..].to_vec(),
+            reference_chosen: units.iter().map(|u| u.reference_chosen).collect(),
+            reference_rejected: units.iter().map(|u| u.reference_rejected).collect(),
+            penalty: read_f32(output.penalty, "DPOP penalties")?,
+        };
+        Ok((output.per_pair.sum(), values, tokens, batch))
+    }
+}
+
+impl Objective for PairObjective {
+    type Unit = PairUnit;
+
+    fn weight(&self, _unit: &PairUnit) -> f64 {
+        1.0
+    }
+
+    fn micro_batch(
+        &mut self,
+        model: &CausalLm,
+        units: &[&PairUnit],
+        denominator: f64,
+    ) -> Result<MicroBatch, TrainError> {
+        let (loss, values, _, batch) = self.pairs_loss(model, units)?;
+        self.stats.add(&values, self.objective.beta);
+        Ok(MicroBatch {
+            loss: loss.div_scalar(denominator),
+            tokens: batch.real_tokens,
+        })
+    }
+
+    fn take_step_metrics(&mut self) -> Vec<(&'static str, f64)> {
+        let stats = std::mem::take(&mut self.stats);
+        stats
+            .means()
+            .into_iter()
+            .filter(|(key, _)| *key != crate::metrics::LOSS)
+            .collect()
+    }
+
+    fn evaluate(&mut self, model: &CausalLm) -> Result<Vec<(String, f64)>, TrainError> {
+        if self.eval_units.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The training device, like the reference pre-pass: held-out rewards compare the two.
+        let mut stats = PairStats::default();
+        let mut after_edit = 0.0;
+        let units: Vec<&PairUnit> = self.eval_units.iter().collect();
+        for chunk in units.chunks(self.eval_batch_size.max(1)) {
+            let (_, values, tokens, batch) = self.pairs_loss(model, chunk)?;
+            stats.add(&values, self.objective.beta);
+            after_edit += chosen_after_edit_sum(chunk, &tokens.detach(), &batch, &model.device())?;
+        }
+        let mut out: Vec<(String, f64)> = stats
+            .means()
+            .into_iter()
+            .map(|(k, v)| (eval_key(k), v))
+            .collect();
+        out.push((
+            CHOSEN_AFTER_EDIT.to_owned(),
+            after_edit / units.len() as f64,
+        ));
+        Ok(out)
+    }
+}
+
+/// Sum over the chunk's pairs of the mean token log-prob of the chosen completion from its
+/// first edited token on.
+fn chosen_after_edit_sum(
+    units: &[&PairUnit],
+    tokens: &Tensor<2>,
+    batch: &TokenBatch,
+    device: &Device,
+) -> Result<f64, TrainError> {
+    let n = units.len();
+    let mut mask = vec![0f32; n * batch.seq_len];
+    let mut counts = Vec::with_capacity(n);
+    for (row, unit) in units.iter().enumerate() {
+        let first = unit.pair.prompt_ids.len() + unit.edit_start();
+        let end = unit.pair.prompt_ids.len() + unit.pair.chosen_ids.len();
+        // Position t predicts token t + 1.
+        for t in first.saturating_sub(1)..end.saturating_sub(1) {
+            mask[row * batch.seq_len + t] = 1.0;
+        }
+        counts.push(end.saturating_sub(first).max(1));
+    }
+    let mask = Tensor::<2>::from_data(TensorData::new(mask, [n, batch.seq_len]), device);
+    let chosen_rows = tokens.clone().narrow(0, 0, n);
+    let sums = read_f32(
+        sequence_logps(chosen_rows, mask),
+        "chosen log-probs after the edit",
+    )?;
+    Ok(sums
+        .iter()
+        .zip(counts)
+        .map(|(s, c)| f64::from(*s) / c as f64)
+        .sum())
+}

@@ -1,0 +1,232 @@
+//! `run` of the `preference` step.
+
+use crate::batch::{PairExample, prepare_pairs};
+use crate::config::{ModelInit, TrainConfig, TrainKind};
+use crate::preference::{CHOSEN_AFTER_EDIT, PairObjective, PairUnit, reference_logps};
+use crate::ref_logps::{
+    CacheOutcome, REF_LOGPS_FORMAT_VERSION, RefLogps, RefLogpsKey, RefLogpsRow, cached_ref_logps,
+};
+use crate::run_common::{check_memory, finish, loop_settings};
+use crate::run_sft::dataset_error;
+use crate::setup::{
+    check_tokenizer, fingerprint, load_start_model, model_hash, runtime, with_lora,
+};
+use crate::{TrainError, plan, trainer};
+use erebor_core::content::hash_path;
+use erebor_core::dataset::{
+    DatasetKind, DatasetManifest, TokenizedPreference, read_tokenized_preference,
+};
+use erebor_core::{StepContext, StepFailure, StepOutputs};
+use erebor_model::CausalLm;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Trains, saves and reports a `preference` step.
+pub fn run(ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {
+    let config = TrainConfig::parse(&ctx.with, TrainKind::Preference)?;
+    let model_dir = ctx.resolve(&config.model);
+    let model_config = erebor_model::ModelConfig::from_dir(&model_dir)
+        .map_err(|e| StepFailure::bad_input(format!("model: {e}")))?;
+    check_memory(&config, TrainKind::Preference, &model_config)?;
+    Ok(train(ctx, &config)?)
+}
+
+struct Split {
+    name: String,
+    rows: Vec<TokenizedPreference>,
+    pairs: Vec<PairExample>,
+}
+
+fn load_split(
+    dir: &Path,
+    name: &str,
+    max_seq_len: usize,
+    max_prompt_len: usize,
+) -> Result<Split, TrainError> {
+    let rows = read_tokenized_preference(dir, name).map_err(dataset_error(dir))?;
+    let pairs =
+        prepare_pairs(&rows, max_seq_len, max_prompt_len).map_err(|e| TrainError::Dataset {
+            path: dir.join(format!("{name}.tokens.jsonl")),
+            message: e.to_string(),
+        })?;
+    Ok(Split {
+        name: name.to_owned(),
+        rows,
+        pairs,
+    })
+}
+
+fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, TrainError> {
+    let objective = config
+        .objective()
+        .ok_or_else(|| TrainError::Config("loss and beta are required".into()))?;
+    let runtime = runtime(config)?;
+    tracing::info!(precision = %runtime.precision, policy = runtime.precision.describe(), device = %runtime.spec, "precision policy");
+    let dataset_dir = ctx.resolve(&config.dataset);
+    let manifest = DatasetManifest::read(&dataset_dir).map_err(dataset_error(&dataset_dir))?;
+    manifest
+        .expect_kind(&dataset_dir, DatasetKind::Preference)
+        .map_err(dataset_error(&dataset_dir))?;
+    let model_dir = ctx.resolve(&config.model);
+    let mut start = load_start_model(&model_dir, config.init, config.seed, &runtime)?;
+    // Adapters start at zero: the adapted model equals the base, so with the default reference
+    // its pre-pass goes through the policy's own forward.
+    start.model = with_lora(start.model, config.lora.as_ref(), config.seed)?;
+    check_tokenizer(&dataset_dir, &manifest, &start.tokenizer)?;
+    let max_seq_len = plan::effective_seq_len(config, start.model.config());
+    let max_prompt_len = config.max_prompt_len.unwrap_or(max_seq_len / 2);
+
+    let mut splits = vec![load_split(
+        &dataset_dir,
+        &config.split,
+        max_seq_len,
+        max_prompt_len,
+    )?];
+    if let Some(eval) = &config.eval_split {
+        splits.push(load_split(&dataset_dir, eval, max_seq_len, max_prompt_len)?);
+    }
+    let dataset_hash = hash_path(&dataset_dir)
+        .map_err(|e| TrainError::io(&dataset_dir, e.source))?
+        .sha256;
+    let (reference_dir, reference_init) = match &config.reference {
+        Some(path) => (ctx.resolve(path), ModelInit::Pretrained),
+        None => (model_dir.clone(), config.init),
+    };
+    let reference_hash = model_hash(&reference_dir, reference_init, config.seed)?;
+    let key = RefLogpsKey {
+        reference_sha256: reference_hash.clone(),
+        dataset_sha256: dataset_hash.clone(),
+        splits: splits.iter().map(|s| s.name.clone()).collect(),
+        max_seq_len,
+        max_prompt_len,
+        precision: runtime.precision.to_string(),
+        device_kind: match runtime.spec {
+            erebor_model::DeviceSpec::Cuda(_) => "cuda".to_owned(),
+            other => other.to_string(),
+        },
+    };
+    let same_model = config.reference.is_none();
+    let (values, cache_path, cache_outcome) = cached_ref_logps(&ctx.cache_dir, &key, || {
+        if same_model {
+            score_splits(&start.model, &splits, &key, config.batch_size, ctx)
+        } else {
+            // Loaded, used and dropped here: never in memory during training.
+            let reference =
+                load_start_model(&reference_dir, reference_init, config.seed, &runtime)?;
+            score_splits(&reference.model, &splits, &key, config.batch_size, ctx)
+        }
+    })?;
+    tracing::info!(outcome = ?cache_outcome, path = %cache_path.display(), "reference log-probs");
+    let ref_path = ctx.work_dir.join("ref_logps.json");
+    std::fs::create_dir_all(&ctx.work_dir).map_err(|e| TrainError::io(&ctx.work_dir, e))?;
+    values.write(&ref_path)?;
+
+    let mut unit_splits = Vec::new();
+    for split in &splits {
+        let ids: Vec<&str> = split.rows.iter().map(|r| r.id.as_str()).collect();
+        let rows = values.rows_for(&split.name, &ids, &ref_path)?;
+        let units: Vec<PairUnit> = split
+            .pairs
+            .iter()
+            .zip(rows)
+            .map(|(pair, r)| PairUnit {
+                pair: pair.clone(),
+                reference_chosen: r.chosen,
+                reference_rejected: r.rejected,
+            })
+            .collect();
+        unit_splits.push(units);
+    }
+    let eval_units = if unit_splits.len() > 1 {
+        unit_splits.pop().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let units = unit_splits.pop().unwrap_or_default();
+    let total_steps = config.total_steps(units.len());
+    let model_hash = model_hash(&model_dir, config.init, config.seed)?;
+    let fingerprint = fingerprint(&ctx.with, &[&dataset_hash, &model_hash, &reference_hash]);
+    tracing::info!(
+        pairs = units.len(),
+        eval_pairs = eval_units.len(),
+        total_steps,
+        loss = objective.kind.as_str(),
+        beta = objective.beta,
+        lambda = objective.lambda,
+        "preference data ready"
+    );
+
+    let mut pair_objective = PairObjective::new(objective, eval_units, config.batch_size);
+    let settings = loop_settings(ctx, config, &runtime, total_steps, fingerprint);
+    let crate::setup::StartModel {
+        model,
+        tokenizer,
+        raw_config,
+    } = start;
+    let outcome = trainer::train(model, &units, &mut pair_objective, settings)?;
+    let eval = |key: &str| {
+        outcome
+            .final_eval
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+    };
+    let details = json!({
+        "loss": objective.kind.as_str(),
+        "beta": objective.beta,
+        "lambda": objective.lambda,
+        "pairs": units.len(),
+        "max_seq_len": max_seq_len,
+        "max_prompt_len": max_prompt_len,
+        "ref_logps_cache": cache_path,
+        "ref_logps_reused": cache_outcome == CacheOutcome::Reused,
+        "eval": outcome.final_eval,
+    });
+    let mut outputs = finish(
+        ctx,
+        &runtime,
+        &tokenizer,
+        raw_config.as_ref(),
+        &outcome,
+        config,
+        details,
+    )?
+    .with_path("ref_logps", &ref_path);
+    if let Some(accuracy) = eval("eval/rewards/accuracies") {
+        outputs = outputs.with_metric("reward_accuracy", accuracy);
+    }
+    if let Some(after_edit) = eval(CHOSEN_AFTER_EDIT) {
+        outputs = outputs.with_metric("chosen_after_edit", after_edit);
+    }
+    Ok(outputs)
+}
+
+fn score_splits(
+    model: &CausalLm,
+    splits: &[Split],
+    key: &RefLogpsKey,
+    batch_size: usize,
+    ctx: &StepContext<'_>,
+) -> Result<RefLogps, TrainError> {
+    let mut out = BTreeMap::new();
+    for split in splits {
+        let scored = reference_logps(model, &split.pairs, batch_size, ctx.progress)?;
+        let rows = split
+            .rows
+            .iter()
+            .zip(scored)
+            .map(|(row, (chosen, rejected))| RefLogpsRow {
+                id: row.id.clone(),
+                chosen,
+                rejected,
+            })
+            .collect();
+        out.insert(split.name.clone(), rows);
+    }
+    Ok(RefLogps {
+        format_version: REF_LOGPS_FORMAT_VERSION,
+        key: key.clone(),
+        splits: out,
+    })
+}

@@ -1,0 +1,129 @@
+//! `run` of the `sft` step.
+
+use crate::config::{TrainConfig, TrainKind};
+use crate::run_common::{check_memory, finish, loop_settings};
+use crate::setup::{
+    check_tokenizer, fingerprint, load_start_model, model_hash, runtime, with_lora,
+};
+use crate::sft::{SftObjective, sft_units};
+use crate::{TrainError, plan, trainer};
+use erebor_core::content::hash_path;
+use erebor_core::dataset::{DatasetKind, DatasetManifest, read_tokenized_sft};
+use erebor_core::{StepContext, StepFailure, StepOutputs};
+use serde_json::json;
+
+/// Trains, saves and reports an `sft` step.
+pub fn run(ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {
+    let config = TrainConfig::parse(&ctx.with, TrainKind::Sft)?;
+    let model_dir = ctx.resolve(&config.model);
+    let model_config = erebor_model::ModelConfig::from_dir(&model_dir)
+        .map_err(|e| StepFailure::bad_input(format!("model: {e}")))?;
+    check_memory(&config, TrainKind::Sft, &model_config)?;
+    Ok(train(ctx, &config)?)
+}
+
+fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, TrainError> {
+    let runtime = runtime(config)?;
+    tracing::info!(precision = %runtime.precision, policy = runtime.precision.describe(), device = %runtime.spec, "precision policy");
+    let dataset_dir = ctx.resolve(&config.dataset);
+    let manifest = DatasetManifest::read(&dataset_dir).map_err(dataset_error(&dataset_dir))?;
+    manifest
+        .expect_kind(&dataset_dir, DatasetKind::Sft)
+        .map_err(dataset_error(&dataset_dir))?;
+    let model_dir = ctx.resolve(&config.model);
+    let mut start = load_start_model(&model_dir, config.init, config.seed, &runtime)?;
+    start.model = with_lora(start.model, config.lora.as_ref(), config.seed)?;
+    check_tokenizer(&dataset_dir, &manifest, &start.tokenizer)?;
+    let max_seq_len = plan::effective_seq_len(config, start.model.config());
+
+    let rows =
+        read_tokenized_sft(&dataset_dir, &config.split).map_err(dataset_error(&dataset_dir))?;
+    let (units, dropped) =
+        sft_units(&rows, max_seq_len, config.packing).map_err(|e| TrainError::Dataset {
+            path: dataset_dir.join(format!("{}.tokens.jsonl", config.split)),
+            message: e.to_string(),
+        })?;
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            max_seq_len,
+            "rows without a target token after truncation were dropped"
+        );
+    }
+    let eval_rows = match &config.eval_split {
+        Some(split) => {
+            let rows =
+                read_tokenized_sft(&dataset_dir, split).map_err(dataset_error(&dataset_dir))?;
+            sft_units(&rows, max_seq_len, config.packing)
+                .map_err(|e| TrainError::Dataset {
+                    path: dataset_dir.join(format!("{split}.tokens.jsonl")),
+                    message: e.to_string(),
+                })?
+                .0
+        }
+        None => Vec::new(),
+    };
+    let total_steps = config.total_steps(units.len());
+    let dataset_hash = hash_path(&dataset_dir)
+        .map_err(|e| TrainError::io(&dataset_dir, e.source))?
+        .sha256;
+    let model_hash = model_hash(&model_dir, config.init, config.seed)?;
+    let fingerprint = fingerprint(&ctx.with, &[&dataset_hash, &model_hash]);
+    tracing::info!(
+        rows = rows.len(),
+        units = units.len(),
+        packing = config.packing,
+        total_steps,
+        max_seq_len,
+        "sft data ready"
+    );
+
+    let mut objective = SftObjective {
+        packing: config.packing,
+        eval_rows,
+        eval_batch_size: config.batch_size,
+    };
+    let settings = loop_settings(ctx, config, &runtime, total_steps, fingerprint);
+    let crate::setup::StartModel {
+        model,
+        tokenizer,
+        raw_config,
+    } = start;
+    let outcome = trainer::train(model, &units, &mut objective, settings)?;
+    let eval_loss = outcome
+        .final_eval
+        .iter()
+        .find(|(k, _)| k == "eval/loss")
+        .map(|(_, v)| *v);
+    let details = json!({
+        "rows": rows.len(),
+        "dropped_rows": dropped,
+        "units": units.len(),
+        "packing": config.packing,
+        "max_seq_len": max_seq_len,
+        "eval": outcome.final_eval,
+    });
+    let mut outputs = finish(
+        ctx,
+        &runtime,
+        &tokenizer,
+        raw_config.as_ref(),
+        &outcome,
+        config,
+        details,
+    )?;
+    if let Some(loss) = eval_loss {
+        outputs = outputs.with_metric("eval_loss", loss);
+    }
+    Ok(outputs)
+}
+
+/// Maps a dataset-format error to a training error naming the folder.
+pub fn dataset_error(
+    dir: &std::path::Path,
+) -> impl Fn(erebor_core::dataset::DatasetError) -> TrainError + '_ {
+    move |e| TrainError::Dataset {
+        path: dir.to_owned(),
+        message: e.to_string(),
+    }
+}

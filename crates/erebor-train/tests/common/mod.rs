@@ -1,0 +1,169 @@
+//! Helpers of the integration tests: the tiny-arith model, hand-made datasets, a step context.
+
+#![allow(dead_code)]
+
+use erebor_core::dataset::{
+    ChatMessage, DATASET_FORMAT_VERSION, DatasetKind, DatasetManifest, PreferenceRecord, SftRecord,
+    SplitFiles, TokenizedPreference, TokenizedSft, TokenizerRef,
+};
+use erebor_core::jsonl::write_jsonl;
+use erebor_core::{CancelToken, MemorySink, StepContext};
+use erebor_model::Tokenizer;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// workflows/models/tiny-arith: config, tokenizer and chat template, no weights.
+pub fn tiny_arith() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../workflows/models/tiny-arith")
+}
+
+pub fn tokenizer() -> Tokenizer {
+    Tokenizer::from_dir(tiny_arith()).unwrap()
+}
+
+fn encode(tokenizer: &Tokenizer, text: &str) -> Vec<u32> {
+    tokenizer.encode_ids(text, false).unwrap()
+}
+
+/// The ChatML prompt of one user turn, generation prompt included.
+pub fn prompt_text(question: &str) -> String {
+    format!("<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n")
+}
+
+fn manifest(kind: DatasetKind, splits: &[(&str, usize)], tokenizer: &Tokenizer) -> DatasetManifest {
+    DatasetManifest {
+        format_version: DATASET_FORMAT_VERSION,
+        kind,
+        splits: splits
+            .iter()
+            .map(|(name, rows)| {
+                (
+                    (*name).to_owned(),
+                    SplitFiles {
+                        rows: *rows as u64,
+                        records: format!("{name}.jsonl"),
+                        tokens: Some(format!("{name}.tokens.jsonl")),
+                    },
+                )
+            })
+            .collect::<BTreeMap<_, _>>(),
+        tokenizer: Some(TokenizerRef {
+            source: tiny_arith().display().to_string(),
+            tokenizer_sha256: erebor_core::content::hash_path(tokenizer.path())
+                .unwrap()
+                .sha256,
+            chat_template: "model".into(),
+            chat_template_sha256: String::new(),
+        }),
+        stats: serde_json::Value::Null,
+    }
+}
+
+/// Writes an SFT dataset of (question, answer) conversations per split.
+pub fn write_sft_dataset(dir: &Path, splits: &[(&str, Vec<(String, String)>)]) {
+    let tokenizer = tokenizer();
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, rows) in splits {
+        let mut records = Vec::new();
+        let mut tokens = Vec::new();
+        for (i, (question, answer)) in rows.iter().enumerate() {
+            let id = format!("{name}-{i}");
+            records.push(SftRecord {
+                id: id.clone(),
+                messages: vec![
+                    ChatMessage::new("user", question),
+                    ChatMessage::new("assistant", answer),
+                ],
+            });
+            let mut ids = encode(&tokenizer, &prompt_text(question));
+            let start = ids.len() as u32;
+            ids.extend(encode(&tokenizer, &format!("{answer}<|im_end|>")));
+            let end = ids.len() as u32;
+            ids.extend(encode(&tokenizer, "\n"));
+            tokens.push(TokenizedSft {
+                id,
+                input_ids: ids,
+                target_spans: vec![[start, end]],
+            });
+        }
+        write_jsonl(&dir.join(format!("{name}.jsonl")), &records).unwrap();
+        write_jsonl(&dir.join(format!("{name}.tokens.jsonl")), &tokens).unwrap();
+    }
+    let counts: Vec<(&str, usize)> = splits.iter().map(|(n, r)| (*n, r.len())).collect();
+    manifest(DatasetKind::Sft, &counts, &tokenizer)
+        .write(dir)
+        .unwrap();
+}
+
+/// (question, chosen answer, rejected answer).
+pub type PairRow = (String, String, String);
+
+/// Writes a preference dataset of (question, chosen, rejected) rows per split.
+pub fn write_preference_dataset(dir: &Path, splits: &[(&str, Vec<PairRow>)]) {
+    let tokenizer = tokenizer();
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, rows) in splits {
+        let mut records = Vec::new();
+        let mut tokens = Vec::new();
+        for (i, (question, chosen, rejected)) in rows.iter().enumerate() {
+            let id = format!("{name}-{i}");
+            records.push(PreferenceRecord {
+                id: id.clone(),
+                prompt: vec![ChatMessage::new("user", question)],
+                chosen: chosen.clone(),
+                rejected: rejected.clone(),
+            });
+            tokens.push(TokenizedPreference {
+                id,
+                prompt_ids: encode(&tokenizer, &prompt_text(question)),
+                chosen_ids: encode(&tokenizer, &format!("{chosen}<|im_end|>")),
+                rejected_ids: encode(&tokenizer, &format!("{rejected}<|im_end|>")),
+            });
+        }
+        write_jsonl(&dir.join(format!("{name}.jsonl")), &records).unwrap();
+        write_jsonl(&dir.join(format!("{name}.tokens.jsonl")), &tokens).unwrap();
+    }
+    let counts: Vec<(&str, usize)> = splits.iter().map(|(n, r)| (*n, r.len())).collect();
+    manifest(DatasetKind::Preference, &counts, &tokenizer)
+        .write(dir)
+        .unwrap();
+}
+
+/// A step context writing into `work`, with `cache` as the shared cache.
+pub fn context<'a>(
+    with: serde_json::Value,
+    work: &Path,
+    cache: &Path,
+    sink: &'a MemorySink,
+    cancel: CancelToken,
+) -> StepContext<'a> {
+    StepContext {
+        run_id: "r-test".into(),
+        step_id: "train".into(),
+        attempt_id: "a1".into(),
+        with,
+        base_dir: PathBuf::from("/"),
+        work_dir: work.to_owned(),
+        cache_dir: cache.to_owned(),
+        metrics: sink,
+        progress: sink,
+        cancel,
+    }
+}
+
+/// A small addition task the tiny model learns quickly: "Ann has A apples. She gets B more."
+pub fn addition_rows(count: usize, offset: usize) -> Vec<(String, String)> {
+    (0..count)
+        .map(|i| {
+            let k = i + offset;
+            let a = 2 + (k * 7) % 13;
+            let b = 1 + (k * 5) % 8;
+            (
+                format!(
+                    "Ann has {a} apples. She gets {b} more. How many apples does Ann have now?"
+                ),
+                format!("{a} + {b} = {}\n#### {}", a + b, a + b),
+            )
+        })
+        .collect()
+}
