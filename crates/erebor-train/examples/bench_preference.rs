@@ -8,7 +8,8 @@
 //! # The H100 benchmark of issue 5 (not run yet: no GPU lent to this session):
 //! ... --model qwen2-0.5b --device cuda:0 --precision bf16 --pairs 8 --seq 512 --steps 10
 //! ```
-//! Options: `--model tiny10m|qwen2-0.5b`, `--device cpu|tch-cpu|cuda:N`, `--precision f32|bf16`,
+//! Options: `--model tiny10m|qwen2-0.5b`, `--device cpu|tch-cpu|cuda:N`,
+//! `--precision f32|bf16|bf16-mixed`,
 //! `--pairs N` (per optimizer step, one micro-batch), `--seq N` (tokens per sequence: half prompt,
 //! half completion), `--steps N` (measured, after one warm-up step). Prints one JSON line.
 //! Tokens count both sequences of every pair, as in the issue's PyTorch baseline.
@@ -65,9 +66,12 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let model_name = arg(&args, "--model", "tiny10m");
     let spec: DeviceSpec = arg(&args, "--device", "cpu").parse().expect("device");
-    let dtype = match arg(&args, "--precision", "f32").as_str() {
-        "bf16" => DType::BF16,
-        _ => DType::F32,
+    // f32; bf16 (weights and compute); bf16-mixed (f32 master weights, bf16 compute).
+    let precision = arg(&args, "--precision", "f32");
+    let (dtype, compute) = match precision.as_str() {
+        "bf16" => (DType::BF16, None),
+        "bf16-mixed" => (DType::F32, Some(DType::BF16)),
+        _ => (DType::F32, None),
     };
     let pairs: usize = arg(&args, "--pairs", "8").parse().expect("pairs");
     let seq: usize = arg(&args, "--seq", "256").parse().expect("seq");
@@ -100,7 +104,8 @@ fn main() {
         })
         .collect();
     let started = Instant::now();
-    let refs = reference_logps(&model, &examples, pairs, &NullProgress).expect("reference pass");
+    let refs =
+        reference_logps(&model, &examples, pairs, compute, &NullProgress).expect("reference pass");
     let ref_seconds = started.elapsed().as_secs_f64();
     let units: Vec<PairUnit> = examples
         .into_iter()
@@ -117,6 +122,7 @@ fn main() {
         lambda: 50.0,
     };
     let mut objective = PairObjective::new(objective, Vec::new(), pairs);
+    objective.compute_dtype = compute;
     let sink = MemorySink::new();
     let checkpoints = tempfile::tempdir().expect("temp dir");
     let total = steps + 1;
@@ -161,7 +167,7 @@ fn main() {
             "model": model_name,
             "parameters": config.num_parameters(),
             "device": spec.to_string(),
-            "dtype": format!("{dtype:?}"),
+            "precision": precision,
             "pairs": pairs,
             "seq": seq,
             "measured_steps": rates.len(),

@@ -17,6 +17,7 @@
 
 use crate::TrainError;
 use crate::optim::{HostMomentState, MomentState};
+use crate::schedule::LrSchedule;
 use crate::tensor_io::{NamedTensor, read_safetensors, write_safetensors};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -46,6 +47,8 @@ pub struct TrainerState {
     pub step_in_epoch: u64,
     /// The data-order RNG at the start of `epoch`: the epoch's order is re-drawn from it.
     pub rng: RngState,
+    /// The learning-rate schedule (the next step's rate is `schedule.lr_for_step(step + 1)`).
+    pub schedule: LrSchedule,
     /// Hash of the training configuration and inputs; a resume with another one is refused.
     pub fingerprint: String,
     /// The precision policy in force.

@@ -11,6 +11,12 @@ fn state(step: u64) -> TrainerState {
         epoch: 0,
         step_in_epoch: step,
         rng: RngState { seed: 7, stream: 0 },
+        schedule: LrSchedule {
+            peak: 1e-3,
+            warmup_steps: 2,
+            total_steps: 10,
+            decay: crate::schedule::LrDecay::Cosine,
+        },
         fingerprint: "abc".into(),
         precision: "f32".into(),
         last_loss: 0.5,

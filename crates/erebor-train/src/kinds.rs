@@ -61,7 +61,7 @@ const SFT_OUTPUTS: [OutputDecl; 8] = [
     OutputDecl {
         name: "precision",
         ty: OutputType::Text,
-        doc: "the precision policy in force (f32, bf16)",
+        doc: "the precision policy in force (f32, bf16-mixed, bf16)",
     },
 ];
 
@@ -80,17 +80,17 @@ const PREFERENCE_OUTPUTS: [OutputDecl; 10] = [
     OutputDecl {
         name: "reward_accuracy",
         ty: OutputType::Metric,
-        doc: "fraction of held-out pairs (else last step's pairs) with a higher chosen reward",
+        doc: "with an eval_split: fraction of held-out pairs whose chosen reward is higher",
     },
     OutputDecl {
         name: "chosen_after_edit",
         ty: OutputType::Metric,
-        doc: "held-out mean token log-prob of the chosen answer after its first edited token",
+        doc: "with an eval_split: mean log-prob per chosen token from the first edited token on",
     },
     OutputDecl {
         name: "precision",
         ty: OutputType::Text,
-        doc: "the precision policy in force (f32, bf16)",
+        doc: "the precision policy in force (f32, bf16-mixed, bf16)",
     },
 ];
 
@@ -125,6 +125,21 @@ fn validate(with: &serde_json::Value, kind: TrainKind) -> Result<(), ConfigError
     Ok(())
 }
 
+/// The declared outputs a step with this `with:` block produces: `adapter` only with `lora:`,
+/// the held-out metrics only with an `eval_split`.
+fn outputs_for(info: &StepKindInfo, with: &serde_json::Value) -> Vec<(String, OutputType)> {
+    let set = |key: &str| with.get(key).is_some_and(|v| !v.is_null());
+    info.outputs
+        .iter()
+        .filter(|output| match output.name {
+            "adapter" => set("lora"),
+            "eval_loss" | "reward_accuracy" | "chosen_after_edit" => set("eval_split"),
+            _ => true,
+        })
+        .map(|output| (output.name.to_owned(), output.ty))
+        .collect()
+}
+
 fn notes(with: &serde_json::Value, base_dir: &Path, kind: TrainKind) -> Vec<String> {
     match TrainConfig::parse(with, kind) {
         Ok(config) => plan::memory_notes(&config, kind, &resolve_path(base_dir, &config.model)),
@@ -139,6 +154,10 @@ impl StepKind for SftKind {
 
     fn validate(&self, with: &serde_json::Value, _base_dir: &Path) -> Result<(), ConfigError> {
         validate(with, TrainKind::Sft)
+    }
+
+    fn outputs_for(&self, with: &serde_json::Value) -> Vec<(String, OutputType)> {
+        outputs_for(self.info(), with)
     }
 
     fn plan_notes(&self, with: &serde_json::Value, base_dir: &Path) -> Vec<String> {
@@ -159,11 +178,43 @@ impl StepKind for PreferenceKind {
         validate(with, TrainKind::Preference)
     }
 
+    fn outputs_for(&self, with: &serde_json::Value) -> Vec<(String, OutputType)> {
+        outputs_for(self.info(), with)
+    }
+
     fn plan_notes(&self, with: &serde_json::Value, base_dir: &Path) -> Vec<String> {
         notes(with, base_dir, TrainKind::Preference)
     }
 
     fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {
         run_preference::run(ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn outputs_depend_on_lora_and_the_eval_split() {
+        let names = |kind: &dyn StepKind, with| -> Vec<String> {
+            kind.outputs_for(&with)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
+        };
+        let plain = names(&PreferenceKind, json!({"model": "m"}));
+        assert!(!plain.contains(&"adapter".to_owned()));
+        assert!(!plain.contains(&"reward_accuracy".to_owned()));
+        assert!(plain.contains(&"ref_logps".to_owned()));
+        let full = names(
+            &PreferenceKind,
+            json!({"lora": {"rank": 8}, "eval_split": "eval"}),
+        );
+        assert!(full.contains(&"adapter".to_owned()));
+        assert!(full.contains(&"chosen_after_edit".to_owned()));
+        let sft = names(&SftKind, json!({"eval_split": "eval"}));
+        assert!(sft.contains(&"eval_loss".to_owned()) && !sft.contains(&"ref_logps".to_owned()));
     }
 }

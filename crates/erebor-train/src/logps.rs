@@ -2,6 +2,7 @@
 
 use crate::TrainError;
 use crate::batch::TokenBatch;
+use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use erebor_model::CausalLm;
@@ -52,6 +53,32 @@ pub fn forward_logits(
             Ok(model.forward_packed(tensors.input_ids.clone(), &positions, rows(segments)))
         }
         _ => Ok(model.forward(tensors.input_ids.clone())),
+    }
+}
+
+/// The model the forward pass runs for bf16-mixed precision: every float parameter cast to
+/// `dtype` through a differentiable cast, so the forward computes in bf16 while gradients flow
+/// back, in f32, to the f32 master weights the optimizer updates. `None` (f32 or pure bf16
+/// training) means the model runs as it is.
+pub fn compute_view(model: &CausalLm, dtype: Option<DType>) -> Option<CausalLm> {
+    let dtype = dtype?;
+    Some(model.clone().map(&mut CastParams { dtype }))
+}
+
+struct CastParams {
+    dtype: DType,
+}
+
+impl ModuleMapper for CastParams {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let dtype = self.dtype;
+        param.map(|tensor| {
+            if tensor.dtype() == dtype {
+                tensor
+            } else {
+                tensor.cast(dtype)
+            }
+        })
     }
 }
 

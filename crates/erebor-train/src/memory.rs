@@ -118,7 +118,11 @@ impl MemoryEstimate {
 
     /// One line: the parts and the total, in GB (in MB when the total is under 1 GB).
     pub fn describe(&self) -> String {
-        let (unit, name) = if self.total() < GB { (1e6, "MB") } else { (GB, "GB") };
+        let (unit, name) = if self.total() < GB {
+            (1e6, "MB")
+        } else {
+            (GB, "GB")
+        };
         let mut parts = vec![format!("weights {:.1}", self.weights / unit)];
         if self.master_weights > 0.0 {
             parts.push(format!("f32 master {:.1}", self.master_weights / unit));

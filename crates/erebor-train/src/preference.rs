@@ -4,11 +4,13 @@
 
 use crate::TrainError;
 use crate::batch::{PairExample, TokenBatch, pair_batch};
-use crate::logps::{BatchTensors, forward_logits, read_f32, sequence_logps, token_logps};
+use crate::logps::{
+    BatchTensors, compute_view, forward_logits, read_f32, sequence_logps, token_logps,
+};
 use crate::losses::{PairLogps, PreferenceObjective};
 use crate::metrics::{PairStats, PairValues, eval_key};
 use crate::trainer::{MicroBatch, Objective};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 use erebor_core::ProgressReporter;
 use erebor_model::CausalLm;
 
@@ -43,10 +45,12 @@ impl PairUnit {
 fn score(
     model: &CausalLm,
     pairs: &[&PairExample],
+    compute: Option<DType>,
 ) -> Result<(Tensor<1>, Tensor<2>, TokenBatch, BatchTensors), TrainError> {
     let batch = pair_batch(pairs, 8);
     let tensors = BatchTensors::new(&batch, &model.device());
-    let logits = forward_logits(model, &batch, &tensors)?;
+    let cast = compute_view(model, compute);
+    let logits = forward_logits(cast.as_ref().unwrap_or(model), &batch, &tensors)?;
     let tokens = token_logps(logits, tensors.targets.clone());
     let sums = sequence_logps(tokens.clone(), tensors.mask.clone());
     Ok((sums, tokens, batch, tensors))
@@ -62,13 +66,14 @@ pub fn reference_logps(
     model: &CausalLm,
     pairs: &[PairExample],
     batch_size: usize,
+    compute: Option<DType>,
     progress: &dyn ProgressReporter,
 ) -> Result<Vec<(f32, f32)>, TrainError> {
     let refs: Vec<&PairExample> = pairs.iter().collect();
     progress.start_phase("ref_logps", Some(pairs.len() as u64));
     let mut out = Vec::with_capacity(pairs.len());
     for chunk in refs.chunks(batch_size.max(1)) {
-        let (sums, ..) = score(model, chunk)?;
+        let (sums, ..) = score(model, chunk, compute)?;
         let values = read_f32(sums, "reference log-probs")?;
         let n = chunk.len();
         out.extend((0..n).map(|i| (values[i], values[n + i])));
@@ -85,6 +90,8 @@ pub struct PairObjective {
     pub eval_units: Vec<PairUnit>,
     /// Micro-batch size of evaluation.
     pub eval_batch_size: usize,
+    /// Compute dtype of the forward pass under bf16-mixed precision (`None` otherwise).
+    pub compute_dtype: Option<DType>,
     stats: PairStats,
 }
 
@@ -99,6 +106,7 @@ impl PairObjective {
             objective,
             eval_units,
             eval_batch_size,
+            compute_dtype: None,
             stats: PairStats::default(),
         }
     }
@@ -111,7 +119,7 @@ impl PairObjective {
     ) -> Result<(Tensor<1>, PairValues, Tensor<2>, TokenBatch), TrainError> {
         let device = model.device();
         let pairs: Vec<&PairExample> = units.iter().map(|u| &u.pair).collect();
-        let (sums, tokens, batch, _) = score(model, &pairs)?;
+        let (sums, tokens, batch, _) = score(model, &pairs, self.compute_dtype)?;
         let n = units.len();
         let constant =
             |values: Vec<f32>| Tensor::<1>::from_data(TensorData::new(values, [n]), &device);

@@ -69,12 +69,20 @@ fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, Tra
         .expect_kind(&dataset_dir, DatasetKind::Preference)
         .map_err(dataset_error(&dataset_dir))?;
     let model_dir = ctx.resolve(&config.model);
-    let mut start = load_start_model(&model_dir, config.init, config.seed, &runtime)?;
-    // Adapters start at zero: the adapted model equals the base, so with the default reference
-    // its pre-pass goes through the policy's own forward.
-    start.model = with_lora(start.model, config.lora.as_ref(), config.seed)?;
-    check_tokenizer(&dataset_dir, &manifest, &start.tokenizer)?;
-    let max_seq_len = plan::effective_seq_len(config, start.model.config());
+    let model_config = erebor_model::ModelConfig::from_dir(&model_dir)
+        .map_err(|e| TrainError::Model(e.to_string()))?;
+    let tokenizer = erebor_model::Tokenizer::from_dir(&model_dir)
+        .map_err(|e| TrainError::Model(e.to_string()))?;
+    check_tokenizer(&dataset_dir, &manifest, &tokenizer)?;
+    let max_seq_len = plan::effective_seq_len(config, &model_config);
+    // The policy's starting weights; with LoRA, fresh adapters (zero `B`), so the adapted
+    // model equals the base and, with the default reference, the pre-pass runs through the
+    // policy's own forward.
+    let load_policy = || -> Result<crate::setup::StartModel, TrainError> {
+        let mut start = load_start_model(&model_dir, config.init, config.seed, &runtime)?;
+        start.model = with_lora(start.model, config.lora.as_ref(), config.seed)?;
+        Ok(start)
+    };
     let max_prompt_len = config.max_prompt_len.unwrap_or(max_seq_len / 2);
 
     let mut splits = vec![load_split(
@@ -107,14 +115,35 @@ fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, Tra
         },
     };
     let same_model = config.reference.is_none();
+    // The policy is loaded inside when the reference is the policy's start (and kept for
+    // training); a distinct reference is loaded, used and dropped before the policy is loaded,
+    // so the two are never in memory together.
+    let mut policy = None;
     let (values, cache_path, cache_outcome) = cached_ref_logps(&ctx.cache_dir, &key, || {
         if same_model {
-            score_splits(&start.model, &splits, &key, config.batch_size, ctx)
+            let start = load_policy()?;
+            let scored = score_splits(
+                &start.model,
+                &splits,
+                &key,
+                config.batch_size,
+                runtime.compute_dtype,
+                ctx,
+            );
+            policy = Some(start);
+            scored
         } else {
             // Loaded, used and dropped here: never in memory during training.
             let reference =
                 load_start_model(&reference_dir, reference_init, config.seed, &runtime)?;
-            score_splits(&reference.model, &splits, &key, config.batch_size, ctx)
+            score_splits(
+                &reference.model,
+                &splits,
+                &key,
+                config.batch_size,
+                runtime.compute_dtype,
+                ctx,
+            )
         }
     })?;
     tracing::info!(outcome = ?cache_outcome, path = %cache_path.display(), "reference log-probs");
@@ -158,7 +187,12 @@ fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, Tra
     );
 
     let mut pair_objective = PairObjective::new(objective, eval_units, config.batch_size);
+    pair_objective.compute_dtype = runtime.compute_dtype;
     let settings = loop_settings(ctx, config, &runtime, total_steps, fingerprint);
+    let start = match policy {
+        Some(start) => start,
+        None => load_policy()?,
+    };
     let crate::setup::StartModel {
         model,
         tokenizer,
@@ -207,11 +241,12 @@ fn score_splits(
     splits: &[Split],
     key: &RefLogpsKey,
     batch_size: usize,
+    compute: Option<burn::tensor::DType>,
     ctx: &StepContext<'_>,
 ) -> Result<RefLogps, TrainError> {
     let mut out = BTreeMap::new();
     for split in splits {
-        let scored = reference_logps(model, &split.pairs, batch_size, ctx.progress)?;
+        let scored = reference_logps(model, &split.pairs, batch_size, compute, ctx.progress)?;
         let rows = split
             .rows
             .iter()

@@ -82,6 +82,7 @@ fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, Tra
         packing: config.packing,
         eval_rows,
         eval_batch_size: config.batch_size,
+        compute_dtype: runtime.compute_dtype,
     };
     let settings = loop_settings(ctx, config, &runtime, total_steps, fingerprint);
     let crate::setup::StartModel {

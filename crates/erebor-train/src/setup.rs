@@ -25,8 +25,10 @@ pub struct Runtime {
     pub device: Device,
     /// The precision policy.
     pub precision: Precision,
-    /// The dtype of the weights the forward pass reads.
+    /// The dtype the weights are stored (and updated) in.
     pub dtype: DType,
+    /// The dtype the forward pass computes in, when it differs (bf16-mixed).
+    pub compute_dtype: Option<DType>,
 }
 
 /// Resolves `config.device` and `config.precision`.
@@ -37,17 +39,12 @@ pub fn runtime(config: &TrainConfig) -> Result<Runtime, TrainError> {
         .precision
         .resolve(&spec.to_string())
         .map_err(|e| TrainError::Config(format!("precision: {e}")))?;
-    let dtype = match precision {
-        Precision::F32 => DType::F32,
-        Precision::Bf16 => DType::BF16,
-        Precision::Bf16Mixed => {
-            return Err(TrainError::Config(
-                "precision: bf16-mixed (f32 master weights) needs the model to cast its weights \
-                 per forward pass, which this build cannot do yet; use `precision: bf16` (pure \
-                 bf16, f32 log-softmax) or `precision: f32`"
-                    .into(),
-            ));
-        }
+    // Weights are stored in `dtype`; under bf16-mixed they are f32 master weights and the
+    // forward pass runs on a bf16 cast of them (`compute_dtype`).
+    let (dtype, compute_dtype) = match precision {
+        Precision::F32 => (DType::F32, None),
+        Precision::Bf16 => (DType::BF16, None),
+        Precision::Bf16Mixed => (DType::F32, Some(DType::BF16)),
     };
     let base = spec
         .device()
@@ -61,6 +58,7 @@ pub fn runtime(config: &TrainConfig) -> Result<Runtime, TrainError> {
         device,
         precision,
         dtype,
+        compute_dtype,
     })
 }
 

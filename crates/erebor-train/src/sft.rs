@@ -7,7 +7,7 @@
 
 use crate::TrainError;
 use crate::batch::{PackedRow, SftExample, TokenBatch, pack, packed_batch, prepare_sft, sft_batch};
-use crate::logps::{BatchTensors, forward_logits, read_f32, token_logps};
+use crate::logps::{BatchTensors, compute_view, forward_logits, read_f32, token_logps};
 use crate::trainer::{MicroBatch, Objective};
 use burn::module::Module;
 use erebor_core::dataset::TokenizedSft;
@@ -21,6 +21,8 @@ pub struct SftObjective {
     pub eval_rows: Vec<PackedRow>,
     /// Micro-batch size of evaluation.
     pub eval_batch_size: usize,
+    /// Compute dtype of the forward pass under bf16-mixed precision (`None` otherwise).
+    pub compute_dtype: Option<burn::tensor::DType>,
 }
 
 /// Turns tokenised rows into training units: truncated, then packed or one per row.
@@ -61,7 +63,8 @@ impl SftObjective {
     ) -> Result<(burn::tensor::Tensor<1>, TokenBatch), TrainError> {
         let batch = self.batch(rows);
         let tensors = BatchTensors::new(&batch, &model.device());
-        let logits = forward_logits(model, &batch, &tensors)?;
+        let cast = compute_view(model, self.compute_dtype);
+        let logits = forward_logits(cast.as_ref().unwrap_or(model), &batch, &tensors)?;
         let nll = (token_logps(logits, tensors.targets) * tensors.mask)
             .sum()
             .neg();

@@ -305,6 +305,7 @@ fn save(
             seed: s.seed,
             stream: step / steps_per_epoch,
         },
+        schedule: s.schedule,
         fingerprint: s.fingerprint.clone(),
         precision: s.precision.clone(),
         last_loss,

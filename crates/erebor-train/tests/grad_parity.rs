@@ -87,7 +87,7 @@ fn log_probs_losses_and_embedding_gradients_match_pytorch() {
         let ref_model = Checkpoint::load(&folder, &device, DType::F32)
             .unwrap()
             .model;
-        let refs = reference_logps(&ref_model, &pairs, 2, &NullProgress).unwrap();
+        let refs = reference_logps(&ref_model, &pairs, 2, None, &NullProgress).unwrap();
         let (rc, rr): (Vec<f32>, Vec<f32>) = refs.into_iter().unzip();
         for (i, (got, want)) in rc.iter().zip(floats(&p["ref_chosen_logps"])).enumerate() {
             assert_close(

@@ -45,7 +45,10 @@ fn packed_examples_score_as_if_alone() {
         // Within the example (its last position predicts across the boundary and is masked).
         for t in 0..example.input_ids.len() - 1 {
             let (a, b) = (packed_logps[offset + t], single[t]);
-            assert!((a - b).abs() < 1e-5, "position {t} of an example at offset {offset}: {a} vs {b}");
+            assert!(
+                (a - b).abs() < 1e-5,
+                "position {t} of an example at offset {offset}: {a} vs {b}"
+            );
             assert_eq!(batch.loss_mask[offset + t] > 0.0, example.is_target[t + 1]);
         }
         offset += example.input_ids.len();
@@ -63,7 +66,13 @@ fn a_packed_sft_step_trains() {
     });
     let sink = MemorySink::new();
     SftKind
-        .run(&context(with, &dir.path().join("w"), &dir.path().join("c"), &sink, CancelToken::new()))
+        .run(&context(
+            with,
+            &dir.path().join("w"),
+            &dir.path().join("c"),
+            &sink,
+            CancelToken::new(),
+        ))
         .unwrap();
     let losses = sink.series("train/loss");
     assert_eq!(losses.len(), 12);

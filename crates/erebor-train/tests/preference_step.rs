@@ -206,3 +206,116 @@ fn a_dataset_made_with_another_tokenizer_is_refused() {
         failure.message
     );
 }
+
+#[test]
+fn bf16_mixed_precision_trains_f32_master_weights_with_the_step_zero_invariants() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, data) = setup(dir.path());
+    let with = json!({
+        "model": model, "dataset": data, "loss": "dpop", "beta": 0.3, "lr": 1e-3,
+        "batch_size": 4, "max_steps": 3, "precision": "bf16-mixed"
+    });
+    let sink = MemorySink::new();
+    let outputs = run(
+        with,
+        &dir.path().join("mixed"),
+        &dir.path().join("cache"),
+        &sink,
+    )
+    .unwrap();
+    assert_eq!(
+        outputs.get("precision").unwrap().to_template_string(),
+        "bf16-mixed"
+    );
+    assert!(
+        report(&outputs)["precision_policy"]
+            .as_str()
+            .unwrap()
+            .contains("f32 master weights")
+    );
+    // Reference and policy go through the same bf16 forward: the invariants hold exactly.
+    let first_loss = sink.series("train/loss")[0].1;
+    assert!(
+        (first_loss - std::f64::consts::LN_2).abs() < 1e-6,
+        "{first_loss}"
+    );
+    assert_eq!(sink.series("dpop/penalty")[0].1, 0.0);
+    // The bf16 forward differs from the f32 one (so the cast is real) by bf16 rounding only.
+    let f32_with = json!({
+        "model": model, "dataset": data, "loss": "dpop", "beta": 0.3, "lr": 1e-3,
+        "batch_size": 4, "max_steps": 1
+    });
+    let f32_sink = MemorySink::new();
+    run(
+        f32_with,
+        &dir.path().join("f32"),
+        &dir.path().join("cache"),
+        &f32_sink,
+    )
+    .unwrap();
+    let (mixed, full) = (
+        sink.series("logps/chosen")[0].1,
+        f32_sink.series("logps/chosen")[0].1,
+    );
+    assert!(
+        mixed != full && (mixed - full).abs() < 0.05 * full.abs(),
+        "{mixed} vs {full}"
+    );
+    // Master weights stay f32 and move.
+    let saved = std::fs::read(
+        PathBuf::from(outputs.get("model").unwrap().to_template_string()).join("model.safetensors"),
+    )
+    .unwrap();
+    let file = safetensors::SafeTensors::deserialize(&saved).unwrap();
+    assert!(
+        file.tensors()
+            .iter()
+            .all(|(_, t)| t.dtype() == safetensors::Dtype::F32)
+    );
+    assert!(
+        sink.series("train/grad_norm")
+            .iter()
+            .all(|(_, g)| g.is_finite() && *g > 0.0)
+    );
+}
+
+#[test]
+fn a_separate_reference_model_is_scored_then_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, data) = setup(dir.path());
+    // Another starting point: the same SFT data, another seed and fewer steps.
+    let sft_data = dir.path().join("sft");
+    let sink = MemorySink::new();
+    let other = SftKind
+        .run(&context(
+            json!({"model": tiny_arith(), "init": "random", "dataset": sft_data, "lr": 3e-3,
+                   "batch_size": 8, "max_steps": 4, "seed": 9}),
+            &dir.path().join("other"),
+            &dir.path().join("cache"),
+            &sink,
+            CancelToken::new(),
+        ))
+        .unwrap()
+        .get("model")
+        .unwrap()
+        .to_template_string();
+    let with = json!({"model": model, "reference": other, "dataset": data, "loss": "dpo",
+                      "beta": 0.3, "lr": 1e-4, "batch_size": 4, "max_steps": 1});
+    let sink = MemorySink::new();
+    let outputs = run(
+        with,
+        &dir.path().join("w"),
+        &dir.path().join("cache"),
+        &sink,
+    )
+    .unwrap();
+    // Policy and reference differ from the start: the first loss is not ln 2.
+    let first = sink.series("train/loss")[0].1;
+    assert!((first - std::f64::consts::LN_2).abs() > 1e-3, "{first}");
+    let refs: Value = serde_json::from_str(
+        &std::fs::read_to_string(outputs.get("ref_logps").unwrap().to_template_string()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(refs["splits"]["train"].as_array().unwrap().len(), 20);
+    assert!(refs["key"]["reference_sha256"].as_str().unwrap().len() == 64);
+}

@@ -155,3 +155,83 @@ fn lora_trains_only_the_adapters_and_checkpoints_only_them() {
         assert_eq!(changed, adapted, "{name}");
     }
 }
+
+fn losses_and_weights(
+    with: serde_json::Value,
+    dir: &std::path::Path,
+    name: &str,
+) -> (Vec<f64>, Vec<f32>) {
+    let sink = MemorySink::new();
+    let outputs = SftKind
+        .run(&context(
+            with,
+            &dir.join(name),
+            &dir.join("cache"),
+            &sink,
+            CancelToken::new(),
+        ))
+        .unwrap();
+    let model = std::path::PathBuf::from(outputs.get("model").unwrap().to_template_string());
+    let bytes = std::fs::read(model.join("model.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let weights = file
+        .tensor("model.layers.0.self_attn.q_proj.weight")
+        .unwrap()
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    (
+        sink.series("train/loss")
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect(),
+        weights,
+    )
+}
+
+fn close(a: &[f64], b: &[f64], tolerance: f64) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= tolerance * x.abs().max(1.0))
+}
+
+#[test]
+fn splitting_a_step_into_micro_batches_does_not_change_it() {
+    // Rows of different lengths: a per-micro-batch mean would weight tokens unequally.
+    let mut rows = addition_rows(24, 0);
+    for row in rows.iter_mut().step_by(3) {
+        row.1 = format!("{}\n{}", row.1, row.1);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_sft_dataset(&data, &[("train", rows)]);
+    let base = json!({"model": tiny_arith(), "init": "random", "dataset": data, "lr": 3e-3,
+                      "max_steps": 4, "seed": 8});
+    let mut whole = base.clone();
+    whole["batch_size"] = json!(8);
+    let mut split = base.clone();
+    split["batch_size"] = json!(2);
+    split["grad_accum"] = json!(4);
+    let (loss_a, weights_a) = losses_and_weights(whole, dir.path(), "whole");
+    let (loss_b, weights_b) = losses_and_weights(split, dir.path(), "split");
+    assert!(close(&loss_a, &loss_b, 1e-5), "{loss_a:?} vs {loss_b:?}");
+    let a: Vec<f64> = weights_a.iter().map(|w| f64::from(*w)).collect();
+    let b: Vec<f64> = weights_b.iter().map(|w| f64::from(*w)).collect();
+    assert!(close(&a, &b, 1e-4));
+}
+
+#[test]
+fn gradient_checkpointing_gives_the_same_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_sft_dataset(&data, &[("train", addition_rows(16, 0))]);
+    let base = json!({"model": tiny_arith(), "init": "random", "dataset": data, "lr": 3e-3,
+                      "batch_size": 8, "max_steps": 3, "seed": 2});
+    let mut checkpointed = base.clone();
+    checkpointed["gradient_checkpointing"] = json!(true);
+    let (loss_a, _) = losses_and_weights(base, dir.path(), "plain");
+    let (loss_b, _) = losses_and_weights(checkpointed, dir.path(), "checkpointed");
+    assert!(close(&loss_a, &loss_b, 1e-5), "{loss_a:?} vs {loss_b:?}");
+}
