@@ -20,7 +20,7 @@ python -c 'import torch; print("torch", torch.__version__)'
 
 EREBOR_TEST_DEVICE=tch-cpu cargo test -p erebor-model --features tch \
   --test parity_logits --test parity_scoring --test generation --test checkpoint \
-  --test lora --test training_api --test gguf
+  --test lora --test training_api --test gguf --test device --lib
 
 if [[ "${1:-}" == "bench" ]]; then
   SMOL=${SMOL:-../shared/models/smollm2-135m-instruct}

@@ -116,18 +116,25 @@ fn readme_commands_are_the_ones_ci_and_users_run(sandbox: &Sandbox) {
         ci.contains("ci:test-command") && ci.contains("bash -c \"$test_command\""),
         ".ci/run runs the README's command"
     );
-    // The quickstart validates as the README runs it (from the repository root).
-    let out = sandbox
-        .erebor()
-        .current_dir(common::repo_root())
-        .args(["validate", "workflows/quickstart.yaml"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The workflows the README names validate as the README runs them (from the repository root).
+    for workflow in [
+        "workflows/quickstart.yaml",
+        "workflows/dpo-vs-dpop.yaml",
+        "workflows/examples/command-pipeline.yaml",
+    ] {
+        assert!(readme.contains(workflow), "README names {workflow}");
+        let out = sandbox
+            .erebor()
+            .current_dir(common::repo_root())
+            .args(["validate", workflow])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{workflow}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 on_both_backends!(
@@ -173,7 +180,7 @@ fn spans_are_exported_to_an_otlp_collector() {
         }
     });
     let sandbox = Sandbox::new(common::Backend::Sqlite).unwrap();
-    let workflow = sandbox.copy_quickstart();
+    let workflow = sandbox.copy_command_pipeline();
     let endpoint = format!("http://127.0.0.1:{port}");
     sandbox.expect(
         &[

@@ -1,4 +1,5 @@
-//! End-to-end: the quickstart runs, is listed and cached; plan says what changed; bad YAML,
+//! End-to-end, on the `command` step example (workflows/examples/command-pipeline.yaml, seconds
+//! to run): a run is listed and cached; plan says what changed; bad YAML,
 //! failing steps, retries, timeouts, out-of-memory deaths and `expect:` regressions give the
 //! documented exit codes and records. Each scenario runs on SQLite and on Postgres.
 
@@ -7,8 +8,8 @@ mod common;
 use common::Sandbox;
 use erebor_store::{AttemptStatus, RunStatus, StepStatus};
 
-fn quickstart_runs_is_listed_and_then_cached(sandbox: &Sandbox) {
-    let workflow = sandbox.copy_quickstart();
+fn pipeline_runs_is_listed_and_then_cached(sandbox: &Sandbox) {
+    let workflow = sandbox.copy_command_pipeline();
     let workflow = workflow.to_str().unwrap();
     let out = sandbox.expect(&["run", workflow], 0);
     assert!(out.contains(": succeeded"), "{out}");
@@ -16,7 +17,7 @@ fn quickstart_runs_is_listed_and_then_cached(sandbox: &Sandbox) {
     let first = sandbox.latest_run().unwrap();
     assert!(
         list.contains(&first)
-            && list.contains("quickstart")
+            && list.contains("command-pipeline")
             && list.contains("succeeded")
             && list.contains("4/4"),
         "{list}"
@@ -127,12 +128,14 @@ fn quickstart_runs_is_listed_and_then_cached(sandbox: &Sandbox) {
 }
 
 fn plan_marks_a_changed_input_and_its_descendants(sandbox: &Sandbox) {
-    let workflow = sandbox.copy_quickstart();
+    let workflow = sandbox.copy_command_pipeline();
     let workflow = workflow.to_str().unwrap();
     sandbox.expect(&["run", workflow], 0);
     let first = sandbox.latest_run().unwrap();
     // One byte of the dataset script changes (a comment, so the data stays the same).
-    let script = sandbox.path().join("workflows/quickstart/make-dataset.sh");
+    let script = sandbox
+        .path()
+        .join("workflows/examples/command-pipeline/make-dataset.sh");
     let text = std::fs::read_to_string(&script)
         .unwrap()
         .replacen("(80/20)", "(80/21)", 1);
@@ -140,7 +143,7 @@ fn plan_marks_a_changed_input_and_its_descendants(sandbox: &Sandbox) {
     let plan = sandbox.expect(&["plan", workflow], 0);
     assert!(plan.contains("4 steps, 0 cached, 4 to run"), "{plan}");
     assert!(
-        plan.contains("runs because: input quickstart/make-dataset.sh changed (sha256 "),
+        plan.contains("runs because: input command-pipeline/make-dataset.sh changed (sha256 "),
         "{plan}"
     );
     assert!(plan.contains(&format!(") since run {first}")), "{plan}");
@@ -152,7 +155,8 @@ fn plan_marks_a_changed_input_and_its_descendants(sandbox: &Sandbox) {
     }
     let dot = sandbox.expect(&["plan", workflow, "--format", "dot"], 0);
     assert!(
-        dot.contains("\"dataset\" -> \"stats[train]\";") && dot.contains("digraph \"quickstart\""),
+        dot.contains("\"dataset\" -> \"stats[train]\";")
+            && dot.contains("digraph \"command-pipeline\""),
         "{dot}"
     );
     // A param that only the checks... is used by the dataset step: changing it reruns all.
@@ -306,7 +310,7 @@ fn expectations_that_regress_exit_3(sandbox: &Sandbox) {
 }
 
 on_both_backends!(
-    quickstart_runs_is_listed_and_then_cached,
+    pipeline_runs_is_listed_and_then_cached,
     plan_marks_a_changed_input_and_its_descendants,
     bad_workflows_exit_2_with_the_place,
     failures_are_classified_retried_and_recorded,

@@ -92,20 +92,32 @@ impl Sandbox {
         path
     }
 
-    /// Copies the repository's quickstart workflow and its scripts into the sandbox.
-    pub fn copy_quickstart(&self) -> PathBuf {
-        let repo = repo_root();
-        let target = self.path().join("workflows");
+    /// Copies the `command` step example (workflows/examples/command-pipeline.yaml and its
+    /// scripts) into the sandbox: a pipeline of shell scripts that runs in about a second.
+    pub fn copy_command_pipeline(&self) -> PathBuf {
+        let examples = repo_root().join("workflows/examples");
+        let target = self.path().join("workflows/examples");
         copy_dir(
-            &repo.join("workflows/quickstart"),
-            &target.join("quickstart"),
+            &examples.join("command-pipeline"),
+            &target.join("command-pipeline"),
         );
         std::fs::copy(
-            repo.join("workflows/quickstart.yaml"),
-            target.join("quickstart.yaml"),
+            examples.join("command-pipeline.yaml"),
+            target.join("command-pipeline.yaml"),
         )
         .unwrap();
-        target.join("quickstart.yaml")
+        target.join("command-pipeline.yaml")
+    }
+
+    /// Copies the repository's ML workflows (quickstart.yaml, dpo-vs-dpop.yaml) and the model
+    /// folders they use into `workflows/` of the sandbox, as they sit in the repository.
+    pub fn copy_ml_workflows(&self) {
+        let repo = repo_root();
+        let target = self.path().join("workflows");
+        copy_dir(&repo.join("workflows/models"), &target.join("models"));
+        for file in ["quickstart.yaml", "dpo-vs-dpop.yaml"] {
+            std::fs::copy(repo.join("workflows").join(file), target.join(file)).unwrap();
+        }
     }
 
     /// `erebor` with this sandbox's state folder and database, run in the sandbox.

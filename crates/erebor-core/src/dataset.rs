@@ -33,10 +33,11 @@ pub enum DatasetKind {
     Preference,
 }
 
-/// One message of a conversation.
+/// One message of a conversation: a dataset row's, and what erebor-model's chat templates
+/// render.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
-    /// `system`, `user` or `assistant`.
+    /// `system`, `user` or `assistant` (templates may accept others).
     pub role: String,
     /// The text.
     pub content: String,
@@ -49,6 +50,21 @@ impl ChatMessage {
             role: role.into(),
             content: content.into(),
         }
+    }
+
+    /// A `system` message.
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::new("system", content)
+    }
+
+    /// A `user` message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::new("user", content)
+    }
+
+    /// An `assistant` message.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self::new("assistant", content)
     }
 }
 

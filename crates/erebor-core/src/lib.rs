@@ -15,6 +15,7 @@
 //! - [`content`]: content hashes of files and folders.
 //! - [`dataset`]: the on-disk format of converted datasets, written by `convert`, read by training.
 //! - [`jsonl`]: JSON-lines reading and writing with line numbers in errors.
+//! - [`files`]: atomic whole-file writes.
 
 pub mod cancel;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod context;
 pub mod dataset;
 pub mod events;
 pub mod failure;
+pub mod files;
 pub mod ids;
 pub mod jsonl;
 pub mod kind;

@@ -30,13 +30,6 @@ pub struct ChatTokenizer {
     reference: TokenizerRef,
 }
 
-fn model_messages(messages: &[ChatMessage]) -> Vec<erebor_model::ChatMessage> {
-    messages
-        .iter()
-        .map(|message| erebor_model::ChatMessage::new(&message.role, &message.content))
-        .collect()
-}
-
 /// Whether a preference row's completions had to be tokenised apart from the prompt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BoundaryRetokenised(pub bool);
@@ -76,6 +69,30 @@ impl ChatTokenizer {
         })
     }
 
+    /// The tokens the template writes after an assistant answer (ChatML: `<|im_end|>` and a
+    /// newline): found by rendering a sentinel answer and encoding what follows it. Empty when
+    /// the template rewrites the answer so that the sentinel cannot be found.
+    pub fn turn_end_ids(&self) -> Result<Vec<u32>, DataError> {
+        // Plain text that no template rewrites (the private-use characters are taken: they mark
+        // assistant spans inside erebor-model).
+        const SENTINEL: &str = "EREBOR_ANSWER_SENTINEL";
+        let messages = [
+            ChatMessage::user("question"),
+            ChatMessage::assistant(SENTINEL),
+        ];
+        let fail = |error: erebor_model::ModelError| {
+            DataError::Invalid(format!("finding the end-of-turn tokens: {error}"))
+        };
+        let text = self.template.render(&messages, false).map_err(fail)?;
+        match text.rfind(SENTINEL) {
+            Some(at) => self
+                .tokenizer
+                .encode_ids(&text[at + SENTINEL.len()..], false)
+                .map_err(fail),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// What goes into the dataset manifest.
     pub fn reference(&self) -> &TokenizerRef {
         &self.reference
@@ -94,7 +111,7 @@ impl ChatTokenizer {
     pub fn sft(&self, record: &SftRecord) -> Result<TokenizedSft, DataError> {
         let rendered = self
             .template
-            .render_with_assistant_spans(&model_messages(&record.messages))
+            .render_with_assistant_spans(&record.messages)
             .map_err(|error| self.fail(&record.id, error))?;
         let encoding = self
             .tokenizer
@@ -135,11 +152,10 @@ impl ChatTokenizer {
         &self,
         record: &PreferenceRecord,
     ) -> Result<(TokenizedPreference, BoundaryRetokenised), DataError> {
-        let prompt_messages = model_messages(&record.prompt);
         let render = |answer: Option<&str>| {
-            let mut messages = prompt_messages.clone();
+            let mut messages = record.prompt.clone();
             if let Some(answer) = answer {
-                messages.push(erebor_model::ChatMessage::assistant(answer));
+                messages.push(ChatMessage::assistant(answer));
             }
             self.template
                 .render(&messages, answer.is_none())
@@ -194,7 +210,18 @@ fn common_char_prefix<'a>(a: &'a str, b: &str) -> &'a str {
 
 #[cfg(test)]
 mod tests {
-    use super::common_char_prefix;
+    use super::{ChatTokenizer, common_char_prefix};
+    use std::path::Path;
+
+    #[test]
+    fn the_turn_end_is_what_chatml_writes_after_an_answer() {
+        let folder =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/models/tiny-arith");
+        let chat = ChatTokenizer::load(&folder, "tiny-arith", "checkpoint").unwrap();
+        let expected = chat.tokenizer().encode_ids("<|im_end|>\n", false).unwrap();
+        assert_eq!(expected.len(), 2, "{expected:?}");
+        assert_eq!(chat.turn_end_ids().unwrap(), expected);
+    }
 
     #[test]
     fn the_common_prefix_stops_at_a_character_boundary() {

@@ -375,3 +375,80 @@ fn a_cancelled_step_stops_with_the_cancelled_class() {
     assert_eq!(failure.class, FailureClass::Cancelled);
     assert!(!dir.path().join("work/dataset").exists());
 }
+
+/// Levenshtein distance, the textbook O(n·m) table: the independent reference for the report.
+fn edit_distance(a: &[u32], b: &[u32]) -> usize {
+    let mut table: Vec<Vec<usize>> = (0..=a.len()).map(|i| vec![i; b.len() + 1]).collect();
+    for (j, cell) in table[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let substitute = table[i - 1][j - 1] + usize::from(a[i - 1] != b[j - 1]);
+            table[i][j] = substitute.min(table[i - 1][j] + 1).min(table[i][j - 1] + 1);
+        }
+    }
+    table[a.len()][b.len()]
+}
+
+#[test]
+fn token_edit_distance_measures_the_answers_without_the_end_of_turn_tokens() {
+    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+    if !shared.exists() {
+        println!("skipping: ../shared is absent");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let arc = shared.join("data/leaderboard/arc_challenge_train.jsonl");
+    let with = json!({
+        "sources": [{"path": arc.display().to_string(), "map": "arc", "limit": 300}],
+        "tokenizer": shared.join("tokenizers/smollm2").display().to_string(),
+    });
+    let (result, sink) = run(with, dir.path(), &dir.path().join("arc"));
+    let outputs = result.unwrap();
+    let dataset = path_output(&outputs, "dataset");
+    let rows = read_tokenized_preference(&dataset, "train").unwrap();
+    assert_eq!(rows.len(), 900, "300 questions, 3 wrong answers each");
+    // SmolLM2's ChatML closes every answer with `<|im_end|>` (id 2) and a newline (id 198).
+    let turn_end = [2, 198];
+    let distance = |chosen: &[u32], rejected: &[u32]| {
+        edit_distance(chosen, rejected) as f64 / chosen.len().max(rejected.len()) as f64
+    };
+    let mean_of = |distances: Vec<f64>| distances.iter().sum::<f64>() / distances.len() as f64;
+    let expected = mean_of(
+        rows.iter()
+            .map(|row| {
+                assert!(
+                    row.chosen_ids.ends_with(&turn_end) && row.rejected_ids.ends_with(&turn_end)
+                );
+                distance(
+                    &row.chosen_ids[..row.chosen_ids.len() - 2],
+                    &row.rejected_ids[..row.rejected_ids.len() - 2],
+                )
+            })
+            .collect(),
+    );
+    let with_turn_end = mean_of(
+        rows.iter()
+            .map(|row| distance(&row.chosen_ids, &row.rejected_ids))
+            .collect(),
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(path_output(&outputs, "report")).unwrap())
+            .unwrap();
+    let stats = &report["splits"]["train"]["preference"];
+    assert_eq!(stats["unit"], "tokens");
+    let mean = stats["edit_distance"]["mean"].as_f64().unwrap();
+    assert!((mean - expected).abs() < 1e-9, "{mean} vs {expected}");
+    println!("ARC token edit distance: {mean} ({with_turn_end} counting the end-of-turn tokens)");
+    // Short answers: the two shared end-of-turn tokens weigh a lot, and different answers share
+    // few tokens (the DPOP paper reports 90% for its ARC pairs).
+    assert!(
+        mean > 0.6 && mean > with_turn_end + 0.15,
+        "{mean} vs {with_turn_end}"
+    );
+    assert_eq!(
+        sink.series("convert/train/edit_distance_mean"),
+        vec![(0, mean)]
+    );
+}

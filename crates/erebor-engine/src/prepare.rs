@@ -3,7 +3,7 @@
 
 use crate::events::EngineEvent;
 use crate::scheduler::{Shared, State};
-use erebor_core::{FailureClass, OutputValue, StepOutputs};
+use erebor_core::{FailureClass, OutputValue, StepId, StepOutputs};
 use erebor_store::{CachedResult, StepStatus, Store};
 use erebor_workflow::{PlannedStep, Workflow};
 use std::collections::BTreeMap;
@@ -35,12 +35,19 @@ pub(crate) fn upstream_state(needs: &[usize], steps: &[PlannedStep], states: &[S
     }
 }
 
+/// Fails a step that cannot start (bad input: too many GPUs, an unknown kind, an unreadable
+/// input, an unresolvable reference) without an attempt: in the store, for the subscribers, in
+/// the scheduler's `state` and in the `failed` list of its summary.
 pub(crate) async fn fail_without_attempt(
     shared: &Shared,
     step: &PlannedStep,
-    class: FailureClass,
     message: &str,
+    state: &mut State,
+    failed: &mut Vec<StepId>,
 ) {
+    let class = FailureClass::BadInput;
+    *state = State::Failed;
+    failed.push(step.id.clone());
     let _ = shared
         .store
         .set_step_status(

@@ -122,9 +122,7 @@ pub fn work_dir(run_dir: &Path, step: &StepId) -> PathBuf {
 /// marks the attempt interrupted whatever its files say.
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    let temp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&temp, bytes)?;
-    std::fs::rename(&temp, path)
+    erebor_core::files::write_atomic(path, &bytes, false)
 }
 
 /// Reads a result file; `Ok(None)` when it does not exist.

@@ -9,7 +9,7 @@ use crate::prepare::{
     Upstream, cached_expectations, cached_result, fail_without_attempt, fingerprint_step, lineage,
     upstream_state,
 };
-use erebor_core::{FailureClass, OutputValue, RunId, StepId, StepOutputs};
+use erebor_core::{OutputValue, RunId, StepId, StepOutputs};
 use erebor_store::{StepRecord, StepStatus, Store};
 use erebor_workflow::{HashCache, KindRegistry, Workflow};
 use std::collections::{BTreeMap, BTreeSet};
@@ -182,14 +182,13 @@ pub async fn schedule(
                     Upstream::Ready => {}
                 }
                 if step.gpus as usize > limits.gpus.len() {
-                    states[index] = State::Failed;
                     let message = format!(
                         "needs {} GPU slot(s) but this runner has {} (pass --gpus or set CUDA_VISIBLE_DEVICES)",
                         step.gpus,
                         limits.gpus.len()
                     );
-                    fail_without_attempt(&shared, step, FailureClass::BadInput, &message).await;
-                    summary.failed.push(step.id.clone());
+                    let (state, failed) = (&mut states[index], &mut summary.failed);
+                    fail_without_attempt(&shared, step, &message, state, failed).await;
                     continue;
                 }
                 if (step.gpus as usize) > free_gpus.len() {
@@ -197,15 +196,8 @@ pub async fn schedule(
                 }
                 let kind = registry.get(&step.kind).cloned();
                 let Some(kind) = kind else {
-                    states[index] = State::Failed;
-                    fail_without_attempt(
-                        &shared,
-                        step,
-                        FailureClass::BadInput,
-                        "unknown step kind",
-                    )
-                    .await;
-                    summary.failed.push(step.id.clone());
+                    let (state, failed) = (&mut states[index], &mut summary.failed);
+                    fail_without_attempt(&shared, step, "unknown step kind", state, failed).await;
                     continue;
                 };
                 // Fingerprint once, when the upstream fingerprints are known.
@@ -232,9 +224,8 @@ pub async fn schedule(
                 let fingerprint = match fingerprint {
                     Ok(fingerprint) => fingerprint,
                     Err(message) => {
-                        states[index] = State::Failed;
-                        fail_without_attempt(&shared, step, FailureClass::BadInput, &message).await;
-                        summary.failed.push(step.id.clone());
+                        let (state, failed) = (&mut states[index], &mut summary.failed);
+                        fail_without_attempt(&shared, step, &message, state, failed).await;
                         continue;
                     }
                 };
@@ -278,15 +269,9 @@ pub async fn schedule(
                     match erebor_workflow::runtime::substitute_outputs(&step.with, &outputs_of) {
                         Ok(with) => with,
                         Err(error) => {
-                            states[index] = State::Failed;
-                            fail_without_attempt(
-                                &shared,
-                                step,
-                                FailureClass::BadInput,
-                                &error.to_string(),
-                            )
-                            .await;
-                            summary.failed.push(step.id.clone());
+                            let (state, failed) = (&mut states[index], &mut summary.failed);
+                            let message = error.to_string();
+                            fail_without_attempt(&shared, step, &message, state, failed).await;
                             continue;
                         }
                     };

@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
-use erebor_model::config::{Architecture, RopeScaling};
 use erebor_model::device::parse_dtype;
 use erebor_model::{
     CausalLm, Checkpoint, DeviceSpec, ModelConfig, sequence_logprobs, training_device,
@@ -25,57 +24,14 @@ fn arg(args: &[String], name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
-/// `dims`: vocabulary, hidden, MLP width, layers, heads, kv heads.
-fn shape(arch: Architecture, dims: [usize; 6], tie: bool) -> ModelConfig {
-    let [vocab, hidden, inter, layers, heads, kv] = dims;
-    ModelConfig {
-        architecture: arch,
-        vocab_size: vocab,
-        hidden_size: hidden,
-        intermediate_size: inter,
-        num_layers: layers,
-        num_heads: heads,
-        num_kv_heads: kv,
-        head_dim: hidden / heads,
-        max_position_embeddings: 4096,
-        rms_norm_eps: 1e-6,
-        rope_theta: 10_000.0,
-        rope_scaling: RopeScaling::None,
-        tie_word_embeddings: tie,
-        qkv_bias: arch == Architecture::Qwen2,
-        o_bias: false,
-        mlp_bias: false,
-        sliding_window: None,
-        sliding_window_from_layer: 0,
-        bos_token_id: None,
-        eos_token_ids: vec![],
-    }
-}
-
+/// A random model of a named benchmark shape, or a checkpoint folder or GGUF file.
 fn load(name: &str, device: &Device, dtype: DType) -> CausalLm {
-    match name {
-        // ~10.5M parameters.
-        "tiny10m" => CausalLm::random(
-            &shape(Architecture::Llama, [16_384, 256, 768, 8, 8, 4], true),
-            1,
-            0.02,
-            device,
-            dtype,
-        ),
-        // Qwen2-0.5B's shape (630M with its 151,936-token vocabulary).
-        "qwen2-0.5b" => CausalLm::random(
-            &shape(Architecture::Qwen2, [151_936, 896, 4864, 24, 14, 2], true),
-            1,
-            0.02,
-            device,
-            dtype,
-        ),
-        path => {
-            Checkpoint::load(path, device, dtype)
-                .expect("checkpoint")
-                .model
-        }
+    if let Some(config) = ModelConfig::benchmark_shape(name) {
+        return CausalLm::random(&config, 1, 0.02, device, dtype);
     }
+    Checkpoint::load(name, device, dtype)
+        .expect("checkpoint")
+        .model
 }
 
 fn ids(batch: usize, seq: usize, vocab: usize, device: &Device) -> Tensor<2, Int> {

@@ -84,9 +84,53 @@ impl DeviceSpec {
 #[allow(deprecated)]
 fn tch_device(spec: DeviceSpec) -> Result<Device> {
     match spec {
-        DeviceSpec::Cuda(i) => Ok(Device::libtorch_cuda(i)),
+        DeviceSpec::Cuda(index) => {
+            // LibTorch only fails on the first tensor placed on a missing CUDA device, with a
+            // panic deep inside torch; ask it how many devices it sees before handing one out.
+            check_cuda_index(spec, index, cuda_device_count())?;
+            Ok(Device::libtorch_cuda(index))
+        }
         _ => Ok(Device::libtorch()),
     }
+}
+
+/// The number of CUDA devices LibTorch sees (0 without a driver, a GPU, or a CUDA build of
+/// PyTorch); always 0 in a build without the `tch` feature.
+pub fn cuda_device_count() -> usize {
+    #[cfg(feature = "tch")]
+    {
+        Device::enumerate(burn::tensor::DeviceType::LibTorch)
+            .into_vec()
+            .len()
+    }
+    #[cfg(not(feature = "tch"))]
+    {
+        0
+    }
+}
+
+/// An error naming the device and what is missing when `cuda:index` is not among the `count`
+/// CUDA devices LibTorch sees.
+#[cfg(feature = "tch")]
+fn check_cuda_index(spec: DeviceSpec, index: usize, count: usize) -> Result<()> {
+    if index < count {
+        return Ok(());
+    }
+    let message = if count == 0 {
+        "CUDA is not available to LibTorch (torch.cuda.is_available() is false): no NVIDIA GPU \
+         or driver is visible, or the PyTorch/libtorch this build links is CPU-only; use `cpu` \
+         or `tch-cpu`, or link a CUDA build of PyTorch"
+            .to_string()
+    } else {
+        format!(
+            "LibTorch sees {count} CUDA device(s), cuda:0 to cuda:{}; check CUDA_VISIBLE_DEVICES",
+            count - 1
+        )
+    };
+    Err(ModelError::Device {
+        device: spec.to_string(),
+        message,
+    })
 }
 
 #[cfg(not(feature = "tch"))]
@@ -115,4 +159,26 @@ pub fn parse_dtype(s: &str) -> Result<DType> {
     crate::weights::SaveDType::parse(s)
         .map(|d| d.burn())
         .ok_or_else(|| ModelError::InvalidRequest(format!("unknown dtype {s:?} (f32, f16, bf16)")))
+}
+
+#[cfg(all(test, feature = "tch"))]
+mod tch_tests {
+    use super::*;
+
+    #[test]
+    fn a_cuda_index_past_the_devices_libtorch_sees_is_an_error_naming_both() {
+        assert!(check_cuda_index(DeviceSpec::Cuda(1), 1, 2).is_ok());
+        let err = check_cuda_index(DeviceSpec::Cuda(2), 2, 2).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "device `cuda:2`: LibTorch sees 2 CUDA device(s), cuda:0 to cuda:1; check \
+             CUDA_VISIBLE_DEVICES"
+        );
+        let err = check_cuda_index(DeviceSpec::Cuda(0), 0, 0).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("device `cuda:0`: CUDA is not available to LibTorch"),
+            "{err}"
+        );
+    }
 }

@@ -8,7 +8,7 @@
 //!   evaluation ([`scoring::Scorer`], lm-eval `loglikelihood` semantics).
 //! - [`generate`](mod@generate): KV-cache generation: greedy, temperature, top-p/top-k, stop strings, batched.
 //! - [`lora`]: PEFT-style LoRA adapters: apply (base frozen), save, load, merge.
-//! - [`memory`]: memory estimate of a run (weights, gradients, optimizer, activations).
+//! - [`memory`]: memory estimate of a run (weights, gradients, optimizer, activations, logits).
 //! - [`weights`]: safetensors in/out, GGUF in, seeded random init.
 //! - [`checkpoint`]: [`Checkpoint::load`] a folder or GGUF, [`save_pretrained`] to a folder.
 //! - [`device`]: [`DeviceSpec`], `cpu` | `tch-cpu` | `cuda:N`.
@@ -37,7 +37,8 @@
 //! - save: `save_pretrained(&model, dir, Some(&tokenizer), checkpoint.raw_config.as_ref(),
 //!   &SaveOptions { dtype: SaveDType::F32, .. })` writes config.json, safetensors (HF names),
 //!   tokenizer files and chat template.
-//! - memory: `estimate_memory(&config, &MemoryPlan { .. })` for `plan`.
+//! - memory: `estimate_memory(&config, &MemoryPlan { .. })` (the one estimator; the
+//!   precision and optimizer policy come in as bytes per element), `lora::adapter_parameter_count`.
 //!
 //! **Evaluation (erebor-eval):** `Scorer::new(&model, ScorerOptions::for_model(&model))
 //! .loglikelihood(&[LoglikelihoodRequest { context, continuation }])` (lm-eval semantics;
@@ -62,8 +63,8 @@ pub mod weights;
 
 pub use chat::{ChatMessage, ChatTemplate, RenderedChat};
 pub use checkpoint::{Checkpoint, SaveOptions, save_pretrained};
-pub use config::{Architecture, ModelConfig};
-pub use device::{DeviceSpec, training_device};
+pub use config::{Architecture, DecoderDims, ModelConfig};
+pub use device::{DeviceSpec, cuda_device_count, training_device};
 pub use error::{ModelError, Result};
 pub use generate::{FinishReason, Generation, GenerationConfig, generate};
 pub use memory::{MemoryEstimate, MemoryPlan, Trainable, estimate_memory};

@@ -18,6 +18,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::config::ModelConfig;
 use crate::error::{ModelError, Result, read_json};
 use crate::model::{CausalLm, LoraAdapter, WeightSource};
 use crate::weights::{SafetensorsSource, SafetensorsWriter, SaveDType};
@@ -122,13 +123,14 @@ fn adapter(a: Tensor<2>, b: Tensor<2>, config: &LoraConfig) -> LoraAdapter {
     }
 }
 
-/// Number of trainable adapter parameters a config adds to `model`.
-pub fn adapter_parameter_count(model: &CausalLm, config: &LoraConfig) -> usize {
-    model
-        .linear_layers()
+/// Number of trainable adapter parameters `lora` adds to a model of `config` (what
+/// [`apply_lora`] attaches: `rank · (in + out)` per targeted layer).
+pub fn adapter_parameter_count(config: &ModelConfig, lora: &LoraConfig) -> usize {
+    config
+        .linear_shapes()
         .iter()
-        .filter(|(p, _)| config.targets(p))
-        .map(|(_, l)| config.rank * (l.d_in() + l.d_out()))
+        .filter(|(path, _, _)| lora.targets(path))
+        .map(|(_, d_in, d_out)| lora.rank * (d_in + d_out))
         .sum()
 }
 

@@ -7,7 +7,8 @@ mod common;
 
 use std::path::Path;
 
-use burn::tensor::{DType, Int, Tensor, TensorData};
+use burn::tensor::DType;
+use common::llama_cpp::permute;
 use common::{floats, ids, json, max_abs_diff, shared};
 use erebor_model::model::WeightSource;
 use erebor_model::weights::SafetensorsSource;
@@ -25,23 +26,6 @@ enum Ty {
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend((s.len() as u64).to_le_bytes());
     out.extend(s.as_bytes());
-}
-
-/// llama.cpp's `permute`: rows reshaped (n_head, 2, rows/n_head/2) with the last two axes swapped.
-fn permute(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Vec<f32> {
-    let half = rows / n_head / 2;
-    let mut out = vec![0.0; data.len()];
-    for h in 0..n_head {
-        for pair in 0..2 {
-            for i in 0..half {
-                let src = (h * 2 + pair) * half + i;
-                let dst = (h * half + i) * 2 + pair;
-                out[dst * cols..(dst + 1) * cols]
-                    .copy_from_slice(&data[src * cols..(src + 1) * cols]);
-            }
-        }
-    }
-    out
 }
 
 fn encode(values: &[f32], ty: Ty) -> Vec<u8> {
@@ -174,21 +158,7 @@ fn logits(path: &Path, prompt: &[u32]) -> Vec<f64> {
     let model = Checkpoint::load(path, &common::device(), DType::F32)
         .unwrap()
         .model;
-    let ids_t = Tensor::<2, Int>::from_data(
-        TensorData::new(
-            prompt.iter().map(|&i| i as i64).collect::<Vec<_>>(),
-            [1, prompt.len()],
-        ),
-        &model.device(),
-    );
-    model
-        .forward(ids_t)
-        .into_data()
-        .try_into_vec_as::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(f64::from)
-        .collect()
+    common::prompt_logits(&model, prompt)
 }
 
 #[test]

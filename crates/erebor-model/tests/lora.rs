@@ -7,32 +7,13 @@ mod common;
 
 use std::path::PathBuf;
 
-use burn::tensor::{DType, Int, Tensor, TensorData};
-use common::{floats, json, max_abs_diff, shared};
+use burn::tensor::DType;
+use common::{floats, json, max_abs_diff, prompt_logits, prompt_tensor, shared};
 use erebor_model::lora::{LoraConfig, apply_lora, load_adapter, merge, save_adapter};
 use erebor_model::{CausalLm, Checkpoint, ModelError};
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lora-llama")
-}
-
-fn logits(model: &CausalLm, prompt: &[u32]) -> Vec<f64> {
-    let device = model.device();
-    let ids = Tensor::<2, Int>::from_data(
-        TensorData::new(
-            prompt.iter().map(|&i| i as i64).collect::<Vec<_>>(),
-            [1, prompt.len()],
-        ),
-        &device,
-    );
-    model
-        .forward(ids)
-        .into_data()
-        .try_into_vec_as::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(f64::from)
-        .collect()
 }
 
 fn check_against_peft(values: &[f64], expected: &serde_json::Value, what: &str) {
@@ -63,11 +44,11 @@ fn peft_adapter_loads_merges_and_round_trips() {
     let base = Checkpoint::load(&base_dir, &device, DType::F32)
         .unwrap()
         .model;
-    let base_logits = logits(&base, &prompt);
+    let base_logits = prompt_logits(&base, &prompt);
 
     let (adapted, config) = load_adapter(base, &fixture()).unwrap();
     assert_eq!((config.rank, config.alpha), (4, 8.0));
-    let adapted_logits = logits(&adapted, &prompt);
+    let adapted_logits = prompt_logits(&adapted, &prompt);
     assert!(
         max_abs_diff(&adapted_logits, &base_logits) > 1e-3,
         "the adapter changes the model"
@@ -86,14 +67,14 @@ fn peft_adapter_loads_merges_and_round_trips() {
         .model;
     let (reloaded, _) = load_adapter(fresh, out.path()).unwrap();
     assert_eq!(
-        logits(&reloaded, &prompt),
+        prompt_logits(&reloaded, &prompt),
         adapted_logits,
         "save → load is exact"
     );
 
     let merged = merge(adapted);
     assert!(merged.linear_layers().iter().all(|(_, l)| l.lora.is_none()));
-    check_against_peft(&logits(&merged, &prompt), &expected, "merged");
+    check_against_peft(&prompt_logits(&merged, &prompt), &expected, "merged");
 }
 
 #[test]
@@ -106,7 +87,7 @@ fn fresh_adapters_start_at_the_base_and_only_they_get_gradients() {
         .unwrap()
         .model;
     let prompt: Vec<u32> = (3..15).collect();
-    let before = logits(&base, &prompt);
+    let before = prompt_logits(&base, &prompt);
     let config = LoraConfig {
         rank: 2,
         alpha: 4.0,
@@ -114,25 +95,21 @@ fn fresh_adapters_start_at_the_base_and_only_they_get_gradients() {
         target_modules: vec!["all-linear".into()],
     };
     assert_eq!(
-        erebor_model::lora::adapter_parameter_count(&base, &config),
+        erebor_model::lora::adapter_parameter_count(base.config(), &config),
         lora_params_qwen2_tiny()
     );
     let model = apply_lora(base, &config, 7).unwrap();
     // B = 0: the adapted model equals the base. (`valid()` runs on the plain device, whose
     // fused attention kernel differs from the autodiff composition in the last bits.)
     let model_eval = burn::module::Module::valid(&model);
-    let after = logits(&model_eval, &prompt);
+    let after = prompt_logits(&model_eval, &prompt);
     let d = max_abs_diff(&after, &before);
     assert!(d < 1e-6, "adapted model differs from the base by {d}");
 
-    let ids = Tensor::<2, Int>::from_data(
-        TensorData::new(
-            prompt.iter().map(|&i| i as i64).collect::<Vec<_>>(),
-            [1, prompt.len()],
-        ),
-        &device,
-    );
-    let loss = model.forward(ids).square().mean();
+    let loss = model
+        .forward(prompt_tensor(&prompt, &device))
+        .square()
+        .mean();
     let grads = loss.backward();
     let layer = &model.layers[0].self_attn.q_proj;
     assert!(
@@ -196,4 +173,50 @@ fn unmatched_targets_and_unsupported_peft_options_are_errors() {
         matches!(&err, ModelError::Config { field, .. } if field == "use_dora"),
         "{err}"
     );
+}
+
+/// The adapter count `plan` uses comes from the config alone; it must be what `apply_lora`
+/// attaches to a built model, layer by layer.
+#[test]
+fn the_adapter_count_from_the_config_is_what_apply_lora_attaches() {
+    let dims = erebor_model::DecoderDims {
+        vocab_size: 64,
+        hidden_size: 16,
+        intermediate_size: 40,
+        num_layers: 2,
+        num_heads: 4,
+        num_kv_heads: 2,
+    };
+    let config =
+        erebor_model::ModelConfig::synthetic(erebor_model::Architecture::Llama, dims, false);
+    let model = CausalLm::random(&config, 1, 0.02, &common::device(), DType::F32);
+    let built: Vec<(String, usize, usize)> = model
+        .linear_layers()
+        .iter()
+        .map(|(path, linear)| (path.clone(), linear.d_in(), linear.d_out()))
+        .collect();
+    assert_eq!(built, config.linear_shapes());
+    for targets in [vec!["all-linear"], vec!["q_proj", "down_proj", "lm_head"]] {
+        let lora = LoraConfig {
+            rank: 3,
+            alpha: 6.0,
+            dropout: 0.0,
+            target_modules: targets.iter().map(|t| t.to_string()).collect(),
+        };
+        let adapted = apply_lora(model.clone(), &lora, 1).unwrap();
+        let attached: usize = adapted
+            .linear_layers()
+            .iter()
+            .filter_map(|(_, linear)| linear.lora.as_ref())
+            .map(|adapter| {
+                adapter.a.val().shape().num_elements() + adapter.b.val().shape().num_elements()
+            })
+            .sum();
+        assert!(attached > 0);
+        assert_eq!(
+            erebor_model::lora::adapter_parameter_count(&config, &lora),
+            attached,
+            "{targets:?}"
+        );
+    }
 }

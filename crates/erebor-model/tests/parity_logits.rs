@@ -3,8 +3,8 @@
 
 mod common;
 
-use burn::tensor::{DType, Int, Tensor, TensorData};
-use common::{floats, ids, json, max_abs_diff, shared};
+use burn::tensor::DType;
+use common::{floats, ids, json, max_abs_diff, prompt_tensor, shared, values_f64};
 use erebor_model::Checkpoint;
 
 fn check_arch(arch: &str) {
@@ -16,20 +16,10 @@ fn check_arch(arch: &str) {
     let ckpt = Checkpoint::load(&dir, &device, DType::F32).unwrap();
     let prompt = ids(&reference["prompt_ids"]);
     let n = prompt.len();
-    let input = Tensor::<2, Int>::from_data(
-        TensorData::new(prompt.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, n]),
-        &device,
-    );
-    let logits = ckpt.model.forward(input);
+    let logits = ckpt.model.forward(prompt_tensor(&prompt, &device));
     let [_, seq, vocab] = logits.dims();
     assert_eq!((seq, vocab), (n, 512));
-    let values: Vec<f64> = logits
-        .into_data()
-        .try_into_vec_as::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(f64::from)
-        .collect();
+    let values = values_f64(logits);
     let first: Vec<f64> = values[..16].to_vec();
     let last: Vec<f64> = values[(n - 1) * vocab..(n - 1) * vocab + 16].to_vec();
     let d_first = max_abs_diff(&first, &floats(&reference["logits_first_row_head"]));
@@ -100,21 +90,12 @@ fn bf16_compute_stays_close_to_f32() {
         }
         let ckpt = Checkpoint::load(&dir, &device, DType::BF16).unwrap();
         let n = prompt.len();
-        let input = Tensor::<2, Int>::from_data(
-            TensorData::new(prompt.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, n]),
-            &device,
-        );
+        let input = prompt_tensor(&prompt, &device);
         let logits = ckpt.model.forward(input.clone());
         assert_eq!(logits.dtype(), DType::BF16);
         let lp = erebor_model::token_logprobs(logits.clone(), input);
         assert_eq!(lp.dtype(), DType::F32);
-        let values: Vec<f64> = logits
-            .into_data()
-            .try_into_vec_as::<f32>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect();
+        let values = values_f64(logits);
         let last = &values[(n - 1) * 512..(n - 1) * 512 + 16];
         let d = max_abs_diff(last, &want);
         assert!(d < 5e-2, "{device:?}: bf16 logits differ from f32 by {d}");

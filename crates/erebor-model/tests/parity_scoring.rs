@@ -7,7 +7,7 @@ mod common;
 
 use burn::tensor::activation::log_sigmoid;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
-use common::{floats, ids, json, max_abs_diff, shared};
+use common::{floats, ids, json, max_abs_diff, shared, values_f64};
 use erebor_model::{Checkpoint, LoglikelihoodRequest, Scorer, ScorerOptions, sequence_logprobs};
 
 fn rows(v: &serde_json::Value) -> Vec<Vec<u32>> {
@@ -26,23 +26,35 @@ fn completion_mask(rows: usize, len: usize, prompt: usize, device: &Device) -> T
     Tensor::from_data(TensorData::new(flat, [rows, len]), device)
 }
 
-fn to_f64(t: Tensor<1>) -> Vec<f64> {
-    t.into_data()
-        .try_into_vec_as::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(f64::from)
-        .collect()
+/// The preference pairs of a fixture: its `pairs` object, the prompt length, and the chosen
+/// and rejected rows (prompt included).
+struct Pairs {
+    json: serde_json::Value,
+    prompt_len: usize,
+    chosen: Vec<Vec<u32>>,
+    rejected: Vec<Vec<u32>>,
+}
+
+fn pairs_of(dir: &std::path::Path) -> Pairs {
+    let json = json(&dir.join("reference.json"))["pairs"].clone();
+    Pairs {
+        prompt_len: json["prompt_len"].as_u64().unwrap() as usize,
+        chosen: rows(&json["chosen"]),
+        rejected: rows(&json["rejected"]),
+        json,
+    }
 }
 
 fn seq_logps_training_api(arch: &str) {
     let Some(dir) = shared(&format!("fixtures/hf-tiny/{arch}")) else {
         return;
     };
-    let r = json(&dir.join("reference.json"));
-    let pairs = &r["pairs"];
-    let p = pairs["prompt_len"].as_u64().unwrap() as usize;
-    let (chosen, rejected) = (rows(&pairs["chosen"]), rows(&pairs["rejected"]));
+    let Pairs {
+        json: pairs,
+        prompt_len: p,
+        chosen,
+        rejected,
+    } = pairs_of(&dir);
     let device = common::device();
     for (sub, prefix) in [(dir.clone(), "ref"), (dir.join("policy"), "policy")] {
         let model = Checkpoint::load(&sub, &device, DType::F32).unwrap().model;
@@ -50,7 +62,7 @@ fn seq_logps_training_api(arch: &str) {
             let ids_t = int_tensor(seqs, &device);
             let logits = model.forward(ids_t.clone());
             let mask = completion_mask(seqs.len(), seqs[0].len(), p, &device);
-            let got = to_f64(sequence_logprobs(logits, ids_t, mask));
+            let got = values_f64(sequence_logprobs(logits, ids_t, mask));
             let want = floats(&pairs[format!("{prefix}_{name}_logps")]);
             let d = max_abs_diff(&got, &want);
             assert!(
@@ -83,10 +95,12 @@ fn scorer_matches_transformers_batched_padded_and_shared() {
         let Some(dir) = shared(&format!("fixtures/hf-tiny/{arch}")) else {
             return;
         };
-        let r = json(&dir.join("reference.json"));
-        let pairs = &r["pairs"];
-        let p = pairs["prompt_len"].as_u64().unwrap() as usize;
-        let (chosen, rejected) = (rows(&pairs["chosen"]), rows(&pairs["rejected"]));
+        let Pairs {
+            json: pairs,
+            prompt_len: p,
+            chosen,
+            rejected,
+        } = pairs_of(&dir);
         let device = common::device();
         let model = Checkpoint::load(dir.join("policy"), &device, DType::F32)
             .unwrap()
@@ -168,8 +182,7 @@ fn scorer_left_truncates_like_lm_eval() {
     let Some(dir) = shared("fixtures/hf-tiny/llama") else {
         return;
     };
-    let r = json(&dir.join("reference.json"));
-    let chosen = rows(&r["pairs"]["chosen"]);
+    let chosen = pairs_of(&dir).chosen;
     let device = common::device();
     let model = Checkpoint::load(&dir, &device, DType::F32).unwrap().model;
     // With a window of 10, (ctx 8 + cont 10)[-11:][:-1] keeps the last 10 inputs: scoring the
@@ -208,10 +221,12 @@ fn dpo_gradient_through_the_model_matches_pytorch() {
         let Some(dir) = shared(&format!("fixtures/hf-tiny/{arch}")) else {
             return;
         };
-        let r = json(&dir.join("reference.json"));
-        let pairs = &r["pairs"];
-        let p = pairs["prompt_len"].as_u64().unwrap() as usize;
-        let (chosen, rejected) = (rows(&pairs["chosen"]), rows(&pairs["rejected"]));
+        let Pairs {
+            json: pairs,
+            prompt_len: p,
+            chosen,
+            rejected,
+        } = pairs_of(&dir);
         let beta = pairs["beta"].as_f64().unwrap();
         let device = common::device().autodiff();
         let policy = Checkpoint::load(dir.join("policy"), &device, DType::F32)
@@ -280,9 +295,11 @@ fn right_padded_training_batches_equal_rows_alone() {
     let Some(dir) = shared("fixtures/hf-tiny/mistral") else {
         return;
     };
-    let r = json(&dir.join("reference.json"));
-    let chosen = rows(&r["pairs"]["chosen"]);
-    let p = r["pairs"]["prompt_len"].as_u64().unwrap() as usize;
+    let Pairs {
+        prompt_len: p,
+        chosen,
+        ..
+    } = pairs_of(&dir);
     let device = common::device();
     let model = Checkpoint::load(dir.join("policy"), &device, DType::F32)
         .unwrap()
@@ -291,7 +308,7 @@ fn right_padded_training_batches_equal_rows_alone() {
     let alone = |row: &Vec<u32>| {
         let ids_t = int_tensor(std::slice::from_ref(row), &device);
         let mask = completion_mask(1, row.len(), p, &device);
-        to_f64(sequence_logprobs(model.forward(ids_t.clone()), ids_t, mask))[0]
+        values_f64(sequence_logprobs(model.forward(ids_t.clone()), ids_t, mask))[0]
     };
     let want = [alone(&chosen[0]), alone(&short)];
     let len = chosen[0].len() + 3;
@@ -309,6 +326,6 @@ fn right_padded_training_batches_equal_rows_alone() {
         .collect();
     let mask = Tensor::<2>::from_data(TensorData::new(mask, [2, len]), &device);
     let ids_t = int_tensor(&padded, &device);
-    let got = to_f64(sequence_logprobs(model.forward(ids_t.clone()), ids_t, mask));
+    let got = values_f64(sequence_logprobs(model.forward(ids_t.clone()), ids_t, mask));
     assert!(max_abs_diff(&got, &want) <= 1e-5, "{got:?} vs {want:?}");
 }

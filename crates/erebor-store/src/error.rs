@@ -76,3 +76,16 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 
 /// Result with [`StoreError`].
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Parses a JSON text column, naming it in the error.
+pub(crate) fn json_column(
+    table: &'static str,
+    column: &'static str,
+    text: &str,
+) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|source| StoreError::Json {
+        table,
+        column,
+        source,
+    })
+}

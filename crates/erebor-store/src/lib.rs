@@ -28,16 +28,3 @@ pub use records::*;
 pub use runs::RunFilter;
 pub use schedules::Schedule;
 pub use steps::CachedResult;
-
-/// Parses a JSON text column, naming it in the error.
-pub(crate) fn json_column(
-    table: &'static str,
-    column: &'static str,
-    text: &str,
-) -> Result<serde_json::Value> {
-    serde_json::from_str(text).map_err(|source| StoreError::Json {
-        table,
-        column,
-        source,
-    })
-}

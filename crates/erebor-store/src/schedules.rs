@@ -74,7 +74,7 @@ impl Store {
                         name,
                         workflow_file,
                         cron,
-                        params: crate::json_column("schedules", "params", &params)?,
+                        params: crate::error::json_column("schedules", "params", &params)?,
                         enabled: enabled != 0,
                         last_run_id,
                         next_run_at,

@@ -24,7 +24,7 @@ macro_rules! step_from_row {
             run_id: row.try_get("run_id")?,
             step_id: row.try_get("step_id")?,
             base_id: row.try_get("base_id")?,
-            arm: crate::json_column("steps", "arm", &arm)?,
+            arm: crate::error::json_column("steps", "arm", &arm)?,
             kind: row.try_get("kind")?,
             position: row.try_get("position")?,
             needs: serde_json::from_str(&needs).map_err(|source| crate::StoreError::Json {
@@ -32,15 +32,15 @@ macro_rules! step_from_row {
                 column: "needs",
                 source,
             })?,
-            config: crate::json_column("steps", "config", &config)?,
+            config: crate::error::json_column("steps", "config", &config)?,
             status: StepStatus::parse(&status).unwrap_or(StepStatus::Failed),
             fingerprint: row.try_get("fingerprint")?,
             fingerprint_inputs: fingerprint_inputs
-                .map(|text| crate::json_column("steps", "fingerprint_inputs", &text))
+                .map(|text| crate::error::json_column("steps", "fingerprint_inputs", &text))
                 .transpose()?,
             cached_from_run: row.try_get("cached_from_run")?,
             outputs: outputs
-                .map(|text| crate::json_column("steps", "outputs", &text))
+                .map(|text| crate::error::json_column("steps", "outputs", &text))
                 .transpose()?,
             failure_class: row.try_get("failure_class")?,
             failure_message: row.try_get("failure_message")?,
@@ -229,7 +229,7 @@ impl Store {
             out.push(CachedResult {
                 run_id: cached_from.unwrap_or(run_id),
                 step_id,
-                outputs: crate::json_column("steps", "outputs", &outputs)?,
+                outputs: crate::error::json_column("steps", "outputs", &outputs)?,
             });
         }
         Ok(out)

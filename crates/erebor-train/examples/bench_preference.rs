@@ -16,7 +16,6 @@
 
 use burn::tensor::{DType, Device};
 use erebor_core::{CancelToken, MemorySink, NullProgress};
-use erebor_model::config::{Architecture, RopeScaling};
 use erebor_model::{CausalLm, DeviceSpec, ModelConfig, training_device};
 use erebor_train::batch::PairExample;
 use erebor_train::losses::{PreferenceLossKind, PreferenceObjective};
@@ -34,34 +33,6 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
-/// `dims`: vocabulary, hidden, MLP width, layers, heads, kv heads (the shapes of erebor-model's
-/// `bench` example, so the two benchmarks compare).
-fn shape(arch: Architecture, dims: [usize; 6]) -> ModelConfig {
-    let [vocab, hidden, inter, layers, heads, kv] = dims;
-    ModelConfig {
-        architecture: arch,
-        vocab_size: vocab,
-        hidden_size: hidden,
-        intermediate_size: inter,
-        num_layers: layers,
-        num_heads: heads,
-        num_kv_heads: kv,
-        head_dim: hidden / heads,
-        max_position_embeddings: 4096,
-        rms_norm_eps: 1e-6,
-        rope_theta: 10_000.0,
-        rope_scaling: RopeScaling::None,
-        tie_word_embeddings: true,
-        qkv_bias: arch == Architecture::Qwen2,
-        o_bias: false,
-        mlp_bias: false,
-        sliding_window: None,
-        sliding_window_from_layer: 0,
-        bos_token_id: None,
-        eos_token_ids: vec![],
-    }
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let model_name = arg(&args, "--model", "tiny10m");
@@ -76,10 +47,8 @@ fn main() {
     let pairs: usize = arg(&args, "--pairs", "8").parse().expect("pairs");
     let seq: usize = arg(&args, "--seq", "256").parse().expect("seq");
     let steps: u64 = arg(&args, "--steps", "3").parse().expect("steps");
-    let config = match model_name.as_str() {
-        "qwen2-0.5b" => shape(Architecture::Qwen2, [151_936, 896, 4864, 24, 14, 2]),
-        _ => shape(Architecture::Llama, [16_384, 256, 768, 8, 8, 4]),
-    };
+    // The shapes of erebor-model's `bench` example, so the two benchmarks compare.
+    let config = ModelConfig::benchmark_shape(&model_name).expect("--model tiny10m|qwen2-0.5b");
     let device: Device = training_device(spec.device().expect("device compiled in"), false);
     let model = CausalLm::random(&config, 1, 0.02, &device, dtype);
 

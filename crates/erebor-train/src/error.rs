@@ -83,6 +83,13 @@ impl TrainError {
     }
 }
 
+/// The model layer's error, as text: its message already names the file, tensor or field.
+impl From<erebor_model::ModelError> for TrainError {
+    fn from(error: erebor_model::ModelError) -> Self {
+        TrainError::Model(error.to_string())
+    }
+}
+
 impl From<TrainError> for StepFailure {
     fn from(error: TrainError) -> Self {
         let message = error.to_string();

@@ -23,7 +23,8 @@
 //! - [`config`]: the `with:` block of the `sft` and `preference` steps.
 //! - [`trainer`]: the optimizer-step loop shared by both kinds (accumulation, clipping, resume).
 //! - [`setup`]: device, precision, starting model, tokenizer check, fingerprint, saving.
-//! - [`memory`] and [`plan`]: the memory estimate `erebor plan` shows and the run-time check.
+//! - [`plan`]: the memory estimate `erebor plan` shows (erebor-model's estimator under the
+//!   training policy) and the run-time check.
 //! - [`kinds`], [`run_sft`], [`run_preference`], [`run_common`]: the step kinds.
 //! - [`error`]: [`TrainError`], mapped onto the engine's failure classes.
 
@@ -34,7 +35,6 @@ pub mod error;
 pub mod kinds;
 pub mod logps;
 pub mod losses;
-pub mod memory;
 pub mod metrics;
 pub mod optim;
 pub mod plan;

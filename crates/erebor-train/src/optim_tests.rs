@@ -31,6 +31,16 @@ fn linear(device: &Device, weight: [[f32; 2]; 2], bias: [f32; 2]) -> Linear {
     layer
 }
 
+fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    tensor.into_data().try_into_vec::<f32>().unwrap()
+}
+
+/// The layer's weight (row-major) and bias values.
+fn weight_and_bias(layer: &Linear) -> (Vec<f32>, Vec<f32>) {
+    let bias = layer.bias.as_ref().expect("a bias").val();
+    (values(layer.weight.val()), values(bias))
+}
+
 /// Gradients of `sum(scale · (x W + b))` for a one-row input x: dW[i][j] = scale·x[i],
 /// db[j] = scale.
 fn grads_of(layer: &Linear, x: [f32; 2], scale: f32, device: &Device) -> GradientsParams {
@@ -52,25 +62,13 @@ fn first_step_is_lr_times_sign_after_decoupled_decay() {
     let mut grads = grads_of(&layer, [2.0, -1.0], 1.0, &device);
     let mut adamw = AdamW::new(config);
     let layer = adamw.step(layer, &mut grads, 0.1);
-    let weight = layer
-        .weight
-        .val()
-        .into_data()
-        .try_into_vec::<f32>()
-        .unwrap();
+    let (weight, bias) = weight_and_bias(&layer);
     // By hand: w ← w(1 − 0.01) − 0.1·sign(g), g = x[i] for row i: rows get −0.1 and +0.1.
     let expected = [0.99 - 0.1, -1.98 - 0.1, 0.495 + 0.1, 0.2475 + 0.1];
     for (got, want) in weight.iter().zip(expected) {
         assert!((f64::from(*got) - want).abs() < 1e-6, "{weight:?}");
     }
     // Biases are rank 1: no decay.
-    let bias = layer
-        .bias
-        .unwrap()
-        .val()
-        .into_data()
-        .try_into_vec::<f32>()
-        .unwrap();
     assert!((f64::from(bias[0]) - 0.2).abs() < 1e-6 && (f64::from(bias[1]) + 0.4).abs() < 1e-6);
     assert_eq!(adamw.states()["weight"].step, 1);
     assert!(adamw.states().contains_key("bias"));
@@ -96,19 +94,7 @@ fn several_steps_match_pytorch_adamw() {
         let mut grads = grads_of(&layer, x, *scale, &device);
         layer = adamw.step(layer, &mut grads, lr);
     }
-    let weight = layer
-        .weight
-        .val()
-        .into_data()
-        .try_into_vec::<f32>()
-        .unwrap();
-    let bias = layer
-        .bias
-        .unwrap()
-        .val()
-        .into_data()
-        .try_into_vec::<f32>()
-        .unwrap();
+    let (weight, bias) = weight_and_bias(&layer);
     for i in 0..2 {
         for j in 0..2 {
             let grads: Vec<f64> = scales.iter().map(|s| f64::from(s * x[i])).collect();

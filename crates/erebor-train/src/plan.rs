@@ -1,28 +1,22 @@
 //! The memory estimate `erebor plan` shows under a training step, and the same check at run
-//! time before anything is loaded.
+//! time before anything is loaded. The estimate itself is erebor-model's
+//! [`erebor_model::estimate_memory`]; this module adds the training policy on top: bytes per
+//! element from the [`Precision`] policy, AdamW's two moments, the rows a step's batch puts
+//! through the model, the budget and its 10% headroom, and advice when a run does not fit.
 
 use crate::config::{TrainConfig, TrainKind};
-use crate::memory::{MemoryEstimate, ModelShape, TrainingFootprint};
 use crate::precision::{Precision, is_cuda};
-use erebor_model::ModelConfig;
+use crate::setup::lora_config;
+use erebor_model::lora::adapter_parameter_count;
+use erebor_model::{MemoryEstimate, MemoryPlan, ModelConfig, Trainable, estimate_memory};
 use std::path::Path;
 
 /// Default context used when `max_seq_len` is not set.
 pub const DEFAULT_MAX_SEQ_LEN: usize = 2048;
 
-/// The model's dimensions for the estimate.
-pub fn shape_of(config: &ModelConfig) -> ModelShape {
-    ModelShape {
-        parameters: config.num_parameters() as u64,
-        layers: config.num_layers as u64,
-        hidden: config.hidden_size as u64,
-        intermediate: config.intermediate_size as u64,
-        vocab: config.vocab_size as u64,
-        heads: config.num_heads as u64,
-        kv_heads: config.num_kv_heads as u64,
-        head_dim: config.head_dim as u64,
-    }
-}
+/// Share of the budget an estimate may use: allocator slack and the framework's own workspace
+/// are not counted.
+pub const HEADROOM: f64 = 0.9;
 
 /// Sequence length a step uses: `max_seq_len`, else the model's context capped at 2048.
 pub fn effective_seq_len(config: &TrainConfig, model: &ModelConfig) -> usize {
@@ -31,8 +25,28 @@ pub fn effective_seq_len(config: &TrainConfig, model: &ModelConfig) -> usize {
         .unwrap_or_else(|| model.max_position_embeddings.min(DEFAULT_MAX_SEQ_LEN))
 }
 
+/// One forward/backward pass of a step as the estimator sees it, with the policy behind it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepFootprint {
+    /// Parameters of the model.
+    pub parameters: u64,
+    /// Precision policy.
+    pub precision: Precision,
+    /// LoRA rank, or `None` for full fine-tuning.
+    pub lora_rank: Option<usize>,
+    /// What erebor-model estimates.
+    pub plan: MemoryPlan,
+}
+
+impl StepFootprint {
+    /// The estimate of erebor-model for this pass.
+    pub fn estimate(&self, model: &ModelConfig) -> MemoryEstimate {
+        estimate_memory(model, &self.plan)
+    }
+}
+
 /// The footprint of one forward/backward pass of a step.
-pub fn footprint(config: &TrainConfig, kind: TrainKind, model: &ModelConfig) -> TrainingFootprint {
+pub fn footprint(config: &TrainConfig, kind: TrainKind, model: &ModelConfig) -> StepFootprint {
     let precision = config
         .precision
         .resolve(&config.device)
@@ -41,15 +55,30 @@ pub fn footprint(config: &TrainConfig, kind: TrainKind, model: &ModelConfig) -> 
         TrainKind::Sft => config.batch_size,
         TrainKind::Preference => 2 * config.batch_size,
     };
-    TrainingFootprint {
-        shape: shape_of(model),
+    let trainable = match &config.lora {
+        Some(lora) => Trainable::Adapters(adapter_parameter_count(model, &lora_config(lora))),
+        None => Trainable::Full,
+    };
+    StepFootprint {
+        parameters: model.num_parameters() as u64,
         precision,
-        lora: config.lora.clone(),
-        gradient_checkpointing: config.gradient_checkpointing,
-        rows: rows as u64,
-        seq_len: effective_seq_len(config, model) as u64,
-        materialised_attention: !is_cuda(&config.device),
+        lora_rank: config.lora.as_ref().map(|lora| lora.rank),
+        plan: MemoryPlan {
+            weight_bytes: precision.compute_bytes(),
+            compute_bytes: precision.compute_bytes(),
+            master_bytes: precision.master_bytes(),
+            optimizer_bytes: 2 * precision.moment_bytes(),
+            trainable,
+            batch_size: rows,
+            seq_len: effective_seq_len(config, model),
+            gradient_checkpointing: config.gradient_checkpointing,
+        },
     }
+}
+
+/// Whether `estimate` fits `budget` bytes with [`HEADROOM`].
+pub fn fits(estimate: &MemoryEstimate, budget: f64) -> bool {
+    estimate.total() as f64 <= HEADROOM * budget
 }
 
 /// The memory budget in bytes and where it comes from.
@@ -85,46 +114,43 @@ pub fn memory_notes(config: &TrainConfig, kind: TrainKind, model_dir: &Path) -> 
         }
     };
     let footprint = footprint(config, kind, &model);
-    let estimate = footprint.estimate();
+    let estimate = footprint.estimate(&model);
     let (bytes, source) = budget(config);
     vec![describe(&footprint, &estimate, bytes, &source)]
 }
 
 /// One line: mode, estimate, verdict (with advice when it does not fit).
 pub fn describe(
-    footprint: &TrainingFootprint,
+    footprint: &StepFootprint,
     estimate: &MemoryEstimate,
     budget: f64,
     source: &str,
 ) -> String {
-    let mode = match &footprint.lora {
-        Some(lora) => format!("LoRA r={}", lora.rank),
+    let mode = match footprint.lora_rank {
+        Some(rank) => format!("LoRA r={rank}"),
         None => "full fine-tune".to_owned(),
     };
-    let checkpointing = if footprint.gradient_checkpointing {
+    let checkpointing = if footprint.plan.gradient_checkpointing {
         ", gradient checkpointing"
     } else {
         ""
     };
-    let parameters = footprint.shape.parameters as f64;
+    let parameters = footprint.parameters as f64;
     let size = if parameters >= 1e9 {
         format!("{:.2}B", parameters / 1e9)
     } else {
         format!("{:.2}M", parameters / 1e6)
     };
     let head = format!(
-        "memory ({size} params, {mode}, {}{checkpointing}, {} rows x {} tokens): {}",
-        footprint.precision,
-        footprint.rows,
-        footprint.seq_len,
-        estimate.describe()
+        "memory ({size} params, {mode}, {}{checkpointing}, {} rows x {} tokens): {estimate}",
+        footprint.precision, footprint.plan.batch_size, footprint.plan.seq_len,
     );
-    if estimate.fits(budget) {
+    if fits(estimate, budget) {
         format!("{head}; fits {source}")
     } else {
-        let advice = if footprint.lora.is_none() {
+        let advice = if footprint.lora_rank.is_none() {
             "use `lora:` with `gradient_checkpointing: true`, or a bigger device"
-        } else if !footprint.gradient_checkpointing {
+        } else if !footprint.plan.gradient_checkpointing {
             "set `gradient_checkpointing: true` or lower batch_size / max_seq_len"
         } else {
             "lower batch_size / max_seq_len, or use a bigger device"
@@ -134,58 +160,5 @@ pub fn describe(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn llama2_7b(dir: &Path) {
-        let config = json!({
-            "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 32000,
-            "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
-            "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 4096,
-            "rms_norm_eps": 1e-5, "tie_word_embeddings": false
-        });
-        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-    }
-
-    #[test]
-    fn plan_flags_a_7b_full_fine_tune_and_passes_lora() {
-        let dir = tempfile::tempdir().unwrap();
-        llama2_7b(dir.path());
-        let with = json!({"model": "m", "dataset": "d", "lr": 1e-6, "loss": "dpop", "beta": 0.3,
-                          "device": "cuda:0", "batch_size": 8, "max_seq_len": 512});
-        let config = TrainConfig::parse(&with, TrainKind::Preference).unwrap();
-        let notes = memory_notes(&config, TrainKind::Preference, dir.path());
-        assert_eq!(notes.len(), 1);
-        assert!(
-            notes[0].contains("6.74B params, full fine-tune, bf16-mixed"),
-            "{}",
-            notes[0]
-        );
-        assert!(
-            notes[0].contains("does NOT fit 80 GB of cuda:0"),
-            "{}",
-            notes[0]
-        );
-
-        let mut with = with;
-        with["lora"] = json!({"rank": 16});
-        with["gradient_checkpointing"] = json!(true);
-        let config = TrainConfig::parse(&with, TrainKind::Preference).unwrap();
-        let notes = memory_notes(&config, TrainKind::Preference, dir.path());
-        assert!(notes[0].contains("LoRA r=16"), "{}", notes[0]);
-        assert!(notes[0].ends_with("fits 80 GB of cuda:0"), "{}", notes[0]);
-    }
-
-    #[test]
-    fn a_model_made_by_an_earlier_step_is_estimated_at_run_time() {
-        let with = json!({"model": "${{ steps.sft.outputs.model }}", "dataset": "d", "lr": 1e-4});
-        let config = TrainConfig::parse(&with, TrainKind::Sft).unwrap();
-        let notes = memory_notes(&config, TrainKind::Sft, Path::new("/no/such/model"));
-        assert!(
-            notes[0].starts_with("memory: estimated when the step starts"),
-            "{}",
-            notes[0]
-        );
-    }
-}
+#[path = "plan_tests.rs"]
+mod tests;

@@ -41,23 +41,23 @@ pub enum Precision {
 
 impl Precision {
     /// Bytes per element of the weights the forward pass reads.
-    pub fn compute_bytes(self) -> f64 {
+    pub fn compute_bytes(self) -> usize {
         match self {
-            Precision::F32 => 4.0,
-            Precision::Bf16Mixed | Precision::Bf16 => 2.0,
+            Precision::F32 => 4,
+            Precision::Bf16Mixed | Precision::Bf16 => 2,
         }
     }
 
     /// Bytes per element of the weights the optimizer updates (and of their gradients).
-    pub fn master_bytes(self) -> f64 {
+    pub fn master_bytes(self) -> usize {
         match self {
-            Precision::F32 | Precision::Bf16Mixed => 4.0,
-            Precision::Bf16 => 2.0,
+            Precision::F32 | Precision::Bf16Mixed => 4,
+            Precision::Bf16 => 2,
         }
     }
 
     /// Bytes per element of each AdamW moment.
-    pub fn moment_bytes(self) -> f64 {
+    pub fn moment_bytes(self) -> usize {
         self.master_bytes()
     }
 

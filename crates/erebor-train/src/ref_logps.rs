@@ -123,9 +123,7 @@ impl RefLogps {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        crate::checkpoint::write_synced(&tmp, &bytes)?;
-        std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+        erebor_core::files::write_atomic(path, &bytes, true).map_err(|e| TrainError::io(path, e))
     }
 }
 

@@ -1,4 +1,5 @@
-//! Pieces both step kinds' `run` share: the memory check, the loop settings, the outputs.
+//! Pieces both step kinds' `run` share: the entry with its memory check, the dataset, the loop
+//! settings, the outputs.
 
 use crate::TrainError;
 use crate::checkpoint::checkpoint_name;
@@ -9,9 +10,58 @@ use crate::precision::is_cuda;
 use crate::setup::{Runtime, lora_config, save_model};
 use crate::trainer::{LoopOutcome, LoopSettings};
 use burn::module::Module;
+use erebor_core::dataset::{DatasetError, DatasetKind, DatasetManifest};
 use erebor_core::{StepContext, StepFailure, StepOutputs};
 use erebor_model::{ModelConfig, Tokenizer};
 use serde_json::json;
+use std::path::{Path, PathBuf};
+
+/// The `run` of a training step: parses the config, checks the memory estimate against the
+/// model's config before anything is loaded, then trains.
+pub fn run_step(
+    ctx: &StepContext<'_>,
+    kind: TrainKind,
+    train: impl FnOnce(&StepContext<'_>, &TrainConfig) -> Result<StepOutputs, TrainError>,
+) -> Result<StepOutputs, StepFailure> {
+    let config = TrainConfig::parse(&ctx.with, kind)?;
+    let model_dir = ctx.resolve(&config.model);
+    let model_config = ModelConfig::from_dir(&model_dir)
+        .map_err(|e| StepFailure::bad_input(format!("model: {e}")))?;
+    check_memory(&config, kind, &model_config)?;
+    Ok(train(ctx, &config)?)
+}
+
+/// The step's dataset folder and manifest, refused when it holds the other kind of rows.
+pub fn open_dataset(
+    ctx: &StepContext<'_>,
+    config: &TrainConfig,
+    kind: DatasetKind,
+) -> Result<(PathBuf, DatasetManifest), TrainError> {
+    let dir = ctx.resolve(&config.dataset);
+    let manifest = DatasetManifest::read(&dir).map_err(dataset_error(&dir))?;
+    manifest
+        .expect_kind(&dir, kind)
+        .map_err(dataset_error(&dir))?;
+    Ok((dir, manifest))
+}
+
+/// Maps a dataset-format error to a training error naming the folder.
+pub fn dataset_error(dir: &Path) -> impl Fn(DatasetError) -> TrainError + '_ {
+    move |e| TrainError::Dataset {
+        path: dir.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// Logs the precision policy in force.
+pub fn log_precision(runtime: &Runtime) {
+    tracing::info!(
+        precision = %runtime.precision,
+        policy = runtime.precision.describe(),
+        device = %runtime.spec,
+        "precision policy"
+    );
+}
 
 /// Refuses to start on CUDA when the estimate does not fit the budget; warns on CPU.
 pub fn check_memory(
@@ -20,10 +70,10 @@ pub fn check_memory(
     model: &ModelConfig,
 ) -> Result<(), StepFailure> {
     let footprint = plan::footprint(config, kind, model);
-    let estimate = footprint.estimate();
+    let estimate = footprint.estimate(model);
     let (budget, source) = plan::budget(config);
     let line = plan::describe(&footprint, &estimate, budget, &source);
-    if estimate.fits(budget) {
+    if plan::fits(&estimate, budget) {
         tracing::info!("{line}");
         Ok(())
     } else if is_cuda(&config.device) {
@@ -87,8 +137,7 @@ pub fn finish(
                 &lora_config(lora),
                 &dir,
                 Some(&source.display().to_string()),
-            )
-            .map_err(|e| TrainError::Model(e.to_string()))?;
+            )?;
             adapter_dir = Some(dir);
             let merged = erebor_model::lora::merge(outcome.model.valid());
             save_model(&merged, tokenizer, raw_config, &ctx.work_dir.join("model"))?

@@ -6,16 +6,15 @@ use crate::preference::{CHOSEN_AFTER_EDIT, PairObjective, PairUnit, reference_lo
 use crate::ref_logps::{
     CacheOutcome, REF_LOGPS_FORMAT_VERSION, RefLogps, RefLogpsKey, RefLogpsRow, cached_ref_logps,
 };
-use crate::run_common::{check_memory, finish, loop_settings};
-use crate::run_sft::dataset_error;
+use crate::run_common::{
+    dataset_error, finish, log_precision, loop_settings, open_dataset, run_step,
+};
 use crate::setup::{
     check_tokenizer, fingerprint, load_start_model, model_hash, runtime, with_lora,
 };
 use crate::{TrainError, plan, trainer};
 use erebor_core::content::hash_path;
-use erebor_core::dataset::{
-    DatasetKind, DatasetManifest, TokenizedPreference, read_tokenized_preference,
-};
+use erebor_core::dataset::{DatasetKind, TokenizedPreference, read_tokenized_preference};
 use erebor_core::{StepContext, StepFailure, StepOutputs};
 use erebor_model::CausalLm;
 use serde_json::json;
@@ -24,12 +23,7 @@ use std::path::Path;
 
 /// Trains, saves and reports a `preference` step.
 pub fn run(ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {
-    let config = TrainConfig::parse(&ctx.with, TrainKind::Preference)?;
-    let model_dir = ctx.resolve(&config.model);
-    let model_config = erebor_model::ModelConfig::from_dir(&model_dir)
-        .map_err(|e| StepFailure::bad_input(format!("model: {e}")))?;
-    check_memory(&config, TrainKind::Preference, &model_config)?;
-    Ok(train(ctx, &config)?)
+    run_step(ctx, TrainKind::Preference, train)
 }
 
 struct Split {
@@ -62,17 +56,11 @@ fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, Tra
         .objective()
         .ok_or_else(|| TrainError::Config("loss and beta are required".into()))?;
     let runtime = runtime(config)?;
-    tracing::info!(precision = %runtime.precision, policy = runtime.precision.describe(), device = %runtime.spec, "precision policy");
-    let dataset_dir = ctx.resolve(&config.dataset);
-    let manifest = DatasetManifest::read(&dataset_dir).map_err(dataset_error(&dataset_dir))?;
-    manifest
-        .expect_kind(&dataset_dir, DatasetKind::Preference)
-        .map_err(dataset_error(&dataset_dir))?;
+    log_precision(&runtime);
+    let (dataset_dir, manifest) = open_dataset(ctx, config, DatasetKind::Preference)?;
     let model_dir = ctx.resolve(&config.model);
-    let model_config = erebor_model::ModelConfig::from_dir(&model_dir)
-        .map_err(|e| TrainError::Model(e.to_string()))?;
-    let tokenizer = erebor_model::Tokenizer::from_dir(&model_dir)
-        .map_err(|e| TrainError::Model(e.to_string()))?;
+    let model_config = erebor_model::ModelConfig::from_dir(&model_dir)?;
+    let tokenizer = erebor_model::Tokenizer::from_dir(&model_dir)?;
     check_tokenizer(&dataset_dir, &manifest, &tokenizer)?;
     let max_seq_len = plan::effective_seq_len(config, &model_config);
     // The policy's starting weights; with LoRA, fresh adapters (zero `B`), so the adapted
@@ -199,13 +187,6 @@ fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, Tra
         raw_config,
     } = start;
     let outcome = trainer::train(model, &units, &mut pair_objective, settings)?;
-    let eval = |key: &str| {
-        outcome
-            .final_eval
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| *v)
-    };
     let details = json!({
         "loss": objective.kind.as_str(),
         "beta": objective.beta,
@@ -227,10 +208,10 @@ fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, Tra
         details,
     )?
     .with_path("ref_logps", &ref_path);
-    if let Some(accuracy) = eval("eval/rewards/accuracies") {
+    if let Some(accuracy) = outcome.final_metric("eval/rewards/accuracies") {
         outputs = outputs.with_metric("reward_accuracy", accuracy);
     }
-    if let Some(after_edit) = eval(CHOSEN_AFTER_EDIT) {
+    if let Some(after_edit) = outcome.final_metric(CHOSEN_AFTER_EDIT) {
         outputs = outputs.with_metric("chosen_after_edit", after_edit);
     }
     Ok(outputs)

@@ -1,35 +1,28 @@
 //! `run` of the `sft` step.
 
 use crate::config::{TrainConfig, TrainKind};
-use crate::run_common::{check_memory, finish, loop_settings};
+use crate::run_common::{
+    dataset_error, finish, log_precision, loop_settings, open_dataset, run_step,
+};
 use crate::setup::{
     check_tokenizer, fingerprint, load_start_model, model_hash, runtime, with_lora,
 };
 use crate::sft::{SftObjective, sft_units};
 use crate::{TrainError, plan, trainer};
 use erebor_core::content::hash_path;
-use erebor_core::dataset::{DatasetKind, DatasetManifest, read_tokenized_sft};
+use erebor_core::dataset::{DatasetKind, read_tokenized_sft};
 use erebor_core::{StepContext, StepFailure, StepOutputs};
 use serde_json::json;
 
 /// Trains, saves and reports an `sft` step.
 pub fn run(ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {
-    let config = TrainConfig::parse(&ctx.with, TrainKind::Sft)?;
-    let model_dir = ctx.resolve(&config.model);
-    let model_config = erebor_model::ModelConfig::from_dir(&model_dir)
-        .map_err(|e| StepFailure::bad_input(format!("model: {e}")))?;
-    check_memory(&config, TrainKind::Sft, &model_config)?;
-    Ok(train(ctx, &config)?)
+    run_step(ctx, TrainKind::Sft, train)
 }
 
 fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, TrainError> {
     let runtime = runtime(config)?;
-    tracing::info!(precision = %runtime.precision, policy = runtime.precision.describe(), device = %runtime.spec, "precision policy");
-    let dataset_dir = ctx.resolve(&config.dataset);
-    let manifest = DatasetManifest::read(&dataset_dir).map_err(dataset_error(&dataset_dir))?;
-    manifest
-        .expect_kind(&dataset_dir, DatasetKind::Sft)
-        .map_err(dataset_error(&dataset_dir))?;
+    log_precision(&runtime);
+    let (dataset_dir, manifest) = open_dataset(ctx, config, DatasetKind::Sft)?;
     let model_dir = ctx.resolve(&config.model);
     let mut start = load_start_model(&model_dir, config.init, config.seed, &runtime)?;
     start.model = with_lora(start.model, config.lora.as_ref(), config.seed)?;
@@ -91,11 +84,7 @@ fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, Tra
         raw_config,
     } = start;
     let outcome = trainer::train(model, &units, &mut objective, settings)?;
-    let eval_loss = outcome
-        .final_eval
-        .iter()
-        .find(|(k, _)| k == "eval/loss")
-        .map(|(_, v)| *v);
+    let eval_loss = outcome.final_metric("eval/loss");
     let details = json!({
         "rows": rows.len(),
         "dropped_rows": dropped,
@@ -117,14 +106,4 @@ fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, Tra
         outputs = outputs.with_metric("eval_loss", loss);
     }
     Ok(outputs)
-}
-
-/// Maps a dataset-format error to a training error naming the folder.
-pub fn dataset_error(
-    dir: &std::path::Path,
-) -> impl Fn(erebor_core::dataset::DatasetError) -> TrainError + '_ {
-    move |e| TrainError::Dataset {
-        path: dir.to_owned(),
-        message: e.to_string(),
-    }
 }

@@ -79,11 +79,9 @@ pub fn load_start_model(
     seed: u64,
     runtime: &Runtime,
 ) -> Result<StartModel, TrainError> {
-    let model_error = |e: erebor_model::ModelError| TrainError::Model(e.to_string());
     match init {
         ModelInit::Pretrained => {
-            let checkpoint =
-                Checkpoint::load(dir, &runtime.device, runtime.dtype).map_err(model_error)?;
+            let checkpoint = Checkpoint::load(dir, &runtime.device, runtime.dtype)?;
             let tokenizer = checkpoint.tokenizer.ok_or_else(|| {
                 TrainError::Model(format!(
                     "{}: no tokenizer.json; training needs the tokenizer the dataset was made with",
@@ -97,7 +95,7 @@ pub fn load_start_model(
             })
         }
         ModelInit::Random => {
-            let config = ModelConfig::from_dir(dir).map_err(model_error)?;
+            let config = ModelConfig::from_dir(dir)?;
             let path = dir.join("config.json");
             let raw: Value = serde_json::from_slice(
                 &std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?,
@@ -108,7 +106,7 @@ pub fn load_start_model(
                 .and_then(Value::as_f64)
                 .unwrap_or(0.02);
             let model = CausalLm::random(&config, seed, std, &runtime.device, runtime.dtype);
-            let tokenizer = Tokenizer::from_dir(dir).map_err(model_error)?;
+            let tokenizer = Tokenizer::from_dir(dir)?;
             tracing::info!(dir = %dir.display(), seed, std, params = config.num_parameters(), "initialised random weights");
             Ok(StartModel {
                 model,
@@ -220,8 +218,7 @@ pub fn save_model(
         Some(tokenizer),
         raw_config,
         &SaveOptions::default(),
-    )
-    .map_err(|e| TrainError::Model(e.to_string()))?;
+    )?;
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
     }

@@ -112,6 +112,16 @@ pub struct LoopOutcome {
     pub final_eval: Vec<(String, f64)>,
 }
 
+impl LoopOutcome {
+    /// The held-out metric `key` of the final model, if it was measured.
+    pub fn final_metric(&self, key: &str) -> Option<f64> {
+        self.final_eval
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+    }
+}
+
 /// The order of `units` in `epoch`: a ChaCha8 shuffle from `seed`, stream `epoch`.
 pub fn epoch_order(units: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

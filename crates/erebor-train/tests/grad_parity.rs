@@ -7,8 +7,11 @@
 //! four tokens of pair 0. The policy's log-probs go through our forward, our f32 log-softmax and
 //! our losses; the gradient comes from Burn's autodiff.
 
+mod common;
+
 use burn::optim::GradientsParams;
 use burn::tensor::{DType, Device, Tensor};
+use common::{floats, hf_tiny_fixtures, hf_tiny_reference};
 use erebor_core::NullProgress;
 use erebor_model::Checkpoint;
 use erebor_train::batch::{PairExample, pair_batch};
@@ -16,17 +19,6 @@ use erebor_train::logps::{BatchTensors, forward_logits, read_f32, sequence_logps
 use erebor_train::losses::{PairLogps, PreferenceLossKind, PreferenceObjective};
 use erebor_train::preference::reference_logps;
 use serde_json::Value;
-use std::path::PathBuf;
-
-fn fixtures() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/hf-tiny");
-    if dir.exists() {
-        Some(dir)
-    } else {
-        println!("skipping: {} is absent", dir.display());
-        None
-    }
-}
 
 fn ids(value: &Value) -> Vec<Vec<u32>> {
     value
@@ -43,15 +35,6 @@ fn ids(value: &Value) -> Vec<Vec<u32>> {
         .collect()
 }
 
-fn floats(value: &Value) -> Vec<f64> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect()
-}
-
 fn assert_close(what: &str, got: f64, want: f64, tolerance: f64) {
     let relative = (got - want).abs() / want.abs().max(1e-6);
     assert!(
@@ -62,12 +45,12 @@ fn assert_close(what: &str, got: f64, want: f64, tolerance: f64) {
 
 #[test]
 fn log_probs_losses_and_embedding_gradients_match_pytorch() {
-    let Some(dir) = fixtures() else { return };
+    let Some(dir) = hf_tiny_fixtures() else {
+        return;
+    };
     for arch in ["llama", "qwen2", "mistral"] {
         let folder = dir.join(arch);
-        let reference: Value =
-            serde_json::from_str(&std::fs::read_to_string(folder.join("reference.json")).unwrap())
-                .unwrap();
+        let reference = hf_tiny_reference(&dir, arch);
         let p = &reference["pairs"];
         let prompt_len = p["prompt_len"].as_u64().unwrap() as usize;
         let chosen = ids(&p["chosen"]);

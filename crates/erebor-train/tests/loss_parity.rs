@@ -5,37 +5,24 @@
 //! losses. The qwen2 fixture has the DPOP penalty active (its policy's chosen log-probs fell far
 //! below the reference's), llama and mistral have it inactive.
 
+mod common;
+
 use burn::tensor::{Device, Tensor};
+use common::{floats, hf_tiny_fixtures, hf_tiny_reference};
 use erebor_train::losses::{PairLogps, PreferenceLossKind, PreferenceObjective};
-use std::path::PathBuf;
-
-fn fixtures() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/hf-tiny");
-    if dir.exists() {
-        Some(dir)
-    } else {
-        println!("skipping: {} is absent", dir.display());
-        None
-    }
-}
-
-fn floats(value: &serde_json::Value) -> Vec<f32> {
-    value
-        .as_array()
-        .expect("an array")
-        .iter()
-        .map(|v| v.as_f64().expect("a number") as f32)
-        .collect()
-}
 
 #[test]
 fn losses_match_pytorch_on_every_fixture() {
-    let Some(dir) = fixtures() else { return };
+    let Some(dir) = hf_tiny_fixtures() else {
+        return;
+    };
     let device = Device::flex();
-    let tensor = |v: &serde_json::Value| Tensor::<1>::from_floats(floats(v).as_slice(), &device);
+    let tensor = |v: &serde_json::Value| {
+        let values: Vec<f32> = floats(v).into_iter().map(|x| x as f32).collect();
+        Tensor::<1>::from_floats(values.as_slice(), &device)
+    };
     for arch in ["llama", "qwen2", "mistral"] {
-        let text = std::fs::read_to_string(dir.join(arch).join("reference.json")).unwrap();
-        let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let reference = hf_tiny_reference(&dir, arch);
         let pairs = &reference["pairs"];
         let logps = PairLogps {
             policy_chosen: tensor(&pairs["policy_chosen_logps"]),

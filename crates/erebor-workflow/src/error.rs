@@ -219,6 +219,43 @@ pub fn suggestion<'a>(
     }
 }
 
+/// The error for text serde-saphyr cannot parse as YAML, at its line and column.
+pub(crate) fn syntax_error(error: &serde_saphyr::Error) -> WorkflowError {
+    let pos = error
+        .location()
+        .map(|l| {
+            Pos::new(
+                u32::try_from(l.line()).unwrap_or(0),
+                u32::try_from(l.column()).unwrap_or(0),
+            )
+        })
+        .unwrap_or_default();
+    let message = strip_location(&first_line(&error.to_string()));
+    WorkflowError::new(ErrorKind::Syntax, pos, format!("invalid YAML: {message}"))
+        .help("fix the YAML syntax at this place (indentation, brackets, quotes)")
+}
+
+/// Drops the `error: line 5 column 20: ` prefix serde-saphyr puts before the message.
+fn strip_location(text: &str) -> String {
+    let text = text.strip_prefix("error: ").unwrap_or(text);
+    match text
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+    {
+        Some((position, message)) if position.contains("column") => message.to_owned(),
+        _ => text.to_owned(),
+    }
+}
+
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or(text).trim();
+    // serde-saphyr appends " at line X column Y"; the position is shown separately.
+    match line.find(" at line ") {
+        Some(cut) => line[..cut].to_owned(),
+        None => line.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

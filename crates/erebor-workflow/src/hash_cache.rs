@@ -1,8 +1,7 @@
 //! Content hashes of files, cached by (path, size, mtime) so large inputs are hashed once.
 
-use erebor_core::content::{ContentHash, HashError};
+use erebor_core::content::{ContentHash, HashError, hash_dir_with};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -57,27 +56,12 @@ impl HashCache {
         if !metadata.is_dir() {
             return self.hash_file(path, &metadata);
         }
-        let mut files = Vec::new();
-        collect_files(path, path, &mut files)?;
-        files.sort();
-        let mut hasher = Sha256::new();
-        let mut bytes = 0;
-        for relative in files {
-            let full = path.join(&relative);
-            let metadata = std::fs::metadata(&full).map_err(|source| HashError {
-                path: full.clone(),
+        hash_dir_with(path, |file| {
+            let metadata = std::fs::metadata(file).map_err(|source| HashError {
+                path: file.to_owned(),
                 source,
             })?;
-            let file_hash = self.hash_file(&full, &metadata)?;
-            bytes += file_hash.bytes;
-            hasher.update(relative.as_bytes());
-            hasher.update([0u8]);
-            hasher.update(file_hash.sha256.as_bytes());
-            hasher.update(b"\n");
-        }
-        Ok(ContentHash {
-            sha256: hex::encode(hasher.finalize()),
-            bytes,
+            self.hash_file(file, &metadata)
         })
     }
 
@@ -127,13 +111,8 @@ impl HashCache {
         if !std::mem::take(&mut *lock(&self.dirty)) {
             return Ok(());
         }
-        if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
         let bytes = serde_json::to_vec(&*lock(&self.entries)).map_err(std::io::Error::other)?;
-        let temp = file.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&temp, bytes)?;
-        std::fs::rename(&temp, file)
+        erebor_core::files::write_atomic(file, &bytes, false)
     }
 }
 
@@ -141,31 +120,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), HashError> {
-    let wrap = |source| HashError {
-        path: dir.to_owned(),
-        source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(wrap)? {
-        let path = entry.map_err(wrap)?.path();
-        let metadata = std::fs::metadata(&path).map_err(|source| HashError {
-            path: path.clone(),
-            source,
-        })?;
-        if metadata.is_dir() {
-            collect_files(root, &path, out)?;
-        } else {
-            let relative = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .replace('\\', "/");
-            out.push(relative);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -21,10 +21,7 @@ pub fn substitute_outputs(
     outputs: &dyn Fn(&StepId, &str) -> Option<OutputValue>,
 ) -> Result<serde_json::Value, RuntimeTemplateError> {
     map_strings(with, &mut |text| {
-        let segments = template::parse(text).map_err(|e| RuntimeTemplateError {
-            expr: e.source_text.clone(),
-            reason: e.message,
-        })?;
+        let segments = parse(text)?;
         template::render(&segments, |expr| match expr {
             Expr::Output { step, output } => match outputs(&StepId::new(step.clone()), output) {
                 Some(OutputValue::Path(path)) => Ok(Substitution::Value(
@@ -53,10 +50,7 @@ pub fn finalize(
     secrets: &BTreeMap<String, String>,
 ) -> Result<serde_json::Value, RuntimeTemplateError> {
     map_strings(with, &mut |text| {
-        let segments = template::parse(text).map_err(|e| RuntimeTemplateError {
-            expr: e.source_text.clone(),
-            reason: e.message,
-        })?;
+        let segments = parse(text)?;
         template::render_final(&segments, |expr| {
             match expr {
             Expr::Param(name) => secrets
@@ -74,6 +68,14 @@ pub fn finalize(
             }),
         }
         })
+    })
+}
+
+/// The template segments of one string, a syntax error naming the expression.
+fn parse(text: &str) -> Result<Vec<template::Segment>, RuntimeTemplateError> {
+    template::parse(text).map_err(|e| RuntimeTemplateError {
+        expr: e.source_text.clone(),
+        reason: e.message,
     })
 }
 

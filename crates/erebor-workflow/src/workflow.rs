@@ -1,7 +1,7 @@
 //! Loading a workflow: parse, check, expand the matrix, resolve templates, order the DAG and
 //! let each step kind validate its own `with:` block.
 
-use crate::error::{ErrorKind, WorkflowError, WorkflowErrors, suggestion};
+use crate::error::{ErrorKind, WorkflowError, WorkflowErrors, suggestion, syntax_error};
 use crate::matrix::{self, Arm};
 use crate::node::{self, Pos};
 use crate::param_values::{self, MissingParams, ParamValues};
@@ -302,42 +302,6 @@ pub fn load_str(
         params,
         steps,
     })
-}
-
-fn syntax_error(error: &serde_saphyr::Error) -> WorkflowError {
-    let pos = error
-        .location()
-        .map(|l| {
-            Pos::new(
-                u32::try_from(l.line()).unwrap_or(0),
-                u32::try_from(l.column()).unwrap_or(0),
-            )
-        })
-        .unwrap_or_default();
-    let message = strip_location(&first_line(&error.to_string()));
-    WorkflowError::new(ErrorKind::Syntax, pos, format!("invalid YAML: {message}"))
-        .help("fix the YAML syntax at this place (indentation, brackets, quotes)")
-}
-
-/// Drops the `error: line 5 column 20: ` prefix serde-saphyr puts before the message.
-fn strip_location(text: &str) -> String {
-    let text = text.strip_prefix("error: ").unwrap_or(text);
-    match text
-        .strip_prefix("line ")
-        .and_then(|rest| rest.split_once(": "))
-    {
-        Some((position, message)) if position.contains("column") => message.to_owned(),
-        _ => text.to_owned(),
-    }
-}
-
-fn first_line(text: &str) -> String {
-    let line = text.lines().next().unwrap_or(text).trim();
-    // serde-saphyr appends " at line X column Y"; the position is shown separately.
-    match line.find(" at line ") {
-        Some(cut) => line[..cut].to_owned(),
-        None => line.to_owned(),
-    }
 }
 
 fn check_ids_and_kinds(

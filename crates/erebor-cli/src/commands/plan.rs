@@ -1,11 +1,10 @@
 //! `erebor plan FILE`: the expanded DAG in order, what is cached and why not, GPU slots.
 
-use crate::commands::run::{RunnerArgs, detect_gpus, parse_gpus, parse_overrides};
+use crate::commands::run::{RunnerArgs, load_workflow};
 use crate::globals::Globals;
-use crate::outcome::{BadInput, Outcome};
-use erebor_engine::Limits;
+use crate::outcome::Outcome;
 use erebor_engine::plan::{PlanEntry, PlanStatus};
-use erebor_workflow::{HashCache, LoadOptions, MissingParams, Workflow};
+use erebor_workflow::{HashCache, Workflow};
 use std::fmt::Write;
 use std::path::PathBuf;
 
@@ -28,26 +27,8 @@ pub struct PlanArgs {
 impl PlanArgs {
     /// Prints the plan.
     pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
-        let options = LoadOptions {
-            overrides: parse_overrides(&self.set)?,
-            missing: MissingParams::Error,
-            ..LoadOptions::default()
-        };
-        let workflow = erebor_workflow::load_file(&self.file, &globals.registry, &options)?;
-        let gpus = match &self.runner.gpus {
-            Some(spec) => parse_gpus(spec).map_err(BadInput)?,
-            None => detect_gpus(),
-        };
-        let limits = Limits {
-            jobs: self.runner.jobs.unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-            }),
-            gpus,
-            force: self.runner.force.clone(),
-            no_cache: self.runner.no_cache,
-        };
+        let workflow = load_workflow(globals, &self.file, &self.set)?;
+        let limits = self.runner.limits()?;
         let cache = HashCache::open(&globals.home().join("cache").join("file-hashes.json"));
         let entries = globals.runtime()?.block_on(async {
             let store = globals.store().await?;

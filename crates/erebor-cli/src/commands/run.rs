@@ -6,7 +6,7 @@ use anyhow::Context;
 use erebor_engine::{Engine, EngineOptions, Limits, RunControl, RunSummary, Subscribers};
 use erebor_store::RunStatus;
 use erebor_workflow::{LoadOptions, MissingParams, Workflow};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,12 +55,7 @@ fn parse_duration_arg(text: &str) -> Result<Duration, String> {
 impl RunArgs {
     /// Loads, runs and reports.
     pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
-        let options = LoadOptions {
-            overrides: parse_overrides(&self.set)?,
-            missing: MissingParams::Error,
-            ..LoadOptions::default()
-        };
-        let workflow = erebor_workflow::load_file(&self.file, &globals.registry, &options)?;
+        let workflow = load_workflow(globals, &self.file, &self.set)?;
         crate::telemetry::add_secrets(workflow.params.secret_values());
         let runtime = globals.runtime()?;
         runtime.block_on(async {
@@ -72,6 +67,27 @@ impl RunArgs {
     }
 }
 
+impl RunnerArgs {
+    /// The scheduler's limits: `--jobs` (default: the CPU count), `--gpus` (default: the GPUs
+    /// found), `--force`, `--no-cache`.
+    pub fn limits(&self) -> anyhow::Result<Limits> {
+        let gpus = match &self.gpus {
+            Some(spec) => parse_gpus(spec).map_err(BadInput)?,
+            None => detect_gpus(),
+        };
+        Ok(Limits {
+            jobs: self.jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            }),
+            gpus,
+            force: self.force.clone(),
+            no_cache: self.no_cache,
+        })
+    }
+}
+
 /// Builds an engine with the console or tracing subscriber and signal handling.
 pub fn build_engine(
     globals: &Globals,
@@ -79,10 +95,7 @@ pub fn build_engine(
     runner: &RunnerArgs,
     workflow: &Workflow,
 ) -> anyhow::Result<(Engine, RunControl)> {
-    let gpus = match &runner.gpus {
-        Some(spec) => parse_gpus(spec).map_err(BadInput)?,
-        None => detect_gpus(),
-    };
+    let limits = runner.limits()?;
     for selector in &runner.force {
         if workflow.select(selector).is_empty() {
             return Err(
@@ -100,16 +113,7 @@ pub fn build_engine(
     };
     let options = EngineOptions {
         home: globals.home(),
-        limits: Limits {
-            jobs: runner.jobs.unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-            }),
-            gpus,
-            force: runner.force.clone(),
-            no_cache: runner.no_cache,
-        },
+        limits,
         executor,
         db_url: globals.db_url(),
         stop_grace: runner.stop_grace,
@@ -161,6 +165,20 @@ pub fn report(summary: &RunSummary) -> Outcome {
             Outcome::RunFailed
         }
     }
+}
+
+/// Loads a workflow file to run (or plan) with `--set` overrides; every param must have a value.
+pub fn load_workflow(globals: &Globals, file: &Path, set: &[String]) -> anyhow::Result<Workflow> {
+    let options = LoadOptions {
+        overrides: parse_overrides(set)?,
+        missing: MissingParams::Error,
+        ..LoadOptions::default()
+    };
+    Ok(erebor_workflow::load_file(
+        file,
+        &globals.registry,
+        &options,
+    )?)
 }
 
 /// Parses `--set name=value` flags.

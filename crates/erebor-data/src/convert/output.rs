@@ -33,8 +33,19 @@ pub struct SplitRows {
     pub tokens: Option<SplitTokens>,
 }
 
-/// Statistics of a split: over tokens when tokenised, else over words.
-pub fn measure(kind: DatasetKind, split: &SplitRows) -> SplitReport {
+/// `ids` without `suffix` when it ends with it and keeps at least one token.
+fn without_suffix<'a>(ids: &'a [u32], suffix: &[u32]) -> &'a [u32] {
+    if ids.len() > suffix.len() && ids.ends_with(suffix) {
+        &ids[..ids.len() - suffix.len()]
+    } else {
+        ids
+    }
+}
+
+/// Statistics of a split: over tokens when tokenised, else over words. Token statistics of pairs
+/// measure the answers' own tokens: `turn_end` (the template's end-of-turn tokens, the same in
+/// every completion) is cut off both completions first, as the paper measures the answers.
+pub fn measure(kind: DatasetKind, split: &SplitRows, turn_end: &[u32]) -> SplitReport {
     let rows = split.records.len() as u64;
     match kind {
         DatasetKind::Preference => {
@@ -42,7 +53,11 @@ pub fn measure(kind: DatasetKind, split: &SplitRows) -> SplitReport {
                 Some(SplitTokens::Preference(tokens)) => tokens
                     .iter()
                     .map(|row| {
-                        PairMeasure::of(row.prompt_ids.len(), &row.chosen_ids, &row.rejected_ids)
+                        PairMeasure::of(
+                            row.prompt_ids.len(),
+                            without_suffix(&row.chosen_ids, turn_end),
+                            without_suffix(&row.rejected_ids, turn_end),
+                        )
                     })
                     .collect(),
                 _ => split

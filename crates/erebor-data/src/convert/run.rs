@@ -129,6 +129,7 @@ pub fn run_convert(
     let mut tokenizer_ref = None;
     let mut length_filter = None;
     let mut boundary_retokenised = 0;
+    let mut turn_end = Vec::new();
     if let Some(source) = &config.tokenizer {
         let chat = ChatTokenizer::load(
             &erebor_core::kind::resolve_path(env.base_dir, source),
@@ -152,6 +153,7 @@ pub fn run_convert(
             });
         }
         tokenizer_ref = Some(chat.reference().clone());
+        turn_end = chat.turn_end_ids()?;
         seconds.insert("tokenise".to_owned(), clock.elapsed().as_secs_f64());
     }
 
@@ -159,7 +161,12 @@ pub fn run_convert(
     let kind = config.kind();
     let split_reports: BTreeMap<String, _> = splits
         .iter()
-        .map(|split_rows| (split_rows.name.clone(), measure(kind, split_rows)))
+        .map(|split_rows| {
+            (
+                split_rows.name.clone(),
+                measure(kind, split_rows, &turn_end),
+            )
+        })
         .collect();
     let mut report = ConvertReport {
         kind,

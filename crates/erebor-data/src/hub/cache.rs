@@ -31,14 +31,8 @@ pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 }
 
 pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), HubError> {
-    let cache_error = |source| HubError::Cache {
+    erebor_core::files::write_atomic(path, bytes, false).map_err(|source| HubError::Cache {
         path: path.to_owned(),
         source,
-    };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(cache_error)?;
-    }
-    let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, bytes).map_err(cache_error)?;
-    std::fs::rename(&temporary, path).map_err(cache_error)
+    })
 }

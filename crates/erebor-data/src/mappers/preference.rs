@@ -8,13 +8,25 @@ use crate::fields::{Fields, describe};
 use crate::stable::row_rng;
 use erebor_core::dataset::{ChatMessage, PreferenceRecord};
 
-fn prompt_messages(system: Option<&str>, user: &str) -> Vec<ChatMessage> {
-    let mut prompt = Vec::with_capacity(2);
+/// An optional system message, then the user's.
+pub(super) fn prompt_messages(system: Option<&str>, user: &str) -> Vec<ChatMessage> {
+    let mut prompt = Vec::with_capacity(3);
     if let Some(system) = system {
         prompt.push(ChatMessage::new("system", system));
     }
     prompt.push(ChatMessage::new("user", user));
     prompt
+}
+
+/// The row's own system prompt, from `system_field` when the mapper names one.
+pub(super) fn own_system<'a>(
+    fields: &Fields<'a>,
+    system_field: Option<&str>,
+) -> Result<Option<&'a str>, RowError> {
+    match system_field {
+        Some(field) => fields.opt_str(field),
+        None => Ok(None),
+    }
 }
 
 /// A pair from named string fields; the row's own system field wins over the step's.
@@ -28,10 +40,7 @@ pub(super) fn named(
     rejected: &str,
     system_field: Option<&str>,
 ) -> Result<PreferenceRecord, RowError> {
-    let own_system = match system_field {
-        Some(field) => fields.opt_str(field)?,
-        None => None,
-    };
+    let own_system = own_system(fields, system_field)?;
     Ok(PreferenceRecord {
         id,
         prompt: prompt_messages(own_system.or(system), fields.str(prompt)?),

@@ -1,6 +1,6 @@
 //! SFT mappings: message lists, ShareGPT, Alpaca, GSM8K and named fields.
 
-use super::preference::message_list;
+use super::preference::{message_list, own_system, prompt_messages};
 use crate::builders::low_edit::strip_annotations;
 use crate::error::RowError;
 use crate::fields::{Fields, describe};
@@ -86,12 +86,8 @@ pub(super) fn sharegpt(
 }
 
 fn exchange(system: Option<&str>, user: String, assistant: String) -> Vec<ChatMessage> {
-    let mut messages = Vec::with_capacity(3);
-    if let Some(system) = system {
-        messages.push(ChatMessage::new("system", system));
-    }
-    messages.push(ChatMessage::new("user", user));
-    messages.push(ChatMessage::new("assistant", assistant));
+    let mut messages = prompt_messages(system, &user);
+    messages.push(ChatMessage::assistant(assistant));
     messages
 }
 
@@ -141,10 +137,7 @@ pub(super) fn named(
     response: &str,
     system_field: Option<&str>,
 ) -> Result<SftRecord, RowError> {
-    let own_system = match system_field {
-        Some(field) => fields.opt_str(field)?,
-        None => None,
-    };
+    let own_system = own_system(fields, system_field)?;
     Ok(SftRecord {
         id,
         messages: exchange(

@@ -26,47 +26,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use minijinja::{Environment, Value, context};
-use serde::{Deserialize, Serialize};
 
 pub use builtin::{BUILTINS, BuiltinTemplate};
+/// One message of a conversation (the type of erebor-core's dataset rows).
+pub use erebor_core::dataset::ChatMessage;
 
 use crate::error::{ModelError, Result, read_to_string};
 use crate::tokenizer::Tokenizer;
 use env::{GEN_END, GEN_START, TEMPLATE_NAME};
-
-/// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    /// `system`, `user` or `assistant` (templates may accept others).
-    pub role: String,
-    /// The message text.
-    pub content: String,
-}
-
-impl ChatMessage {
-    /// A message with the given role.
-    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        ChatMessage {
-            role: role.into(),
-            content: content.into(),
-        }
-    }
-
-    /// A `system` message.
-    pub fn system(content: impl Into<String>) -> Self {
-        Self::new("system", content)
-    }
-
-    /// A `user` message.
-    pub fn user(content: impl Into<String>) -> Self {
-        Self::new("user", content)
-    }
-
-    /// An `assistant` message.
-    pub fn assistant(content: impl Into<String>) -> Self {
-        Self::new("assistant", content)
-    }
-}
 
 /// A rendered conversation with the byte ranges of the assistant turns.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,9 @@
 //! Model configuration: [`ModelConfig`] (what the Burn model is built from), read from a Hugging
-//! Face `config.json` ([`HfConfig`]) in either RoPE spelling, and written back in HF form.
+//! Face `config.json` ([`HfConfig`]) in either RoPE spelling, and written back in HF form;
+//! [`ModelConfig::synthetic`] for models built without a checkpoint.
 
 mod hf;
+mod synthetic;
 mod write;
 
 use std::path::Path;
@@ -10,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use hf::{HfConfig, RopeParameters};
+pub use synthetic::DecoderDims;
 
 use crate::error::{ModelError, Result, read_json};
 
@@ -282,6 +285,34 @@ impl ModelConfig {
         let embed = self.vocab_size * h;
         let head = if self.tie_word_embeddings { 0 } else { embed };
         embed + head + self.num_layers * layer + h
+    }
+
+    /// The linear layers by Hugging Face module path with their `(in, out)` widths, in the
+    /// order [`crate::CausalLm::linear_layers`] lists them (`lm_head` only when untied).
+    pub fn linear_shapes(&self) -> Vec<(String, usize, usize)> {
+        let h = self.hidden_size;
+        let q = self.num_heads * self.head_dim;
+        let kv = self.num_kv_heads * self.head_dim;
+        let i = self.intermediate_size;
+        let mut out = Vec::with_capacity(7 * self.num_layers + 1);
+        for layer in 0..self.num_layers {
+            let p = format!("model.layers.{layer}");
+            for (name, d_in, d_out) in [
+                ("self_attn.q_proj", h, q),
+                ("self_attn.k_proj", h, kv),
+                ("self_attn.v_proj", h, kv),
+                ("self_attn.o_proj", q, h),
+                ("mlp.gate_proj", h, i),
+                ("mlp.up_proj", h, i),
+                ("mlp.down_proj", i, h),
+            ] {
+                out.push((format!("{p}.{name}"), d_in, d_out));
+            }
+        }
+        if !self.tie_word_embeddings {
+            out.push(("lm_head".to_string(), h, self.vocab_size));
+        }
+        out
     }
 }
 fn rope_scaling_from(p: &RopeParameters, path: &Path) -> Result<RopeScaling> {

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod llama_cpp;
+
 use std::path::PathBuf;
 
 /// `../shared` beside the checkout (or `$EREBOR_SHARED`), if present. Tests that need it call
@@ -69,4 +71,32 @@ pub fn device() -> burn::tensor::Device {
     let name = std::env::var("EREBOR_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
     let spec: erebor_model::DeviceSpec = name.parse().expect("EREBOR_TEST_DEVICE");
     spec.device().expect("test device")
+}
+
+/// One prompt as a `[1, n]` id tensor on `device`.
+pub fn prompt_tensor(
+    prompt: &[u32],
+    device: &burn::tensor::Device,
+) -> burn::tensor::Tensor<2, burn::tensor::Int> {
+    let ids: Vec<i64> = prompt.iter().map(|&i| i64::from(i)).collect();
+    burn::tensor::Tensor::from_data(
+        burn::tensor::TensorData::new(ids, [1, prompt.len()]),
+        device,
+    )
+}
+
+/// A float tensor's values, row-major, as f64.
+pub fn values_f64<const D: usize>(tensor: burn::tensor::Tensor<D>) -> Vec<f64> {
+    tensor
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f64::from)
+        .collect()
+}
+
+/// The logits of `model` for one prompt, `[n · vocab]` row-major, as f64.
+pub fn prompt_logits(model: &erebor_model::CausalLm, prompt: &[u32]) -> Vec<f64> {
+    values_f64(model.forward(prompt_tensor(prompt, &model.device())))
 }

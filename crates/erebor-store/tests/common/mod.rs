@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod records;
+
 use erebor_store::Store;
 
 /// The Postgres URL for tests.

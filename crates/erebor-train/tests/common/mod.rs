@@ -59,6 +59,27 @@ fn manifest(kind: DatasetKind, splits: &[(&str, usize)], tokenizer: &Tokenizer) 
     }
 }
 
+/// Writes one split: its records and their tokenised rows.
+fn write_split<R: serde::Serialize, T: serde::Serialize>(
+    dir: &Path,
+    name: &str,
+    records: &[R],
+    tokens: &[T],
+) {
+    write_jsonl(&dir.join(format!("{name}.jsonl")), records).unwrap();
+    write_jsonl(&dir.join(format!("{name}.tokens.jsonl")), tokens).unwrap();
+}
+
+/// Writes the manifest of a dataset with these (split, rows).
+fn write_manifest<'a>(
+    dir: &Path,
+    kind: DatasetKind,
+    splits: impl Iterator<Item = (&'a str, usize)>,
+) {
+    let counts: Vec<(&str, usize)> = splits.collect();
+    manifest(kind, &counts, &tokenizer()).write(dir).unwrap();
+}
+
 /// Writes an SFT dataset of (question, answer) conversations per split.
 pub fn write_sft_dataset(dir: &Path, splits: &[(&str, Vec<(String, String)>)]) {
     let tokenizer = tokenizer();
@@ -86,13 +107,13 @@ pub fn write_sft_dataset(dir: &Path, splits: &[(&str, Vec<(String, String)>)]) {
                 target_spans: vec![[start, end]],
             });
         }
-        write_jsonl(&dir.join(format!("{name}.jsonl")), &records).unwrap();
-        write_jsonl(&dir.join(format!("{name}.tokens.jsonl")), &tokens).unwrap();
+        write_split(dir, name, &records, &tokens);
     }
-    let counts: Vec<(&str, usize)> = splits.iter().map(|(n, r)| (*n, r.len())).collect();
-    manifest(DatasetKind::Sft, &counts, &tokenizer)
-        .write(dir)
-        .unwrap();
+    write_manifest(
+        dir,
+        DatasetKind::Sft,
+        splits.iter().map(|(n, r)| (*n, r.len())),
+    );
 }
 
 /// (question, chosen answer, rejected answer).
@@ -120,13 +141,13 @@ pub fn write_preference_dataset(dir: &Path, splits: &[(&str, Vec<PairRow>)]) {
                 rejected_ids: encode(&tokenizer, &format!("{rejected}<|im_end|>")),
             });
         }
-        write_jsonl(&dir.join(format!("{name}.jsonl")), &records).unwrap();
-        write_jsonl(&dir.join(format!("{name}.tokens.jsonl")), &tokens).unwrap();
+        write_split(dir, name, &records, &tokens);
     }
-    let counts: Vec<(&str, usize)> = splits.iter().map(|(n, r)| (*n, r.len())).collect();
-    manifest(DatasetKind::Preference, &counts, &tokenizer)
-        .write(dir)
-        .unwrap();
+    write_manifest(
+        dir,
+        DatasetKind::Preference,
+        splits.iter().map(|(n, r)| (*n, r.len())),
+    );
 }
 
 /// A step context writing into `work`, with `cache` as the shared cache.
@@ -165,5 +186,33 @@ pub fn addition_rows(count: usize, offset: usize) -> Vec<(String, String)> {
                 format!("{a} + {b} = {}\n#### {}", a + b, a + b),
             )
         })
+        .collect()
+}
+
+/// `../shared/fixtures/hf-tiny` (tiny HF models with PyTorch reference values), or `None` with
+/// a message when it is absent.
+pub fn hf_tiny_fixtures() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/hf-tiny");
+    if dir.exists() {
+        Some(dir)
+    } else {
+        println!("skipping: {} is absent", dir.display());
+        None
+    }
+}
+
+/// The `reference.json` of one architecture's hf-tiny fixture.
+pub fn hf_tiny_reference(fixtures: &Path, arch: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixtures.join(arch).join("reference.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A JSON array of numbers.
+pub fn floats(value: &serde_json::Value) -> Vec<f64> {
+    value
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|v| v.as_f64().expect("a number"))
         .collect()
 }

@@ -147,27 +147,15 @@ impl WeightSource for GgufSource {
     }
 }
 
+/// The reference permutation the integration tests use too.
+#[cfg(test)]
+#[path = "../../../tests/common/llama_cpp.rs"]
+mod llama_cpp;
+
 #[cfg(test)]
 mod tests {
+    use super::llama_cpp::permute;
     use super::unpermute_rows;
-
-    /// llama.cpp's permute, written from convert_hf_to_gguf.py: reshape(n_head, 2, rows/n_head/2,
-    /// cols).swapaxes(1, 2).
-    fn permute(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Vec<f32> {
-        let half = rows / n_head / 2;
-        let mut out = vec![0.0; data.len()];
-        for h in 0..n_head {
-            for pair in 0..2 {
-                for i in 0..half {
-                    let src = (h * 2 + pair) * half + i;
-                    let dst = (h * half + i) * 2 + pair;
-                    out[dst * cols..(dst + 1) * cols]
-                        .copy_from_slice(&data[src * cols..(src + 1) * cols]);
-                }
-            }
-        }
-        out
-    }
 
     #[test]
     fn unpermute_inverts_llama_cpp_permute() {

@@ -1,0 +1,188 @@
+//! The memory a training or inference run of a model needs, estimated from its config alone,
+//! so `erebor plan` (and a training step, before it loads anything) can flag a run that cannot
+//! fit. This is erebor's one estimator: the model's facts live here (parameter and LoRA adapter
+//! counts, the activations its forward keeps, the logits); the caller's precision and optimizer
+//! policy come in as bytes per element in [`MemoryPlan`].
+//!
+//! Counted: weights in the dtype the forward reads, a separate master copy of fully trained
+//! weights when they are updated in a wider dtype (f32 master weights under bf16 compute),
+//! gradients (one per trained parameter, in the master dtype), optimizer state, activations
+//! kept for the backward pass, and the logits with their f32 log-softmax.
+//!
+//! Activations are the tensors the autodiff graph of [`crate::CausalLm::forward`] keeps per
+//! layer and token: norm inputs and outputs, q/k/v before and after RoPE and head repetition,
+//! attention scores and probabilities, the attention output, MLP gate/up/activation/product.
+//! Attention is always materialised in training: Burn's autodiff runs the composed attention,
+//! never a fused kernel. With gradient checkpointing (Burn's balanced strategy recomputes
+//! memory-bound operations) only the outputs of matrix products are kept.
+//!
+//! It is an estimate: allocator slack and temporary buffers come on top, which is why callers
+//! keep headroom.
+
+use std::fmt;
+
+use crate::config::ModelConfig;
+
+/// What the run trains.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trainable {
+    /// Inference only: no gradients, no optimizer, no saved activations.
+    Nothing,
+    /// Every parameter.
+    Full,
+    /// LoRA adapters of this many parameters (the base is frozen); see
+    /// [`crate::lora::adapter_parameter_count`].
+    Adapters(usize),
+}
+
+/// The shape of the run: bytes per element as the caller's precision and optimizer policy
+/// chose them, and the batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryPlan {
+    /// Bytes per element of the weights the forward reads (4 for f32, 2 for bf16/f16).
+    pub weight_bytes: usize,
+    /// Bytes per activation element (the compute dtype).
+    pub compute_bytes: usize,
+    /// Bytes per element of the trained parameters as the optimizer updates them, and of their
+    /// gradients. Full fine-tuning keeps a separate master copy when this is wider than
+    /// `weight_bytes`; adapters are stored in it.
+    pub master_bytes: usize,
+    /// Bytes of optimizer state per trained parameter (AdamW's two f32 moments: 8).
+    pub optimizer_bytes: usize,
+    /// What is trained.
+    pub trainable: Trainable,
+    /// Sequences per forward pass (a preference step's chosen and rejected rows both count).
+    pub batch_size: usize,
+    /// Tokens per sequence.
+    pub seq_len: usize,
+    /// Gradient checkpointing.
+    pub gradient_checkpointing: bool,
+}
+
+/// The estimate, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// Weights the forward reads (with LoRA: the frozen base and the adapters).
+    pub weights: u64,
+    /// Master copy of fully trained weights kept beside narrower compute weights.
+    pub master_weights: u64,
+    /// Gradients of the trained parameters.
+    pub gradients: u64,
+    /// Optimizer state.
+    pub optimizer: u64,
+    /// Activations kept for the backward pass.
+    pub activations: u64,
+    /// Logits, their f32 copy and log-softmax.
+    pub logits: u64,
+}
+
+impl MemoryEstimate {
+    /// Sum of all parts.
+    pub fn total(&self) -> u64 {
+        self.static_part() + self.activations + self.logits
+    }
+
+    /// Weights, master weights, gradients and optimizer state: what does not shrink with the
+    /// batch.
+    pub fn static_part(&self) -> u64 {
+        self.weights + self.master_weights + self.gradients + self.optimizer
+    }
+
+    /// Whether the total fits in `budget` bytes.
+    pub fn fits(&self, budget: u64) -> bool {
+        self.total() <= budget
+    }
+}
+
+/// The parts and the total on one line, in GB (in MB when the total is under 1 GB); the master
+/// weights only when there are any.
+impl fmt::Display for MemoryEstimate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (unit, name) = if self.total() < 1_000_000_000 {
+            (1e6, "MB")
+        } else {
+            (1e9, "GB")
+        };
+        let show = |bytes: u64| format!("{:.1}", bytes as f64 / unit);
+        write!(f, "weights {}", show(self.weights))?;
+        if self.master_weights > 0 {
+            write!(f, " + f32 master {}", show(self.master_weights))?;
+        }
+        write!(
+            f,
+            " + gradients {} + optimizer {} + activations {} + logits {} = {} {name}",
+            show(self.gradients),
+            show(self.optimizer),
+            show(self.activations),
+            show(self.logits),
+            show(self.total())
+        )
+    }
+}
+
+/// Activation elements one decoder layer keeps per token for the backward pass.
+pub fn activations_per_token_layer(
+    config: &ModelConfig,
+    seq_len: usize,
+    gradient_checkpointing: bool,
+) -> u64 {
+    let h = config.hidden_size as u64;
+    let q = (config.num_heads * config.head_dim) as u64;
+    let kv = (config.num_kv_heads * config.head_dim) as u64;
+    let i = config.intermediate_size as u64;
+    let scores = (config.num_heads * seq_len) as u64;
+    if gradient_checkpointing {
+        // Matrix-product outputs only: q, k, v, scores, attention output, o, gate, up, down.
+        2 * h + 2 * q + 2 * kv + scores + 2 * i
+    } else {
+        // Norm inputs and outputs, q/k/v before and after RoPE and repetition, scores and
+        // probabilities, attention and o_proj inputs, gate/up/silu/product.
+        4 * h + 5 * q + 3 * kv + 2 * scores + 4 * i
+    }
+}
+
+/// Estimates the memory of `plan` for `config`.
+pub fn estimate_memory(config: &ModelConfig, plan: &MemoryPlan) -> MemoryEstimate {
+    let params = config.num_parameters() as u64;
+    let (weight, master, optimizer) = (
+        plan.weight_bytes as u64,
+        plan.master_bytes as u64,
+        plan.optimizer_bytes as u64,
+    );
+    let (trained, adapters) = match plan.trainable {
+        Trainable::Nothing => (0, 0),
+        Trainable::Full => (params, 0),
+        Trainable::Adapters(n) => (n as u64, n as u64),
+    };
+    let master_weights = if plan.trainable == Trainable::Full && master > weight {
+        params * master
+    } else {
+        0
+    };
+    let tokens = (plan.batch_size * plan.seq_len) as u64;
+    let compute = plan.compute_bytes as u64;
+    let vocab = config.vocab_size as u64;
+    let (activations, logits) = if plan.trainable == Trainable::Nothing {
+        // Logits in the compute dtype and their f32 log-softmax.
+        (0, tokens * vocab * (compute + 4))
+    } else {
+        let per_token =
+            activations_per_token_layer(config, plan.seq_len, plan.gradient_checkpointing);
+        // Logits in the compute dtype, cast to f32, log-softmax in f32.
+        (
+            config.num_layers as u64 * tokens * per_token * compute,
+            tokens * vocab * (compute + 8),
+        )
+    };
+    MemoryEstimate {
+        weights: params * weight + adapters * master,
+        master_weights,
+        gradients: trained * master,
+        optimizer: trained * optimizer,
+        activations,
+        logits,
+    }
+}
+
+#[cfg(test)]
+mod tests;
