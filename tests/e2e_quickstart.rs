@@ -16,28 +16,10 @@ mod common;
 use common::{Backend, Sandbox};
 use erebor_store::StepStatus;
 use std::collections::BTreeMap;
-use std::process::Command;
 
 /// `erebor ARGS` in the sandbox as a user runs it: default `--home` and `--db`.
 fn as_the_readme(sandbox: &Sandbox, args: &[&str], code: i32) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_erebor"))
-        .current_dir(sandbox.path())
-        .env_remove("EREBOR_HOME")
-        .env_remove("EREBOR_DB")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("CUDA_VISIBLE_DEVICES")
-        .env_remove("RUST_LOG")
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "erebor {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    stdout
+    common::expect_exit(sandbox.erebor_as_user(), args, code)
 }
 
 /// Metric key → (index, value) series of one step, read with `erebor metrics --format json`.

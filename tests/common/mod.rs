@@ -138,17 +138,17 @@ impl Sandbox {
         self.erebor().args(args).output().unwrap()
     }
 
+    /// `erebor` as a user runs it in the sandbox: no `EREBOR_HOME` or `EREBOR_DB`, so the
+    /// defaults apply (`.erebor/`, SQLite in it), which are this sandbox's folder and store.
+    pub fn erebor_as_user(&self) -> Command {
+        let mut command = self.erebor();
+        command.env_remove("EREBOR_HOME").env_remove("EREBOR_DB");
+        command
+    }
+
     /// Runs `erebor ARGS` and expects exit code `code`; returns stdout.
     pub fn expect(&self, args: &[&str], code: i32) -> String {
-        let output = self.run(args);
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(
-            output.status.code(),
-            Some(code),
-            "erebor {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-        );
-        stdout
+        expect_exit(self.erebor(), args, code)
     }
 
     /// The id of the newest run.
@@ -277,4 +277,18 @@ macro_rules! on_both_backends {
             }
         )*
     };
+}
+
+/// Runs `command ARGS` to completion and expects exit code `code`; returns stdout. A wrong code
+/// fails with both output streams.
+pub fn expect_exit(mut command: Command, args: &[&str], code: i32) -> String {
+    let output = command.args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "erebor {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    stdout
 }
