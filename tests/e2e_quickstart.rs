@@ -181,7 +181,7 @@ fn the_readme_quickstart_trains_dpop_records_it_and_caches_it() {
     let plan = as_the_readme(&sandbox, &["plan", quickstart], 0);
     assert!(plan.contains("5 steps, 5 cached, 0 to run"), "{plan}");
     as_the_readme(&sandbox, &["run", quickstart], 0);
-    let second = newest_run(&sandbox);
+    let second = sandbox.latest_run().unwrap();
     assert_ne!(second, run);
     sandbox.with_store(async |store| {
         let steps = store.steps_of(&second).await.unwrap();
@@ -218,7 +218,7 @@ fn dpo_fails_the_quickstart_checks(sandbox: &Sandbox, dpop_run: &str, dpop_after
             && !out.contains("reward_accuracy"),
         "{out}"
     );
-    let run = newest_run(sandbox);
+    let run = sandbox.latest_run().unwrap();
     sandbox.with_store(async |store| {
         for step in store.steps_of(&run).await.unwrap() {
             let reused = ["sft-data", "sft", "pairs"].contains(&step.step_id.as_str());
@@ -243,13 +243,4 @@ fn dpo_fails_the_quickstart_checks(sandbox: &Sandbox, dpop_run: &str, dpop_after
     );
     let plan = as_the_readme(sandbox, &["plan", "workflows/dpo-vs-dpop.yaml"], 0);
     assert!(plan.contains("6 steps, 5 cached, 1 to run"), "{plan}");
-}
-
-fn newest_run(sandbox: &Sandbox) -> String {
-    let list = as_the_readme(sandbox, &["runs", "list", "--limit", "1"], 0);
-    let id = list
-        .lines()
-        .nth(1)
-        .and_then(|l| l.split_whitespace().next());
-    id.unwrap().to_owned()
 }
