@@ -1,0 +1,50 @@
+//! Errors of evaluation, each naming what it concerns.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while building or scoring an evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A data file has a bad row (missing field, wrong type, invalid JSON).
+    #[error("{path}:{line}: {message}")]
+    Data {
+        /// The data file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A task name, task file or task option is invalid.
+    #[error("task {task}: {message}")]
+    Task {
+        /// The task's name (or the task file's path).
+        task: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A document's responses cannot be turned into metrics.
+    #[error("task {task}, document {doc_id}: {message}")]
+    Document {
+        /// The task's name.
+        task: String,
+        /// The document's index in its split file.
+        doc_id: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The model failed to score or generate.
+    #[error(transparent)]
+    Model(#[from] erebor_model::ModelError),
+}
+
+/// Result with [`EvalError`].
+pub type Result<T, E = EvalError> = std::result::Result<T, E>;
