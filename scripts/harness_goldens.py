@@ -28,9 +28,12 @@ Field mappings (shared file -> what the harness reads from the HF dataset):
       The harness then maps answerKey back to gold = "ABCDE".index(answerKey) == gold.
       arc_*_validation.jsonl already has the HF schema (unused here: the harness scores test).
   * hellaswag_validation.jsonl: already the HF `hellaswag` schema (activity_label, ctx_a, ctx_b, endings, label).
-  * hellaswag_train.jsonl is already preprocessed ({query, choices, gold}, made by OLMo's oe_eval with the same
-      preprocess); the raw ctx_a/ctx_b/endings are not available, so `training_docs()` returns these rows as the
-      processed docs {query, choices, gold} directly instead of running HellaSwag._process_doc on raw rows.
+  * hellaswag_train.jsonl is already preprocessed ({query, choices, gold}); the raw ctx_a/ctx_b/endings are not
+      available, so `training_docs()` returns these rows as the processed docs {query, choices, gold} directly
+      instead of running HellaSwag._process_doc on raw rows. The rows look like the harness's own preprocess output:
+      42,230 choices start with a space (preprocess strips *before* it deletes "[substeps]"-style brackets, so a
+      space can remain in front) and 21 strings keep a double space (one pass of "  " -> " " leaves one of "   ").
+      preprocess is not idempotent, so running it again on these rows would change them.
   * mmlu_{dev,test}.jsonl {question, subject, choices, answer}: the `cais/mmlu` schema; each subject's split is the
       file's rows with that subject, in file order (dev -> dataset["dev"], test -> dataset["test"]).
   * winogrande_xl_{train,validation}.jsonl: already the HF `winogrande` schema (sentence, option1, option2, answer).
