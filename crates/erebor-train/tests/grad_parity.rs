@@ -10,8 +10,8 @@
 mod common;
 
 use burn::optim::GradientsParams;
-use burn::tensor::{DType, Device, Tensor};
-use common::{floats, hf_tiny_fixtures, hf_tiny_reference};
+use burn::tensor::{DType, Tensor};
+use common::{floats, hf_tiny_fixtures, hf_tiny_reference, test_device};
 use erebor_core::NullProgress;
 use erebor_model::Checkpoint;
 use erebor_train::batch::{PairExample, pair_batch};
@@ -64,7 +64,7 @@ fn log_probs_losses_and_embedding_gradients_match_pytorch() {
                 rejected_ids: r[prompt_len..].to_vec(),
             })
             .collect();
-        let device = Device::flex().autodiff();
+        let device = test_device().autodiff();
 
         // Reference log-probs: the reference model, no gradients, our pre-pass.
         let ref_model = Checkpoint::load(&folder, &device, DType::F32)

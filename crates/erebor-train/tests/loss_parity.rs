@@ -7,8 +7,8 @@
 
 mod common;
 
-use burn::tensor::{Device, Tensor};
-use common::{floats, hf_tiny_fixtures, hf_tiny_reference};
+use burn::tensor::Tensor;
+use common::{floats, hf_tiny_fixtures, hf_tiny_reference, test_device};
 use erebor_train::losses::{PairLogps, PreferenceLossKind, PreferenceObjective};
 
 #[test]
@@ -16,7 +16,7 @@ fn losses_match_pytorch_on_every_fixture() {
     let Some(dir) = hf_tiny_fixtures() else {
         return;
     };
-    let device = Device::flex();
+    let device = test_device();
     let tensor = |v: &serde_json::Value| {
         let values: Vec<f32> = floats(v).into_iter().map(|x| x as f32).collect();
         Tensor::<1>::from_floats(values.as_slice(), &device)

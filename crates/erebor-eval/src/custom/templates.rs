@@ -80,7 +80,9 @@ impl Templates {
 
     /// Renders `name` with the document's fields as variables.
     pub fn render(&self, name: &str, doc: &Value) -> Result<String, Error> {
-        self.env.get_template(name)?.render(minijinja::value::Serde(doc))
+        self.env
+            .get_template(name)?
+            .render(minijinja::value::Serde(doc))
     }
 
     /// Renders a list template: its output must be a JSON list of strings (numbers are

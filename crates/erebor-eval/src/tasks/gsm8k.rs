@@ -59,6 +59,7 @@ pub(crate) struct Gsm8k {
     files: Vec<DataFile>,
     notes: Vec<String>,
     strict: regex::Regex,
+    exact_match: ExactMatch,
 }
 
 /// `gsm8k`, 5-shot by default.
@@ -114,6 +115,7 @@ pub(crate) fn task(options: &TaskOptions) -> Result<Gsm8k> {
         files,
         notes,
         strict,
+        exact_match: ExactMatch::gsm8k_v04(),
     })
 }
 
@@ -268,7 +270,9 @@ impl Task for Gsm8k {
             Harness::B281b09 => f64::from(u8::from(
                 metrics::gsm8k_correct(text, &instance.target).unwrap_or(false),
             )),
-            Harness::V04 => ExactMatch::gsm8k_v04().score(&self.extract(text), &instance.target),
+            Harness::V04 => self
+                .exact_match
+                .score(&self.extract(text), &instance.target),
         };
         Ok(vec![(self.metrics()[0].name.to_string(), score)])
     }

@@ -189,10 +189,25 @@ pub fn addition_rows(count: usize, offset: usize) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `../shared/fixtures/hf-tiny` (tiny HF models with PyTorch reference values), or `None` with
-/// a message when it is absent.
+/// `../shared` beside the checkout, or `$EREBOR_SHARED` when set (as in erebor-model's tests).
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("EREBOR_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+}
+
+/// The device the parity tests run on: `$EREBOR_TEST_DEVICE` (`cpu`, `tch-cpu`, `cuda:N`),
+/// default `cpu` (Burn flex), as in erebor-model's tests; the LibTorch ones need `--features tch`.
+pub fn test_device() -> burn::tensor::Device {
+    let name = std::env::var("EREBOR_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let spec: erebor_model::DeviceSpec = name.parse().expect("EREBOR_TEST_DEVICE");
+    spec.device().expect("test device")
+}
+
+/// `fixtures/hf-tiny` of the shared folder (tiny HF models with PyTorch reference values), or
+/// `None` with a message when it is absent.
 pub fn hf_tiny_fixtures() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/hf-tiny");
+    let dir = shared_dir().join("fixtures/hf-tiny");
     if dir.exists() {
         Some(dir)
     } else {
