@@ -7,7 +7,9 @@
 //! Options: `--model tiny10m|qwen2-0.5b|PATH` (a checkpoint folder or GGUF; `qwen2-0.5b` is a
 //! random model of Qwen2-0.5B's shape), `--device cpu|tch-cpu|cuda:N`, `--dtype f32|bf16|f16`,
 //! `--batch N`, `--seq N`, `--iters N`, `--skip-train`, `--skip-forward`,
-//! `--checkpointing`. Prints one JSON line per measurement.
+//! `--checkpointing`. Prints one JSON line per measurement, each after a line with
+//! [`estimate_memory`]'s estimate for the same shape (Burn's AdamW keeps its two moments in the
+//! weights' dtype), to hold against the device's measured peak.
 
 use std::time::Instant;
 
@@ -15,7 +17,8 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use erebor_model::device::parse_dtype;
 use erebor_model::{
-    CausalLm, Checkpoint, DeviceSpec, ModelConfig, sequence_logprobs, training_device,
+    CausalLm, Checkpoint, DeviceSpec, MemoryPlan, ModelConfig, Trainable, estimate_memory,
+    sequence_logprobs, training_device,
 };
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -41,6 +44,15 @@ fn ids(batch: usize, seq: usize, vocab: usize, device: &Device) -> Tensor<2, Int
     Tensor::from_data(TensorData::new(v, [batch, seq]), device)
 }
 
+/// Prints erebor-model's memory estimate of one measurement as a JSON line.
+fn print_estimate(what: &str, config: &ModelConfig, plan: &MemoryPlan) {
+    let estimate = estimate_memory(config, plan);
+    println!(
+        "{{\"memory_estimate\": \"{what}\", \"total_bytes\": {}, \"parts\": \"{estimate}\"}}",
+        estimate.total()
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let model_name = arg(&args, "--model").unwrap_or_else(|| "tiny10m".into());
@@ -53,6 +65,17 @@ fn main() {
     let iters: usize = arg(&args, "--iters").map_or(3, |v| v.parse().unwrap());
     let checkpointing = args.iter().any(|a| a == "--checkpointing");
     let base = spec.device().expect("device");
+    let dtype_bytes = dtype.size();
+    let plan = |trainable: Trainable| MemoryPlan {
+        weight_bytes: dtype_bytes,
+        compute_bytes: dtype_bytes,
+        master_bytes: dtype_bytes,
+        optimizer_bytes: 2 * dtype_bytes,
+        trainable,
+        batch_size: batch,
+        seq_len: seq,
+        gradient_checkpointing: checkpointing,
+    };
     let report = |what: &str, params: usize, secs: f64| {
         let tokens = (batch * seq * iters) as f64;
         println!(
@@ -70,6 +93,7 @@ fn main() {
         let vocab = model.config().vocab_size;
         let input = ids(batch, seq, vocab, &base);
         let mask = Tensor::<2>::ones([batch, seq], &base);
+        print_estimate("forward_score", model.config(), &plan(Trainable::Nothing));
         let run = || {
             let lp = sequence_logprobs(model.forward(input.clone()), input.clone(), mask.clone());
             lp.into_data().try_into_vec_as::<f32>().expect("scores")
@@ -89,6 +113,7 @@ fn main() {
         let vocab = model.config().vocab_size;
         let input = ids(batch, seq, vocab, &device);
         let mask = Tensor::<2>::ones([batch, seq], &device);
+        print_estimate("train_step", model.config(), &plan(Trainable::Full));
         let mut optim = AdamWConfig::new().init();
         let mut step = |model: CausalLm| {
             let loss = sequence_logprobs(model.forward(input.clone()), input.clone(), mask.clone())

@@ -11,15 +11,20 @@
 //! Options: `--model tiny10m|qwen2-0.5b`, `--device cpu|tch-cpu|cuda:N`,
 //! `--precision f32|bf16|bf16-mixed`,
 //! `--pairs N` (per optimizer step, one micro-batch), `--seq N` (tokens per sequence: half prompt,
-//! half completion), `--steps N` (measured, after one warm-up step). Prints one JSON line.
+//! half completion), `--steps N` (measured, after one warm-up step). Prints one JSON line, with
+//! the memory estimate `erebor plan` gives a preference step of the same shape and precision
+//! (to hold against the device's measured peak).
 //! Tokens count both sequences of every pair, as in the PyTorch baseline.
 
 use burn::tensor::{DType, Device};
 use erebor_core::{CancelToken, MemorySink, NullProgress};
-use erebor_model::{CausalLm, DeviceSpec, ModelConfig, training_device};
+use erebor_model::{
+    CausalLm, DeviceSpec, MemoryPlan, ModelConfig, Trainable, estimate_memory, training_device,
+};
 use erebor_train::batch::PairExample;
 use erebor_train::losses::{PreferenceLossKind, PreferenceObjective};
 use erebor_train::optim::{AdamW, AdamWConfig};
+use erebor_train::precision::Precision;
 use erebor_train::preference::{PairObjective, PairUnit, reference_logps};
 use erebor_train::schedule::{LrDecay, LrSchedule};
 use erebor_train::trainer::{LoopSettings, train};
@@ -39,10 +44,10 @@ fn main() {
     let spec: DeviceSpec = arg(&args, "--device", "cpu").parse().expect("device");
     // f32; bf16 (weights and compute); bf16-mixed (f32 master weights, bf16 compute).
     let precision = arg(&args, "--precision", "f32");
-    let (dtype, compute) = match precision.as_str() {
-        "bf16" => (DType::BF16, None),
-        "bf16-mixed" => (DType::F32, Some(DType::BF16)),
-        _ => (DType::F32, None),
+    let (dtype, compute, policy) = match precision.as_str() {
+        "bf16" => (DType::BF16, None, Precision::Bf16),
+        "bf16-mixed" => (DType::F32, Some(DType::BF16), Precision::Bf16Mixed),
+        _ => (DType::F32, None, Precision::F32),
     };
     let pairs: usize = arg(&args, "--pairs", "8").parse().expect("pairs");
     let seq: usize = arg(&args, "--seq", "256").parse().expect("seq");
@@ -51,6 +56,21 @@ fn main() {
     let config = ModelConfig::benchmark_shape(&model_name).expect("--model tiny10m|qwen2-0.5b");
     let device: Device = training_device(spec.device().expect("device compiled in"), false);
     let model = CausalLm::random(&config, 1, 0.02, &device, dtype);
+    // The plan `erebor plan` makes for a preference step (erebor_train::plan::footprint): both
+    // sequences of every pair in one pass, full fine-tuning, AdamW's two moments.
+    let estimate = estimate_memory(
+        &config,
+        &MemoryPlan {
+            weight_bytes: policy.compute_bytes(),
+            compute_bytes: policy.compute_bytes(),
+            master_bytes: policy.master_bytes(),
+            optimizer_bytes: 2 * policy.moment_bytes(),
+            trainable: Trainable::Full,
+            batch_size: 2 * pairs,
+            seq_len: seq,
+            gradient_checkpointing: false,
+        },
+    );
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let vocab = config.vocab_size as u32;
@@ -143,6 +163,8 @@ fn main() {
             "tokens_per_second": mean.round(),
             "ms_per_step": (1000.0 * tokens_per_step / mean).round(),
             "reference_pass_tokens_per_second": ((total_pairs * 2 * seq) as f64 / ref_seconds).round(),
+            "memory_estimate_bytes": estimate.total(),
+            "memory_estimate": estimate.to_string(),
         })
     );
 }
