@@ -1,6 +1,7 @@
 //! lm-evaluation-harness `loglikelihood` semantics over token ids.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::tensor::{Int, Tensor, TensorData};
 
@@ -62,6 +63,8 @@ impl ScorerOptions {
 pub struct Scorer<'a> {
     model: &'a CausalLm,
     options: ScorerOptions,
+    /// Input tokens run through the model so far (padding excluded).
+    forward_tokens: AtomicU64,
 }
 
 /// One row to score: input ids, and which positions predict which targets.
@@ -75,7 +78,29 @@ struct Row {
 impl<'a> Scorer<'a> {
     /// A scorer over `model`.
     pub fn new(model: &'a CausalLm, options: ScorerOptions) -> Self {
-        Scorer { model, options }
+        Scorer {
+            model,
+            options,
+            forward_tokens: AtomicU64::new(0),
+        }
+    }
+
+    /// Input tokens this scorer has run through the model so far, padding excluded: a shared
+    /// context counts once, then each continuation row on top of its cache.
+    pub fn forward_tokens(&self) -> u64 {
+        self.forward_tokens.load(Ordering::Relaxed)
+    }
+
+    /// Input tokens scoring `requests` one by one would run, as lm-eval's HF backend does
+    /// without context sharing: `min(context + continuation, max_length + 1) - 1` each.
+    pub fn unshared_forward_tokens(&self, requests: &[LoglikelihoodRequest]) -> u64 {
+        requests
+            .iter()
+            .map(|r| {
+                let whole = r.context.len() + r.continuation.len();
+                (whole.min(self.options.max_length + 1) - 1) as u64
+            })
+            .sum()
     }
 
     /// Scores every request; results are in request order.
@@ -190,6 +215,9 @@ impl<'a> Scorer<'a> {
     ) -> Result<()> {
         let device = self.model.device();
         let seqs: Vec<Vec<u32>> = rows.iter().map(|r| r.input.clone()).collect();
+        let real: usize = seqs.iter().map(Vec::len).sum();
+        self.forward_tokens
+            .fetch_add(real as u64, Ordering::Relaxed);
         let (hidden, width) = match cache {
             Some(cache) => {
                 let start = vec![cache.len(); rows.len()];
@@ -268,6 +296,8 @@ impl<'a> Scorer<'a> {
             let prefix =
                 TokenBatch::right_padded(&[context[..prefix_len].to_vec()], self.options.pad_id);
             self.model.forward_hidden(&prefix, Some(&mut prefix_cache));
+            self.forward_tokens
+                .fetch_add(prefix_len as u64, Ordering::Relaxed);
         }
         let rows: Vec<Row> = members
             .iter()
