@@ -44,6 +44,12 @@ pub enum EvalError {
     /// The model failed to score or generate.
     #[error(transparent)]
     Model(#[from] erebor_model::ModelError),
+    /// The evaluation was stopped on request; finished documents are in the resume cache.
+    #[error("evaluation cancelled during task {task}")]
+    Cancelled {
+        /// The task being evaluated.
+        task: String,
+    },
 }
 
 /// Result with [`EvalError`].
