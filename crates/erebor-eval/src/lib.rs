@@ -8,19 +8,32 @@
 //! - [`fewshot`]: evaluation order and few-shot draws of each harness; [`metrics`]: acc,
 //!   acc_norm, mc1, mc2, GSM8K extraction, exact_match; [`data`]: JSONL data files.
 //! - [`pyrandom`]: CPython's `random.Random` (shuffles and few-shot draws as the harness makes them).
+//! - [`evaluator`]: [`Evaluator`] runs tasks against a model (tokenisation as the harness,
+//!   batching, shared contexts, generation) and aggregates the metrics.
+//! - [`cache`]: [`ResumeCache`], per-document results kept as they finish, keyed by the model's
+//!   weights hash and the task configuration's hash.
+//! - [`output`]: lm-eval 0.4's results JSON and samples JSONL, the results table.
+//! - [`kind`]: [`EvalKind`], the `eval` step kind (metrics as `bench/<task>/<metric>`).
 //! - [`error`]: [`EvalError`], naming the file, line, task or document involved.
 
+pub mod cache;
 pub mod custom;
 pub mod data;
 pub mod error;
+pub mod evaluator;
 pub mod fewshot;
+pub mod kind;
 pub mod metrics;
+pub mod output;
 pub mod pyrandom;
 pub mod task;
 pub mod tasks;
 
+pub use cache::ResumeCache;
 pub use custom::CustomTask;
 pub use error::{EvalError, Result};
+pub use evaluator::{EvalReport, EvalSettings, Evaluator};
+pub use kind::EvalKind;
 pub use tasks::leaderboard_tasks;
 pub use task::{
     DataFile, DocInstance, Harness, MetricInfo, Request, Response, Task, TaskOptions,

@@ -202,11 +202,12 @@ pub trait Task: Send + Sync {
     }
 }
 
-/// A response as lm-eval writes it in `resps`: `["-12.5", "False"]` or the generated text.
+/// A response as lm-eval writes it in `resps`: `["-12.5", "False"]` (Python's `str` of the
+/// float: `-12.0`, `-3.2e-05`) or the generated text.
 pub fn response_json(response: &Response) -> serde_json::Value {
     match response {
         Response::Loglikelihood { logprob, is_greedy } => serde_json::json!([
-            logprob.to_string(),
+            crate::output::pyjson::py_float_repr(*logprob),
             if *is_greedy { "True" } else { "False" }
         ]),
         Response::Generated(text) => serde_json::Value::String(text.clone()),

@@ -1,0 +1,249 @@
+//! From per-document metric values to task scores, group averages and the Open LLM
+//! Leaderboard (v1) average.
+//!
+//! - A task's metric is the mean over its documents; its standard error is lm-eval's
+//!   `mean_stderr`: the sample standard deviation (n − 1) over √n (none below two documents).
+//! - A group's metric (MMLU) is the unweighted mean over its tasks, as the leaderboard averages
+//!   MMLU's 57 subjects; its standard error is that of a mean of independent estimates,
+//!   √(Σ seᵢ²) / k.
+//! - The leaderboard average is the mean of ARC-Challenge acc_norm, HellaSwag acc_norm, MMLU
+//!   acc, TruthfulQA mc2, WinoGrande acc and GSM8K exact match (b281b09 calls it `acc`) over
+//!   those present; the result
+//!   names the ones it covers, and says so when TruthfulQA's mc1 stands in for mc2.
+
+use serde::{Deserialize, Serialize};
+
+use super::{DocResult, TaskResult};
+use crate::task::MetricInfo;
+
+/// An aggregated metric.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricValue {
+    /// lm-eval's name (`acc`, `acc_norm`, `mc2`, `exact_match`, …).
+    pub name: String,
+    /// The mean over documents (or tasks, for a group).
+    pub value: f64,
+    /// Its standard error; `None` (lm-eval's "N/A") below two documents.
+    pub stderr: Option<f64>,
+    /// Whether a higher value is better.
+    pub higher_is_better: bool,
+}
+
+/// lm-eval's `mean_stderr`: sample standard deviation over √n; `None` below two values.
+pub fn mean_stderr(values: &[f64]) -> Option<f64> {
+    let n = values.len();
+    if n < 2 {
+        return None;
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    Some(var.sqrt() / (n as f64).sqrt())
+}
+
+/// The task's metrics over its documents: the declared ones first, in order, then any other
+/// metric the documents report.
+pub fn aggregate_task(declared: &[MetricInfo], docs: &[DocResult]) -> Vec<MetricValue> {
+    let mut names: Vec<(String, bool)> = declared
+        .iter()
+        .map(|m| (m.name.to_owned(), m.higher_is_better))
+        .collect();
+    for doc in docs {
+        for (name, _) in &doc.metrics {
+            if !names.iter().any(|(n, _)| n == name) {
+                names.push((name.clone(), true));
+            }
+        }
+    }
+    names
+        .into_iter()
+        .filter_map(|(name, higher_is_better)| {
+            let values: Vec<f64> = docs
+                .iter()
+                .filter_map(|d| d.metrics.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))
+                .collect();
+            (!values.is_empty()).then(|| MetricValue {
+                value: values.iter().sum::<f64>() / values.len() as f64,
+                stderr: mean_stderr(&values),
+                name,
+                higher_is_better,
+            })
+        })
+        .collect()
+}
+
+/// A group's average over its tasks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupResult {
+    /// The group's name (`mmlu`).
+    pub name: String,
+    /// Its tasks, in evaluation order.
+    pub tasks: Vec<String>,
+    /// Metrics every task of the group reports, averaged without weights.
+    pub metrics: Vec<MetricValue>,
+    /// Few-shot examples, when every task uses the same number.
+    pub num_fewshot: Option<usize>,
+}
+
+/// The groups of `tasks`, in order of first appearance.
+pub fn group_results(tasks: &[TaskResult]) -> Vec<GroupResult> {
+    let mut names: Vec<&str> = Vec::new();
+    for task in tasks {
+        if let Some(group) = task.group.as_deref()
+            && !names.contains(&group)
+        {
+            names.push(group);
+        }
+    }
+    names
+        .into_iter()
+        .map(|group| {
+            let members: Vec<&TaskResult> = tasks
+                .iter()
+                .filter(|t| t.group.as_deref() == Some(group))
+                .collect();
+            let metrics = members[0]
+                .metrics
+                .iter()
+                .filter_map(|first| {
+                    let values: Vec<&MetricValue> = members
+                        .iter()
+                        .filter_map(|t| t.metric(&first.name))
+                        .collect();
+                    (values.len() == members.len()).then(|| group_metric(first, &values))
+                })
+                .collect();
+            let shots = members[0].num_fewshot;
+            GroupResult {
+                name: group.to_owned(),
+                tasks: members.iter().map(|t| t.name.clone()).collect(),
+                metrics,
+                num_fewshot: members
+                    .iter()
+                    .all(|t| t.num_fewshot == shots)
+                    .then_some(shots),
+            }
+        })
+        .collect()
+}
+
+fn group_metric(first: &MetricValue, values: &[&MetricValue]) -> MetricValue {
+    let k = values.len() as f64;
+    let stderr = values
+        .iter()
+        .map(|v| v.stderr.map(|s| s * s))
+        .sum::<Option<f64>>()
+        .map(|sum| sum.sqrt() / k);
+    MetricValue {
+        name: first.name.clone(),
+        value: values.iter().map(|v| v.value).sum::<f64>() / k,
+        stderr,
+        higher_is_better: first.higher_is_better,
+    }
+}
+
+/// One benchmark's contribution to the leaderboard average.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeaderboardEntry {
+    /// The leaderboard's benchmark (`ARC`, `HellaSwag`, `MMLU`, `TruthfulQA`, `Winogrande`,
+    /// `GSM8K`).
+    pub benchmark: String,
+    /// The task or group it was read from.
+    pub task: String,
+    /// The metric used.
+    pub metric: String,
+    /// Its value.
+    pub value: f64,
+}
+
+/// The Open LLM Leaderboard v1 average over the benchmarks present.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeaderboardAverage {
+    /// The mean of the entries' values.
+    pub value: f64,
+    /// The benchmarks covered.
+    pub entries: Vec<LeaderboardEntry>,
+    /// The benchmarks missing (the average is the leaderboard's only when none is).
+    pub missing: Vec<String>,
+    /// Substitutions made (mc1 for mc2).
+    pub notes: Vec<String>,
+}
+
+/// The six benchmarks: name, the task or group to read, and the metrics to try in order.
+const BENCHMARKS: [(&str, &str, &[&str]); 6] = [
+    ("ARC", "arc_challenge", &["acc_norm"]),
+    ("HellaSwag", "hellaswag", &["acc_norm"]),
+    ("MMLU", "mmlu", &["acc"]),
+    ("TruthfulQA", "truthfulqa", &["mc2", "mc1"]),
+    ("Winogrande", "winogrande", &["acc"]),
+    // b281b09 names GSM8K's exact match `acc`, lm-eval 0.4 `exact_match`.
+    ("GSM8K", "gsm8k", &["exact_match", "acc"]),
+];
+
+/// The leaderboard average over the benchmarks among `tasks` and `groups`; `None` when none is.
+/// A TruthfulQA task is any whose name starts with `truthfulqa`.
+pub fn leaderboard_average(
+    tasks: &[TaskResult],
+    groups: &[GroupResult],
+) -> Option<LeaderboardAverage> {
+    let mut entries = Vec::new();
+    let mut missing = Vec::new();
+    let mut notes = Vec::new();
+    for (benchmark, source, metrics) in BENCHMARKS {
+        let found = metrics.iter().find_map(|metric| {
+            let from_group = groups.iter().filter(|g| g.name == source).find_map(|g| {
+                Some((
+                    g.name.clone(),
+                    g.metrics.iter().find(|m| m.name == *metric)?,
+                ))
+            });
+            let from_task = tasks
+                .iter()
+                .filter(|t| {
+                    t.name == source || (source == "truthfulqa" && t.name.starts_with(source))
+                })
+                .find_map(|t| Some((t.name.clone(), t.metric(metric)?)));
+            from_group
+                .or(from_task)
+                .map(|(task, m)| (task, *metric, m.value))
+        });
+        match found {
+            Some((task, metric, value)) => {
+                if benchmark == "TruthfulQA" && metric != metrics[0] {
+                    notes.push(format!(
+                        "{benchmark}: {metric} stands in for {} (the data has no {} labels)",
+                        metrics[0], metrics[0]
+                    ));
+                }
+                entries.push(LeaderboardEntry {
+                    benchmark: benchmark.to_owned(),
+                    task,
+                    metric: metric.to_owned(),
+                    value,
+                });
+            }
+            None => missing.push(benchmark.to_owned()),
+        }
+    }
+    if entries.is_empty() {
+        return None;
+    }
+    let value = entries.iter().map(|e| e.value).sum::<f64>() / entries.len() as f64;
+    Some(LeaderboardAverage {
+        value,
+        entries,
+        missing,
+        notes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_stderr_is_sample_std_over_sqrt_n() {
+        // values 1, 0, 1, 1: mean 0.75, sample variance 0.25, std 0.5, / 2.
+        assert!((mean_stderr(&[1.0, 0.0, 1.0, 1.0]).unwrap() - 0.25).abs() < 1e-12);
+        assert_eq!(mean_stderr(&[1.0]), None);
+    }
+}

@@ -1,0 +1,183 @@
+//! Runs [`Task`]s against a model with lm-evaluation-harness semantics.
+//!
+//! For each task: its [`DocInstance`]s (already in the harness's order, with the exact request
+//! strings), minus the documents the [`ResumeCache`] already holds, are scored in chunks:
+//!
+//! - loglikelihood requests of all documents of a chunk together, tokenised as the harness does
+//!   ([`erebor_model::scoring::encode_pair`]: trailing context whitespace moves to the
+//!   continuation, no BOS for Hugging Face models, no chat template), sorted by length and
+//!   batched by a token budget by [`erebor_model::Scorer`], which computes a context shared by
+//!   several continuations once;
+//! - generation requests greedily, batched with the KV cache, until a stop string, EOS or the
+//!   task's token limit ([`generation`]).
+//!
+//! Each finished document goes through [`Task::process_results`] and into the resume cache at
+//! once; then the metrics are aggregated ([`aggregate`]: mean and lm-eval's `mean_stderr`,
+//! group means, the Open LLM Leaderboard average).
+
+pub mod aggregate;
+mod generation;
+pub mod job;
+mod loglikelihood;
+mod run;
+pub mod specs;
+
+use erebor_core::{CancelToken, ProgressReporter};
+use erebor_model::{CausalLm, Tokenizer};
+use serde::{Deserialize, Serialize};
+
+use crate::task::{DataFile, DocInstance, Response};
+
+pub use aggregate::{GroupResult, LeaderboardAverage, LeaderboardEntry, MetricValue};
+pub use job::{JobOptions, JobOutput, LoadedModel, run_job};
+pub use run::{Evaluator, prompt_hash};
+
+/// What decides how requests are tokenised and batched. Only `add_bos` and `max_length` change
+/// the numbers; batching changes speed (and padding, within float rounding).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalSettings {
+    /// Most sequences per forward pass.
+    pub batch_size: usize,
+    /// Most tokens (sequences × padded length) per forward pass.
+    pub max_batch_tokens: usize,
+    /// Compute a context shared by several continuations once (same results, fewer tokens).
+    pub share_contexts: bool,
+    /// Prepend BOS when tokenising (lm-eval's `add_bos_token`; off for Hugging Face models).
+    pub add_bos: bool,
+    /// Context window in tokens; longer inputs are cut on the left (default: the model's).
+    pub max_length: Option<usize>,
+    /// Evaluate at most this many documents per task (after the harness's shuffle).
+    pub limit: Option<usize>,
+}
+
+impl Default for EvalSettings {
+    fn default() -> Self {
+        EvalSettings {
+            batch_size: 8,
+            max_batch_tokens: 16_384,
+            share_contexts: true,
+            add_bos: false,
+            max_length: None,
+            limit: None,
+        }
+    }
+}
+
+/// The model being evaluated: weights and the tokenizer that goes with them.
+#[derive(Clone, Copy)]
+pub struct EvalModel<'a> {
+    /// The network.
+    pub model: &'a CausalLm,
+    /// Its tokenizer.
+    pub tokenizer: &'a Tokenizer,
+}
+
+/// Where progress goes and what stops a run.
+#[derive(Clone, Copy)]
+pub struct Hooks<'a> {
+    /// Documents done per task, as phase `eval <task>`.
+    pub progress: &'a dyn ProgressReporter,
+    /// Checked between chunks of documents.
+    pub cancel: Option<&'a CancelToken>,
+}
+
+/// Input tokens run through the model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCounts {
+    /// With context sharing (what ran).
+    pub forward: u64,
+    /// What scoring each request on its own would run (lm-eval's HF backend without its
+    /// one-token cache).
+    pub unshared: u64,
+}
+
+impl TokenCounts {
+    /// Adds another count.
+    pub fn add(&mut self, other: TokenCounts) {
+        self.forward += other.forward;
+        self.unshared += other.unshared;
+    }
+
+    /// `unshared / forward`, when anything ran.
+    pub fn saving(&self) -> Option<f64> {
+        (self.forward > 0).then(|| self.unshared as f64 / self.forward as f64)
+    }
+}
+
+/// One evaluated document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DocResult {
+    /// The document and its requests.
+    pub instance: DocInstance,
+    /// One response per request, in request order.
+    pub responses: Vec<Response>,
+    /// Responses after the task's filter, as lm-eval writes `filtered_resps`.
+    pub filtered: Vec<serde_json::Value>,
+    /// Per-document metric values (`acc`, `acc_norm`, …).
+    pub metrics: Vec<(String, f64)>,
+    /// Left truncation to the window and similar, recorded per document.
+    pub warnings: Vec<String>,
+    /// Whether the responses came from the resume cache instead of the model.
+    pub from_cache: bool,
+}
+
+/// The results of one task.
+#[derive(Clone, Debug)]
+pub struct TaskResult {
+    /// The task's name.
+    pub name: String,
+    /// The group it belongs to (`mmlu`), if any.
+    pub group: Option<String>,
+    /// Few-shot examples per document.
+    pub num_fewshot: usize,
+    /// lm-eval's `versions` entry.
+    pub version: serde_json::Value,
+    /// lm-eval's `configs` entry.
+    pub config: serde_json::Value,
+    /// The data files read.
+    pub data_files: Vec<DataFile>,
+    /// Notes from the task and the evaluator.
+    pub notes: Vec<String>,
+    /// Aggregated metrics, the task's first metric first.
+    pub metrics: Vec<MetricValue>,
+    /// Every evaluated document, in evaluation order.
+    pub docs: Vec<DocResult>,
+    /// Documents in the task before `limit`.
+    pub n_original: usize,
+    /// Tokens run for the documents scored now (not those from the cache).
+    pub tokens: TokenCounts,
+    /// Hash of what defines this task's numbers (the resume key).
+    pub config_hash: String,
+    /// Wall-clock seconds spent on the task.
+    pub seconds: f64,
+}
+
+impl TaskResult {
+    /// Documents whose responses came from the resume cache.
+    pub fn cached_docs(&self) -> usize {
+        self.docs.iter().filter(|d| d.from_cache).count()
+    }
+
+    /// Documents scored by the model in this run.
+    pub fn scored_docs(&self) -> usize {
+        self.docs.len() - self.cached_docs()
+    }
+
+    /// The aggregated value of `metric`.
+    pub fn metric(&self, metric: &str) -> Option<&MetricValue> {
+        self.metrics.iter().find(|m| m.name == metric)
+    }
+}
+
+/// Everything one evaluation produced.
+#[derive(Clone, Debug)]
+pub struct EvalReport {
+    /// Per task, in the order asked for.
+    pub tasks: Vec<TaskResult>,
+    /// Group averages (MMLU = mean over its subjects).
+    pub groups: Vec<GroupResult>,
+    /// The Open LLM Leaderboard v1 average over the tasks present, when any is.
+    pub leaderboard: Option<LeaderboardAverage>,
+    /// Tokens run over all tasks.
+    pub tokens: TokenCounts,
+}

@@ -1,0 +1,103 @@
+//! Tasks as a user names them: a leaderboard task (`arc_challenge`, `mmlu`, …) or a custom
+//! task file (`tasks/arith.yaml`), turned into [`Task`]s.
+
+use std::path::{Path, PathBuf};
+
+use erebor_core::kind::resolve_path;
+
+use crate::error::{EvalError, Result};
+use crate::task::{Task, TaskOptions};
+
+/// A task named in `--tasks` or a step's `tasks:`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskSpec {
+    /// A built-in (leaderboard) task or group name.
+    Builtin(String),
+    /// A custom task file (lm-eval-style YAML).
+    File(PathBuf),
+}
+
+impl TaskSpec {
+    /// A name ending in `.yaml` / `.yml` or containing a path separator is a file; anything
+    /// else a built-in name.
+    pub fn parse(text: &str) -> Self {
+        let text = text.trim();
+        let is_file = text.ends_with(".yaml")
+            || text.ends_with(".yml")
+            || text.contains('/')
+            || text.contains(std::path::MAIN_SEPARATOR);
+        if is_file {
+            TaskSpec::File(PathBuf::from(text))
+        } else {
+            TaskSpec::Builtin(text.to_owned())
+        }
+    }
+
+    /// A file spec resolved against `base_dir`.
+    pub fn resolved(self, base_dir: &Path) -> Self {
+        match self {
+            TaskSpec::File(path) => TaskSpec::File(resolve_path(base_dir, path)),
+            builtin => builtin,
+        }
+    }
+}
+
+/// Whether the registry ([`crate::tasks::leaderboard_tasks`]) knows a built-in name.
+pub fn is_known_task(name: &str) -> bool {
+    let subject = name
+        .strip_prefix("mmlu_")
+        .or_else(|| name.strip_prefix("hendrycksTest-"));
+    crate::tasks::TASK_NAMES.contains(&name)
+        || name == "hendrycksTest"
+        || subject.is_some_and(|s| crate::tasks::MMLU_SUBJECTS.contains(&s))
+}
+
+/// Checks that every built-in name is one the registry knows (at plan time, without data).
+pub fn check_builtin_names(specs: &[TaskSpec]) -> std::result::Result<(), String> {
+    for spec in specs {
+        if let TaskSpec::Builtin(name) = spec
+            && !is_known_task(name)
+        {
+            return Err(format!(
+                "unknown task `{name}`: expected one of {}, mmlu_<subject>, or a task file (.yaml)",
+                crate::tasks::TASK_NAMES.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Builds the tasks in the order named: consecutive built-in names through the leaderboard
+/// registry, files through the custom-task loader.
+pub fn build_tasks(specs: &[TaskSpec], options: &TaskOptions) -> Result<Vec<Box<dyn Task>>> {
+    let mut tasks: Vec<Box<dyn Task>> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for spec in specs {
+        match spec {
+            TaskSpec::Builtin(name) => names.push(name.clone()),
+            TaskSpec::File(path) => {
+                tasks.extend(builtin(&std::mem::take(&mut names), options)?);
+                tasks.push(Box::new(crate::custom::CustomTask::from_file(path, options)?));
+            }
+        }
+    }
+    tasks.extend(builtin(&names, options)?);
+    let mut seen = std::collections::HashSet::new();
+    for task in &tasks {
+        if !seen.insert(task.name().to_owned()) {
+            return Err(EvalError::Task {
+                task: task.name().to_owned(),
+                message: "named twice".into(),
+            });
+        }
+    }
+    Ok(tasks)
+}
+
+fn builtin(names: &[String], options: &TaskOptions) -> Result<Vec<Box<dyn Task>>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    crate::tasks::leaderboard_tasks(&refs, options)
+}

@@ -1,0 +1,101 @@
+//! Samples files as lm-evaluation-harness 0.4 writes them with `--log_samples`:
+//! `samples_<task>_<date>.jsonl`, one line per document, keys in lm-eval's order.
+
+use super::pyjson::{PyValue, dumps};
+use crate::cache::sha256_hex;
+use crate::evaluator::{DocResult, prompt_hash};
+use crate::task::{Request, response_json};
+
+/// lm-eval's `arguments`: `{"gen_args_0": {"arg_0": context, "arg_1": continuation}, …}`;
+/// a generation request's `arg_1` is its generation kwargs.
+fn arguments(requests: &[Request]) -> PyValue {
+    PyValue::dict(requests.iter().enumerate().map(|(i, request)| {
+        let args = match request {
+            Request::Loglikelihood {
+                context,
+                continuation,
+            } => PyValue::dict([
+                ("arg_0", PyValue::str(context.as_str())),
+                ("arg_1", PyValue::str(continuation.as_str())),
+            ]),
+            Request::GenerateUntil {
+                context,
+                until,
+                max_gen_toks,
+            } => PyValue::dict([
+                ("arg_0", PyValue::str(context.as_str())),
+                (
+                    "arg_1",
+                    PyValue::dict([
+                        (
+                            "until",
+                            PyValue::List(until.iter().map(|u| PyValue::str(u.as_str())).collect()),
+                        ),
+                        ("do_sample", PyValue::Bool(false)),
+                        ("temperature", PyValue::Float(0.0)),
+                        ("max_gen_toks", PyValue::Int(*max_gen_toks as i128)),
+                    ]),
+                ),
+            ]),
+        };
+        (format!("gen_args_{i}"), args)
+    }))
+}
+
+/// lm-eval's `doc_hash`: sha256 of `json.dumps(doc, indent=2, ensure_ascii=False)`.
+pub fn doc_hash(doc: &serde_json::Value) -> String {
+    sha256_hex(&dumps(&PyValue::from(doc), Some(2)))
+}
+
+/// One line of a samples file (without its newline), as lm-eval 0.4 writes it: `doc_id`,
+/// `doc`, `target`, `arguments`, `resps`, `filtered_resps`, `filter`, `metrics`, the three
+/// hashes, then the document's metric values. erebor adds `warnings` when there are any.
+pub fn sample_line(doc: &DocResult) -> String {
+    let instance = &doc.instance;
+    let resps = PyValue::List(
+        doc.responses
+            .iter()
+            .map(|r| PyValue::List(vec![PyValue::from(&response_json(r))]))
+            .collect(),
+    );
+    let filtered = PyValue::List(doc.filtered.iter().map(PyValue::from).collect());
+    let mut entries: Vec<(String, PyValue)> = vec![
+        ("doc_id".into(), PyValue::Int(instance.doc_id as i128)),
+        ("doc".into(), PyValue::from(&instance.doc)),
+        ("target".into(), PyValue::str(instance.target.as_str())),
+        ("arguments".into(), arguments(&instance.requests)),
+        ("resps".into(), resps),
+        ("filtered_resps".into(), filtered),
+        ("filter".into(), PyValue::str("none")),
+        (
+            "metrics".into(),
+            PyValue::List(
+                doc.metrics
+                    .iter()
+                    .map(|(name, _)| PyValue::str(name.as_str()))
+                    .collect(),
+            ),
+        ),
+        ("doc_hash".into(), PyValue::Str(doc_hash(&instance.doc))),
+        ("prompt_hash".into(), PyValue::Str(prompt_hash(instance))),
+        (
+            "target_hash".into(),
+            PyValue::Str(sha256_hex(&instance.target)),
+        ),
+    ];
+    for (name, value) in &doc.metrics {
+        entries.push((name.clone(), PyValue::Float(*value)));
+    }
+    if !doc.warnings.is_empty() {
+        entries.push((
+            "warnings".into(),
+            PyValue::List(
+                doc.warnings
+                    .iter()
+                    .map(|w| PyValue::str(w.as_str()))
+                    .collect(),
+            ),
+        ));
+    }
+    dumps(&PyValue::Dict(entries), None)
+}
