@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Parity of erebor's leaderboard evaluation with lm-eval 0.4.13 itself (issue 9), and lm-eval's CPU speed.
 #
-#   scripts/lm-eval-parity.sh [fixtures|bench|erebor|all]      (default: fixtures)
+#   scripts/lm-eval-parity.sh [fixtures|bench|bench-easy|bench-challenge|erebor|all]      (default: fixtures)
 #
 #   fixtures  lm-eval 0.4.13 (HF backend, float32, CPU, offline) on the shared ARC-Easy test and HellaSwag
 #             validation files, 0-shot, first $LIMIT documents, --log_samples; copies the samples (trimmed to those
 #             documents) and the results JSON to crates/erebor-eval/tests/fixtures/ so `cargo test` checks parity
 #             without Python.
 #   bench     lm-eval's documents/s: ARC-Easy test 0-shot ($BENCH_EASY docs) and ARC-Challenge test 25-shot
-#             (first $BENCH_CHALLENGE docs, examples from the train file), for BENCHMARKS.md.
+#             (first $BENCH_CHALLENGE docs, examples from the train file), for BENCHMARKS.md; bench-easy and
+#             bench-challenge run one of the two.
 #   erebor    erebor on the same documents, then the request-by-request comparison (see the section below).
 #
 # Needs: .venv-eval with lm-eval, CPU torch and transformers, made once (PyPI only):
@@ -31,7 +32,8 @@ WORK=${WORK:-/tmp/erebor-lm-eval-parity}
 LIMIT=${LIMIT:-40}
 BATCH=${BATCH:-16}
 BENCH_EASY=${BENCH_EASY:-200}
-BENCH_CHALLENGE=${BENCH_CHALLENGE:-50}
+# 12 docs = 48 requests of ~1,000 tokens = 3 batches of 16: about 7 minutes on the shared 2-CPU VM
+BENCH_CHALLENGE=${BENCH_CHALLENGE:-12}
 FIXTURES=$ROOT/crates/erebor-eval/tests/fixtures
 PY=$VENV/bin/python
 
@@ -195,9 +197,11 @@ print(f"{dst} from {src}", file=sys.stderr)
 EOF
 }
 
+bench_easy() { run_lm_eval bench_arc_easy_0shot arc_easy_local "$BENCH_EASY"; }
+bench_challenge() { run_lm_eval bench_arc_challenge_25shot arc_challenge_25shot_local "$BENCH_CHALLENGE"; }
 bench() {
-  run_lm_eval bench_arc_easy_0shot arc_easy_local "$BENCH_EASY"
-  run_lm_eval bench_arc_challenge_25shot arc_challenge_25shot_local "$BENCH_CHALLENGE"
+  bench_easy
+  bench_challenge
   cat "$WORK"/bench_*/timing.txt
 }
 
@@ -229,7 +233,9 @@ erebor() {
 case "$MODE" in
   fixtures) fixtures ;;
   bench) bench ;;
+  bench-easy) bench_easy ;;
+  bench-challenge) bench_challenge ;;
   erebor) erebor ;;
   all) fixtures; bench; erebor ;;
-  *) echo "usage: $0 [fixtures|bench|erebor|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [fixtures|bench|bench-easy|bench-challenge|erebor|all]" >&2; exit 2 ;;
 esac
