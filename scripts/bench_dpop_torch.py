@@ -1,6 +1,8 @@
 """PyTorch eager DPOP step, the baseline beside erebor-train's `bench_preference` example.
 
-A plain transformers LlamaForCausalLM (sdpa attention, random init), a frozen copy as the live
+A transformers model (sdpa attention, random init) of the same shape as erebor's benchmark model
+(ModelConfig::benchmark_shape: `tiny10m` a Llama, `qwen2-0.5b` a Qwen2 with q/k/v bias and tied
+embeddings, 494M parameters), a frozen copy as the live
 reference model, chosen and rejected sequences in one forward, DPOP loss (beta 0.3, lambda 50),
 backward, global-norm clipping at 1.0, AdamW (fused on CUDA). Tokens count both sequences.
 
@@ -16,7 +18,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 name, device, dtype_name = sys.argv[1], sys.argv[2], sys.argv[3]
 pairs, seq, steps = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
@@ -26,13 +28,16 @@ if name == "tiny10m":
     cfg = LlamaConfig(vocab_size=16384, hidden_size=256, intermediate_size=768, num_hidden_layers=8,
                       num_attention_heads=8, num_key_value_heads=4, tie_word_embeddings=True,
                       max_position_embeddings=4096)
-else:  # Qwen2-0.5B's shape as a plain Llama
-    cfg = LlamaConfig(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-                      num_attention_heads=14, num_key_value_heads=2, tie_word_embeddings=False,
-                      max_position_embeddings=4096)
+    cls = LlamaForCausalLM
+else:  # erebor's qwen2-0.5b benchmark shape: Qwen2 (q/k/v bias), tied embeddings
+    cfg = Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                      num_attention_heads=14, num_key_value_heads=2, tie_word_embeddings=True,
+                      max_position_embeddings=4096, rms_norm_eps=1e-6, rope_theta=10000.0,
+                      use_sliding_window=False)
+    cls = Qwen2ForCausalLM
 cfg._attn_implementation = "sdpa"
-policy = LlamaForCausalLM(cfg).to(device=device, dtype=dtype).train()
-reference = LlamaForCausalLM(cfg).to(device=device, dtype=dtype).eval()
+policy = cls(cfg).to(device=device, dtype=dtype).train()
+reference = cls(cfg).to(device=device, dtype=dtype).eval()
 reference.load_state_dict(policy.state_dict())
 for p in reference.parameters():
     p.requires_grad_(False)
