@@ -110,11 +110,13 @@ impl Sandbox {
     }
 
     /// Copies the repository's ML workflows (quickstart.yaml, dpo-vs-dpop.yaml) and the model
-    /// folders they use into `workflows/` of the sandbox, as they sit in the repository.
+    /// folders and task files they use into `workflows/` of the sandbox, as they sit in the
+    /// repository.
     pub fn copy_ml_workflows(&self) {
         let repo = repo_root();
         let target = self.path().join("workflows");
         copy_dir(&repo.join("workflows/models"), &target.join("models"));
+        copy_dir(&repo.join("workflows/tasks"), &target.join("tasks"));
         for file in ["quickstart.yaml", "dpo-vs-dpop.yaml"] {
             std::fs::copy(repo.join("workflows").join(file), target.join(file)).unwrap();
         }

@@ -59,6 +59,8 @@ pub enum Command {
     Metrics(commands::metrics::MetricsArgs),
     /// List the step kinds this binary knows, with their outputs.
     Kinds(commands::kinds::KindsArgs),
+    /// Evaluate a model on leaderboard or custom tasks (lm-evaluation-harness semantics).
+    Eval(commands::eval::EvalArgs),
     /// Inspect, convert, generate with and score against a model checkpoint.
     #[command(subcommand)]
     Model(commands::model::ModelCommand),
@@ -78,6 +80,7 @@ impl Command {
             Command::Runs(args) => args.execute(globals),
             Command::Metrics(args) => args.execute(globals),
             Command::Kinds(args) => args.execute(globals),
+            Command::Eval(args) => args.execute(globals),
             Command::Model(args) => args.execute(globals),
             Command::StepExec(args) => args.execute(globals),
         }

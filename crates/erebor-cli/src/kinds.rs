@@ -11,4 +11,5 @@ pub fn registry() -> KindRegistry {
         .with(erebor_data::ConvertKind)
         .with(erebor_train::SftKind)
         .with(erebor_train::PreferenceKind)
+        .with(erebor_eval::EvalKind)
 }

@@ -1,5 +1,6 @@
 //! One module per command group; each has an args struct with `execute`.
 
+pub mod eval;
 pub mod kinds;
 pub mod metrics;
 pub mod model;

@@ -1,0 +1,203 @@
+//! `erebor eval MODEL --tasks ...`: evaluate a model outside any workflow, as people use
+//! `lm_eval`. The results table goes to stdout; progress and logs to stderr; results and
+//! samples files (lm-eval 0.4's formats) to `--output DIR/<model>/`.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use erebor_core::ProgressReporter;
+use erebor_eval::evaluator::specs::{TaskSpec, build_tasks};
+use erebor_eval::evaluator::{EvalSettings, Hooks, JobOptions, LoadedModel, run_job};
+use erebor_eval::output::{results_table, sanitize_model_name};
+use erebor_eval::{EvalError, Harness, TaskOptions};
+use erebor_model::DeviceSpec;
+use erebor_model::device::parse_dtype;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::globals::Globals;
+use crate::outcome::{BadInput, Outcome};
+
+/// Arguments of `erebor eval`.
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// The model: a Hugging Face checkpoint folder or a .gguf file.
+    pub model: PathBuf,
+    /// Comma-separated tasks: leaderboard names (arc_challenge, arc_easy, hellaswag, mmlu,
+    /// truthfulqa, winogrande, gsm8k) or custom task files (.yaml).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub tasks: Vec<String>,
+    /// Few-shot examples (default: each task's own, e.g. 25 for arc_challenge).
+    #[arg(long)]
+    pub num_fewshot: Option<usize>,
+    /// Documents per task, after the harness's shuffle.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Folder of `<task>_<split>.jsonl` files (laid out like ../shared/data/leaderboard).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// `cpu` (Burn flex), `tch-cpu` or `cuda:N` (LibTorch; build with --features tch).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Compute dtype: f32, f16 or bf16 (default: f32 on CPU, bf16 on CUDA).
+    #[arg(long)]
+    pub dtype: Option<String>,
+    /// Results and samples go to DIR/<model name>/ (default: <home>/eval).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Whose semantics: b281b09 (the Open LLM Leaderboard v1's, default) or v0.4.
+    #[arg(long, default_value = "b281b09")]
+    pub harness: Harness,
+    /// Sequences per forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Tokens per forward pass (sequences × padded length).
+    #[arg(long, default_value_t = 16_384)]
+    pub max_batch_tokens: usize,
+    /// JSONL file the GSM8K exemplars come from.
+    #[arg(long)]
+    pub gsm8k_exemplars: Option<PathBuf>,
+    /// Few-shot sampler seed (default: the harness's, 42 for b281b09, 1234 for v0.4).
+    #[arg(long)]
+    pub fewshot_seed: Option<u64>,
+    /// Context window (default: the model's).
+    #[arg(long)]
+    pub max_length: Option<usize>,
+    /// Prepend BOS when tokenising (off, as lm-eval for Hugging Face models).
+    #[arg(long)]
+    pub add_bos: bool,
+    /// Score every request on its own instead of computing a shared context once.
+    #[arg(long)]
+    pub no_share_contexts: bool,
+    /// Score every document again instead of resuming from the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Resume cache folder (default: <home>/cache/eval).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+fn bad(error: EvalError) -> anyhow::Error {
+    match error {
+        EvalError::Io { .. } | EvalError::Cancelled { .. } | EvalError::Document { .. } => {
+            anyhow::Error::new(error)
+        }
+        other => anyhow::Error::new(BadInput(other.to_string())),
+    }
+}
+
+impl EvalArgs {
+    /// Loads the model, evaluates, writes the files and prints the table.
+    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+        let device: DeviceSpec = self
+            .device
+            .parse()
+            .map_err(|e: erebor_model::ModelError| BadInput(e.to_string()))?;
+        let dtype = match &self.dtype {
+            Some(d) => Some(parse_dtype(d).map_err(|e| BadInput(e.to_string()))?),
+            None => None,
+        };
+        let specs: Vec<TaskSpec> = self.tasks.iter().map(|t| TaskSpec::parse(t)).collect();
+        let options = TaskOptions {
+            data_dir: self.data_dir.clone().unwrap_or_default(),
+            num_fewshot: self.num_fewshot,
+            harness: self.harness,
+            gsm8k_exemplars: self.gsm8k_exemplars.clone(),
+            fewshot_seed: self.fewshot_seed,
+        };
+        let tasks = build_tasks(&specs, &options).map_err(bad)?;
+        tracing::info!(model = %self.model.display(), "loading the model");
+        let model = LoadedModel::load(&self.model, device, dtype).map_err(bad)?;
+        let output = self
+            .output
+            .clone()
+            .unwrap_or_else(|| globals.home().join("eval"))
+            .join(sanitize_model_name(&self.model.display().to_string()));
+        let job = JobOptions {
+            settings: EvalSettings {
+                batch_size: self.batch_size.max(1),
+                max_batch_tokens: self.max_batch_tokens.max(1),
+                share_contexts: !self.no_share_contexts,
+                add_bos: self.add_bos,
+                max_length: self.max_length,
+                limit: self.limit,
+            },
+            harness: self.harness,
+            fewshot_seed: self.fewshot_seed,
+            output_dir: output,
+            cache_root: (!self.no_cache).then(|| {
+                self.cache_dir
+                    .clone()
+                    .unwrap_or_else(|| globals.home().join("cache").join("eval"))
+            }),
+        };
+        let progress = BarProgress::new(globals.progress_bars());
+        let hooks = Hooks {
+            progress: &progress,
+            cancel: None,
+        };
+        let out = run_job(&model, &tasks, &job, hooks).map_err(bad)?;
+        progress.finish();
+        for task in &out.report.tasks {
+            eprintln!(
+                "{}: {} documents scored, {} from the resume cache, {:.1}s",
+                task.name,
+                task.scored_docs(),
+                task.cached_docs(),
+                task.seconds
+            );
+        }
+        eprintln!("results: {}", out.files.results.display());
+        print!("{}", results_table(&out.report));
+        Ok(Outcome::Success)
+    }
+}
+
+/// Progress on stderr: one bar per task with documents/s and ETA.
+struct BarProgress {
+    enabled: bool,
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl BarProgress {
+    fn new(enabled: bool) -> Self {
+        BarProgress {
+            enabled,
+            bar: Mutex::new(None),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            bar.finish();
+        }
+    }
+}
+
+impl ProgressReporter for BarProgress {
+    fn start_phase(&self, phase: &str, total: Option<u64>) {
+        let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = slot.take() {
+            old.finish();
+        }
+        if !self.enabled {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template(
+            "{msg:<24} {wide_bar} {pos}/{len} docs {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_message(phase.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(250));
+        *slot = Some(bar);
+    }
+
+    fn set_position(&self, position: u64) {
+        if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            bar.set_position(position);
+        }
+    }
+}
