@@ -62,9 +62,13 @@ pub struct HfConfig {
     /// Qwen2: whether the sliding window is used at all.
     #[serde(default)]
     pub use_sliding_window: Option<bool>,
-    /// Qwen2: layers at and above this index use the sliding window when enabled.
+    /// Qwen2: without `layer_types`, layers at and above this index use the sliding window when
+    /// enabled (transformers' default: 28).
     #[serde(default)]
     pub max_window_layers: Option<usize>,
+    /// transformers 5: each layer's attention, `full_attention` or `sliding_attention`.
+    #[serde(default)]
+    pub layer_types: Option<Vec<String>>,
     /// BOS id.
     #[serde(default)]
     pub bos_token_id: Option<Value>,

@@ -122,10 +122,10 @@ pub struct ModelConfig {
     pub o_bias: bool,
     /// Bias on gate/up/down.
     pub mlp_bias: bool,
-    /// Sliding-window width, for layers at or above `sliding_window_from_layer`.
+    /// Sliding-window width, for the layers `sliding_window_layers` selects.
     pub sliding_window: Option<usize>,
-    /// First layer that uses the sliding window.
-    pub sliding_window_from_layer: usize,
+    /// Which layers use the sliding window, one flag per layer; `None`: every layer (Mistral).
+    pub sliding_window_layers: Option<Vec<bool>>,
     /// BOS id from config.json.
     pub bos_token_id: Option<u32>,
     /// EOS ids from config.json.
@@ -228,19 +228,18 @@ impl ModelConfig {
             Architecture::Qwen2 => (true, false),
             _ => (attention_bias, attention_bias),
         };
-        let (sliding_window, sliding_window_from_layer) = match architecture {
-            Architecture::Mistral => (hf.sliding_window, 0),
-            Architecture::Qwen2 if hf.use_sliding_window == Some(true) => {
-                (hf.sliding_window, hf.max_window_layers.unwrap_or(0))
-            }
-            _ => (None, 0),
+        let num_layers = need(path, "num_hidden_layers", hf.num_hidden_layers)?;
+        let (sliding_window, sliding_window_layers) = match architecture {
+            Architecture::Mistral => (hf.sliding_window, None),
+            Architecture::Qwen2 => qwen2_sliding_window(hf, num_layers, path)?,
+            Architecture::Llama => (None, None),
         };
         Ok(ModelConfig {
             architecture,
             vocab_size: need(path, "vocab_size", hf.vocab_size)?,
             hidden_size,
             intermediate_size: need(path, "intermediate_size", hf.intermediate_size)?,
-            num_layers: need(path, "num_hidden_layers", hf.num_hidden_layers)?,
+            num_layers,
             num_heads,
             num_kv_heads,
             head_dim,
@@ -253,7 +252,7 @@ impl ModelConfig {
             o_bias,
             mlp_bias: hf.mlp_bias.unwrap_or(false),
             sliding_window,
-            sliding_window_from_layer,
+            sliding_window_layers,
             bos_token_id: ids(&hf.bos_token_id).first().copied(),
             eos_token_ids: ids(&hf.eos_token_id),
         })
@@ -261,8 +260,11 @@ impl ModelConfig {
 
     /// The sliding window of layer `layer`, if it has one.
     pub fn window_of_layer(&self, layer: usize) -> Option<usize> {
-        self.sliding_window
-            .filter(|_| layer >= self.sliding_window_from_layer)
+        let uses_window = match &self.sliding_window_layers {
+            None => true,
+            Some(layers) => layers.get(layer).copied().unwrap_or(false),
+        };
+        self.sliding_window.filter(|_| uses_window)
     }
 
     /// Parameter count implied by the config.
@@ -315,6 +317,57 @@ impl ModelConfig {
         out
     }
 }
+/// transformers' defaults of `Qwen2Config`: `max_window_layers` and `sliding_window`.
+const QWEN2_MAX_WINDOW_LAYERS: usize = 28;
+const QWEN2_SLIDING_WINDOW: usize = 4096;
+
+/// Qwen2's sliding window and its layers, decided as transformers' `Qwen2Config` does: no window
+/// unless `use_sliding_window`; then a window of `sliding_window` (4096 when absent) on the layers
+/// `layer_types` marks `sliding_attention` or, without `layer_types`, on the layers at or above
+/// `max_window_layers` (28 when absent).
+fn qwen2_sliding_window(
+    hf: &HfConfig,
+    num_layers: usize,
+    path: &Path,
+) -> Result<(Option<usize>, Option<Vec<bool>>)> {
+    let layers = match &hf.layer_types {
+        Some(types) => {
+            if types.len() != num_layers {
+                return Err(ModelError::config(
+                    path,
+                    "layer_types",
+                    format!(
+                        "has {} entries for {num_layers} layers (num_hidden_layers)",
+                        types.len()
+                    ),
+                ));
+            }
+            types
+                .iter()
+                .enumerate()
+                .map(|(i, kind)| match kind.as_str() {
+                    "sliding_attention" => Ok(true),
+                    "full_attention" => Ok(false),
+                    other => Err(ModelError::config(
+                        path,
+                        format!("layer_types[{i}]"),
+                        format!("{other:?} is not supported (full_attention, sliding_attention)"),
+                    )),
+                })
+                .collect::<Result<Vec<bool>>>()?
+        }
+        None => {
+            let from = hf.max_window_layers.unwrap_or(QWEN2_MAX_WINDOW_LAYERS);
+            (0..num_layers).map(|i| i >= from).collect()
+        }
+    };
+    if hf.use_sliding_window != Some(true) {
+        return Ok((None, None));
+    }
+    let window = hf.sliding_window.unwrap_or(QWEN2_SLIDING_WINDOW);
+    Ok((Some(window), Some(layers)))
+}
+
 fn rope_scaling_from(p: &RopeParameters, path: &Path) -> Result<RopeScaling> {
     let kind = p
         .rope_type

@@ -46,7 +46,7 @@ impl ModelConfig {
             o_bias: false,
             mlp_bias: false,
             sliding_window: None,
-            sliding_window_from_layer: 0,
+            sliding_window_layers: None,
             bos_token_id: None,
             eos_token_ids: vec![],
         }

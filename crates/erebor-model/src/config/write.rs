@@ -48,10 +48,24 @@ impl ModelConfig {
                     json!(self.sliding_window.is_some()),
                 );
                 m.insert("sliding_window".into(), json!(self.sliding_window));
-                m.insert(
-                    "max_window_layers".into(),
-                    json!(self.sliding_window_from_layer),
-                );
+                // transformers 5 reads `layer_types`; earlier versions `max_window_layers`
+                // (exact when the sliding layers are the last ones, as Qwen2 has them).
+                let sliding: Vec<bool> = (0..self.num_layers)
+                    .map(|l| self.window_of_layer(l).is_some())
+                    .collect();
+                let first = sliding.iter().position(|s| *s).unwrap_or(self.num_layers);
+                m.insert("max_window_layers".into(), json!(first));
+                let types: Vec<&str> = sliding
+                    .iter()
+                    .map(|s| {
+                        if *s {
+                            "sliding_attention"
+                        } else {
+                            "full_attention"
+                        }
+                    })
+                    .collect();
+                m.insert("layer_types".into(), json!(types));
             }
             Architecture::Llama => {}
         }

@@ -236,7 +236,7 @@ impl GgufFile {
             o_bias: self.tensors.contains_key("blk.0.attn_output.bias"),
             mlp_bias: self.tensors.contains_key("blk.0.ffn_up.bias"),
             sliding_window: None,
-            sliding_window_from_layer: 0,
+            sliding_window_layers: None,
             bos_token_id: self
                 .meta_u64("tokenizer.ggml.bos_token_id")
                 .map(|v| v as u32),
