@@ -10,6 +10,7 @@ use crate::logps::{
 use crate::losses::{PairLogps, PreferenceObjective};
 use crate::metrics::{PairStats, PairValues, eval_key};
 use crate::trainer::{MicroBatch, Objective};
+use burn::module::Module;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use erebor_core::ProgressReporter;
 use erebor_model::CausalLm;
@@ -177,7 +178,11 @@ impl Objective for PairObjective {
         if self.eval_units.is_empty() {
             return Ok(Vec::new());
         }
-        // The training device, like the reference pre-pass: held-out rewards compare the two.
+        // The training device and forward, like the reference pre-pass (held-out rewards compare
+        // the two), but with dropout off, LoRA's included: a frozen copy (parameters untracked,
+        // training flags cleared), as SFT's evaluation turns it off with `valid()`.
+        let frozen = model.clone().freeze();
+        let model = &frozen;
         let mut stats = PairStats::default();
         let mut after_edit = 0.0;
         let units: Vec<&PairUnit> = self.eval_units.iter().collect();

@@ -54,7 +54,7 @@ pub trait Objective {
     /// Extra metrics of the step just finished (statistics gathered by `micro_batch`).
     fn take_step_metrics(&mut self) -> Vec<(&'static str, f64)>;
 
-    /// Held-out metrics of `model` (without gradients), keyed as recorded.
+    /// Held-out metrics of `model` (without gradients, dropout off), keyed as recorded.
     fn evaluate(&mut self, model: &CausalLm) -> Result<Vec<(String, f64)>, TrainError>;
 }
 

@@ -1,0 +1,82 @@
+//! The preference objective's held-out evaluation: deterministic with LoRA dropout on the
+//! training device.
+
+mod common;
+
+use burn::tensor::{DType, Distribution, Tensor};
+use common::tiny_arith;
+use erebor_model::lora::{LoraConfig, apply_lora};
+use erebor_model::{CausalLm, ModelConfig};
+use erebor_train::batch::PairExample;
+use erebor_train::losses::{PreferenceLossKind, PreferenceObjective};
+use erebor_train::preference::{PairObjective, PairUnit};
+use erebor_train::trainer::Objective;
+
+/// The tiny-arith model on the autodiff device with LoRA adapters of `dropout` whose `B` is
+/// drawn at random (non-zero, so dropout changes the output), the same for every `dropout`.
+fn adapted_model(dropout: f64) -> CausalLm {
+    let config = ModelConfig::from_dir(tiny_arith()).unwrap();
+    let device = burn::tensor::Device::flex().autodiff();
+    let model = CausalLm::random(&config, 5, 0.02, &device, DType::F32);
+    let lora = LoraConfig {
+        rank: 4,
+        alpha: 8.0,
+        dropout,
+        target_modules: vec!["all-linear".into()],
+    };
+    let mut model = apply_lora(model, &lora, 7).unwrap();
+    device.seed(11);
+    for (_, linear) in model.linear_layers_mut() {
+        if let Some(adapter) = linear.lora.as_mut() {
+            let shape = adapter.b.val().shape();
+            let b = Tensor::<2>::random(shape, Distribution::Normal(0.0, 0.5), &device);
+            adapter.b = burn::module::Param::from_tensor(b);
+        }
+    }
+    model
+}
+
+fn unit(prompt: &[u32], chosen: &[u32], rejected: &[u32]) -> PairUnit {
+    PairUnit {
+        pair: PairExample {
+            prompt_ids: prompt.to_vec(),
+            chosen_ids: chosen.to_vec(),
+            rejected_ids: rejected.to_vec(),
+        },
+        reference_chosen: -20.0,
+        reference_rejected: -21.0,
+    }
+}
+
+fn objective(units: Vec<PairUnit>) -> PairObjective {
+    PairObjective::new(
+        PreferenceObjective {
+            kind: PreferenceLossKind::Dpop,
+            beta: 0.3,
+            lambda: 50.0,
+        },
+        units,
+        2,
+    )
+}
+
+fn eval_units() -> Vec<PairUnit> {
+    vec![
+        unit(&[1, 5, 9, 4], &[7, 8, 3, 2], &[7, 6, 3, 2]),
+        unit(&[2, 6, 4], &[10, 11, 2], &[12, 11, 5, 2]),
+        unit(&[3, 3, 8, 1, 5], &[9, 4, 2], &[9, 4, 6, 6, 2]),
+    ]
+}
+
+#[test]
+fn held_out_evaluation_runs_with_lora_dropout_off() {
+    let with_dropout = adapted_model(0.5);
+    let without = adapted_model(0.0);
+    let mut objective = objective(eval_units());
+    let first = objective.evaluate(&with_dropout).unwrap();
+    let second = objective.evaluate(&with_dropout).unwrap();
+    let reference = objective.evaluate(&without).unwrap();
+    assert!(!first.is_empty());
+    assert_eq!(first, second, "evaluation is not deterministic");
+    assert_eq!(first, reference, "dropout changed held-out metrics");
+}
