@@ -17,7 +17,13 @@ use erebor_model::CausalLm;
 
 /// Metric: mean per-token log-prob of the chosen answer from its first token that differs from
 /// the rejected one (the DPOP paper's measure of the failure mode), on held-out pairs.
+/// Pairs with no chosen token after the edit (the chosen answer a prefix of the rejected one, or
+/// the edit truncated away) have no such mean and are left out of it.
 pub const CHOSEN_AFTER_EDIT: &str = "eval/logps/chosen_after_edit";
+
+/// Metric: how many held-out pairs [`CHOSEN_AFTER_EDIT`] left out (no chosen token after the
+/// edit).
+pub const CHOSEN_AFTER_EDIT_SKIPPED: &str = "eval/logps/chosen_after_edit_skipped";
 
 /// A training pair with its reference log-probs.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,6 +69,12 @@ fn score(
 /// backend (measured: about 1e-6 nats per sequence on flex), and DPOP's λ = 50 would turn that
 /// into a non-zero penalty at step 0; scored this way, policy = reference gives DPO loss ln 2
 /// and a penalty of exactly 0.
+///
+/// The model is scored as a frozen copy (parameters untracked): the same autodiff ops and
+/// numbers, but no graph is recorded. A tracked forward that is never backpropagated keeps its
+/// saved activations alive in Burn's autodiff graph until a later backward, so a pre-pass over
+/// a whole dataset used to hold every batch's activations at once (measured on an H200: a
+/// Qwen2-0.5B DPOP run ran out of 139 GiB; see BENCHMARKS.md).
 pub fn reference_logps(
     model: &CausalLm,
     pairs: &[PairExample],
@@ -70,6 +82,8 @@ pub fn reference_logps(
     compute: Option<DType>,
     progress: &dyn ProgressReporter,
 ) -> Result<Vec<(f32, f32)>, TrainError> {
+    let frozen = model.clone().freeze();
+    let model = &frozen;
     let refs: Vec<&PairExample> = pairs.iter().collect();
     progress.start_phase("ref_logps", Some(pairs.len() as u64));
     let mut out = Vec::with_capacity(pairs.len());
@@ -184,55 +198,76 @@ impl Objective for PairObjective {
         let frozen = model.clone().freeze();
         let model = &frozen;
         let mut stats = PairStats::default();
-        let mut after_edit = 0.0;
+        let mut after_edit = AfterEdit::default();
         let units: Vec<&PairUnit> = self.eval_units.iter().collect();
         for chunk in units.chunks(self.eval_batch_size.max(1)) {
             let (_, values, tokens, batch) = self.pairs_loss(model, chunk)?;
             stats.add(&values, self.objective.beta);
-            after_edit += chosen_after_edit_sum(chunk, &tokens.detach(), &batch, &model.device())?;
+            after_edit.add(chunk, &tokens.detach(), &batch, &model.device())?;
         }
         let mut out: Vec<(String, f64)> = stats
             .means()
             .into_iter()
             .map(|(k, v)| (eval_key(k), v))
             .collect();
+        if after_edit.counted > 0 {
+            out.push((
+                CHOSEN_AFTER_EDIT.to_owned(),
+                after_edit.sum / after_edit.counted as f64,
+            ));
+        }
         out.push((
-            CHOSEN_AFTER_EDIT.to_owned(),
-            after_edit / units.len() as f64,
+            CHOSEN_AFTER_EDIT_SKIPPED.to_owned(),
+            after_edit.skipped as f64,
         ));
         Ok(out)
     }
 }
 
-/// Sum over the chunk's pairs of the mean token log-prob of the chosen completion from its
-/// first edited token on.
-fn chosen_after_edit_sum(
-    units: &[&PairUnit],
-    tokens: &Tensor<2>,
-    batch: &TokenBatch,
-    device: &Device,
-) -> Result<f64, TrainError> {
-    let n = units.len();
-    let mut mask = vec![0f32; n * batch.seq_len];
-    let mut counts = Vec::with_capacity(n);
-    for (row, unit) in units.iter().enumerate() {
-        let first = unit.pair.prompt_ids.len() + unit.edit_start();
-        let end = unit.pair.prompt_ids.len() + unit.pair.chosen_ids.len();
-        // Position t predicts token t + 1.
-        for t in first.saturating_sub(1)..end.saturating_sub(1) {
-            mask[row * batch.seq_len + t] = 1.0;
+/// The running sum of per-pair means of the chosen completion's token log-probs from its first
+/// edited token on, over the pairs that have such tokens, and the count of those that do not.
+#[derive(Default)]
+struct AfterEdit {
+    sum: f64,
+    counted: usize,
+    skipped: usize,
+}
+
+impl AfterEdit {
+    /// Adds a chunk's pairs; `tokens` are the chunk's token log-probs (chosen rows first).
+    fn add(
+        &mut self,
+        units: &[&PairUnit],
+        tokens: &Tensor<2>,
+        batch: &TokenBatch,
+        device: &Device,
+    ) -> Result<(), TrainError> {
+        let n = units.len();
+        let mut mask = vec![0f32; n * batch.seq_len];
+        let mut counts = Vec::with_capacity(n);
+        for (row, unit) in units.iter().enumerate() {
+            let first = unit.pair.prompt_ids.len() + unit.edit_start();
+            let end = unit.pair.prompt_ids.len() + unit.pair.chosen_ids.len();
+            // Position t predicts token t + 1.
+            for t in first.saturating_sub(1)..end.saturating_sub(1) {
+                mask[row * batch.seq_len + t] = 1.0;
+            }
+            counts.push(end.saturating_sub(first));
         }
-        counts.push(end.saturating_sub(first).max(1));
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, [n, batch.seq_len]), device);
+        let chosen_rows = tokens.clone().narrow(0, 0, n);
+        let sums = read_f32(
+            sequence_logps(chosen_rows, mask),
+            "chosen log-probs after the edit",
+        )?;
+        for (sum, count) in sums.iter().zip(counts) {
+            if count == 0 {
+                self.skipped += 1;
+            } else {
+                self.sum += f64::from(*sum) / count as f64;
+                self.counted += 1;
+            }
+        }
+        Ok(())
     }
-    let mask = Tensor::<2>::from_data(TensorData::new(mask, [n, batch.seq_len]), device);
-    let chosen_rows = tokens.clone().narrow(0, 0, n);
-    let sums = read_f32(
-        sequence_logps(chosen_rows, mask),
-        "chosen log-probs after the edit",
-    )?;
-    Ok(sums
-        .iter()
-        .zip(counts)
-        .map(|(s, c)| f64::from(*s) / c as f64)
-        .sum())
 }

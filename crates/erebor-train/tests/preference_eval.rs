@@ -1,5 +1,5 @@
 //! The preference objective's held-out evaluation: deterministic with LoRA dropout on the
-//! training device.
+//! training device, and `chosen_after_edit` over the pairs that have tokens after the edit.
 
 mod common;
 
@@ -9,7 +9,9 @@ use erebor_model::lora::{LoraConfig, apply_lora};
 use erebor_model::{CausalLm, ModelConfig};
 use erebor_train::batch::PairExample;
 use erebor_train::losses::{PreferenceLossKind, PreferenceObjective};
-use erebor_train::preference::{PairObjective, PairUnit};
+use erebor_train::preference::{
+    CHOSEN_AFTER_EDIT, CHOSEN_AFTER_EDIT_SKIPPED, PairObjective, PairUnit,
+};
 use erebor_train::trainer::Objective;
 
 /// The tiny-arith model on the autodiff device with LoRA adapters of `dropout` whose `B` is
@@ -79,4 +81,33 @@ fn held_out_evaluation_runs_with_lora_dropout_off() {
     assert!(!first.is_empty());
     assert_eq!(first, second, "evaluation is not deterministic");
     assert_eq!(first, reference, "dropout changed held-out metrics");
+}
+
+fn metric(values: &[(String, f64)], key: &str) -> Option<f64> {
+    values.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+}
+
+#[test]
+fn pairs_with_no_chosen_token_after_the_edit_are_skipped_and_counted() {
+    let model = adapted_model(0.0);
+    let normal = eval_units();
+    // The chosen answer a prefix of the rejected one, and two identical answers (an edit
+    // truncated away): no chosen token after the edit.
+    let mut with_empty = normal.clone();
+    with_empty.insert(1, unit(&[4, 4, 1], &[7, 8], &[7, 8, 3, 2]));
+    with_empty.push(unit(&[5, 2], &[9, 9, 2], &[9, 9, 2]));
+    let normal_values = objective(normal).evaluate(&model).unwrap();
+    let values = objective(with_empty).evaluate(&model).unwrap();
+    let after_edit = CHOSEN_AFTER_EDIT;
+    let expected = metric(&normal_values, after_edit).unwrap();
+    let got = metric(&values, after_edit).unwrap();
+    assert!(expected < 0.0);
+    assert!((got - expected).abs() < 1e-6, "{got} vs {expected}");
+    assert_eq!(metric(&values, CHOSEN_AFTER_EDIT_SKIPPED), Some(2.0));
+    assert_eq!(metric(&normal_values, CHOSEN_AFTER_EDIT_SKIPPED), Some(0.0));
+    // Only such pairs: no mean at all, rather than a made-up 0.
+    let only_empty = vec![unit(&[4, 4, 1], &[7, 8], &[7, 8, 3, 2])];
+    let values = objective(only_empty).evaluate(&model).unwrap();
+    assert_eq!(metric(&values, after_edit), None);
+    assert_eq!(metric(&values, CHOSEN_AFTER_EDIT_SKIPPED), Some(1.0));
 }
