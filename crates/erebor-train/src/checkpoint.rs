@@ -20,7 +20,7 @@ use crate::optim::{HostMomentState, MomentState};
 use crate::schedule::LrSchedule;
 use crate::tensor_io::{NamedTensor, read_safetensors, write_safetensors};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -191,6 +191,7 @@ pub fn load_checkpoint<M: Module>(
         tensors: params.into_iter().map(|t| (t.name.clone(), t)).collect(),
         path: Vec::new(),
         error: None,
+        dtypes: HashMap::new(),
     };
     let module = module.map(&mut loader);
     if let Some(error) = loader.error {
@@ -232,7 +233,12 @@ pub fn load_checkpoint<M: Module>(
             exp_avg: take("exp_avg")?,
             exp_avg_sq: take("exp_avg_sq")?,
         };
-        moments.insert(param.to_owned(), MomentState::from_host(host, device));
+        // The moments take their parameter's dtype (saved as f32 whatever it is).
+        let dtype = loader.dtypes.get(param).copied().unwrap_or(DType::F32);
+        moments.insert(
+            param.to_owned(),
+            MomentState::from_host(host, device, dtype),
+        );
     }
     Ok(LoadedCheckpoint {
         module,
@@ -296,6 +302,8 @@ struct ParamLoader {
     tensors: HashMap<String, NamedTensor>,
     path: Vec<String>,
     error: Option<TrainError>,
+    /// The dtype of each parameter loaded, by path.
+    dtypes: HashMap<String, DType>,
 }
 
 impl ModuleMapper for ParamLoader {
@@ -334,6 +342,7 @@ impl ModuleMapper for ParamLoader {
         let require_grad = tensor.is_require_grad();
         let device = tensor.device();
         let dtype = tensor.dtype();
+        self.dtypes.insert(name, dtype);
         let data = TensorData::new(saved.values, saved.shape);
         let mut loaded = Tensor::<D>::from_data(data, &device);
         if loaded.dtype() != dtype {

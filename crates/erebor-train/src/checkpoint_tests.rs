@@ -2,6 +2,7 @@ use super::*;
 use crate::optim::{AdamW, AdamWConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::GradientsParams;
+use burn::tensor::DType;
 
 fn state(step: u64) -> TrainerState {
     TrainerState {
@@ -24,8 +25,18 @@ fn state(step: u64) -> TrainerState {
 }
 
 fn trained_layer(device: &Device) -> (Linear, AdamW) {
-    let layer = LinearConfig::new(3, 2).init(device);
-    let input = Tensor::<2>::from_floats([[1.0, -2.0, 0.5]], device);
+    trained_layer_in(device, DType::F32)
+}
+
+/// A layer with parameters in `dtype` after one AdamW step (moments in `dtype` too).
+fn trained_layer_in(device: &Device, dtype: DType) -> (Linear, AdamW) {
+    let cast = |t: Tensor<2>| t.cast(dtype).detach().require_grad();
+    let mut layer = LinearConfig::new(3, 2).init(device);
+    layer.weight = layer.weight.map(cast);
+    layer.bias = layer
+        .bias
+        .map(|b| b.map(|t| t.cast(dtype).detach().require_grad()));
+    let input = Tensor::<2>::from_floats([[1.0, -2.0, 0.5]], device).cast(dtype);
     let grads = GradientsParams::from_grads(layer.forward(input).sum().backward(), &layer);
     let mut adamw = AdamW::new(AdamWConfig::default());
     let mut grads = grads;
@@ -102,4 +113,26 @@ fn a_checkpoint_of_another_model_is_refused_naming_the_tensor() {
         .unwrap()
         .to_string();
     assert!(error.contains("state.json"), "{error}");
+}
+
+#[test]
+fn moments_of_bf16_parameters_are_loaded_as_bf16() {
+    let device = Device::flex().autodiff();
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, adamw) = trained_layer_in(&device, DType::BF16);
+    assert_eq!(adamw.states()["weight"].exp_avg.dtype(), DType::BF16);
+    let path = save_checkpoint(dir.path(), &layer, adamw.states(), &state(1), 2).unwrap();
+
+    let (fresh, _) = trained_layer_in(&device, DType::BF16);
+    let loaded = load_checkpoint(&path, fresh, &device).unwrap();
+    assert_eq!(loaded.module.weight.val().dtype(), DType::BF16);
+    for key in ["weight", "bias"] {
+        let moments = &loaded.moments[key];
+        assert_eq!(moments.exp_avg.dtype(), DType::BF16, "{key}");
+        assert_eq!(moments.exp_avg_sq.dtype(), DType::BF16, "{key}");
+        let want = adamw.states()[key].to_host(key).unwrap();
+        let got = moments.to_host(key).unwrap();
+        assert_eq!(got.exp_avg, want.exp_avg, "{key}");
+        assert_eq!(got.exp_avg_sq, want.exp_avg_sq, "{key}");
+    }
 }

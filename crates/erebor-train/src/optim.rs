@@ -265,11 +265,22 @@ impl MomentState {
         })
     }
 
-    /// Puts a host state on `device`.
-    pub fn from_host(host: HostMomentState, device: &burn::tensor::Device) -> Self {
+    /// Puts a host state on `device` in `dtype`, its parameter's: the moments of a pure-bf16
+    /// run are bf16, as the optimizer makes them from bf16 gradients, so a resumed run updates
+    /// its parameters exactly as an uninterrupted one (and keeps them bf16).
+    pub fn from_host(
+        host: HostMomentState,
+        device: &burn::tensor::Device,
+        dtype: burn::tensor::DType,
+    ) -> Self {
         let put = |values: Vec<f32>| {
             let len = values.len();
-            Tensor::from_data(TensorData::new(values, [len]), device)
+            let tensor = Tensor::<1>::from_data(TensorData::new(values, [len]), device);
+            if tensor.dtype() == dtype {
+                tensor
+            } else {
+                tensor.cast(dtype)
+            }
         };
         Self {
             step: host.step,

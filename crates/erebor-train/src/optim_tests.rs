@@ -134,7 +134,7 @@ fn state_survives_a_host_round_trip() {
     let state = &adamw.states()["weight"];
     let host = state.to_host("weight").unwrap();
     assert_eq!(host.exp_avg.len(), 4);
-    let back = MomentState::from_host(host.clone(), &Device::flex());
+    let back = MomentState::from_host(host.clone(), &Device::flex(), burn::tensor::DType::F32);
     assert_eq!(back.to_host("weight").unwrap().exp_avg_sq, host.exp_avg_sq);
     assert_eq!(back.step, 1);
 }

@@ -213,3 +213,47 @@ fn a_cancelled_preference_step_checkpoints_and_resumes_to_the_same_weights() {
     let resumed = run(&work, &MemorySink::new(), CancelToken::new()).unwrap();
     assert_eq!(weights(&resumed), weights(&straight));
 }
+
+#[test]
+fn a_cancelled_pure_bf16_step_resumes_to_the_same_bf16_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("sft");
+    write_sft_dataset(&data, &[("train", addition_rows(24, 0))]);
+    let mut with = sft_with(&data);
+    with["precision"] = json!("bf16");
+    with["epochs"] = json!(1);
+    with["checkpoint_every"] = json!(100);
+    let cache = dir.path().join("cache");
+    let straight = run_sft(
+        with.clone(),
+        &dir.path().join("straight"),
+        &cache,
+        &MemorySink::new(),
+        CancelToken::new(),
+    )
+    .unwrap();
+    let work = dir.path().join("cancelled");
+    let token = CancelToken::new();
+    let cancelling = CancelAt {
+        inner: MemorySink::new(),
+        at: 2,
+        token: token.clone(),
+    };
+    let failure = run_sft(with.clone(), &work, &cache, &cancelling, token).unwrap_err();
+    assert_eq!(failure.class, erebor_core::FailureClass::Cancelled);
+    // Resumed with the moments in the parameters' bf16: the same weights, still bf16.
+    let resumed = run_sft(with, &work, &cache, &MemorySink::new(), CancelToken::new()).unwrap();
+    // (Saved as f32: bf16 values have their low 16 bits zero; f32 updates would not.)
+    let saved = weights(&resumed);
+    let file = safetensors::SafeTensors::deserialize(&saved).unwrap();
+    for (name, tensor) in file.tensors() {
+        assert!(
+            tensor
+                .data()
+                .chunks_exact(4)
+                .all(|b| b[0] == 0 && b[1] == 0),
+            "{name} is not bf16"
+        );
+    }
+    assert_eq!(saved, weights(&straight));
+}
