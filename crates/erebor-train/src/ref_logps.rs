@@ -5,8 +5,10 @@
 //! dropped: it is never in memory during training) and stored as a `ref_logps` artifact.
 //!
 //! The artifact is content-addressed by [`RefLogpsKey`]: the reference model's content hash, the
-//! dataset's content hash, the splits, the truncation settings, the precision and the device
-//! kind. It lives in the shared cache folder, `<cache_dir>/ref_logps/<key-hash>.json`, and is
+//! dataset's content hash, the splits, the truncation settings, the precision, the device kind,
+//! the numerics version and erebor version that computed it, and the identity of the LoRA
+//! adapters the pass ran through: an upgrade or another adapter never reuses stale numbers (with
+//! DPOP's λ = 50 a drift of 1e-3 nats is a visible penalty). It lives in the shared cache folder, `<cache_dir>/ref_logps/<key-hash>.json`, and is
 //! built under an exclusive file lock (`<key-hash>.lock`): when the arms of a DPO-vs-DPOP fan-out
 //! start together, one computes while the others wait on the lock, then all read the same file.
 //! A later run with the same model and data reuses it. Each step also copies it into its own work
@@ -21,6 +23,11 @@ use std::path::{Path, PathBuf};
 
 /// Version of the file layout; a file of another version is recomputed.
 pub const REF_LOGPS_FORMAT_VERSION: u32 = 1;
+
+/// Version of the numerics behind the values: bump it with any change that can move a
+/// reference log-prob (the model's forward, log-prob reduction, casts, truncation), so cached
+/// values from before the change are recomputed.
+pub const REF_LOGPS_NUMERICS_VERSION: u32 = 1;
 
 /// Everything the reference log-probs depend on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +46,26 @@ pub struct RefLogpsKey {
     pub precision: String,
     /// Device kind (`cpu`, `tch-cpu`, `cuda`): kernels differ between backends.
     pub device_kind: String,
+    /// [`REF_LOGPS_NUMERICS_VERSION`] of the computing erebor.
+    #[serde(default)]
+    pub numerics_version: u32,
+    /// Version of the computing erebor-train.
+    #[serde(default)]
+    pub erebor_version: String,
+    /// The LoRA adapters the pass ran through ([`fresh_lora_identity`]), `None` without.
+    #[serde(default)]
+    pub adapter: Option<String>,
+}
+
+/// The erebor-train version recorded in [`RefLogpsKey::erebor_version`].
+pub const EREBOR_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Identity of the fresh LoRA adapters a step attaches from `lora` and `seed`: a digest of both,
+/// for [`RefLogpsKey::adapter`].
+pub fn fresh_lora_identity(lora: &crate::config::LoraSettings, seed: u64) -> String {
+    let json =
+        serde_json::to_vec(&serde_json::json!({"lora": lora, "seed": seed})).unwrap_or_default();
+    format!("fresh-lora:{}", hex::encode(&Sha256::digest(&json)[..16]))
 }
 
 impl RefLogpsKey {

@@ -11,6 +11,9 @@ fn key(dataset: &str) -> RefLogpsKey {
         max_prompt_len: 32,
         precision: "f32".into(),
         device_kind: "cpu".into(),
+        numerics_version: REF_LOGPS_NUMERICS_VERSION,
+        erebor_version: EREBOR_VERSION.into(),
+        adapter: None,
     }
 }
 
@@ -113,4 +116,52 @@ fn rows_must_match_the_dataset_ids() {
         error.contains("no reference log-probs for split `eval`"),
         "{error}"
     );
+}
+
+#[test]
+fn another_numerics_version_erebor_version_or_adapter_is_never_reused() {
+    let cache = tempfile::tempdir().unwrap();
+    let base = key("d1");
+    let (_, _, first) = cached_ref_logps(cache.path(), &base, || Ok(artifact(&base))).unwrap();
+    assert_eq!(first, CacheOutcome::Computed);
+    let (_, _, again) = cached_ref_logps(cache.path(), &base, || Ok(artifact(&base))).unwrap();
+    assert_eq!(again, CacheOutcome::Reused);
+    let lora = |rank| crate::config::LoraSettings {
+        rank,
+        alpha: 16.0,
+        dropout: 0.05,
+        targets: vec!["q_proj".into(), "v_proj".into()],
+    };
+    assert_eq!(
+        fresh_lora_identity(&lora(8), 1),
+        fresh_lora_identity(&lora(8), 1)
+    );
+    let variants = [
+        RefLogpsKey {
+            numerics_version: REF_LOGPS_NUMERICS_VERSION + 1,
+            ..base.clone()
+        },
+        RefLogpsKey {
+            erebor_version: "0.0.0-older".into(),
+            ..base.clone()
+        },
+        RefLogpsKey {
+            adapter: Some(fresh_lora_identity(&lora(8), 1)),
+            ..base.clone()
+        },
+        RefLogpsKey {
+            adapter: Some(fresh_lora_identity(&lora(4), 1)),
+            ..base.clone()
+        },
+        RefLogpsKey {
+            adapter: Some(fresh_lora_identity(&lora(8), 2)),
+            ..base.clone()
+        },
+    ];
+    for variant in &variants {
+        assert_ne!(variant.digest(), base.digest(), "{variant:?}");
+        let (_, _, outcome) =
+            cached_ref_logps(cache.path(), variant, || Ok(artifact(variant))).unwrap();
+        assert_eq!(outcome, CacheOutcome::Computed, "{variant:?}");
+    }
 }

@@ -4,7 +4,8 @@ use crate::batch::{PairExample, prepare_pairs};
 use crate::config::{ModelInit, TrainConfig, TrainKind};
 use crate::preference::{CHOSEN_AFTER_EDIT, PairObjective, PairUnit, reference_logps};
 use crate::ref_logps::{
-    CacheOutcome, REF_LOGPS_FORMAT_VERSION, RefLogps, RefLogpsKey, RefLogpsRow, cached_ref_logps,
+    CacheOutcome, EREBOR_VERSION, REF_LOGPS_FORMAT_VERSION, REF_LOGPS_NUMERICS_VERSION, RefLogps,
+    RefLogpsKey, RefLogpsRow, cached_ref_logps, fresh_lora_identity,
 };
 use crate::run_common::{
     dataset_error, finish, log_precision, loop_settings, open_dataset, run_step,
@@ -90,6 +91,7 @@ fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, Tra
         None => (model_dir.clone(), config.init),
     };
     let reference_hash = model_hash(&reference_dir, reference_init, config.seed)?;
+    let same_model = config.reference.is_none();
     let key = RefLogpsKey {
         reference_sha256: reference_hash.clone(),
         dataset_sha256: dataset_hash.clone(),
@@ -101,8 +103,14 @@ fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, Tra
             erebor_model::DeviceSpec::Cuda(_) => "cuda".to_owned(),
             other => other.to_string(),
         },
+        numerics_version: REF_LOGPS_NUMERICS_VERSION,
+        erebor_version: EREBOR_VERSION.to_owned(),
+        // With the policy's start as the reference, the pass runs through its fresh adapters.
+        adapter: match (&config.lora, same_model) {
+            (Some(lora), true) => Some(fresh_lora_identity(lora, config.seed)),
+            _ => None,
+        },
     };
-    let same_model = config.reference.is_none();
     // The policy is loaded inside when the reference is the policy's start (and kept for
     // training); a distinct reference is loaded, used and dropped before the policy is loaded,
     // so the two are never in memory together.
