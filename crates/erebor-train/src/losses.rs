@@ -14,6 +14,15 @@
 //! The functions return the per-pair losses; the training loop sums them over a micro-batch and
 //! divides by the number of pairs in the whole accumulated batch, so the gradient equals that of
 //! the mean over the accumulated batch whatever the micro-batch split.
+//!
+//! **DPOP's penalty at exactly zero.** `max(0, ref_c − π_c)` is a `relu`, whose gradient at 0 is
+//! 0 (Burn's, and PyTorch's `torch.relu`); `torch.clamp(x, min=0)` would pass a gradient of 1
+//! there. erebor takes the relu's: the penalty acts only once the chosen log-likelihood is below
+//! the reference's, not when it equals it. The choice matters at step 0, where erebor computes the
+//! reference through the policy's own forward, so every pair has exactly `π_c = ref_c`: with the
+//! relu's gradient the first step is plain DPO; with clamp's it would scale the chosen answers'
+//! gradient by `1 + λ` (51) for every pair, a first step unlike any later one. Away from exact
+//! ties the two agree.
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::{log_sigmoid, relu};
@@ -91,7 +100,8 @@ impl PreferenceObjective {
         let chosen_ratio = logps.policy_chosen.clone() - logps.reference_chosen.clone();
         let rejected_ratio = logps.policy_rejected.clone() - logps.reference_rejected.clone();
         let delta = chosen_ratio.clone() - rejected_ratio;
-        // max(0, ref_c − π_c) = relu(−(π_c − ref_c)).
+        // max(0, ref_c − π_c) = relu(−(π_c − ref_c)); its gradient at exactly 0 is 0 (see the
+        // module docs).
         let shortfall = relu(chosen_ratio.neg());
         let lambda = match self.kind {
             PreferenceLossKind::Dpop => self.lambda,
@@ -188,5 +198,46 @@ mod tests {
             }
             assert!(values(output.penalty).iter().all(|p| *p == 0.0));
         }
+    }
+
+    /// d(loss)/d(π_c) of one pair, through autodiff.
+    fn chosen_gradient(kind: PreferenceLossKind, policy_chosen: f32) -> f64 {
+        let device = Device::flex().autodiff();
+        let t = |v: f32| Tensor::<1>::from_floats([v], &device);
+        let chosen = t(policy_chosen).require_grad();
+        let logps = PairLogps {
+            policy_chosen: chosen.clone(),
+            policy_rejected: t(-9.0),
+            reference_chosen: t(-6.0),
+            reference_rejected: t(-8.5),
+        };
+        let objective = PreferenceObjective {
+            kind,
+            beta: 0.3,
+            lambda: 50.0,
+        };
+        let grads = objective.loss(&logps).per_pair.sum().backward();
+        let grad = chosen
+            .grad(&grads)
+            .expect("a gradient for the policy's chosen log-prob");
+        f64::from(values(grad)[0])
+    }
+
+    #[test]
+    fn the_dpop_penalty_has_no_gradient_at_exactly_zero() {
+        // π_c = ref_c: the penalty is 0 and passes no gradient (relu's, not torch.clamp's), so
+        // DPOP's gradient is DPO's: −β·σ(−βΔ) with Δ = 0 − (−9 − −8.5) = 0.5.
+        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let (beta, lambda) = (0.3, 50.0);
+        let dpo = -beta * sigmoid(-beta * 0.5);
+        let at_zero = chosen_gradient(PreferenceLossKind::Dpop, -6.0);
+        assert!((at_zero - dpo).abs() < 1e-6, "{at_zero} vs {dpo}");
+        assert!((chosen_gradient(PreferenceLossKind::Dpo, -6.0) - dpo).abs() < 1e-6);
+        // Just below the reference the penalty acts: −β(1 + λ)·σ(−β(Δ − λ·s)).
+        let (below, s) = (-6.25f32, 0.25);
+        let delta = f64::from(below) + 6.0 + 0.5;
+        let want = -beta * (1.0 + lambda) * sigmoid(-beta * (delta - lambda * s));
+        let got = chosen_gradient(PreferenceLossKind::Dpop, below);
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
     }
 }
