@@ -8,8 +8,12 @@
 //! | --- | --- |
 //! | DPO | `−log σ(βΔ)` |
 //! | DPOP | `−log σ(β(Δ − λ·max(0, ref_c − π_c)))` (Pal et al. 2024, the v3 bracketing) |
-//! | IPO | `(Δ − 1/(2β))²` |
+//! | IPO | `(Δ − 1/(2β))²`, on length-normalised log-probs (below) |
 //! | SLiC | `max(0, 1 − βΔ)` |
+//!
+//! IPO's log-probs are each sequence's sum divided by its completion token count, as TRL's
+//! `DPOTrainer` computes them for `loss_type="ipo"`; the caller divides
+//! ([`PreferenceLossKind::normalises_by_length`]), the functions here take what they are given.
 //!
 //! The functions return the per-pair losses; the training loop sums them over a micro-batch and
 //! divides by the number of pairs in the whole accumulated batch, so the gradient equals that of
@@ -55,6 +59,12 @@ impl PreferenceLossKind {
             PreferenceLossKind::Ipo => "ipo",
             PreferenceLossKind::Slic => "slic",
         }
+    }
+
+    /// Whether the loss takes each sequence's log-prob divided by its completion length rather
+    /// than the sum: IPO, as TRL computes it (so a β tuned there means the same here).
+    pub fn normalises_by_length(self) -> bool {
+        self == PreferenceLossKind::Ipo
     }
 }
 

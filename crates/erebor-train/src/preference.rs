@@ -138,20 +138,48 @@ impl PairObjective {
         let n = units.len();
         let constant =
             |values: Vec<f32>| Tensor::<1>::from_data(TensorData::new(values, [n]), &device);
+        // Per-sequence divisors: 1, or the completion's token count for a loss that normalises
+        // by length (IPO, as TRL); the statistics then report the values the loss saw, as TRL's.
+        let normalise = self.objective.kind.normalises_by_length();
+        let divisor = |len: usize| if normalise { len.max(1) as f32 } else { 1.0 };
+        let chosen_div: Vec<f32> = units
+            .iter()
+            .map(|u| divisor(u.pair.chosen_ids.len()))
+            .collect();
+        let rejected_div: Vec<f32> = units
+            .iter()
+            .map(|u| divisor(u.pair.rejected_ids.len()))
+            .collect();
+        let mut policy_sums = sums;
+        if normalise {
+            let all: Vec<f32> = chosen_div.iter().chain(&rejected_div).copied().collect();
+            let divisors = Tensor::<1>::from_data(TensorData::new(all, [2 * n]), &device);
+            policy_sums = policy_sums / divisors;
+        }
+        let reference_chosen: Vec<f32> = units
+            .iter()
+            .zip(&chosen_div)
+            .map(|(u, d)| u.reference_chosen / d)
+            .collect();
+        let reference_rejected: Vec<f32> = units
+            .iter()
+            .zip(&rejected_div)
+            .map(|(u, d)| u.reference_rejected / d)
+            .collect();
         let logps = PairLogps {
-            policy_chosen: sums.clone().narrow(0, 0, n),
-            policy_rejected: sums.clone().narrow(0, n, n),
-            reference_chosen: constant(units.iter().map(|u| u.reference_chosen).collect()),
-            reference_rejected: constant(units.iter().map(|u| u.reference_rejected).collect()),
+            policy_chosen: policy_sums.clone().narrow(0, 0, n),
+            policy_rejected: policy_sums.clone().narrow(0, n, n),
+            reference_chosen: constant(reference_chosen.clone()),
+            reference_rejected: constant(reference_rejected.clone()),
         };
         let output = self.objective.loss(&logps);
-        let sums_host = read_f32(sums.detach(), "policy log-probs")?;
+        let sums_host = read_f32(policy_sums.detach(), "policy log-probs")?;
         let values = PairValues {
             loss: read_f32(output.per_pair.clone().detach(), "per-pair losses")?,
             policy_chosen: sums_host[..n].to_vec(),
             policy_rejected: sums_host[n..].to_vec(),
-            reference_chosen: units.iter().map(|u| u.reference_chosen).collect(),
-            reference_rejected: units.iter().map(|u| u.reference_rejected).collect(),
+            reference_chosen,
+            reference_rejected,
             penalty: read_f32(output.penalty, "DPOP penalties")?,
         };
         Ok((output.per_pair.sum(), values, tokens, batch))

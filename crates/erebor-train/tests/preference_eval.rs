@@ -111,3 +111,37 @@ fn pairs_with_no_chosen_token_after_the_edit_are_skipped_and_counted() {
     assert_eq!(metric(&values, after_edit), None);
     assert_eq!(metric(&values, CHOSEN_AFTER_EDIT_SKIPPED), Some(1.0));
 }
+
+#[test]
+fn ipo_divides_each_sequence_by_its_completion_length() {
+    let model = adapted_model(0.0);
+    // One pair with completions of 4 and 5 tokens.
+    let pair = unit(&[1, 5, 9], &[7, 8, 3, 2], &[7, 6, 3, 4, 2]);
+    let beta = 0.3;
+    let with = |kind| {
+        let mut objective = objective(vec![pair.clone()]);
+        objective.objective = PreferenceObjective {
+            kind,
+            beta,
+            lambda: 50.0,
+        };
+        objective.evaluate(&model).unwrap()
+    };
+    // DPO's statistics are the summed log-probs.
+    let dpo = with(PreferenceLossKind::Dpo);
+    let pc = metric(&dpo, "eval/logps/chosen").unwrap();
+    let pr = metric(&dpo, "eval/logps/rejected").unwrap();
+    let (rc, rr) = (
+        f64::from(pair.reference_chosen),
+        f64::from(pair.reference_rejected),
+    );
+    let (nc, nr) = (4.0, 5.0);
+    let logits = (pc / nc - pr / nr) - (rc / nc - rr / nr);
+    let want = (logits - 1.0 / (2.0 * beta)).powi(2);
+    let ipo = with(PreferenceLossKind::Ipo);
+    let got = metric(&ipo, "eval/loss").unwrap();
+    assert!((got - want).abs() < 1e-5 * want.max(1.0), "{got} vs {want}");
+    // IPO reports the per-token log-probs its loss saw, as TRL does.
+    let chosen = metric(&ipo, "eval/logps/chosen").unwrap();
+    assert!((chosen - pc / nc).abs() < 1e-5, "{chosen} vs {}", pc / nc);
+}
