@@ -1,5 +1,6 @@
 //! End-to-end: the README's quickstart (workflows/quickstart.yaml: synthetic arithmetic → SFT of
-//! the tiny model from scratch → low-edit pairs → DPOP → report), run through the binary as the
+//! the tiny model from scratch → low-edit pairs → DPOP → report, and both models evaluated on
+//! the held-out problems with the custom task workflows/tasks/arith.yaml), run through the binary as the
 //! README runs it: from the project folder (here a copy of `workflows/`), with the default state
 //! folder and database (`.erebor/`, SQLite). About three minutes on a 2-core machine: one real
 //! run (two minutes), a fully cached one, and the DPO variant of the preference step (one
@@ -79,7 +80,7 @@ fn the_readme_quickstart_trains_dpop_records_it_and_caches_it() {
         .to_owned();
     let row = list.lines().nth(1).unwrap();
     assert!(
-        row.contains("quickstart") && row.contains("succeeded") && row.contains("5/5"),
+        row.contains("quickstart") && row.contains("succeeded") && row.contains("7/7"),
         "{list}"
     );
 
@@ -171,6 +172,7 @@ fn the_readme_quickstart_trains_dpop_records_it_and_caches_it() {
         std::fs::read(run_dir.join("steps/sft/model/model.safetensors")).unwrap(),
         "DPOP changed the SFT weights"
     );
+    evaluations_are_recorded(&sandbox, &run, &run_dir);
     let report = std::fs::read_to_string(run_dir.join("steps/report/report.html")).unwrap();
     assert!(
         report.contains("<svg") && report.contains("eval/dpop/penalty"),
@@ -179,13 +181,13 @@ fn the_readme_quickstart_trains_dpop_records_it_and_caches_it() {
 
     // The second run reuses every step.
     let plan = as_the_readme(&sandbox, &["plan", quickstart], 0);
-    assert!(plan.contains("5 steps, 5 cached, 0 to run"), "{plan}");
+    assert!(plan.contains("7 steps, 7 cached, 0 to run"), "{plan}");
     as_the_readme(&sandbox, &["run", quickstart], 0);
     let second = sandbox.latest_run().unwrap();
     assert_ne!(second, run);
     sandbox.with_store(async |store| {
         let steps = store.steps_of(&second).await.unwrap();
-        assert_eq!(steps.len(), 5);
+        assert_eq!(steps.len(), 7);
         for step in &steps {
             assert_eq!(step.status, StepStatus::Cached, "{step:?}");
             assert_eq!(step.cached_from_run.as_deref(), Some(run.as_str()));
@@ -213,15 +215,20 @@ fn dpo_fails_the_quickstart_checks(sandbox: &Sandbox, dpop_run: &str, dpop_after
         ],
         3,
     );
+    // DPO also wrecks generation: its answers to the held-out problems lose the format.
     assert!(
         out.contains("expectation failed: train: eval/dpop/penalty <= 5 (got ")
-            && !out.contains("reward_accuracy"),
+            && out.contains(
+                "expectation failed: eval-dpop: bench/arith_heldout/exact_match >= 0.05 (got "
+            )
+            && !out.contains("reward_accuracy")
+            && !out.contains("eval-sft"),
         "{out}"
     );
     let run = sandbox.latest_run().unwrap();
     sandbox.with_store(async |store| {
         for step in store.steps_of(&run).await.unwrap() {
-            let reused = ["sft-data", "sft", "pairs"].contains(&step.step_id.as_str());
+            let reused = ["sft-data", "sft", "pairs", "eval-sft"].contains(&step.step_id.as_str());
             let expected = if reused {
                 StepStatus::Cached
             } else {
@@ -243,4 +250,38 @@ fn dpo_fails_the_quickstart_checks(sandbox: &Sandbox, dpop_run: &str, dpop_after
     );
     let plan = as_the_readme(sandbox, &["plan", "workflows/dpo-vs-dpop.yaml"], 0);
     assert!(plan.contains("6 steps, 5 cached, 1 to run"), "{plan}");
+}
+
+/// The two `eval` steps: exact match on the 64 held-out problems in the store under
+/// `bench/…` (a random model scores 0, tests/e2e_eval.rs; the floor is 0.05), and lm-eval's
+/// results and samples files in each step's folder.
+fn evaluations_are_recorded(sandbox: &Sandbox, run: &str, run_dir: &std::path::Path) {
+    let key = "bench/arith_heldout/exact_match";
+    let sft = last(&metrics_of(sandbox, run, "eval-sft"), key);
+    let dpop = last(&metrics_of(sandbox, run, "eval-dpop"), key);
+    assert!(sft >= 0.05 && dpop >= 0.05, "SFT {sft}, DPOP {dpop}");
+    for step in ["eval-sft", "eval-dpop"] {
+        let folder = run_dir.join("steps").join(step).join("eval");
+        let files: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        let samples = files
+            .iter()
+            .find(|f| f.starts_with("samples_arith_heldout_"))
+            .unwrap();
+        let lines = std::fs::read_to_string(folder.join(samples)).unwrap();
+        assert_eq!(lines.lines().count(), 64, "{step}");
+        let results = files.iter().find(|f| f.starts_with("results_")).unwrap();
+        let results: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join(results)).unwrap()).unwrap();
+        let value = results["results"]["arith_heldout"]["exact_match,none"]
+            .as_f64()
+            .unwrap();
+        assert_eq!(value, if step == "eval-sft" { sft } else { dpop });
+        assert_eq!(
+            results["n-samples"]["arith_heldout"],
+            serde_json::json!({"original": 64, "effective": 64})
+        );
+    }
 }
