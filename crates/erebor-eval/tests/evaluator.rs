@@ -208,3 +208,79 @@ fn limit_takes_the_first_documents_and_counts_the_original() {
     assert_eq!(result.n_original, 7);
     assert_eq!(task.instances(Some(4)).unwrap()[3], result.docs[3].instance);
 }
+
+/// 25-shot ARC-Challenge (the leaderboard setting) on the real data with the SmolLM2 tokenizer:
+/// each question's four choices share a ~1,000-token context, which runs once, so the model
+/// runs at least 3x fewer tokens than scoring each request alone (the goal), with the
+/// same scores. A small random model of SmolLM2's vocabulary keeps it fast.
+#[test]
+fn arc_challenge_25_shot_runs_at_least_3x_fewer_forward_tokens() {
+    let (Some(data), Some(tokenizer)) = (
+        common::shared("data/leaderboard"),
+        common::shared("tokenizers/smollm2"),
+    ) else {
+        return;
+    };
+    let tok = erebor_model::Tokenizer::from_dir(&tokenizer).unwrap();
+    let dims = erebor_model::DecoderDims {
+        vocab_size: tok.vocab_size(),
+        hidden_size: 32,
+        intermediate_size: 64,
+        num_layers: 1,
+        num_heads: 2,
+        num_kv_heads: 1,
+    };
+    let config =
+        erebor_model::ModelConfig::synthetic(erebor_model::Architecture::Llama, dims, true);
+    let device = erebor_model::DeviceSpec::Cpu.device().unwrap();
+    let model = erebor_model::CausalLm::random(
+        &config,
+        1,
+        0.02,
+        &device,
+        erebor_model::burn::tensor::DType::F32,
+    );
+    let options = erebor_eval::TaskOptions {
+        data_dir: data,
+        num_fewshot: None,
+        harness: erebor_eval::Harness::B281b09,
+        gsm8k_exemplars: None,
+        fewshot_seed: None,
+    };
+    let tasks = erebor_eval::leaderboard_tasks(&["arc_challenge"], &options).unwrap();
+    assert_eq!(tasks[0].num_fewshot(), 25);
+    let m = EvalModel {
+        model: &model,
+        tokenizer: &tok,
+    };
+    let mut s = settings(8, true);
+    s.limit = Some(6);
+    s.max_batch_tokens = 32_768;
+    let shared = Evaluator::new(m, s.clone(), hooks())
+        .evaluate_task(tasks[0].as_ref())
+        .unwrap();
+    s.share_contexts = false;
+    let alone = Evaluator::new(m, s, hooks())
+        .evaluate_task(tasks[0].as_ref())
+        .unwrap();
+    let saving = shared.tokens.saving().unwrap();
+    println!(
+        "25-shot ARC-Challenge, 6 documents: {} forward tokens shared, {} alone ({saving:.2}x)",
+        shared.tokens.forward, shared.tokens.unshared
+    );
+    assert!(saving >= 3.0, "{:?}", shared.tokens);
+    assert_eq!(alone.tokens.forward, shared.tokens.unshared);
+    for (a, b) in shared.docs.iter().zip(&alone.docs) {
+        for (x, y) in a.responses.iter().zip(&b.responses) {
+            let (
+                Response::Loglikelihood { logprob: x, .. },
+                Response::Loglikelihood { logprob: y, .. },
+            ) = (x, y)
+            else {
+                panic!("loglikelihoods expected")
+            };
+            assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{x} vs {y}");
+        }
+    }
+    assert_eq!(shared.metrics, alone.metrics);
+}
