@@ -12,6 +12,11 @@ fn tokenizer(name: &str) -> Option<ChatTokenizer> {
         .join("../../../shared/tokenizers")
         .join(name);
     if !folder.exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{} is absent and CI=true: shared fixtures are required on CI",
+            folder.display()
+        );
         println!(
             "skipping: {} is absent (../shared is not beside the checkout)",
             folder.display()

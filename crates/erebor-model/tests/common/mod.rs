@@ -6,7 +6,8 @@ pub mod llama_cpp;
 use std::path::PathBuf;
 
 /// `../shared` beside the checkout (or `$EREBOR_SHARED`), if present. Tests that need it call
-/// this and return early with a printed message when it is absent.
+/// this and return early with a printed message when it is absent; under `CI=true` they fail
+/// instead (see [`missing`]).
 pub fn shared_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("EREBOR_SHARED")
         .map(PathBuf::from)
@@ -14,12 +15,22 @@ pub fn shared_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!(
-            "skipping: shared fixtures not found at {} (set EREBOR_SHARED)",
+        missing(&format!(
+            "shared fixtures not found at {} (set EREBOR_SHARED)",
             dir.display()
-        );
+        ));
         None
     }
+}
+
+/// Reports a missing shared fixture: a skip message locally, a failure under `CI=true`, where
+/// ../shared is always laid beside the checkout and a skip would hide a broken test.
+pub fn missing(what: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{what}, and CI=true: shared fixtures are required on CI"
+    );
+    eprintln!("skipping: {what}");
 }
 
 /// A path inside `../shared`, or `None` (with a message) when absent.
@@ -28,7 +39,7 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("skipping: {} not found", p.display());
+        missing(&format!("{} not found", p.display()));
         None
     }
 }
