@@ -34,7 +34,5 @@ pub use custom::CustomTask;
 pub use error::{EvalError, Result};
 pub use evaluator::{EvalReport, EvalSettings, Evaluator};
 pub use kind::EvalKind;
+pub use task::{DataFile, DocInstance, Harness, MetricInfo, Request, Response, Task, TaskOptions};
 pub use tasks::leaderboard_tasks;
-pub use task::{
-    DataFile, DocInstance, Harness, MetricInfo, Request, Response, Task, TaskOptions,
-};

@@ -77,7 +77,9 @@ pub fn build_tasks(specs: &[TaskSpec], options: &TaskOptions) -> Result<Vec<Box<
             TaskSpec::Builtin(name) => names.push(name.clone()),
             TaskSpec::File(path) => {
                 tasks.extend(builtin(&std::mem::take(&mut names), options)?);
-                tasks.push(Box::new(crate::custom::CustomTask::from_file(path, options)?));
+                tasks.push(Box::new(crate::custom::CustomTask::from_file(
+                    path, options,
+                )?));
             }
         }
     }
