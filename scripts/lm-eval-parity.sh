@@ -213,19 +213,20 @@ bench() {
 # which scripts/lm_eval_parity_compare.py reads from both sides: |ll_erebor - ll_lmeval| <= 1e-3 per request, the
 # same acc / acc_norm predictions wherever lm-eval's top two choices differ by more than 2e-3.
 erebor() {
-  if ! cargo run -q -p erebor-cli -- eval --help > /dev/null 2>&1; then
-    echo "erebor eval does not exist yet: the erebor side of this script is a placeholder (issue 9)" >&2
-    exit 3
-  fi
+  # $EREBOR: an erebor binary, or (default) the workspace's through cargo (dev profile, dependencies optimised).
+  local -a bin
+  if [[ -n ${EREBOR:-} ]]; then bin=("$EREBOR"); else bin=(cargo run -q -p erebor-cli --); fi
   local out=$WORK/erebor
   rm -rf "$out"
-  cargo run -q --release -p erebor-cli -- eval "$MODEL" --tasks arc_easy,hellaswag --harness v0.4 \
-    --data-dir "$DATA" --limit "$LIMIT" --output "$out"
-  local status=0
+  "${bin[@]}" eval "$MODEL" --tasks arc_easy,hellaswag --num-fewshot 0 --harness v0.4 \
+    --data-dir "$DATA" --limit "$LIMIT" --output "$out" --home "$WORK/erebor-home" -q
+  local status=0 file
   for t in arc_easy hellaswag; do
     echo "== $t" >&2
-    "$PY" scripts/lm_eval_parity_compare.py "$FIXTURES/lm_eval_samples_${t}.jsonl" \
-      "$(newest "$out/samples_${t}_*.jsonl")" || status=1
+    # erebor writes DIR/<model name>/samples_<task>_<time>.jsonl, as lm-eval does
+    file=$(find "$out" -name "samples_${t}_*.jsonl" | sort | tail -1)
+    [[ -n $file ]] || { echo "no erebor samples file for $t under $out" >&2; status=1; continue; }
+    "$PY" scripts/lm_eval_parity_compare.py "$FIXTURES/lm_eval_samples_${t}.jsonl" "$file" || status=1
   done
   return $status
 }
