@@ -50,6 +50,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "lineage schedules expectations",
         include_str!("../../../migrations/sqlite/0002_lineage_schedules_expectations.sql"),
     ),
+    (
+        4,
+        "judgments",
+        include_str!("../../../migrations/sqlite/0004_judgments.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -62,10 +67,15 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "lineage schedules expectations",
         include_str!("../../../migrations/postgres/0002_lineage_schedules_expectations.sql"),
     ),
+    (
+        4,
+        "judgments",
+        include_str!("../../../migrations/postgres/0004_judgments.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Masks the password in a database URL for messages.
 pub fn redact_url(url: &str) -> String {

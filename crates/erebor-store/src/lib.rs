@@ -9,12 +9,14 @@
 //! - [`metrics`]: batched, exactly-once metrics.
 //! - [`artifacts`]: artifacts with lineage, and interrupting attempts.
 //! - [`schedules`]: recurring runs.
+//! - [`judgments`]: the MT-Bench judgment cache.
 //! - [`error`]: the error type, [`StoreError`].
 
 pub mod artifacts;
 pub mod attempts;
 pub mod db;
 pub mod error;
+pub mod judgments;
 pub mod metrics;
 pub mod records;
 pub mod runs;
@@ -23,6 +25,7 @@ pub mod steps;
 
 pub use db::{SCHEMA_VERSION, Store, now_ms, redact_url};
 pub use error::{Result, StoreError};
+pub use judgments::{JudgmentKey, StoredJudgment};
 pub use metrics::{MetricFilter, merge_attempts};
 pub use records::*;
 pub use runs::RunFilter;

@@ -170,7 +170,9 @@ async fn newer_schema_is_refused(store: Store, reopen: impl AsyncFnOnce() -> Res
         "{message}"
     );
     assert!(
-        message.contains("schema version 99, newer than the 2 this erebor knows"),
+        message.contains(&format!(
+            "schema version 99, newer than the {SCHEMA_VERSION} this erebor knows"
+        )),
         "{message}"
     );
     assert!(message.contains("upgrade erebor"), "{message}");
