@@ -14,6 +14,7 @@
 //!   weights hash and the task configuration's hash.
 //! - [`output`]: lm-eval 0.4's results JSON and samples JSONL, the results table.
 //! - [`kind`]: [`EvalKind`], the `eval` step kind (metrics as `bench/<task>/<metric>`).
+//! - [`mt_bench`]: MT-Bench answers, the LLM judge with its cache, scores, the `mt-bench` kind.
 //! - [`error`]: [`EvalError`], naming the file, line, task or document involved.
 
 pub mod cache;
@@ -24,6 +25,7 @@ pub mod evaluator;
 pub mod fewshot;
 pub mod kind;
 pub mod metrics;
+pub mod mt_bench;
 pub mod output;
 pub mod pyrandom;
 pub mod task;
