@@ -61,6 +61,8 @@ pub enum Command {
     Kinds(commands::kinds::KindsArgs),
     /// Evaluate a model on leaderboard or custom tasks (lm-evaluation-harness semantics).
     Eval(commands::eval::EvalArgs),
+    /// MT-Bench: answer the two-turn questions and grade them with an LLM judge (FastChat's).
+    MtBench(commands::mt_bench::MtBenchArgs),
     /// Inspect, convert, generate with and score against a model checkpoint.
     #[command(subcommand)]
     Model(commands::model::ModelCommand),
@@ -81,6 +83,7 @@ impl Command {
             Command::Metrics(args) => args.execute(globals),
             Command::Kinds(args) => args.execute(globals),
             Command::Eval(args) => args.execute(globals),
+            Command::MtBench(args) => args.execute(globals),
             Command::Model(args) => args.execute(globals),
             Command::StepExec(args) => args.execute(globals),
         }

@@ -12,4 +12,5 @@ pub fn registry() -> KindRegistry {
         .with(erebor_train::SftKind)
         .with(erebor_train::PreferenceKind)
         .with(erebor_eval::EvalKind)
+        .with(crate::step_kinds::mt_bench::kind())
 }

@@ -4,6 +4,7 @@ pub mod eval;
 pub mod kinds;
 pub mod metrics;
 pub mod model;
+pub mod mt_bench;
 pub mod plan;
 pub mod resume;
 pub mod run;

@@ -1,0 +1,232 @@
+//! `erebor mt-bench MODEL`: MT-Bench outside any workflow, as people run FastChat's
+//! gen_model_answer.py, gen_judgment.py and show_result.py: answers, judgments (cached in the
+//! run store), and the scores on stdout. Files go to `--output DIR/<model_id>/`.
+
+use std::path::PathBuf;
+
+use erebor_core::{MemorySink, NullProgress, StepEvent};
+use erebor_eval::mt_bench::{
+    EndpointConfig, Mode, MtBenchConfig, MtBenchError, RunContext, RunOutcome, record_metrics, run,
+};
+
+use crate::globals::Globals;
+use crate::outcome::{BadInput, Outcome};
+use crate::step_kinds::mt_bench::StoreProvider;
+
+/// Arguments of `erebor mt-bench`.
+#[derive(Debug, clap::Args)]
+pub struct MtBenchArgs {
+    /// The model: a Hugging Face checkpoint folder or a .gguf file (or use --answers /
+    /// --answers-from-url).
+    pub model: Option<PathBuf>,
+    /// Folder with question.jsonl, judge_prompts.jsonl and reference_answer/.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Judge an answers file already written (FastChat's answer JSONL) instead of a model.
+    #[arg(long)]
+    pub answers: Option<PathBuf>,
+    /// Ask this OpenAI-compatible server for the answers instead of a local model.
+    #[arg(long)]
+    pub answers_from_url: Option<String>,
+    /// The `model` of the answer requests.
+    #[arg(long, default_value = "gpt-3.5-turbo")]
+    pub answers_from_model: String,
+    /// The judge's chat-completions URL (base `…/v1` or full); without it only answers are made.
+    #[arg(long)]
+    pub judge_url: Option<String>,
+    /// The judge model.
+    #[arg(long, default_value = "gpt-4")]
+    pub judge_model: String,
+    /// Environment variable holding the API key (never stored or logged).
+    #[arg(long)]
+    pub api_key_env: Option<String>,
+    /// Seconds allowed per request.
+    #[arg(long, default_value_t = 180.0)]
+    pub timeout_s: f64,
+    /// `single` (a 1-10 rating per answer) or `pairwise` (against --against).
+    #[arg(long, default_value = "single")]
+    pub mode: String,
+    /// Pairwise: the other model's answers file.
+    #[arg(long)]
+    pub against: Option<PathBuf>,
+    /// Judgments per request (median and spread reported).
+    #[arg(long, default_value_t = 1)]
+    pub repeats: u32,
+    /// The first N questions.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Most new tokens per turn.
+    #[arg(long, default_value_t = 1024)]
+    pub max_new_tokens: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Chat template: checkpoint (default), a built-in name or a .jinja file.
+    #[arg(long)]
+    pub template: Option<String>,
+    /// System prompt put first in every conversation.
+    #[arg(long)]
+    pub system_prompt: Option<String>,
+    /// Name in the answer and judgment files (default: the model folder's name).
+    #[arg(long)]
+    pub model_id: Option<String>,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// `cpu`, `tch-cpu` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Compute dtype.
+    #[arg(long)]
+    pub dtype: Option<String>,
+    /// Prompts per generation batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Output folder (default: <home>/mt_bench).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+fn endpoint(url: String, model: String, key: Option<String>, timeout_s: f64) -> EndpointConfig {
+    EndpointConfig {
+        url,
+        model,
+        api_key_env: key,
+        timeout_s,
+        max_retries: 6,
+        retry_base_s: 2.0,
+        retry_max_s: 60.0,
+    }
+}
+
+impl MtBenchArgs {
+    fn config(&self) -> anyhow::Result<MtBenchConfig> {
+        let mode = match self.mode.as_str() {
+            "single" => Mode::Single,
+            "pairwise" => Mode::Pairwise,
+            other => return Err(BadInput(format!("--mode {other}: use single or pairwise")).into()),
+        };
+        let path = |p: &PathBuf| p.display().to_string();
+        let config = MtBenchConfig {
+            model: self.model.as_ref().map(path),
+            answers_from: self.answers_from_url.clone().map(|url| {
+                endpoint(
+                    url,
+                    self.answers_from_model.clone(),
+                    self.api_key_env.clone(),
+                    self.timeout_s,
+                )
+            }),
+            answers: self.answers.as_ref().map(path),
+            model_id: self.model_id.clone(),
+            data_dir: path(&self.data_dir),
+            reference_answers: None,
+            template: self.template.clone(),
+            system_prompt: self.system_prompt.clone(),
+            judge: self.judge_url.clone().map(|url| {
+                endpoint(
+                    url,
+                    self.judge_model.clone(),
+                    self.api_key_env.clone(),
+                    self.timeout_s,
+                )
+            }),
+            mode,
+            against: self.against.as_ref().map(path),
+            repeats: self.repeats,
+            limit: self.limit,
+            max_new_tokens: self.max_new_tokens,
+            concurrency: self.concurrency,
+            seed: self.seed,
+            device: self.device.clone(),
+            dtype: self.dtype.clone(),
+            batch_size: self.batch_size,
+        };
+        config.check().map_err(|e| BadInput(format!("--{}", e)))?;
+        Ok(config)
+    }
+
+    /// Answers, judges, writes the files and prints the scores.
+    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+        let config = self.config()?;
+        let default_id = self
+            .model
+            .as_ref()
+            .or(self.answers.as_ref())
+            .and_then(|p| p.file_stem())
+            .map_or_else(
+                || {
+                    config
+                        .answers_from
+                        .as_ref()
+                        .map_or("model".into(), |a| a.model.clone())
+                },
+                |s| s.to_string_lossy().into_owned(),
+            );
+        let model_id = config.model_id.clone().unwrap_or(default_id.clone());
+        let work_dir = self
+            .output
+            .clone()
+            .unwrap_or_else(|| globals.home().join("mt_bench"))
+            .join(&model_id);
+        let provider = StoreProvider::Url(globals.db_url());
+        let cwd = std::env::current_dir()?;
+        let cancel = erebor_core::CancelToken::new();
+        erebor_engine::step_process::cancel_on_signals(cancel.clone())?;
+        let ctx = RunContext {
+            base_dir: &cwd,
+            work_dir: &work_dir,
+            default_model_id: default_id,
+            provider: &provider,
+            progress: &NullProgress,
+            cancel: &cancel,
+        };
+        let outcome = run(&config, &ctx).map_err(|e| match e {
+            MtBenchError::Endpoint { .. }
+            | MtBenchError::Cache(_)
+            | MtBenchError::Io { .. }
+            | MtBenchError::Cancelled(_) => anyhow::Error::new(e),
+            other => BadInput(other.to_string()).into(),
+        })?;
+        print_summary(&outcome);
+        Ok(Outcome::Success)
+    }
+}
+
+/// The files on stderr, the metrics as a table on stdout.
+fn print_summary(outcome: &RunOutcome) {
+    eprintln!("answers: {}", outcome.answers_file.display());
+    if let Some(file) = &outcome.judgments_file {
+        eprintln!(
+            "judgments: {} ({} asked, {} from the cache)",
+            file.display(),
+            outcome.judgments,
+            outcome.from_cache
+        );
+    }
+    let sink = MemorySink::new();
+    record_metrics(outcome, &sink);
+    let points: Vec<(String, u64, f64)> = sink
+        .events()
+        .into_iter()
+        .filter_map(|event| match event {
+            StepEvent::Metric { key, index, value } => Some((key, index, value)),
+            StepEvent::Progress { .. } => None,
+        })
+        .collect();
+    let width = points
+        .iter()
+        .map(|p| p.0.len() + 4)
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    println!("{:<width$}  value", "metric");
+    for (key, index, value) in points {
+        let key = if key == "mt_bench/repeat_score" {
+            format!("{key}[{index}]")
+        } else {
+            key
+        };
+        println!("{key:<width$}  {value:.4}");
+    }
+}
