@@ -15,7 +15,7 @@ pub use meta::MetaValue;
 pub use quant::GgufTensorType;
 pub use source::GgufSource;
 
-use crate::config::{Architecture, ModelConfig};
+use crate::config::{Architecture, ModelConfig, RopeScaling};
 use crate::error::{ModelError, Result};
 use meta::Cursor;
 
@@ -118,11 +118,21 @@ impl GgufFile {
             ModelError::weights(
                 &self.path,
                 format!(
-                    "tensor `{name}` has ggml type {}; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1",
+                    "tensor `{name}` has ggml type {}; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K",
                     info.type_id
                 ),
             )
         })?;
+        let (per_block, _) = ty.block();
+        let row = info.dims.first().copied().unwrap_or(1);
+        if !row.is_multiple_of(per_block) {
+            return Err(ModelError::weights(
+                &self.path,
+                format!(
+                    "tensor `{name}`: rows of {row} values are not whole {ty:?} blocks of {per_block}"
+                ),
+            ));
+        }
         let n: usize = info.dims.iter().product();
         let len = ty.byte_len(n).ok_or_else(|| {
             ModelError::weights(
@@ -208,18 +218,36 @@ impl GgufFile {
         if self.tensors.contains_key("rope_freqs.weight") {
             return Err(ModelError::weights(
                 &self.path,
-                "has a rope_freqs tensor (Llama 3.1 rope scaling), which is not supported from GGUF; load the HF checkpoint",
+                "has a `rope_freqs.weight` tensor (per-frequency RoPE factors, as llama.cpp writes Llama 3.1's `rope_type: llama3` scaling), which erebor does not read from GGUF; load the Hugging Face checkpoint",
             ));
         }
         let eos = self
             .meta_u64("tokenizer.ggml.eos_token_id")
             .map(|v| v as u32);
+        let num_layers = need(format!("{a}.block_count"))?;
+        let qkv_bias = self.tensors.contains_key("blk.0.attn_q.bias");
+        let o_bias = self.tensors.contains_key("blk.0.attn_output.bias");
+        let mlp_bias = self.tensors.contains_key("blk.0.ffn_up.bias");
+        let window = self.sliding_window(a, architecture, num_layers)?;
+        let architecture = match (architecture, &window) {
+            // transformers' MistralForCausalLM is Llama with a window on every layer.
+            (Architecture::Llama, Some(_)) => Architecture::Mistral,
+            (arch, _) => arch,
+        };
+        if architecture == Architecture::Mistral && (qkv_bias || o_bias || mlp_bias) {
+            return Err(ModelError::config(
+                &self.path,
+                format!("{a}.attention.sliding_window"),
+                "a sliding window on a model with attention or MLP biases has no Hugging Face form (MistralForCausalLM has no biases)",
+            ));
+        }
+        let (sliding_window, sliding_window_layers) = window.unzip();
         Ok(ModelConfig {
             architecture,
             vocab_size,
             hidden_size,
             intermediate_size: need(format!("{a}.feed_forward_length"))?,
-            num_layers: need(format!("{a}.block_count"))?,
+            num_layers,
             num_heads,
             num_kv_heads,
             head_dim,
@@ -230,17 +258,108 @@ impl GgufFile {
             rope_theta: self
                 .meta_f64(&format!("{a}.rope.freq_base"))
                 .unwrap_or(10_000.0),
-            rope_scaling: crate::config::RopeScaling::None,
+            rope_scaling: self.rope_scaling(a)?,
             tie_word_embeddings: !self.tensors.contains_key("output.weight"),
-            qkv_bias: self.tensors.contains_key("blk.0.attn_q.bias"),
-            o_bias: self.tensors.contains_key("blk.0.attn_output.bias"),
-            mlp_bias: self.tensors.contains_key("blk.0.ffn_up.bias"),
-            sliding_window: None,
-            sliding_window_layers: None,
+            qkv_bias,
+            o_bias,
+            mlp_bias,
+            sliding_window,
+            sliding_window_layers: sliding_window_layers.flatten(),
             bos_token_id: self
                 .meta_u64("tokenizer.ggml.bos_token_id")
                 .map(|v| v as u32),
             eos_token_ids: eos.into_iter().collect(),
         })
+    }
+
+    /// RoPE scaling from `{arch}.rope.scaling.*` as llama.cpp reads it: the type defaults to
+    /// `linear`, the factor comes from `rope.scaling.factor` or the older `rope.scale_linear`, and
+    /// a factor of 0 or 1 (or none) means no scaling. Types other than `none` and `linear` (YaRN,
+    /// LongRoPE) are refused, naming the key.
+    fn rope_scaling(&self, a: &str) -> Result<RopeScaling> {
+        let type_key = format!("{a}.rope.scaling.type");
+        let kind = match self.metadata.get(&type_key) {
+            None => "linear",
+            Some(v) => v.as_str().ok_or_else(|| {
+                ModelError::config(&self.path, type_key.as_str(), "must be a string")
+            })?,
+        };
+        let factor = self
+            .meta_f64(&format!("{a}.rope.scaling.factor"))
+            .or_else(|| self.meta_f64(&format!("{a}.rope.scale_linear")))
+            .unwrap_or(0.0);
+        match kind {
+            "none" => Ok(RopeScaling::None),
+            "linear" if factor == 0.0 || factor == 1.0 => Ok(RopeScaling::None),
+            "linear" => Ok(RopeScaling::Linear { factor }),
+            other => Err(ModelError::config(
+                &self.path,
+                type_key,
+                format!("{other:?} is not supported from GGUF (none, linear)"),
+            )),
+        }
+    }
+
+    /// The sliding window (`{arch}.attention.sliding_window`) and, where only some layers use
+    /// it, which ones (`{arch}.attention.sliding_window_pattern` as an array of booleans, true
+    /// for a windowed layer). Llama and Mistral take a window on every layer; Qwen2 needs the
+    /// per-layer pattern. Anything transformers could not express is refused, naming the key.
+    fn sliding_window(
+        &self,
+        a: &str,
+        architecture: Architecture,
+        num_layers: usize,
+    ) -> Result<Option<(usize, Option<Vec<bool>>)>> {
+        let window_key = format!("{a}.attention.sliding_window");
+        let pattern_key = format!("{a}.attention.sliding_window_pattern");
+        let Some(value) = self.metadata.get(&window_key) else {
+            return Ok(None);
+        };
+        let window = value.as_u64().filter(|w| *w > 0).ok_or_else(|| {
+            ModelError::config(
+                &self.path,
+                window_key.as_str(),
+                "must be a positive integer",
+            )
+        })? as usize;
+        let pattern = match self.metadata.get(&pattern_key) {
+            None => None,
+            Some(MetaValue::Array(items)) if items.len() == num_layers => Some(
+                items
+                    .iter()
+                    .map(|v| match v {
+                        MetaValue::Bool(b) => Ok(*b),
+                        _ => Err(ModelError::config(
+                            &self.path,
+                            pattern_key.as_str(),
+                            "must hold booleans",
+                        )),
+                    })
+                    .collect::<Result<Vec<bool>>>()?,
+            ),
+            Some(_) => {
+                return Err(ModelError::config(
+                    &self.path,
+                    pattern_key,
+                    format!("is supported only as one boolean per layer ({num_layers})"),
+                ));
+            }
+        };
+        match (architecture, pattern) {
+            (Architecture::Qwen2, Some(layers)) => Ok(Some((window, Some(layers)))),
+            (Architecture::Qwen2, None) => Err(ModelError::config(
+                &self.path,
+                window_key,
+                format!(
+                    "names no layers: Qwen2 needs `{pattern_key}` to say which layers use the window"
+                ),
+            )),
+            (_, Some(layers)) if !layers.iter().all(|l| *l) => Err(ModelError::config(
+                &self.path,
+                pattern_key,
+                "windows only some layers, which a Llama/Mistral config cannot express",
+            )),
+            _ => Ok(Some((window, None))),
+        }
     }
 }

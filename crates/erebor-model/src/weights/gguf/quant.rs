@@ -17,6 +17,16 @@ pub enum GgufTensorType {
     Q4_0,
     /// Blocks of 32: f16 scale `d`, f16 min `m`, 16 bytes of nibbles; `x = d·q + m`.
     Q4_1,
+    /// Super-blocks of 256 (`block_q4_K`, 144 bytes): f16 `d` and `dmin`, 12 bytes packing eight
+    /// 6-bit scales and mins, 128 bytes of nibbles; sub-block `j` of 32 is
+    /// `x = (d·sc_j)·q − dmin·m_j`.
+    Q4K,
+    /// Super-blocks of 256 (`block_q5_K`, 176 bytes): as Q4_K plus 32 bytes holding each value's
+    /// fifth bit (bit `j` of `qh[l]` for sub-block `j`).
+    Q5K,
+    /// Super-blocks of 256 (`block_q6_K`, 210 bytes): 128 bytes of low nibbles, 64 bytes of high
+    /// 2-bit pairs, sixteen i8 scales, f16 `d`; `x = (d·sc)·(q − 32)` for 16-value groups.
+    Q6K,
 }
 
 impl GgufTensorType {
@@ -28,6 +38,9 @@ impl GgufTensorType {
             2 => GgufTensorType::Q4_0,
             3 => GgufTensorType::Q4_1,
             8 => GgufTensorType::Q8_0,
+            12 => GgufTensorType::Q4K,
+            13 => GgufTensorType::Q5K,
+            14 => GgufTensorType::Q6K,
             30 => GgufTensorType::BF16,
             _ => return None,
         })
@@ -41,6 +54,9 @@ impl GgufTensorType {
             GgufTensorType::Q8_0 => (32, 34),
             GgufTensorType::Q4_0 => (32, 18),
             GgufTensorType::Q4_1 => (32, 20),
+            GgufTensorType::Q4K => (QK_K, 144),
+            GgufTensorType::Q5K => (QK_K, 176),
+            GgufTensorType::Q6K => (QK_K, 210),
         }
     }
 
@@ -50,6 +66,9 @@ impl GgufTensorType {
         n.is_multiple_of(per).then_some(n / per * bytes)
     }
 }
+
+/// Values per K-quant super-block (`QK_K` in ggml-common.h).
+const QK_K: usize = 256;
 
 fn f16_at(b: &[u8], i: usize) -> f32 {
     f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
@@ -98,6 +117,98 @@ pub fn dequantize(ty: GgufTensorType, bytes: &[u8]) -> Vec<f32> {
                 out.extend(qs.iter().map(|&q| d * f32::from(q >> 4) + m));
             }
             out
+        }
+        GgufTensorType::Q4K => k_quant(bytes, 144, dequantize_q4_k),
+        GgufTensorType::Q5K => k_quant(bytes, 176, dequantize_q5_k),
+        GgufTensorType::Q6K => k_quant(bytes, 210, dequantize_q6_k),
+    }
+}
+
+/// Applies `block_fn` to each `size`-byte super-block, collecting 256 values per block.
+fn k_quant(bytes: &[u8], size: usize, block_fn: fn(&[u8], &mut [f32])) -> Vec<f32> {
+    let mut out = vec![0.0; bytes.len() / size * QK_K];
+    for (block, values) in bytes.chunks_exact(size).zip(out.chunks_exact_mut(QK_K)) {
+        block_fn(block, values);
+    }
+    out
+}
+
+/// The 6-bit scale and min of sub-block `j` (0..8) from the 12 packed bytes: ggml-quants.c's
+/// `get_scale_min_k4`.
+fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}
+
+/// The eight `(d·sc_j, dmin·m_j)` pairs of a Q4_K/Q5_K block, each product rounded to f32 as
+/// ggml's `dequantize_row_q4_K` rounds it.
+fn k_scales(block: &[u8]) -> [(f32, f32); 8] {
+    let d = f16_at(block, 0);
+    let dmin = f16_at(block, 2);
+    let scales = &block[4..16];
+    std::array::from_fn(|j| {
+        let (sc, m) = scale_min_k4(j, scales);
+        (d * f32::from(sc), dmin * f32::from(m))
+    })
+}
+
+/// ggml's `dequantize_row_q4_K` for one block: 64-value chunks share 32 bytes, low nibbles
+/// first (sub-block `2c`), then high nibbles (`2c + 1`).
+fn dequantize_q4_k(block: &[u8], out: &mut [f32]) {
+    let scales = k_scales(block);
+    let qs = &block[16..144];
+    for (j, &(d, m)) in scales.iter().enumerate() {
+        let bytes = &qs[j / 2 * 32..j / 2 * 32 + 32];
+        let shift = if j % 2 == 0 { 0 } else { 4 };
+        for (l, &q) in bytes.iter().enumerate() {
+            out[j * 32 + l] = d * f32::from((q >> shift) & 0xF) - m;
+        }
+    }
+}
+
+/// ggml's `dequantize_row_q5_K` for one block: the Q4_K nibbles plus 16 where bit `j` of
+/// `qh[l]` is set.
+fn dequantize_q5_k(block: &[u8], out: &mut [f32]) {
+    let scales = k_scales(block);
+    let qh = &block[16..48];
+    let qs = &block[48..176];
+    for (j, &(d, m)) in scales.iter().enumerate() {
+        let bytes = &qs[j / 2 * 32..j / 2 * 32 + 32];
+        let shift = if j % 2 == 0 { 0 } else { 4 };
+        for (l, &q) in bytes.iter().enumerate() {
+            let high = if qh[l] & (1 << j) != 0 { 16 } else { 0 };
+            out[j * 32 + l] = d * f32::from(((q >> shift) & 0xF) + high) - m;
+        }
+    }
+}
+
+/// ggml's `dequantize_row_q6_K` for one block: two halves of 128 values, each from 64 bytes of
+/// low nibbles, 32 bytes of 2-bit highs and 8 scales (one per 16 values).
+fn dequantize_q6_k(block: &[u8], out: &mut [f32]) {
+    let d = f16_at(block, 208);
+    for half in 0..2 {
+        let ql = &block[half * 64..half * 64 + 64];
+        let qh = &block[128 + half * 32..128 + half * 32 + 32];
+        let sc = &block[192 + half * 8..192 + half * 8 + 8];
+        let y = &mut out[half * 128..half * 128 + 128];
+        for l in 0..32 {
+            let is = l / 16;
+            let q = [
+                (ql[l] & 0xF) | ((qh[l] & 3) << 4),
+                (ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4),
+                (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4),
+                (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4),
+            ];
+            for (k, q) in q.into_iter().enumerate() {
+                let scale = d * f32::from(sc[is + 2 * k] as i8);
+                y[l + 32 * k] = scale * f32::from(q as i8 - 32);
+            }
         }
     }
 }
