@@ -1,43 +1,47 @@
-//! Reading run history: a step's metrics (following cached results to the run that produced
-//! them), final values, and the display status of runs whose runner died.
+//! Reading run history: a step's metrics (a reused step's through its `reused_from` link to
+//! the run and step that produced them, marked as such), final values, and the display status
+//! of runs whose runner died.
 
-use erebor_store::{
-    MetricFilter, MetricRow, RunRecord, RunStatus, StepRecord, Store, merge_attempts,
-};
+use erebor_store::{MetricRow, RunRecord, RunStatus, StepLink, StepRecord, Store, merge_attempts};
 use std::collections::BTreeMap;
 
-/// The metric rows of one step; a cached step's rows come from the run that produced them.
+/// The metric rows of one step, and for a reused step the link they were read through.
 pub async fn step_metrics(
     store: &Store,
     step: &StepRecord,
     key: Option<&str>,
-) -> anyhow::Result<Vec<MetricRow>> {
-    let run = step.cached_from_run.as_deref().unwrap_or(&step.run_id);
-    let filter = MetricFilter {
-        step: Some(step.step_id.clone()),
-        key: key.map(str::to_owned),
-    };
-    Ok(store.metrics(run, &filter).await?)
+) -> anyhow::Result<(Vec<MetricRow>, Option<StepLink>)> {
+    Ok(store.step_metrics(step, key).await?)
 }
 
-/// The merged series per key of a step (latest attempt wins per index).
+/// The merged series per key of a step (latest attempt wins per index), and its reuse link.
 pub async fn step_series(
     store: &Store,
     step: &StepRecord,
-) -> anyhow::Result<BTreeMap<String, Vec<(i64, f64)>>> {
-    Ok(merge_attempts(&step_metrics(store, step, None).await?))
+) -> anyhow::Result<(BTreeMap<String, Vec<(i64, f64)>>, Option<StepLink>)> {
+    let (rows, link) = step_metrics(store, step, None).await?;
+    Ok((merge_attempts(&rows), link))
 }
 
-/// The last value of each key of a step.
+/// The last value of each key of a step, and its reuse link.
 pub async fn final_values(
     store: &Store,
     step: &StepRecord,
-) -> anyhow::Result<BTreeMap<String, f64>> {
-    Ok(step_series(store, step)
-        .await?
+) -> anyhow::Result<(BTreeMap<String, f64>, Option<StepLink>)> {
+    let (series, link) = step_series(store, step).await?;
+    let finals = series
         .into_iter()
         .filter_map(|(key, series)| series.last().map(|(_, value)| (key, *value)))
-        .collect())
+        .collect();
+    Ok((finals, link))
+}
+
+/// How a value read through a reuse link is marked: `0.98 (reused from RUN:STEP)`.
+pub fn mark_reused(value: String, link: Option<&StepLink>) -> String {
+    match link {
+        Some(link) => format!("{value} (reused from {link})"),
+        None => value,
+    }
 }
 
 /// The status to show: a `running` run whose runner is gone shows as `killed`.

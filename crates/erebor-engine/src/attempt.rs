@@ -1,20 +1,22 @@
-//! One attempt of one step: write the request, start the step process, tail its events into the
-//! store, enforce the timeout and cancellation, and record how it ended.
+//! One attempt of one step: record it, write the request, submit it to the executor, follow
+//! its state (queued, running, finished, lost) while tailing its events into the store, enforce
+//! the timeout and cancellation, and record how it ended. An attempt a previous runner left
+//! behind is followed the same way after re-attaching to it by its external id.
 
+use crate::context::RunContext;
 use crate::control::StopLevel;
 use crate::events::EngineEvent;
-use crate::executor::{ExitInfo, Launch, StepHandle};
-use crate::process::Signal;
+use crate::executor::{ExitInfo, ExternalId, JobState, Launch};
 use crate::protocol::{self, AttemptFiles, StepRequest, StepResult};
 use crate::record::Recorder;
-use crate::scheduler::Shared;
 use crate::tail::EventTail;
 use erebor_core::{AttemptId, FailureClass, OutputType, StepFailure, StepOutputs};
-use erebor_store::NewAttempt;
+use erebor_store::{AttemptStatus, NewAttempt, StoreError};
 use erebor_workflow::PlannedStep;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// How an attempt ended, for the scheduler.
 #[derive(Debug)]
@@ -26,17 +28,41 @@ pub enum AttemptOutcome {
         /// `expect:` checks that failed.
         expect_failures: Vec<String>,
     },
-    /// It failed; `final_failure` is false when a retry follows.
+    /// It failed.
     Failed {
         /// Why.
         failure: StepFailure,
         /// The log file.
         log: PathBuf,
     },
+    /// The executor lost it (or it ended with the runner that started it): the step runs
+    /// again without using a retry.
+    Lost {
+        /// Why.
+        message: String,
+    },
     /// The run was cancelled while it ran.
     Interrupted,
     /// Another runner took the run over; this one must stop.
     LostLease,
+    /// The store refused a write for good; the run must stop (and can be resumed).
+    StoreFailed {
+        /// The write.
+        what: String,
+        /// Why.
+        error: StoreError,
+    },
+}
+
+impl AttemptOutcome {
+    /// The outcome of a store write that failed: a stale attempt means another runner took
+    /// over; anything else stops the run.
+    pub(crate) fn from_store_error(what: String, error: StoreError) -> Self {
+        match error {
+            StoreError::StaleAttempt { .. } => AttemptOutcome::LostLease,
+            error => AttemptOutcome::StoreFailed { what, error },
+        }
+    }
 }
 
 /// What the scheduler knows when it starts an attempt.
@@ -57,168 +83,291 @@ pub struct AttemptSpec {
     pub declared: Vec<(String, OutputType)>,
 }
 
-/// Runs one attempt to its end.
-pub async fn run_attempt(shared: Arc<Shared>, spec: AttemptSpec) -> AttemptOutcome {
-    let step_id = spec.step.id.clone();
-    let attempt_id = AttemptId::new(uuid::Uuid::now_v7().to_string());
-    let files = AttemptFiles::new(&shared.run_dir, &step_id, spec.number);
+/// An attempt a previous runner submitted, to follow again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reattached {
+    /// The attempt.
+    pub attempt: AttemptId,
+    /// Its folder.
+    pub dir: PathBuf,
+    /// Its id at the executor.
+    pub external_id: ExternalId,
+    /// Its state when re-attached.
+    pub state: JobState,
+}
+
+/// Runs one attempt to its end: recorded before it is submitted, submitted, then followed.
+pub async fn run_attempt(ctx: Arc<RunContext>, spec: AttemptSpec) -> AttemptOutcome {
+    let attempt = AttemptId::new(uuid::Uuid::now_v7().to_string());
+    let files = AttemptFiles::new(&ctx.run_dir, &spec.step.id, spec.number);
     let log = files.log();
-    let fail_early = |message: String| AttemptOutcome::Failed {
-        failure: StepFailure::unknown(message),
-        log: log.clone(),
-    };
     if let Err(error) = std::fs::create_dir_all(&files.dir) {
-        return fail_early(format!("cannot create {}: {error}", files.dir.display()));
+        let message = format!("cannot create {}: {error}", files.dir.display());
+        return AttemptOutcome::Failed {
+            failure: StepFailure::unknown(message),
+            log,
+        };
     }
+    if let Err(outcome) = record_new(&ctx, &spec, &attempt, &files).await {
+        return outcome;
+    }
+    let recorder = Recorder::new(&ctx, &spec.step.id, &attempt, &log);
+    let (id, state) = match submit(&ctx, &spec, &attempt, &files, &recorder).await {
+        Ok(submitted) => submitted,
+        Err(outcome) => return outcome,
+    };
+    ctx.subscribers.emit(EngineEvent::StepStarted {
+        step: spec.step.id.clone(),
+        attempt: spec.number,
+        gpus: spec.gpus.clone(),
+    });
+    follow(&ctx, &spec, &recorder, &files, &id, state, false).await
+}
+
+/// Follows an attempt a previous runner submitted to its end. An executor whose attempts die
+/// with their runner gets it stopped (it is on its way out already: its parent-death signal
+/// asked it to checkpoint); a result it wrote is still honoured.
+pub async fn follow_reattached(
+    ctx: Arc<RunContext>,
+    spec: AttemptSpec,
+    reattached: Reattached,
+) -> AttemptOutcome {
+    let files = AttemptFiles {
+        dir: reattached.dir.clone(),
+    };
+    let log = files.log();
+    let recorder = Recorder::new(&ctx, &spec.step.id, &reattached.attempt, &log);
+    let id = &reattached.external_id;
+    if !ctx.executor.outlives_runner()
+        && !reattached.state.is_over()
+        && let Err(error) = ctx.executor.cancel(id, ctx.stop_grace).await
+    {
+        tracing::warn!(step = %spec.step.id, %id, "cannot stop the previous runner's step process: {error}");
+    }
+    tracing::info!(step = %spec.step.id, %id, state = ?reattached.state, "re-attached to an attempt of the previous runner");
+    follow(&ctx, &spec, &recorder, &files, id, reattached.state, true).await
+}
+
+async fn record_new(
+    ctx: &RunContext,
+    spec: &AttemptSpec,
+    attempt: &AttemptId,
+    files: &AttemptFiles,
+) -> Result<(), AttemptOutcome> {
     let new_attempt = NewAttempt {
-        id: attempt_id.to_string(),
-        run_id: shared.run_id.to_string(),
-        step_id: step_id.to_string(),
+        id: attempt.to_string(),
+        run_id: ctx.run_id.to_string(),
+        step_id: spec.step.id.to_string(),
         number: i64::from(spec.number),
-        executor: shared.executor.name().to_owned(),
-        host: shared.host.clone(),
+        executor: ctx.executor.name().to_owned(),
+        host: ctx.host.clone(),
         dir: files.dir.display().to_string(),
         gpus: spec.gpus.clone(),
     };
-    if let Err(error) = shared.store.start_attempt(&new_attempt).await {
-        return fail_early(format!("cannot record the attempt: {error}"));
-    }
-    let request = StepRequest {
+    ctx.durably("recording a new attempt", || {
+        ctx.store.start_attempt(&new_attempt)
+    })
+    .await
+    .map_err(|error| {
+        let what = format!("recording attempt {} of {}", spec.number, spec.step.id);
+        AttemptOutcome::from_store_error(what, error)
+    })
+}
+
+fn request(
+    ctx: &RunContext,
+    spec: &AttemptSpec,
+    attempt: &AttemptId,
+    files: &AttemptFiles,
+) -> StepRequest {
+    StepRequest {
         protocol: protocol::PROTOCOL_VERSION,
-        run_id: shared.run_id.clone(),
-        step_id: step_id.clone(),
-        attempt_id: attempt_id.clone(),
+        run_id: ctx.run_id.clone(),
+        step_id: spec.step.id.clone(),
+        attempt_id: attempt.clone(),
         attempt_number: spec.number,
         kind: spec.step.kind.clone(),
         with: spec.with.clone(),
-        base_dir: shared.base_dir.clone(),
-        work_dir: protocol::work_dir(&shared.run_dir, &step_id),
-        cache_dir: shared.cache_dir.clone(),
+        base_dir: ctx.base_dir.clone(),
+        work_dir: protocol::work_dir(&ctx.run_dir, &spec.step.id),
+        cache_dir: ctx.cache_dir.clone(),
         events_file: files.events(),
         result_file: files.result(),
         runner_pid: std::process::id(),
         gpus: spec.gpus.clone(),
-    };
-    let recorder = Recorder {
-        shared: &shared,
-        step: &step_id,
-        attempt: &attempt_id,
-        log: &log,
-        pending: Default::default(),
-    };
-    if let Err(error) = protocol::write_json_atomic(&files.request(), &request) {
-        return recorder
-            .fail(
-                FailureClass::Unknown,
-                format!("cannot write the request: {error}"),
-                None,
-                false,
-            )
-            .await;
     }
-    let mut env = shared.child_env.clone();
-    env.push((
-        "CUDA_VISIBLE_DEVICES".to_owned(),
-        spec.gpus
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(","),
-    ));
+}
+
+/// Writes the request, submits it and records the external id with the state the executor
+/// reports right after submission (one write).
+async fn submit(
+    ctx: &RunContext,
+    spec: &AttemptSpec,
+    attempt: &AttemptId,
+    files: &AttemptFiles,
+    recorder: &Recorder<'_>,
+) -> Result<(ExternalId, JobState), AttemptOutcome> {
+    let unknown = |message: String| recorder.fail(FailureClass::Unknown, message, None, false);
+    let request = request(ctx, spec, attempt, files);
+    if let Err(error) = protocol::write_json_atomic(&files.request(), &request) {
+        return Err(unknown(format!("cannot write the request: {error}")).await);
+    }
+    let mut env = ctx.child_env.clone();
+    let visible: Vec<String> = spec.gpus.iter().map(u32::to_string).collect();
+    env.push(("CUDA_VISIBLE_DEVICES".to_owned(), visible.join(",")));
     let launch = Launch {
         request_file: files.request(),
-        log_file: log.clone(),
+        log_file: files.log(),
         env,
     };
-    let mut handle = match shared.executor.start(launch) {
-        Ok(handle) => handle,
-        Err(error) => {
-            return recorder
-                .fail(
-                    FailureClass::Unknown,
-                    format!("cannot start the step process: {error}"),
-                    None,
-                    false,
-                )
-                .await;
-        }
+    let id = match ctx.executor.submit(launch).await {
+        Ok(id) => id,
+        Err(error) => return Err(unknown(format!("cannot start the step process: {error}")).await),
     };
-    let _ = shared
-        .store
-        .set_attempt_handle(attempt_id.as_str(), &handle.id())
+    let state = ctx
+        .executor
+        .poll(std::slice::from_ref(&id))
+        .await
+        .pop()
+        .unwrap_or(JobState::Running);
+    let status = match state {
+        JobState::Queued => AttemptStatus::Queued,
+        JobState::Lost(_) => AttemptStatus::Submitted,
+        _ => AttemptStatus::Running,
+    };
+    let recorded = ctx
+        .durably("recording the submitted attempt", || {
+            ctx.store
+                .set_attempt_submitted(attempt.as_str(), id.as_str(), status)
+        })
         .await;
-    shared.subscribers.emit(EngineEvent::StepStarted {
-        step: step_id.clone(),
-        attempt: spec.number,
-        gpus: spec.gpus.clone(),
-    });
+    if let Err(error) = recorded {
+        let _ = ctx.executor.cancel(&id, Duration::ZERO).await;
+        let what = format!(
+            "recording the submission of attempt {} of {}",
+            spec.number, spec.step.id
+        );
+        return Err(AttemptOutcome::from_store_error(what, error));
+    }
+    Ok((id, state))
+}
 
+/// How the executor last saw the attempt.
+enum JobEnd {
+    Finished(ExitInfo),
+    Lost(String),
+}
+
+/// Follows a submitted attempt to its end, then records it.
+async fn follow(
+    ctx: &RunContext,
+    spec: &AttemptSpec,
+    recorder: &Recorder<'_>,
+    files: &AttemptFiles,
+    id: &ExternalId,
+    state: JobState,
+    reattached: bool,
+) -> AttemptOutcome {
     let started = Instant::now();
     let mut tail = EventTail::new(&files.events());
-    let supervised = supervise(&shared, &spec, handle.as_mut(), &mut tail, &recorder).await;
-    let (exit, stop) = match supervised {
+    let states = ctx.poller.watch(id, state);
+    let supervised = supervise(ctx, spec, id, states, &mut tail, recorder).await;
+    ctx.poller.unwatch(id);
+    let (end, stop) = match supervised {
         Ok(done) => done,
-        Err(LostLease) => {
-            let _ = handle.signal(Signal::Kill);
-            return AttemptOutcome::LostLease;
+        Err(outcome) => {
+            let _ = ctx.executor.cancel(id, Duration::ZERO).await;
+            return outcome;
         }
     };
-    if recorder.ingest(&mut tail).await.is_err() {
-        return AttemptOutcome::LostLease;
+    ctx.executor.forget(id);
+    if let Err(outcome) = recorder.flush(&mut tail).await {
+        return outcome;
     }
+    conclude(
+        ctx,
+        spec,
+        recorder,
+        files,
+        end,
+        stop,
+        reattached,
+        started.elapsed(),
+    )
+    .await
+}
+
+/// Records how the attempt ended from its result file, why the runner stopped it, and what
+/// the executor saw.
+#[allow(clippy::too_many_arguments)]
+async fn conclude(
+    ctx: &RunContext,
+    spec: &AttemptSpec,
+    recorder: &Recorder<'_>,
+    files: &AttemptFiles,
+    end: JobEnd,
+    stop: Stop,
+    reattached: bool,
+    elapsed: Duration,
+) -> AttemptOutcome {
     let result = protocol::read_result(&files.result());
-    let elapsed = started.elapsed();
-    match (result, stop) {
-        (Ok(Some(StepResult::Succeeded { outputs })), _) => {
-            recorder.succeed(&spec, outputs, elapsed).await
+    if let Ok(Some(StepResult::Succeeded { outputs })) = result {
+        return recorder.succeed(spec, outputs, elapsed).await;
+    }
+    let exit = match (end, stop) {
+        (_, Stop::Cancelled) => return interrupt(ctx, spec, recorder).await,
+        _ if reattached => return recorder.interrupted_with_runner().await,
+        (JobEnd::Lost(why), _) => {
+            let message = format!("the executor lost the attempt: {why}");
+            return recorder.lost(message).await;
         }
-        (_, Stop::Cancelled) => {
-            let _ = shared
-                .store
-                .interrupt_attempt(attempt_id.as_str(), "stopped: the run was cancelled")
-                .await;
-            shared.subscribers.emit(EngineEvent::StepInterrupted {
-                step: step_id.clone(),
-            });
-            AttemptOutcome::Interrupted
-        }
+        (JobEnd::Finished(exit), _) => exit,
+    };
+    let retries = spec.retries_left > 0;
+    let (class, message, retry) = match (result, stop) {
         (_, Stop::TimedOut(limit)) => {
             let message = format!(
                 "timed out after {} (timeout: in the workflow)",
                 humanize(limit)
             );
-            recorder
-                .fail(
-                    FailureClass::Transient,
-                    message,
-                    exit.code,
-                    spec.retries_left > 0,
-                )
-                .await
+            (FailureClass::Transient, message, retries)
         }
-        (Ok(Some(StepResult::Failed { failure })), Stop::No) => {
-            let retry = failure.class.is_retryable() && spec.retries_left > 0;
-            recorder
-                .fail(failure.class, failure.message, exit.code, retry)
-                .await
+        (Ok(Some(StepResult::Failed { failure })), _) => {
+            let retry = failure.class.is_retryable() && retries;
+            (failure.class, failure.message, retry)
         }
-        (Ok(None), Stop::No) => {
+        (Err(error), _) => (
+            FailureClass::Unknown,
+            format!("unreadable result file: {error}"),
+            retries,
+        ),
+        (Ok(_), _) => {
             let (class, message) = classify_death(exit);
-            let retry = class.is_retryable() && spec.retries_left > 0;
-            recorder.fail(class, message, exit.code, retry).await
+            (class, message, class.is_retryable() && retries)
         }
-        (Err(error), Stop::No) => {
-            let retry = spec.retries_left > 0;
-            recorder
-                .fail(
-                    FailureClass::Unknown,
-                    format!("unreadable result file: {error}"),
-                    exit.code,
-                    retry,
-                )
-                .await
-        }
+    };
+    recorder.fail(class, message, exit.code, retry).await
+}
+
+async fn interrupt(
+    ctx: &RunContext,
+    spec: &AttemptSpec,
+    recorder: &Recorder<'_>,
+) -> AttemptOutcome {
+    let interrupted = ctx
+        .durably("recording an interrupted attempt", || {
+            ctx.store
+                .interrupt_attempt(recorder.attempt.as_str(), "stopped: the run was cancelled")
+        })
+        .await;
+    if let Err(error) = interrupted {
+        let what = format!("recording that {} was interrupted", spec.step.id);
+        return AttemptOutcome::from_store_error(what, error);
     }
+    ctx.subscribers.emit(EngineEvent::StepInterrupted {
+        step: spec.step.id.clone(),
+    });
+    AttemptOutcome::Interrupted
 }
 
 fn classify_death(exit: ExitInfo) -> (FailureClass, String) {
@@ -247,7 +396,7 @@ fn humanize(duration: Duration) -> String {
     }
 }
 
-/// Why the runner stopped the process, if it did.
+/// Why the runner stopped the attempt, if it did.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Stop {
     No,
@@ -255,59 +404,84 @@ enum Stop {
     TimedOut(Duration),
 }
 
-struct LostLease;
-
-/// Waits for the process, tailing events; applies the timeout and the run's stop level.
+/// Follows the executor's states, tailing events; applies the timeout and the run's stop
+/// level through [`crate::executor::Executor::cancel`] (SIGTERM, SIGKILL after the grace).
 async fn supervise(
-    shared: &Shared,
+    ctx: &RunContext,
     spec: &AttemptSpec,
-    handle: &mut dyn StepHandle,
+    id: &ExternalId,
+    mut states: watch::Receiver<JobState>,
     tail: &mut EventTail,
     recorder: &Recorder<'_>,
-) -> Result<(ExitInfo, Stop), LostLease> {
-    let mut control = shared.control.subscribe();
-    let mut ticker = tokio::time::interval(shared.tick);
+) -> Result<(JobEnd, Stop), AttemptOutcome> {
+    let mut control = ctx.control.subscribe();
+    let mut ticker = tokio::time::interval(ctx.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let timeout_at = spec.step.timeout.map(|t| tokio::time::Instant::now() + t);
-    let mut kill_at: Option<tokio::time::Instant> = None;
     let mut stop = Stop::No;
     let mut applied = StopLevel::Run;
+    let mut recorded = states.borrow().clone();
     loop {
         let level = *control.borrow_and_update();
         if level > applied {
             applied = level;
             stop = Stop::Cancelled;
-            let signal = if level == StopLevel::Immediate {
-                Signal::Kill
-            } else {
-                Signal::Term
+            let grace = match level {
+                StopLevel::Immediate => Duration::ZERO,
+                _ => ctx.stop_grace,
             };
-            let _ = handle.signal(signal);
-            if level == StopLevel::Graceful {
-                kill_at.get_or_insert(tokio::time::Instant::now() + shared.stop_grace);
+            if let Err(error) = ctx.executor.cancel(id, grace).await {
+                tracing::warn!(step = %spec.step.id, %id, "cannot stop the attempt: {error}");
             }
+        }
+        let state = states.borrow_and_update().clone();
+        match state {
+            JobState::Finished(exit) => return Ok((JobEnd::Finished(exit), stop)),
+            JobState::Lost(why) => return Ok((JobEnd::Lost(why), stop)),
+            now => record_state(ctx, recorder, &mut recorded, now).await?,
         }
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
         tokio::select! {
-            exit = handle.wait() => {
-                let exit = exit.unwrap_or(ExitInfo { code: None, signal: None });
-                return Ok((exit, stop));
-            }
-            _ = ticker.tick() => {
-                if recorder.ingest(tail).await.is_err() {
-                    return Err(LostLease);
+            changed = states.changed() => {
+                if changed.is_err() {
+                    let why = "the runner stopped following it".to_owned();
+                    return Ok((JobEnd::Lost(why), stop));
                 }
             }
+            _ = ticker.tick() => recorder.ingest(tail).await?,
             _ = control.changed() => {}
             _ = tokio::time::sleep_until(timeout_at.unwrap_or(far)), if timeout_at.is_some() && stop == Stop::No => {
                 stop = Stop::TimedOut(spec.step.timeout.unwrap_or_default());
-                let _ = handle.signal(Signal::Term);
-                kill_at = Some(tokio::time::Instant::now() + shared.stop_grace);
-            }
-            _ = tokio::time::sleep_until(kill_at.unwrap_or(far)), if kill_at.is_some() => {
-                let _ = handle.signal(Signal::Kill);
-                kill_at = None;
+                if let Err(error) = ctx.executor.cancel(id, ctx.stop_grace).await {
+                    tracing::warn!(step = %spec.step.id, %id, "cannot stop the attempt: {error}");
+                }
             }
         }
     }
+}
+
+/// Records a move from queued to running in the store (once).
+async fn record_state(
+    ctx: &RunContext,
+    recorder: &Recorder<'_>,
+    recorded: &mut JobState,
+    now: JobState,
+) -> Result<(), AttemptOutcome> {
+    if *recorded == now {
+        return Ok(());
+    }
+    let status = match now {
+        JobState::Queued => AttemptStatus::Queued,
+        _ => AttemptStatus::Running,
+    };
+    ctx.durably("recording an attempt's state", || {
+        ctx.store
+            .set_attempt_status(recorder.attempt.as_str(), status)
+    })
+    .await
+    .map_err(|error| {
+        AttemptOutcome::from_store_error("recording an attempt's state".into(), error)
+    })?;
+    *recorded = now;
+    Ok(())
 }

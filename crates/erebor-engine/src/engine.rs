@@ -1,13 +1,17 @@
 //! Starting and resuming runs: the run record, the runner's lease and heartbeat, recovery of
 //! attempts a killed runner left behind, and the final run status.
 
+use crate::context::RunContext as Shared;
 use crate::control::{RunControl, StopLevel};
 use crate::events::{EngineEvent, Subscribers};
 use crate::executor::Executor;
+use crate::poller::Poller;
 use crate::process;
 use crate::protocol;
+use crate::recover::Recovered;
 use crate::recover::recover_attempts;
-use crate::scheduler::{Limits, Shared, Summary, schedule};
+use crate::retry::StoreRetry;
+use crate::scheduler::{Limits, Summary, schedule};
 use erebor_core::RunId;
 use erebor_store::{NewRun, NewStep, RunRecord, RunStatus, Store, StoreError};
 use erebor_workflow::{HashCache, KindRegistry, Workflow};
@@ -64,6 +68,8 @@ pub struct EngineOptions {
     pub stop_grace: Duration,
     /// How often events files are read.
     pub tick: Duration,
+    /// How transient store errors are retried before the run fails.
+    pub store_retry: StoreRetry,
 }
 
 /// The result of a run (or resume).
@@ -117,34 +123,35 @@ impl Engine {
         let (git_commit, git_dirty) = git_state(&workflow.base_dir);
         let workflow_file =
             std::path::absolute(&workflow.file).unwrap_or_else(|_| workflow.file.clone());
-        self.store
-            .create_run(
-                &NewRun {
-                    id: run_id.to_string(),
-                    workflow_name: workflow.name.clone(),
-                    workflow_file: workflow_file.display().to_string(),
-                    workflow_text: workflow.text.to_string(),
-                    workflow_hash: workflow.text_hash.clone(),
-                    params: serde_json::to_value(workflow.params.redacted()).unwrap_or_default(),
-                    options: serde_json::json!({
-                        "jobs": self.options.limits.jobs,
-                        "gpus": self.options.limits.gpus,
-                        "force": self.options.limits.force,
-                        "no_cache": self.options.limits.no_cache,
-                        "executor": self.options.executor.name(),
-                    }),
-                    host: process::hostname(),
-                    runner_pid: std::process::id(),
-                    git_commit,
-                    git_dirty,
-                    erebor_version: env!("CARGO_PKG_VERSION").to_owned(),
-                    run_dir: run_dir.display().to_string(),
-                },
-                &steps,
-            )
+        let new_run = NewRun {
+            id: run_id.to_string(),
+            workflow_name: workflow.name.clone(),
+            workflow_file: workflow_file.display().to_string(),
+            workflow_text: workflow.text.to_string(),
+            workflow_hash: workflow.text_hash.clone(),
+            params: serde_json::to_value(workflow.params.redacted()).unwrap_or_default(),
+            options: serde_json::json!({
+                "jobs": self.options.limits.jobs,
+                "gpus": self.options.limits.gpus,
+                "force": self.options.limits.force,
+                "no_cache": self.options.limits.no_cache,
+                "executor": self.options.executor.name(),
+            }),
+            host: process::hostname(),
+            runner_pid: std::process::id(),
+            git_commit,
+            git_dirty,
+            erebor_version: env!("CARGO_PKG_VERSION").to_owned(),
+            run_dir: run_dir.display().to_string(),
+        };
+        self.options
+            .store_retry
+            .run("recording the new run", || {
+                self.store.create_run(&new_run, &steps)
+            })
             .await?;
         tracing::info!(run = %run_id, workflow = %workflow.name, folder = %run_dir.display(), "run created");
-        self.execute(run_id, run_dir, workflow, 0).await
+        self.execute(run_id, run_dir, workflow, 0, Vec::new()).await
     }
 
     /// Continues a run: finished steps are reused, interrupted and failed ones run again.
@@ -180,7 +187,13 @@ impl Engine {
                 )));
             }
         }
-        if !self.store.claim_run(run, &host, std::process::id()).await? {
+        let retry = &self.options.store_retry;
+        let claimed = retry
+            .run("taking over the run", || {
+                self.store.claim_run(run, &host, std::process::id())
+            })
+            .await?;
+        if !claimed {
             return Err(EngineError::CannotResume(format!(
                 "another runner took over run {} just now",
                 run.id
@@ -190,11 +203,15 @@ impl Engine {
         let run_dir = PathBuf::from(&run.run_dir);
         // The run and its steps are created together; inserting again only fills a gap left by
         // a binary whose workflow expansion differs (existing rows are kept).
-        self.store
-            .insert_steps(run.id.as_str(), &new_steps(workflow))
+        let steps = new_steps(workflow);
+        retry
+            .run("recording the run's steps", || {
+                self.store.insert_steps(run.id.as_str(), &steps)
+            })
             .await?;
         let shared = self.shared(run_id.clone(), run_dir.clone(), workflow);
-        recover_attempts(&shared).await?;
+        let recovered = recover_attempts(&shared).await?;
+        drop(shared);
         let done = self
             .store
             .steps_of(run.id.as_str())
@@ -203,7 +220,8 @@ impl Engine {
             .filter(|r| r.status.is_done())
             .count();
         tracing::info!(run = %run_id, already_done = done, "resuming run");
-        self.execute(run_id, run_dir, workflow, done).await
+        self.execute(run_id, run_dir, workflow, done, recovered)
+            .await
     }
 
     /// The workflow text and folder a resume must load.
@@ -240,6 +258,8 @@ impl Engine {
             child_env,
             stop_grace: self.options.stop_grace,
             tick: self.options.tick,
+            retry: self.options.store_retry.clone(),
+            poller: Poller::start(Arc::clone(&self.options.executor), self.options.tick),
         })
     }
 
@@ -249,6 +269,7 @@ impl Engine {
         run_dir: PathBuf,
         workflow: &Workflow,
         done: usize,
+        recovered: Vec<Recovered>,
     ) -> Result<RunSummary, EngineError> {
         let shared = self.shared(run_id.clone(), run_dir, workflow);
         self.subscribers.emit(EngineEvent::RunStarted {
@@ -256,17 +277,23 @@ impl Engine {
             steps: workflow.steps.len(),
             done,
         });
-        let heartbeat = self.spawn_heartbeat(run_id.clone());
-        let records = self.store.steps_of(run_id.as_str()).await?;
+        // Aborted when dropped, so a run future dropped midway stops renewing the lease.
+        let heartbeat = AbortOnDrop(self.spawn_heartbeat(run_id.clone()));
+        let records = shared
+            .durably("reading the run's steps", || {
+                self.store.steps_of(run_id.as_str())
+            })
+            .await?;
         let summary = schedule(
             Arc::clone(&shared),
             workflow,
             &self.registry,
             &self.options.limits,
             &records,
+            recovered,
         )
         .await;
-        heartbeat.abort();
+        drop(heartbeat);
         if let Err(error) = shared.hash_cache.persist() {
             tracing::warn!("could not save the file-hash cache: {error}");
         }
@@ -274,6 +301,11 @@ impl Engine {
             (
                 RunStatus::Running,
                 Some("another runner took over this run".to_owned()),
+            )
+        } else if let Some(failure) = &summary.store_failure {
+            (
+                RunStatus::Failed,
+                Some(format!("the store failed: {failure}")),
             )
         } else if summary.cancelled {
             (RunStatus::Cancelled, Some("cancelled".to_owned()))
@@ -287,9 +319,20 @@ impl Engine {
             (RunStatus::Succeeded, None)
         };
         if !summary.lost_lease {
-            self.store
-                .set_run_status(run_id.as_str(), status, error.as_deref())
-                .await?;
+            let written = shared
+                .durably("recording the run's end", || {
+                    self.store
+                        .set_run_status(run_id.as_str(), status, error.as_deref())
+                })
+                .await;
+            match written {
+                Ok(()) => {}
+                // The run stays `running` with a dead runner: `resume` takes it over.
+                Err(error) if summary.store_failure.is_some() => {
+                    tracing::error!(run = %run_id, "cannot record the run's end either: {error}")
+                }
+                Err(error) => return Err(error.into()),
+            }
         }
         self.subscribers.emit(EngineEvent::RunFinished {
             run_id: run_id.to_string(),
@@ -324,6 +367,15 @@ impl Engine {
                 }
             }
         })
+    }
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -2,14 +2,19 @@
 //! retries, cancellation, resume and events.
 //!
 //! - [`engine`]: [`Engine::run`] and [`Engine::resume`], the run record and lease.
-//! - [`scheduler`]: ready steps within `--jobs` and GPU slots, cache reuse, retries.
+//! - [`context`]: what every part of a run shares, [`context::RunContext`].
+//! - [`retry`]: store writes retried on transient errors, [`StoreRetry`].
+//! - [`machine`]: the run loop's state machine: a slot per step and its transitions, no I/O.
+//! - [`scheduler`]: drives the machine: preparation, cache reuse, attempts, cancellation.
 //! - [`attempt`]: one attempt: request, step process, timeout, cancellation.
 //! - [`prepare`]: what a step needs before it starts (fingerprint, cache hit, lineage).
 //! - [`record`]: recording an attempt's events and end in the store.
-//! - [`recover`]: attempts a killed runner left behind.
+//! - [`recover`]: attempts a killed runner left behind: re-attached, or marked interrupted.
 //! - [`plan`]: what `erebor plan` shows (cache status and why, GPU slots).
 //! - [`outputs`]: artifacts, metric outputs, `expect:` checks.
-//! - [`executor`]: the executor interface and the `local` and `in-process` executors.
+//! - [`executor`]: the executor interface (submit, poll many, re-attach, cancel with a grace
+//!   period) and the `local` and `in-process` executors.
+//! - [`poller`]: one executor poll per tick for every attempt being followed.
 //! - [`protocol`]: the request, events and result files between runner and step process.
 //! - [`step_process`]: the step-process side.
 //! - [`events`]: engine events and subscribers.
@@ -17,18 +22,24 @@
 //! - [`tail`]: reading a growing events file.
 //! - [`process`]: signals, process groups, parent-death signal.
 
+#![warn(clippy::too_many_lines)]
+
 pub mod attempt;
+pub mod context;
 pub mod control;
 pub mod engine;
 pub mod events;
 pub mod executor;
+pub mod machine;
 pub mod outputs;
 pub mod plan;
+pub mod poller;
 pub mod prepare;
 pub mod process;
 pub mod protocol;
 pub mod record;
 pub mod recover;
+pub mod retry;
 pub mod scheduler;
 pub mod step_process;
 pub mod tail;
@@ -36,5 +47,6 @@ pub mod tail;
 pub use control::{RunControl, StopLevel};
 pub use engine::{Engine, EngineError, EngineOptions, RunSummary};
 pub use events::{EngineEvent, Subscriber, Subscribers, TracingSubscriber};
-pub use executor::{Executor, InProcessExecutor, LocalExecutor};
+pub use executor::{Executor, ExternalId, InProcessExecutor, JobState, LocalExecutor};
+pub use retry::StoreRetry;
 pub use scheduler::Limits;

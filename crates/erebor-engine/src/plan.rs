@@ -91,7 +91,7 @@ pub async fn plan(
                 } else if forced {
                     reasons.push("--force".to_owned());
                     PlanStatus::Run
-                } else if let Some(hit) = cached_result(store, &fp.hash).await {
+                } else if let Some((hit, _)) = cached_result(store, &fp.hash).await? {
                     PlanStatus::Cached {
                         from_run: hit.run_id,
                     }

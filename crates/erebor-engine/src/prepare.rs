@@ -1,62 +1,68 @@
 //! What a step needs before it starts: its upstream state, its fingerprint, a cached result
 //! to reuse, and the inputs it consumes (for artifact lineage).
 
+use crate::context::RunContext as Shared;
 use crate::events::EngineEvent;
-use crate::scheduler::{Shared, State};
-use erebor_core::{FailureClass, OutputValue, StepId, StepOutputs};
-use erebor_store::{CachedResult, StepStatus, Store};
+use crate::scheduler::Summary;
+use erebor_core::{FailureClass, OutputValue, StepOutputs};
+use erebor_store::{CachedResult, StepRecord, StepStatus, Store, StoreError};
 use erebor_workflow::{PlannedStep, Workflow};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Whether a step's dependencies allow it to start.
-pub(crate) enum Upstream {
-    /// All finished.
-    Ready,
-    /// Some are still to run.
-    NotReady,
-    /// One failed or was skipped.
-    Blocked(erebor_core::StepId),
+/// Why a step could not be prepared.
+pub(crate) enum Prepared {
+    /// Its input is wrong: the step fails without an attempt.
+    BadInput(String),
+    /// The store refused a write: the run stops.
+    Store(String, StoreError),
 }
 
-pub(crate) fn upstream_state(needs: &[usize], steps: &[PlannedStep], states: &[State]) -> Upstream {
-    let mut ready = true;
-    for &position in needs {
-        match states[position] {
-            State::Done(_) => {}
-            State::Failed | State::Skipped => return Upstream::Blocked(steps[position].id.clone()),
-            State::Interrupted | State::Waiting { .. } | State::Running => ready = false,
-        }
-    }
-    if ready {
-        Upstream::Ready
-    } else {
-        Upstream::NotReady
-    }
+/// The outputs of a finished step as stored, or why they cannot be used (a step marked done
+/// without readable outputs is run again rather than trusted with none).
+pub(crate) fn stored_outputs(record: &StepRecord) -> Result<StepOutputs, String> {
+    let Some(value) = &record.outputs else {
+        return Err(format!(
+            "step {} is marked {} but has no stored outputs",
+            record.step_id, record.status
+        ));
+    };
+    serde_json::from_value(value.clone()).map_err(|error| {
+        format!(
+            "the stored outputs of step {} cannot be read: {error}",
+            record.step_id
+        )
+    })
 }
 
 /// Fails a step that cannot start (bad input: too many GPUs, an unknown kind, an unreadable
-/// input, an unresolvable reference) without an attempt: in the store, for the subscribers, in
-/// the scheduler's `state` and in the `failed` list of its summary.
+/// input, an unresolvable reference) without an attempt: in the store, for the subscribers and
+/// in the `failed` list of the summary.
 pub(crate) async fn fail_without_attempt(
     shared: &Shared,
     step: &PlannedStep,
     message: &str,
-    state: &mut State,
-    failed: &mut Vec<StepId>,
+    summary: &mut Summary,
 ) {
     let class = FailureClass::BadInput;
-    *state = State::Failed;
-    failed.push(step.id.clone());
-    let _ = shared
-        .store
-        .set_step_status(
-            shared.run_id.as_str(),
-            step.id.as_str(),
-            StepStatus::Failed,
-            Some((class.as_str(), message)),
-        )
+    summary.failed.push(step.id.clone());
+    let written = shared
+        .durably("recording a failed step", || {
+            shared.store.set_step_status(
+                shared.run_id.as_str(),
+                step.id.as_str(),
+                StepStatus::Failed,
+                Some((class.as_str(), message)),
+            )
+        })
         .await;
+    if let Err(error) = written {
+        summary.store_failed(
+            shared,
+            &format!("recording that {} failed", step.id),
+            &error,
+        );
+    }
     shared.subscribers.emit(EngineEvent::StepFailed {
         step: step.id.clone(),
         class,
@@ -71,7 +77,7 @@ pub(crate) async fn fingerprint_step(
     step: &PlannedStep,
     kind: Arc<dyn erebor_core::StepKind>,
     upstream: BTreeMap<String, String>,
-) -> Result<(String, BTreeMap<String, String>), String> {
+) -> Result<(String, BTreeMap<String, String>), Prepared> {
     let step_owned = step.clone();
     let base_dir = workflow.base_dir.clone();
     let cache = Arc::clone(&shared.hash_cache);
@@ -85,18 +91,21 @@ pub(crate) async fn fingerprint_step(
         )
     })
     .await
-    .map_err(|e| format!("fingerprinting: {e}"))?
-    .map_err(|e| format!("an input named in `with:` cannot be hashed: {e}"))?;
-    let inputs = serde_json::to_value(&fingerprint.inputs).unwrap_or_default();
-    let _ = shared
-        .store
-        .set_fingerprint(
-            shared.run_id.as_str(),
-            step.id.as_str(),
-            &fingerprint.hash,
-            &inputs,
-        )
-        .await;
+    .map_err(|e| Prepared::BadInput(format!("fingerprinting: {e}")))?
+    .map_err(|e| Prepared::BadInput(format!("an input named in `with:` cannot be hashed: {e}")))?;
+    let inputs = serde_json::to_value(&fingerprint.inputs)
+        .map_err(|e| Prepared::BadInput(format!("fingerprint inputs: {e}")))?;
+    shared
+        .durably("recording a fingerprint", || {
+            shared.store.set_fingerprint(
+                shared.run_id.as_str(),
+                step.id.as_str(),
+                &fingerprint.hash,
+                &inputs,
+            )
+        })
+        .await
+        .map_err(|e| Prepared::Store(format!("recording the fingerprint of {}", step.id), e))?;
     Ok((fingerprint.hash, fingerprint.inputs.inputs))
 }
 
@@ -107,54 +116,64 @@ pub(crate) async fn cached_expectations(
     step: &PlannedStep,
     hit: &CachedResult,
     outputs: &StepOutputs,
-) -> Vec<String> {
+) -> Result<Vec<String>, StoreError> {
     if step.expect.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let filter = erebor_store::MetricFilter {
         step: Some(hit.step_id.clone()),
         key: None,
     };
     let metrics = shared
-        .store
-        .metrics(&hit.run_id, &filter)
-        .await
-        .unwrap_or_default();
+        .durably("reading the metrics of a reused result", || {
+            shared.store.metrics(&hit.run_id, &filter)
+        })
+        .await?;
     let failures = crate::outputs::evaluate_expectations(&step.expect, outputs, &metrics);
-    let _ = shared
-        .store
-        .set_expect_failures(shared.run_id.as_str(), step.id.as_str(), &failures)
-        .await;
-    failures
+    shared
+        .durably("recording `expect:` failures", || {
+            shared
+                .store
+                .set_expect_failures(shared.run_id.as_str(), step.id.as_str(), &failures)
+        })
+        .await?;
+    Ok(failures)
 }
 
-/// A finished result for this fingerprint whose path outputs are all still on disk.
-pub async fn cached_result(store: &Store, fingerprint: &str) -> Option<CachedResult> {
-    let hits = store.find_cached(fingerprint).await.ok()?;
-    hits.into_iter().find(|hit| {
-        let outputs: StepOutputs = serde_json::from_value(hit.outputs.clone()).unwrap_or_default();
-        outputs.values.values().all(|value| match value {
+/// A finished result for this fingerprint whose outputs are readable and whose path outputs
+/// are all still on disk, with those outputs.
+pub async fn cached_result(
+    store: &Store,
+    fingerprint: &str,
+) -> Result<Option<(CachedResult, StepOutputs)>, StoreError> {
+    let hits = store.find_cached(fingerprint).await?;
+    Ok(hits.into_iter().find_map(|hit| {
+        let outputs: StepOutputs = match serde_json::from_value(hit.outputs.clone()) {
+            Ok(outputs) => outputs,
+            Err(error) => {
+                tracing::warn!(run = %hit.run_id, step = %hit.step_id, "stored outputs unreadable, not reused: {error}");
+                return None;
+            }
+        };
+        let present = outputs.values.values().all(|value| match value {
             OutputValue::Path(path) => path.exists(),
             _ => true,
-        })
-    })
+        });
+        present.then_some((hit, outputs))
+    }))
 }
 
 /// The inputs a step consumes, for artifact lineage: files named in its config (with their
-/// hashes) and upstream path outputs its resolved config uses.
+/// hashes) and the path outputs of its upstream steps that its resolved config uses.
 pub(crate) async fn lineage(
     shared: &Shared,
-    needs: &[usize],
+    upstream: &[&StepOutputs],
     with: &serde_json::Value,
-    states: &[State],
     files: &BTreeMap<String, String>,
-) -> Vec<(String, String, Option<String>)> {
+) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
     let mut inputs = Vec::new();
     let text = with.to_string();
-    for &position in needs {
-        let State::Done(outputs) = &states[position] else {
-            continue;
-        };
+    for outputs in upstream {
         for value in outputs.values.values() {
             let OutputValue::Path(path) = value else {
                 continue;
@@ -165,18 +184,21 @@ pub(crate) async fn lineage(
             }
             if let Ok(hash) = shared.hash_cache.hash(path) {
                 let producer = shared
-                    .store
-                    .artifact_by_sha(&hash.sha256)
-                    .await
-                    .ok()
-                    .flatten();
+                    .durably("finding an input's producer", || {
+                        shared.store.artifact_by_sha(&hash.sha256)
+                    })
+                    .await?;
                 inputs.push((shown, hash.sha256, producer));
             }
         }
     }
     for (path, sha) in files {
-        let producer = shared.store.artifact_by_sha(sha).await.ok().flatten();
+        let producer = shared
+            .durably("finding an input's producer", || {
+                shared.store.artifact_by_sha(sha)
+            })
+            .await?;
         inputs.push((path.clone(), sha.clone(), producer));
     }
-    inputs
+    Ok(inputs)
 }

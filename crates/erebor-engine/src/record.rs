@@ -2,9 +2,9 @@
 //! runs, and its end (outputs, artifacts, `expect:` results) when it stops.
 
 use crate::attempt::{AttemptOutcome, AttemptSpec};
+use crate::context::RunContext as Shared;
 use crate::events::EngineEvent;
 use crate::outputs;
-use crate::scheduler::Shared;
 use crate::tail::EventTail;
 use erebor_core::{
     AttemptId, FailureClass, OutputValue, StepEvent, StepFailure, StepId, StepOutputs,
@@ -26,29 +26,110 @@ pub(crate) struct Recorder<'a> {
     pub(crate) pending: std::sync::Mutex<Vec<MetricPoint>>,
 }
 
-impl Recorder<'_> {
-    /// Moves new events into the store and to subscribers. Err means the attempt's writes are
-    /// refused (another runner owns it).
-    pub(crate) async fn ingest(&self, tail: &mut EventTail) -> Result<(), StoreError> {
-        let events = match tail.read_new() {
-            Ok(events) => events,
-            Err(error) => {
-                tracing::warn!(step = %self.step, "cannot read events: {error}");
-                return Ok(());
-            }
+impl<'a> Recorder<'a> {
+    /// A recorder for one attempt.
+    pub(crate) fn new(
+        shared: &'a Shared,
+        step: &'a StepId,
+        attempt: &'a AttemptId,
+        log: &'a PathBuf,
+    ) -> Self {
+        Self {
+            shared,
+            step,
+            attempt,
+            log,
+            pending: Default::default(),
+        }
+    }
+
+    /// The executor lost the attempt: it is recorded `lost` and its step pending, to run
+    /// again without using a retry.
+    pub(crate) async fn lost(&self, message: String) -> AttemptOutcome {
+        let end = AttemptEnd {
+            status: AttemptStatus::Lost,
+            step_status: StepStatus::Pending,
+            exit_code: None,
+            failure: Some(("lost".to_owned(), message.clone())),
+            outputs: None,
+            artifacts: outputs::log_artifact(self.log).into_iter().collect(),
+            expect_failures: Vec::new(),
         };
-        let mut points =
-            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        points.extend(emit_events(self.shared, self.step, events));
+        let finished = self
+            .shared
+            .durably("recording a lost attempt", || {
+                self.shared
+                    .store
+                    .finish_attempt(self.attempt.as_str(), &end)
+            })
+            .await;
+        match finished {
+            Ok(()) => AttemptOutcome::Lost { message },
+            Err(error) => self.store_failed("recording a lost attempt", error),
+        }
+    }
+
+    /// An attempt of a runner that died ended without a result: recorded `interrupted`, as
+    /// any attempt its runner stopped, and run again.
+    pub(crate) async fn interrupted_with_runner(&self) -> AttemptOutcome {
+        let message = "interrupted: its runner stopped while it ran; resumed by a new runner";
+        let interrupted = self
+            .shared
+            .durably("recording an interrupted attempt", || {
+                self.shared
+                    .store
+                    .interrupt_attempt(self.attempt.as_str(), message)
+            })
+            .await;
+        match interrupted {
+            Ok(_) => AttemptOutcome::Lost {
+                message: message.to_owned(),
+            },
+            Err(error) => self.store_failed("recording an interrupted attempt", error),
+        }
+    }
+
+    /// Moves new events into the store and to subscribers while the step runs. A transient
+    /// store error keeps the metrics for the next tick; Err is the attempt's end: its writes
+    /// are refused (another runner owns it) or the store failed for good.
+    pub(crate) async fn ingest(&self, tail: &mut EventTail) -> Result<(), AttemptOutcome> {
+        let points = self.take_points(tail);
         match record_points(self.shared, self.step, self.attempt, &points).await {
             Ok(()) => Ok(()),
-            Err(error @ StoreError::StaleAttempt { .. }) => Err(error),
-            Err(error) => {
+            Err(error) if error.is_transient() => {
                 tracing::warn!(step = %self.step, "could not record {} metrics yet: {error}", points.len());
                 *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = points;
                 Ok(())
             }
+            Err(error) => Err(self.store_failed("recording metrics", error)),
         }
+    }
+
+    /// Records every event still unrecorded once the step process has ended, retrying
+    /// transient store errors.
+    pub(crate) async fn flush(&self, tail: &mut EventTail) -> Result<(), AttemptOutcome> {
+        let points = self.take_points(tail);
+        self.shared
+            .durably("recording metrics", || {
+                record_points(self.shared, self.step, self.attempt, &points)
+            })
+            .await
+            .map_err(|error| self.store_failed("recording metrics", error))
+    }
+
+    fn take_points(&self, tail: &mut EventTail) -> Vec<MetricPoint> {
+        let mut points =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        match tail.read_new() {
+            Ok(events) => points.extend(emit_events(self.shared, self.step, events)),
+            Err(error) => tracing::warn!(step = %self.step, "cannot read events: {error}"),
+        }
+        points
+    }
+
+    fn store_failed(&self, what: &str, error: StoreError) -> AttemptOutcome {
+        let what = format!("{what} of step {} (attempt {})", self.step, self.attempt);
+        AttemptOutcome::from_store_error(what, error)
     }
 
     pub(crate) async fn fail(
@@ -71,13 +152,16 @@ impl Recorder<'_> {
             artifacts: outputs::log_artifact(self.log).into_iter().collect(),
             expect_failures: Vec::new(),
         };
-        if let Err(StoreError::StaleAttempt { .. }) = self
+        let finished = self
             .shared
-            .store
-            .finish_attempt(self.attempt.as_str(), &end)
-            .await
-        {
-            return AttemptOutcome::LostLease;
+            .durably("recording a failed attempt", || {
+                self.shared
+                    .store
+                    .finish_attempt(self.attempt.as_str(), &end)
+            })
+            .await;
+        if let Err(error) = finished {
+            return self.store_failed("recording the failure", error);
         }
         AttemptOutcome::Failed {
             failure: StepFailure::new(class, message),
@@ -85,17 +169,31 @@ impl Recorder<'_> {
         }
     }
 
+    /// Records a successful attempt: checks the outputs against what the kind declared,
+    /// records metric outputs, hashes path outputs into artifacts, evaluates `expect:` and
+    /// ends the attempt with its outputs, in that order; any step failing fails the attempt.
     pub(crate) async fn succeed(
         &self,
         spec: &AttemptSpec,
         step_outputs: StepOutputs,
         elapsed: Duration,
     ) -> AttemptOutcome {
-        if let Err(failure) = outputs::check_outputs(&step_outputs, &spec.declared) {
-            return self
-                .fail(failure.class, failure.message, Some(0), false)
-                .await;
+        match self.end_of_success(spec, &step_outputs).await {
+            Ok(end) => self.finish_success(step_outputs, end, elapsed).await,
+            Err(Ended::Failure(failure)) => {
+                self.fail(failure.class, failure.message, Some(0), false)
+                    .await
+            }
+            Err(Ended::Outcome(outcome)) => outcome,
         }
+    }
+
+    async fn end_of_success(
+        &self,
+        spec: &AttemptSpec,
+        step_outputs: &StepOutputs,
+    ) -> Result<AttemptEnd, Ended> {
+        outputs::check_outputs(step_outputs, &spec.declared).map_err(Ended::Failure)?;
         let metric_outputs: Vec<MetricPoint> = step_outputs
             .values
             .iter()
@@ -108,90 +206,101 @@ impl Recorder<'_> {
                 _ => None,
             })
             .collect();
-        if !metric_outputs.is_empty()
-            && let Err(StoreError::StaleAttempt { .. }) = self
-                .shared
-                .store
-                .record_metrics(
-                    self.shared.run_id.as_str(),
-                    self.step.as_str(),
-                    self.attempt.as_str(),
-                    &metric_outputs,
-                )
-                .await
-        {
-            return AttemptOutcome::LostLease;
-        }
-        let hashed = {
-            let shared_cache = Arc::clone(&self.shared.hash_cache);
-            let outputs = step_outputs.clone();
-            let declared = spec.declared.clone();
-            let lineage = spec.lineage.clone();
-            tokio::task::spawn_blocking(move || {
-                outputs::artifacts_for(&outputs, &declared, &lineage, &shared_cache)
+        self.shared
+            .durably("recording metric outputs", || {
+                record_points(self.shared, self.step, self.attempt, &metric_outputs)
             })
             .await
-        };
-        let mut artifacts: Vec<NewArtifact> = match hashed {
-            Ok(Ok(artifacts)) => artifacts,
-            Ok(Err(failure)) => {
-                return self
-                    .fail(failure.class, failure.message, Some(0), false)
-                    .await;
-            }
-            Err(join) => {
-                return self
-                    .fail(
-                        FailureClass::Unknown,
-                        format!("hashing outputs: {join}"),
-                        Some(0),
-                        false,
-                    )
-                    .await;
-            }
-        };
+            .map_err(|e| Ended::Outcome(self.store_failed("recording metric outputs", e)))?;
+        let mut artifacts = self.artifacts(spec, step_outputs).await?;
         artifacts.extend(outputs::log_artifact(self.log));
-        let metrics = if spec.step.expect.is_empty() {
-            Vec::new()
-        } else {
-            self.shared
-                .store
-                .metrics(
-                    self.shared.run_id.as_str(),
-                    &MetricFilter {
-                        step: Some(self.step.to_string()),
-                        key: None,
-                    },
-                )
-                .await
-                .unwrap_or_default()
-        };
-        let expect_failures =
-            outputs::evaluate_expectations(&spec.step.expect, &step_outputs, &metrics);
-        let end = AttemptEnd {
+        let expect_failures = self.expectations(spec, step_outputs).await?;
+        let stored = serde_json::to_value(step_outputs).map_err(|error| {
+            Ended::Failure(StepFailure::fatal(format!(
+                "the outputs cannot be stored: {error}"
+            )))
+        })?;
+        Ok(AttemptEnd {
             status: AttemptStatus::Succeeded,
             step_status: StepStatus::Succeeded,
             exit_code: Some(0),
             failure: None,
-            outputs: serde_json::to_value(&step_outputs).ok(),
+            outputs: Some(stored),
             artifacts,
-            expect_failures: expect_failures.clone(),
-        };
-        match self
-            .shared
-            .store
-            .finish_attempt(self.attempt.as_str(), &end)
-            .await
-        {
-            Ok(()) => {}
-            Err(StoreError::StaleAttempt { .. }) => return AttemptOutcome::LostLease,
-            Err(error) => {
-                return AttemptOutcome::Failed {
-                    failure: StepFailure::unknown(format!("recording the result: {error}")),
-                    log: self.log.clone(),
-                };
-            }
+            expect_failures,
+        })
+    }
+
+    /// The path outputs hashed into artifact records, with their lineage.
+    async fn artifacts(
+        &self,
+        spec: &AttemptSpec,
+        step_outputs: &StepOutputs,
+    ) -> Result<Vec<NewArtifact>, Ended> {
+        let shared_cache = Arc::clone(&self.shared.hash_cache);
+        let outputs = step_outputs.clone();
+        let declared = spec.declared.clone();
+        let lineage = spec.lineage.clone();
+        let hashed = tokio::task::spawn_blocking(move || {
+            outputs::artifacts_for(&outputs, &declared, &lineage, &shared_cache)
+        })
+        .await;
+        match hashed {
+            Ok(Ok(artifacts)) => Ok(artifacts),
+            Ok(Err(failure)) => Err(Ended::Failure(failure)),
+            Err(join) => Err(Ended::Failure(StepFailure::unknown(format!(
+                "hashing outputs: {join}"
+            )))),
         }
+    }
+
+    /// The `expect:` checks that fail on the outputs and the metrics recorded so far.
+    async fn expectations(
+        &self,
+        spec: &AttemptSpec,
+        step_outputs: &StepOutputs,
+    ) -> Result<Vec<String>, Ended> {
+        if spec.step.expect.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = MetricFilter {
+            step: Some(self.step.to_string()),
+            key: None,
+        };
+        let metrics = self
+            .shared
+            .durably("reading metrics for `expect:`", || {
+                self.shared
+                    .store
+                    .metrics(self.shared.run_id.as_str(), &filter)
+            })
+            .await
+            .map_err(|e| Ended::Outcome(self.store_failed("reading metrics for `expect:`", e)))?;
+        Ok(outputs::evaluate_expectations(
+            &spec.step.expect,
+            step_outputs,
+            &metrics,
+        ))
+    }
+
+    async fn finish_success(
+        &self,
+        step_outputs: StepOutputs,
+        end: AttemptEnd,
+        elapsed: Duration,
+    ) -> AttemptOutcome {
+        let finished = self
+            .shared
+            .durably("recording a succeeded attempt", || {
+                self.shared
+                    .store
+                    .finish_attempt(self.attempt.as_str(), &end)
+            })
+            .await;
+        if let Err(error) = finished {
+            return self.store_failed("recording the result", error);
+        }
+        let expect_failures = end.expect_failures;
         self.shared.subscribers.emit(EngineEvent::StepSucceeded {
             step: self.step.clone(),
             elapsed,
@@ -202,6 +311,13 @@ impl Recorder<'_> {
             expect_failures,
         }
     }
+}
+
+/// Why recording a success stopped short: the step's outputs are wrong (the attempt fails),
+/// or the attempt already has its outcome (a store failure, a lost lease).
+enum Ended {
+    Failure(StepFailure),
+    Outcome(AttemptOutcome),
 }
 
 /// Sends events to subscribers and returns the metric points among them.

@@ -1,57 +1,118 @@
-//! Recovery of attempts a dead runner left `running`: stop any step process still alive, record
-//! what its events file holds, then mark the attempt interrupted so it can never write again.
+//! Recovery of attempts a dead runner left live. An attempt submitted to this runner's
+//! executor (on this host, or anywhere for an executor whose attempts outlive their runner) is
+//! re-attached by its external id: the scheduler follows it to its end and a result it wrote
+//! is kept. Any other live attempt is stopped if its process is still here, its events file is
+//! recorded, and it is marked interrupted so it can never write again.
 
+use crate::attempt::Reattached;
+use crate::context::RunContext;
 use crate::engine::EngineError;
+use crate::executor::{ExternalId, JobState};
 use crate::process::{self, Signal};
 use crate::protocol::AttemptFiles;
 use crate::record::{emit_events, record_points};
-use crate::scheduler::Shared;
 use crate::tail::EventTail;
 use erebor_core::{AttemptId, StepId};
-use erebor_store::AttemptStatus;
+use erebor_store::{AttemptRecord, AttemptStatus};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// Cleans up every attempt of the run that is still marked running.
-pub async fn recover_attempts(shared: &Shared) -> Result<(), EngineError> {
-    let attempts = shared.store.attempts_of(shared.run_id.as_str()).await?;
-    for attempt in attempts
-        .into_iter()
-        .filter(|a| a.status == AttemptStatus::Running)
-    {
-        if attempt.host == shared.host
-            && let Some(pid) = attempt
-                .handle
-                .as_deref()
-                .and_then(|h| h.parse::<u32>().ok())
-        {
-            stop_leftover(pid, shared.stop_grace).await;
+/// An attempt re-attached after a runner restart, for the scheduler to follow.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recovered {
+    /// Its step.
+    pub step: StepId,
+    /// Its number.
+    pub number: u32,
+    /// The GPU slots it holds.
+    pub gpus: Vec<u32>,
+    /// How to follow it.
+    pub reattached: Reattached,
+}
+
+/// Re-attaches to or cleans up every live attempt of the run.
+pub async fn recover_attempts(ctx: &RunContext) -> Result<Vec<Recovered>, EngineError> {
+    let attempts = ctx
+        .durably("reading the attempts of the run", || {
+            ctx.store.attempts_of(ctx.run_id.as_str())
+        })
+        .await?;
+    let mut recovered = Vec::new();
+    for attempt in attempts.into_iter().filter(|a| a.status.is_live()) {
+        if let Some(found) = reattach(ctx, &attempt).await {
+            recovered.push(found);
+            continue;
         }
-        let step = StepId::new(attempt.step_id.clone());
-        let id = AttemptId::new(attempt.id.clone());
-        let files = AttemptFiles {
-            dir: PathBuf::from(&attempt.dir),
-        };
-        let mut tail = EventTail::new(&files.events());
-        match tail.read_new() {
-            Ok(events) => {
-                let points = emit_events(shared, &step, events);
-                let recorded = points.len();
-                record_points(shared, &step, &id, &points).await?;
-                tracing::info!(step = %step, attempt = attempt.number, recorded, "recovered the metrics of an interrupted attempt");
-            }
-            Err(error) => {
-                tracing::warn!(step = %step, "cannot read {}: {error}", files.events().display())
-            }
-        }
-        shared
-            .store
-            .interrupt_attempt(
-                &attempt.id,
-                "interrupted: its runner stopped while it ran; resumed by a new runner",
-            )
-            .await?;
+        interrupt_leftover(ctx, &attempt).await?;
     }
+    Ok(recovered)
+}
+
+/// Re-attaches to an attempt this runner's executor can follow, if it still knows it.
+async fn reattach(ctx: &RunContext, attempt: &AttemptRecord) -> Option<Recovered> {
+    let external_id = ExternalId::new(attempt.external_id.clone()?);
+    let followable = attempt.executor == ctx.executor.name()
+        && attempt.status != AttemptStatus::Recorded
+        && (ctx.executor.outlives_runner() || attempt.host == ctx.host);
+    if !followable {
+        return None;
+    }
+    let state = ctx.executor.reattach(&external_id).await;
+    if let JobState::Lost(why) = &state {
+        tracing::info!(step = %attempt.step_id, id = %external_id, "cannot re-attach: {why}");
+        return None;
+    }
+    Some(Recovered {
+        step: StepId::new(attempt.step_id.clone()),
+        number: u32::try_from(attempt.number).unwrap_or(u32::MAX),
+        gpus: attempt.gpus.clone(),
+        reattached: Reattached {
+            attempt: AttemptId::new(attempt.id.clone()),
+            dir: PathBuf::from(&attempt.dir),
+            external_id,
+            state,
+        },
+    })
+}
+
+/// Stops a leftover process of this host, records its events and marks it interrupted.
+async fn interrupt_leftover(ctx: &RunContext, attempt: &AttemptRecord) -> Result<(), EngineError> {
+    if attempt.host == ctx.host
+        && attempt.executor == "local"
+        && let Some(pid) = attempt
+            .external_id
+            .as_deref()
+            .and_then(|h| h.parse::<u32>().ok())
+    {
+        stop_leftover(pid, ctx.stop_grace).await;
+    }
+    let step = StepId::new(attempt.step_id.clone());
+    let id = AttemptId::new(attempt.id.clone());
+    let files = AttemptFiles {
+        dir: PathBuf::from(&attempt.dir),
+    };
+    let mut tail = EventTail::new(&files.events());
+    match tail.read_new() {
+        Ok(events) => {
+            let points = emit_events(ctx, &step, events);
+            let recorded = points.len();
+            ctx.durably("recording recovered metrics", || {
+                record_points(ctx, &step, &id, &points)
+            })
+            .await?;
+            tracing::info!(step = %step, attempt = attempt.number, recorded, "recovered the metrics of an interrupted attempt");
+        }
+        Err(error) => {
+            tracing::warn!(step = %step, "cannot read {}: {error}", files.events().display())
+        }
+    }
+    ctx.durably("recording an interrupted attempt", || {
+        ctx.store.interrupt_attempt(
+            &attempt.id,
+            "interrupted: its runner stopped while it ran; resumed by a new runner",
+        )
+    })
+    .await?;
     Ok(())
 }
 

@@ -1,53 +1,26 @@
-//! The scheduler: starts ready steps within `--jobs` and the GPU slots, reuses cached results,
-//! retries with exponential backoff, and stops cleanly when the run is cancelled.
+//! The scheduler: drives the [`Machine`] with real work. It prepares the steps the machine
+//! starts (fingerprint, cache reuse, upstream outputs), submits their attempts, feeds their ends
+//! back, sleeps until the next backoff ends, and stops cleanly when the run is cancelled or the
+//! store fails.
 
-use crate::attempt::{AttemptOutcome, AttemptSpec, run_attempt};
-use crate::control::{RunControl, StopLevel};
-use crate::events::{EngineEvent, Subscribers};
-use crate::executor::Executor;
+use crate::attempt::{AttemptOutcome, AttemptSpec, follow_reattached, run_attempt};
+use crate::context::RunContext;
+use crate::control::StopLevel;
+use crate::events::EngineEvent;
+use crate::machine::{Ended, Machine, Start, StepSpec, Transition};
 use crate::prepare::{
-    Upstream, cached_expectations, cached_result, fail_without_attempt, fingerprint_step, lineage,
-    upstream_state,
+    Prepared, cached_expectations, cached_result, fail_without_attempt, fingerprint_step, lineage,
+    stored_outputs,
 };
-use erebor_core::{OutputValue, RunId, StepId, StepOutputs};
-use erebor_store::{StepRecord, StepStatus, Store};
-use erebor_workflow::{HashCache, KindRegistry, Workflow};
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use crate::recover::Recovered;
+use erebor_core::{OutputValue, StepId, StepOutputs};
+use erebor_store::{StepRecord, StepStatus, StoreError};
+use erebor_workflow::{KindRegistry, Workflow};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-
-/// What every attempt of a run shares.
-pub struct Shared {
-    /// The store.
-    pub store: Store,
-    /// The run.
-    pub run_id: RunId,
-    /// The run's folder.
-    pub run_dir: PathBuf,
-    /// The workflow's folder.
-    pub base_dir: PathBuf,
-    /// Cache folder shared by runs.
-    pub cache_dir: PathBuf,
-    /// This host.
-    pub host: String,
-    /// Starts step processes.
-    pub executor: Arc<dyn Executor>,
-    /// Event subscribers.
-    pub subscribers: Subscribers,
-    /// Cancellation.
-    pub control: RunControl,
-    /// Environment for step processes (secrets, store URL).
-    pub child_env: Vec<(String, String)>,
-    /// Time between SIGTERM and SIGKILL.
-    pub stop_grace: Duration,
-    /// How often events files are read.
-    pub tick: Duration,
-    /// File hashes.
-    pub hash_cache: Arc<HashCache>,
-}
 
 /// Scheduling limits and cache policy.
 #[derive(Clone, Debug)]
@@ -77,315 +50,529 @@ pub struct Summary {
     pub cancelled: bool,
     /// Another runner took the run over.
     pub lost_lease: bool,
+    /// A store write failed for good (not a transient error): the run stopped and can be
+    /// resumed once the store works again.
+    pub store_failure: Option<String>,
 }
 
-/// Where a step is in this scheduler pass.
-#[derive(Clone, Debug)]
-pub(crate) enum State {
-    Waiting { not_before: Option<Instant> },
-    Running,
-    Done(StepOutputs),
-    Failed,
-    Skipped,
-    Interrupted,
+impl Summary {
+    /// Records the first store failure and stops the run: running steps are asked to stop
+    /// (they checkpoint), no new step starts.
+    pub(crate) fn store_failed(&mut self, ctx: &RunContext, what: &str, error: &StoreError) {
+        tracing::error!("{what}: the store refused the write: {error}");
+        if self.store_failure.is_none() {
+            self.store_failure = Some(format!("{what}: {error}"));
+        }
+        ctx.control.stop(StopLevel::Graceful);
+    }
 }
 
 /// Runs the steps of `workflow` not yet done in `records`.
 pub async fn schedule(
-    shared: Arc<Shared>,
+    ctx: Arc<RunContext>,
     workflow: &Workflow,
     registry: &KindRegistry,
     limits: &Limits,
     records: &[StepRecord],
+    recovered: Vec<Recovered>,
 ) -> Summary {
-    let steps = &workflow.steps;
-    let mut summary = Summary::default();
-    let mut states: Vec<State> = steps
-        .iter()
-        .map(|step| {
-            let record = records.iter().find(|r| r.step_id == step.id.as_str());
-            match record {
-                Some(r) if r.status.is_done() => State::Done(
-                    r.outputs
-                        .clone()
-                        .and_then(|o| serde_json::from_value(o).ok())
-                        .unwrap_or_default(),
-                ),
-                _ => State::Waiting { not_before: None },
+    let mut pass = Pass {
+        machine: Machine::new(
+            StepSpec::of_workflow(&workflow.steps),
+            &limits.gpus,
+            limits.jobs,
+        ),
+        ctx,
+        workflow,
+        registry,
+        limits,
+        summary: Summary::default(),
+        fingerprint_inputs: BTreeMap::new(),
+        running: JoinSet::new(),
+        tasks: BTreeMap::new(),
+    };
+    pass.restore(records).await;
+    for found in recovered {
+        pass.follow(found).await;
+    }
+    pass.drive().await;
+    pass.summary.cancelled = pass.ctx.control.level() != StopLevel::Run;
+    pass.summary
+}
+
+/// One pass of the scheduler over a run.
+struct Pass<'a> {
+    ctx: Arc<RunContext>,
+    workflow: &'a Workflow,
+    registry: &'a KindRegistry,
+    limits: &'a Limits,
+    machine: Machine,
+    summary: Summary,
+    /// Files each fingerprinted step reads (for lineage).
+    fingerprint_inputs: BTreeMap<usize, BTreeMap<String, String>>,
+    running: JoinSet<(usize, AttemptOutcome)>,
+    /// Which step each attempt task runs (to end a step whose task panicked).
+    tasks: BTreeMap<tokio::task::Id, usize>,
+}
+
+impl Pass<'_> {
+    /// Steps finished before this pass keep their outputs (a step marked done whose outputs
+    /// cannot be read runs again); attempt numbers continue after the stored ones.
+    async fn restore(&mut self, records: &[StepRecord]) {
+        for record in records.iter().filter(|r| r.status.is_done()) {
+            let Some(index) = self.machine.position(&StepId::new(record.step_id.clone())) else {
+                continue;
+            };
+            match stored_outputs(record) {
+                Ok(outputs) => {
+                    self.machine
+                        .restore_done(index, outputs, record.fingerprint.clone())
+                }
+                Err(problem) => tracing::warn!("{problem}; running it again"),
             }
-        })
-        .collect();
-    let mut fingerprints: BTreeMap<String, String> = records
-        .iter()
-        .filter(|r| r.status.is_done())
-        .filter_map(|r| r.fingerprint.clone().map(|f| (r.step_id.clone(), f)))
-        .collect();
-    let need_idx: Vec<Vec<usize>> = steps
-        .iter()
-        .map(|step| {
-            step.needs
-                .iter()
-                .filter_map(|need| steps.iter().position(|s| &s.id == need))
-                .collect()
-        })
-        .collect();
-    let mut next_number: BTreeMap<String, u32> = BTreeMap::new();
-    if let Ok(attempts) = shared.store.attempts_of(shared.run_id.as_str()).await {
-        for attempt in attempts {
-            let entry = next_number.entry(attempt.step_id).or_insert(1);
-            *entry = (*entry).max(attempt.number as u32 + 1);
+        }
+        let ctx = Arc::clone(&self.ctx);
+        let attempts = ctx
+            .durably("reading the attempts of the run", || {
+                ctx.store.attempts_of(ctx.run_id.as_str())
+            })
+            .await;
+        match attempts {
+            Ok(attempts) => {
+                for attempt in attempts {
+                    let id = StepId::new(attempt.step_id.clone());
+                    if let Some(index) = self.machine.position(&id) {
+                        let next = u32::try_from(attempt.number + 1).unwrap_or(u32::MAX);
+                        self.machine.set_next_number(index, next);
+                    }
+                }
+            }
+            Err(error) => self.store_failed("reading the attempts of the run".into(), error),
         }
     }
-    let mut fingerprint_inputs: BTreeMap<usize, BTreeMap<String, String>> = BTreeMap::new();
-    let mut attempts_used: Vec<u32> = vec![0; steps.len()];
-    let mut free_gpus: BTreeSet<u32> = limits.gpus.iter().copied().collect();
-    let mut held_gpus: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
-    let mut running: JoinSet<(usize, AttemptOutcome)> = JoinSet::new();
-    let mut control = shared.control.subscribe();
 
-    loop {
-        let stopping = shared.control.level() != StopLevel::Run;
-        if !stopping {
-            for index in 0..steps.len() {
-                let State::Waiting { not_before } = states[index] else {
-                    continue;
-                };
-                if not_before.is_some_and(|t| t > Instant::now())
-                    || running.len() >= limits.jobs.max(1)
-                {
-                    continue;
-                }
-                let step = &steps[index];
-                match upstream_state(&need_idx[index], steps, &states) {
-                    Upstream::Blocked(because) => {
-                        states[index] = State::Skipped;
-                        summary.skipped.push(step.id.clone());
-                        let _ = shared
-                            .store
-                            .set_step_status(
-                                shared.run_id.as_str(),
-                                step.id.as_str(),
-                                StepStatus::Skipped,
-                                Some((
-                                    "skipped",
-                                    &format!("upstream step {because} did not succeed"),
-                                )),
-                            )
-                            .await;
-                        shared.subscribers.emit(EngineEvent::StepSkipped {
-                            step: step.id.clone(),
-                            because,
-                        });
-                        continue;
-                    }
-                    Upstream::NotReady => continue,
-                    Upstream::Ready => {}
-                }
-                if step.gpus as usize > limits.gpus.len() {
-                    let message = format!(
-                        "needs {} GPU slot(s) but this runner has {} (pass --gpus or set CUDA_VISIBLE_DEVICES)",
-                        step.gpus,
-                        limits.gpus.len()
-                    );
-                    let (state, failed) = (&mut states[index], &mut summary.failed);
-                    fail_without_attempt(&shared, step, &message, state, failed).await;
-                    continue;
-                }
-                if (step.gpus as usize) > free_gpus.len() {
-                    continue;
-                }
-                let kind = registry.get(&step.kind).cloned();
-                let Some(kind) = kind else {
-                    let (state, failed) = (&mut states[index], &mut summary.failed);
-                    fail_without_attempt(&shared, step, "unknown step kind", state, failed).await;
-                    continue;
-                };
-                // Fingerprint once, when the upstream fingerprints are known.
-                let fingerprint = match fingerprints.get(step.id.as_str()) {
-                    Some(known) => Ok(known.clone()),
-                    None => {
-                        let upstream: BTreeMap<String, String> = step
-                            .needs
-                            .iter()
-                            .filter_map(|n| {
-                                fingerprints
-                                    .get(n.as_str())
-                                    .map(|f| (n.to_string(), f.clone()))
-                            })
-                            .collect();
-                        fingerprint_step(&shared, workflow, step, kind.clone(), upstream)
-                            .await
-                            .map(|(hash, inputs)| {
-                                fingerprint_inputs.insert(index, inputs);
-                                hash
-                            })
-                    }
-                };
-                let fingerprint = match fingerprint {
-                    Ok(fingerprint) => fingerprint,
-                    Err(message) => {
-                        let (state, failed) = (&mut states[index], &mut summary.failed);
-                        fail_without_attempt(&shared, step, &message, state, failed).await;
-                        continue;
-                    }
-                };
-                fingerprints.insert(step.id.to_string(), fingerprint.clone());
-                let forced = limits
-                    .force
-                    .iter()
-                    .any(|f| workflow.select(f).iter().any(|s| s.id == step.id));
-                if step.cache
-                    && !limits.no_cache
-                    && !forced
-                    && attempts_used[index] == 0
-                    && let Some(hit) = cached_result(&shared.store, &fingerprint).await
-                {
-                    let _ = shared
-                        .store
-                        .mark_cached(shared.run_id.as_str(), step.id.as_str(), &hit)
-                        .await;
-                    shared.subscribers.emit(EngineEvent::StepCached {
-                        step: step.id.clone(),
-                        from_run: hit.run_id.clone(),
-                    });
-                    let outputs: StepOutputs =
-                        serde_json::from_value(hit.outputs.clone()).unwrap_or_default();
-                    // `expect:` is not part of the fingerprint: check it against the reused result.
-                    let failures = cached_expectations(&shared, step, &hit, &outputs).await;
-                    summary
-                        .expect_failures
-                        .extend(failures.iter().map(|f| format!("{}: {f}", step.id)));
-                    states[index] = State::Done(outputs);
-                    continue;
-                }
-                let outputs_of = |id: &StepId, name: &str| -> Option<OutputValue> {
-                    let position = steps.iter().position(|s| &s.id == id)?;
-                    match &states[position] {
-                        State::Done(outputs) => outputs.get(name).cloned(),
-                        _ => None,
-                    }
-                };
-                let with =
-                    match erebor_workflow::runtime::substitute_outputs(&step.with, &outputs_of) {
-                        Ok(with) => with,
-                        Err(error) => {
-                            let (state, failed) = (&mut states[index], &mut summary.failed);
-                            let message = error.to_string();
-                            fail_without_attempt(&shared, step, &message, state, failed).await;
-                            continue;
-                        }
-                    };
-                let gpus: Vec<u32> = free_gpus.iter().copied().take(step.gpus as usize).collect();
-                for gpu in &gpus {
-                    free_gpus.remove(gpu);
-                }
-                held_gpus.insert(index, gpus.clone());
-                let counter = next_number.entry(step.id.to_string()).or_insert(1);
-                let number = *counter;
-                *counter += 1;
-                let files = fingerprint_inputs.get(&index).cloned().unwrap_or_default();
-                let lineage = lineage(&shared, &need_idx[index], &with, &states, &files).await;
-                attempts_used[index] += 1;
-                let spec = AttemptSpec {
-                    step: step.clone(),
-                    declared: kind.outputs_for(&with),
-                    with,
-                    number,
-                    gpus,
-                    retries_left: step.retries.saturating_sub(attempts_used[index] - 1),
-                    lineage,
-                };
-                states[index] = State::Running;
-                let task_shared = Arc::clone(&shared);
-                let span = tracing::info_span!("step", step = %step.id, attempt = number);
-                running.spawn(tracing::Instrument::instrument(
-                    async move { (index, run_attempt(task_shared, spec).await) },
-                    span,
-                ));
+    async fn drive(&mut self) {
+        let mut control = self.ctx.control.subscribe();
+        loop {
+            if self.ctx.control.level() != StopLevel::Run {
+                self.machine.on_cancel();
             }
-        }
-
-        if running.is_empty() {
-            let waiting_later = states.iter().any(|s| {
-                matches!(
-                    s,
-                    State::Waiting {
-                        not_before: Some(_)
-                    }
-                )
-            });
-            let ready_now = states.iter().enumerate().any(|(i, s)| {
-                matches!(s, State::Waiting { .. })
-                    && matches!(
-                        upstream_state(&need_idx[i], steps, &states),
-                        Upstream::Ready
-                    )
-            });
-            if stopping || !(waiting_later || ready_now) {
+            self.start_all().await;
+            if self.machine.is_over() {
                 break;
             }
-        }
-
-        let next_retry = states
-            .iter()
-            .filter_map(|s| match s {
-                State::Waiting {
-                    not_before: Some(t),
-                } => Some(*t),
-                _ => None,
-            })
-            .min();
-        let far = Instant::now() + Duration::from_secs(86_400);
-        tokio::select! {
-            Some(joined) = running.join_next(), if !running.is_empty() => {
-                let Ok((index, outcome)) = joined else { continue };
-                if let Some(gpus) = held_gpus.remove(&index) {
-                    free_gpus.extend(gpus);
+            let wake = self.machine.next_wakeup();
+            let far = Instant::now() + Duration::from_secs(86_400);
+            tokio::select! {
+                Some(joined) = self.running.join_next_with_id(), if !self.running.is_empty() => {
+                    self.joined(joined);
                 }
-                let step = &steps[index];
-                states[index] = match outcome {
-                    AttemptOutcome::Succeeded { outputs, expect_failures } => {
-                        summary.expect_failures.extend(expect_failures.iter().map(|f| format!("{}: {f}", step.id)));
-                        State::Done(outputs)
-                    }
-                    AttemptOutcome::Failed { failure, log } => {
-                        let retries_left = step.retries.saturating_sub(attempts_used[index] - 1);
-                        if failure.class.is_retryable() && retries_left > 0 && !stopping {
-                            let exponent = attempts_used[index].saturating_sub(1).min(16);
-                            let delay = (step.retry_backoff * 2u32.pow(exponent)).min(Duration::from_secs(600));
-                            shared.subscribers.emit(EngineEvent::StepRetrying {
-                                step: step.id.clone(),
-                                attempt: attempts_used[index],
-                                delay,
-                                message: failure.message.clone(),
-                            });
-                            State::Waiting { not_before: Some(Instant::now() + delay) }
-                        } else {
-                            shared.subscribers.emit(EngineEvent::StepFailed {
-                                step: step.id.clone(),
-                                class: failure.class,
-                                message: failure.message.clone(),
-                                log: log.display().to_string(),
-                            });
-                            summary.failed.push(step.id.clone());
-                            State::Failed
-                        }
-                    }
-                    AttemptOutcome::Interrupted => {
-                        summary.interrupted.push(step.id.clone());
-                        State::Interrupted
-                    }
-                    AttemptOutcome::LostLease => {
-                        summary.lost_lease = true;
-                        shared.control.stop(StopLevel::Immediate);
-                        State::Interrupted
-                    }
-                };
+                _ = tokio::time::sleep_until(wake.unwrap_or(far)), if wake.is_some() => {}
+                _ = control.changed() => {}
             }
-            _ = tokio::time::sleep_until(next_retry.unwrap_or(far)), if next_retry.is_some() => {}
-            _ = control.changed() => {}
         }
     }
-    summary.cancelled = shared.control.level() != StopLevel::Run;
-    summary
+
+    /// Applies the machine's decisions until it has none (a cached step frees its job at once).
+    async fn start_all(&mut self) {
+        loop {
+            let starts = self.machine.start_ready(Instant::now());
+            if starts.is_empty() {
+                return;
+            }
+            for start in starts {
+                self.apply(start).await;
+            }
+        }
+    }
+
+    async fn apply(&mut self, start: Start) {
+        match start {
+            Start::Skip { index, because } => self.skip(index, because).await,
+            Start::Impossible { index, message } => {
+                let workflow = self.workflow;
+                let step = &workflow.steps[index];
+                fail_without_attempt(&self.ctx, step, &message, &mut self.summary).await;
+            }
+            Start::Prepare {
+                index,
+                gpus,
+                number,
+                retries_left,
+            } => {
+                if self.machine.stopping() {
+                    self.machine.on_withdrawn(index);
+                } else {
+                    self.prepare(index, gpus, number, retries_left).await;
+                }
+            }
+        }
+    }
+
+    async fn skip(&mut self, index: usize, because: StepId) {
+        let ctx = Arc::clone(&self.ctx);
+        let workflow = self.workflow;
+        let step = &workflow.steps[index];
+        self.summary.skipped.push(step.id.clone());
+        let message = format!("upstream step {because} did not succeed");
+        let written = ctx
+            .durably("marking a step skipped", || {
+                ctx.store.set_step_status(
+                    ctx.run_id.as_str(),
+                    step.id.as_str(),
+                    StepStatus::Skipped,
+                    Some(("skipped", &message)),
+                )
+            })
+            .await;
+        if let Err(error) = written {
+            self.store_failed(format!("marking {} skipped", step.id), error);
+        }
+        ctx.subscribers.emit(EngineEvent::StepSkipped {
+            step: step.id.clone(),
+            because,
+        });
+    }
+
+    /// Fingerprints a step, reuses a cached result if one fits, else submits an attempt.
+    async fn prepare(&mut self, index: usize, gpus: Vec<u32>, number: u32, retries_left: u32) {
+        let workflow = self.workflow;
+        let step = &workflow.steps[index];
+        let Some(kind) = self.registry.get(&step.kind).cloned() else {
+            return self.reject(index, "unknown step kind").await;
+        };
+        let fingerprint = match self.fingerprint(index, Arc::clone(&kind)).await {
+            Ok(fingerprint) => fingerprint,
+            Err(Prepared::BadInput(message)) => return self.reject(index, &message).await,
+            Err(Prepared::Store(what, error)) => return self.withdraw(index, what, error),
+        };
+        if self.cacheable(index) {
+            match self.reuse(index, &fingerprint).await {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err((what, error)) => return self.withdraw(index, what, error),
+            }
+        }
+        let outputs_of = |id: &StepId, name: &str| -> Option<OutputValue> {
+            let position = self.machine.position(id)?;
+            self.machine.outputs(position)?.get(name).cloned()
+        };
+        let with = match erebor_workflow::runtime::substitute_outputs(&step.with, &outputs_of) {
+            Ok(with) => with,
+            Err(error) => return self.reject(index, &error.to_string()).await,
+        };
+        let upstream: Vec<&StepOutputs> = step
+            .needs
+            .iter()
+            .filter_map(|need| self.machine.outputs(self.machine.position(need)?))
+            .collect();
+        let files = self
+            .fingerprint_inputs
+            .get(&index)
+            .cloned()
+            .unwrap_or_default();
+        let lineage = match lineage(&self.ctx, &upstream, &with, &files).await {
+            Ok(lineage) => lineage,
+            Err(error) => {
+                let what = format!("reading the lineage of {}", step.id);
+                return self.withdraw(index, what, error);
+            }
+        };
+        let spec = AttemptSpec {
+            step: step.clone(),
+            declared: kind.outputs_for(&with),
+            with,
+            number,
+            gpus,
+            retries_left,
+            lineage,
+        };
+        self.submit(index, spec);
+    }
+
+    fn submit(&mut self, index: usize, spec: AttemptSpec) {
+        let ctx = Arc::clone(&self.ctx);
+        let span = tracing::info_span!("step", step = %spec.step.id, attempt = spec.number);
+        let task = self.running.spawn(tracing::Instrument::instrument(
+            async move { (index, run_attempt(ctx, spec).await) },
+            span,
+        ));
+        self.tasks.insert(task.id(), index);
+        self.machine.on_submitted(index);
+    }
+
+    /// Follows an attempt a previous runner left live: its step runs from the start of the
+    /// pass. Its `with:` is the one in its request file; its lineage is worked out again.
+    async fn follow(&mut self, found: Recovered) {
+        let Some(index) = self.machine.position(&found.step) else {
+            tracing::warn!(step = %found.step, "a re-attached attempt's step is not in the workflow");
+            return;
+        };
+        self.machine.restore_running(index, &found.gpus);
+        let spec = match self.reattached_spec(index, &found).await {
+            Ok(spec) => spec,
+            Err(message) => {
+                tracing::warn!(step = %found.step, "cannot follow the re-attached attempt: {message}");
+                AttemptSpec {
+                    step: self.workflow.steps[index].clone(),
+                    with: serde_json::Value::Null,
+                    number: found.number,
+                    gpus: found.gpus.clone(),
+                    retries_left: 0,
+                    lineage: Vec::new(),
+                    declared: Vec::new(),
+                }
+            }
+        };
+        let ctx = Arc::clone(&self.ctx);
+        let span = tracing::info_span!("step", step = %found.step, attempt = found.number);
+        let task = self.running.spawn(tracing::Instrument::instrument(
+            async move { (index, follow_reattached(ctx, spec, found.reattached).await) },
+            span,
+        ));
+        self.tasks.insert(task.id(), index);
+    }
+
+    async fn reattached_spec(
+        &mut self,
+        index: usize,
+        found: &Recovered,
+    ) -> Result<AttemptSpec, String> {
+        let workflow = self.workflow;
+        let step = &workflow.steps[index];
+        let files = crate::protocol::AttemptFiles {
+            dir: found.reattached.dir.clone(),
+        };
+        let request: crate::protocol::StepRequest = std::fs::read(files.request())
+            .map_err(|e| format!("{}: {e}", files.request().display()))
+            .and_then(|bytes| {
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("{}: {e}", files.request().display()))
+            })?;
+        let kind = self
+            .registry
+            .get(&step.kind)
+            .cloned()
+            .ok_or("unknown step kind")?;
+        if let Err(Prepared::BadInput(message) | Prepared::Store(message, _)) =
+            self.fingerprint(index, Arc::clone(&kind)).await
+        {
+            return Err(message);
+        }
+        let upstream: Vec<&StepOutputs> = step
+            .needs
+            .iter()
+            .filter_map(|need| self.machine.outputs(self.machine.position(need)?))
+            .collect();
+        let inputs = self
+            .fingerprint_inputs
+            .get(&index)
+            .cloned()
+            .unwrap_or_default();
+        let lineage = lineage(&self.ctx, &upstream, &request.with, &inputs)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(AttemptSpec {
+            step: step.clone(),
+            declared: kind.outputs_for(&request.with),
+            with: request.with,
+            number: found.number,
+            gpus: found.gpus.clone(),
+            retries_left: step.retries,
+            lineage,
+        })
+    }
+
+    fn cacheable(&self, index: usize) -> bool {
+        let workflow = self.workflow;
+        let step = &workflow.steps[index];
+        let forced = self
+            .limits
+            .force
+            .iter()
+            .any(|f| self.workflow.select(f).iter().any(|s| s.id == step.id));
+        step.cache && !self.limits.no_cache && !forced && self.machine.slot(index).attempts == 1
+    }
+
+    async fn fingerprint(
+        &mut self,
+        index: usize,
+        kind: Arc<dyn erebor_core::StepKind>,
+    ) -> Result<String, Prepared> {
+        if let Some(known) = self.machine.slot(index).fingerprint.clone() {
+            return Ok(known);
+        }
+        let workflow = self.workflow;
+        let step = &workflow.steps[index];
+        let upstream: BTreeMap<String, String> = step
+            .needs
+            .iter()
+            .filter_map(|need| {
+                let position = self.machine.position(need)?;
+                let fingerprint = self.machine.slot(position).fingerprint.clone()?;
+                Some((need.to_string(), fingerprint))
+            })
+            .collect();
+        let (hash, inputs) =
+            fingerprint_step(&self.ctx, self.workflow, step, kind, upstream).await?;
+        self.fingerprint_inputs.insert(index, inputs);
+        self.machine.set_fingerprint(index, hash.clone());
+        Ok(hash)
+    }
+
+    /// Reuses a finished result with this fingerprint, if one is usable. `Ok(true)` when the
+    /// step is done by it.
+    async fn reuse(
+        &mut self,
+        index: usize,
+        fingerprint: &str,
+    ) -> Result<bool, (String, StoreError)> {
+        let ctx = Arc::clone(&self.ctx);
+        let workflow = self.workflow;
+        let step = &workflow.steps[index];
+        let found = ctx
+            .durably("looking up the cache", || {
+                cached_result(&ctx.store, fingerprint)
+            })
+            .await
+            .map_err(|e| (format!("looking up a cached result of {}", step.id), e))?;
+        let Some((hit, outputs)) = found else {
+            return Ok(false);
+        };
+        ctx.durably("marking a step reused", || {
+            ctx.store
+                .mark_cached(ctx.run_id.as_str(), step.id.as_str(), &hit)
+        })
+        .await
+        .map_err(|e| (format!("marking {} reused", step.id), e))?;
+        ctx.subscribers.emit(EngineEvent::StepCached {
+            step: step.id.clone(),
+            from_run: hit.run_id.clone(),
+        });
+        // `expect:` is not part of the fingerprint: check it against the reused result.
+        let failures = cached_expectations(&ctx, step, &hit, &outputs)
+            .await
+            .map_err(|e| (format!("checking `expect:` of {}", step.id), e))?;
+        self.summary
+            .expect_failures
+            .extend(failures.iter().map(|f| format!("{}: {f}", step.id)));
+        self.machine.on_cached(index, outputs);
+        Ok(true)
+    }
+
+    async fn reject(&mut self, index: usize, message: &str) {
+        self.machine.on_rejected(index);
+        let workflow = self.workflow;
+        let step = &workflow.steps[index];
+        fail_without_attempt(&self.ctx, step, message, &mut self.summary).await;
+    }
+
+    fn withdraw(&mut self, index: usize, what: String, error: StoreError) {
+        self.machine.on_withdrawn(index);
+        self.store_failed(what, error);
+    }
+
+    fn store_failed(&mut self, what: String, error: StoreError) {
+        self.summary.store_failed(&self.ctx, &what, &error);
+        self.machine.on_cancel();
+    }
+
+    fn joined(
+        &mut self,
+        joined: Result<(tokio::task::Id, (usize, AttemptOutcome)), tokio::task::JoinError>,
+    ) {
+        match joined {
+            Ok((task, (index, outcome))) => {
+                self.tasks.remove(&task);
+                self.finish(index, outcome);
+            }
+            Err(error) => {
+                let Some(index) = self.tasks.remove(&error.id()) else {
+                    return;
+                };
+                let step = self.workflow.steps[index].id.clone();
+                tracing::error!(%step, "the attempt's task ended abnormally: {error}");
+                self.summary.interrupted.push(step);
+                self.machine
+                    .on_finished(index, Ended::Interrupted, Instant::now());
+            }
+        }
+    }
+
+    /// Feeds an attempt's end to the machine and reports it.
+    fn finish(&mut self, index: usize, outcome: AttemptOutcome) {
+        let step = self.workflow.steps[index].id.clone();
+        let now = Instant::now();
+        match outcome {
+            AttemptOutcome::Succeeded {
+                outputs,
+                expect_failures,
+            } => {
+                self.summary
+                    .expect_failures
+                    .extend(expect_failures.iter().map(|f| format!("{step}: {f}")));
+                self.machine
+                    .on_finished(index, Ended::Succeeded(outputs), now);
+            }
+            AttemptOutcome::Failed { failure, log } => {
+                let retryable = failure.class.is_retryable();
+                match self
+                    .machine
+                    .on_finished(index, Ended::Failed { retryable }, now)
+                {
+                    Transition::Retry { delay, attempts } => {
+                        self.ctx.subscribers.emit(EngineEvent::StepRetrying {
+                            step,
+                            attempt: attempts,
+                            delay,
+                            message: failure.message,
+                        })
+                    }
+                    _ => {
+                        self.ctx.subscribers.emit(EngineEvent::StepFailed {
+                            step: step.clone(),
+                            class: failure.class,
+                            message: failure.message,
+                            log: log.display().to_string(),
+                        });
+                        self.summary.failed.push(step);
+                    }
+                }
+            }
+            AttemptOutcome::Lost { message } => {
+                match self.machine.on_finished(index, Ended::Lost, now) {
+                    Transition::Requeued => {
+                        tracing::warn!(%step, "the attempt was lost, running the step again: {message}")
+                    }
+                    Transition::Failed => {
+                        self.ctx.subscribers.emit(EngineEvent::StepFailed {
+                            step: step.clone(),
+                            class: erebor_core::FailureClass::Unknown,
+                            message: format!(
+                                "{message} (lost {} times)",
+                                crate::machine::MAX_LOST + 1
+                            ),
+                            log: String::new(),
+                        });
+                        self.summary.failed.push(step);
+                    }
+                    _ => self.summary.interrupted.push(step),
+                }
+            }
+            AttemptOutcome::Interrupted => {
+                self.summary.interrupted.push(step);
+                self.machine.on_finished(index, Ended::Interrupted, now);
+            }
+            AttemptOutcome::StoreFailed { what, error } => {
+                self.store_failed(what, error);
+                self.machine.on_finished(index, Ended::Interrupted, now);
+            }
+            AttemptOutcome::LostLease => {
+                self.summary.lost_lease = true;
+                self.ctx.control.stop(StopLevel::Immediate);
+                self.machine.on_cancel();
+                self.machine.on_finished(index, Ended::Interrupted, now);
+            }
+        }
+    }
 }

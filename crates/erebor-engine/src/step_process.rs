@@ -137,15 +137,11 @@ pub fn run_step_process(
     code
 }
 
-fn run_request(
-    request: &StepRequest,
-    registry: &KindRegistry,
-    cancel: CancelToken,
-    hosting: Hosting,
-) -> StepResult {
-    let failed = |failure: StepFailure| StepResult::Failed { failure };
+/// Refuses a request of another protocol version, and ties a child process to its runner (it
+/// exits as cancelled when the runner is gone already).
+fn check_request(request: &StepRequest, hosting: Hosting) -> Result<(), StepFailure> {
     if request.protocol != protocol::PROTOCOL_VERSION {
-        return failed(StepFailure::bad_input(format!(
+        return Err(StepFailure::bad_input(format!(
             "step protocol {} is not {} (runner and step binaries differ)",
             request.protocol,
             protocol::PROTOCOL_VERSION
@@ -156,10 +152,23 @@ fn run_request(
             tracing::warn!("cannot tie the step to its runner: {error}");
         }
         if std::os::unix::process::parent_id() != request.runner_pid {
-            return failed(StepFailure::cancelled(
+            return Err(StepFailure::cancelled(
                 "the runner exited before the step started",
             ));
         }
+    }
+    Ok(())
+}
+
+fn run_request(
+    request: &StepRequest,
+    registry: &KindRegistry,
+    cancel: CancelToken,
+    hosting: Hosting,
+) -> StepResult {
+    let failed = |failure: StepFailure| StepResult::Failed { failure };
+    if let Err(failure) = check_request(request, hosting) {
+        return failed(failure);
     }
     let Some(kind) = registry.get(&request.kind) else {
         return failed(StepFailure::bad_input(format!(

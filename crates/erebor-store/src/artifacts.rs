@@ -3,7 +3,7 @@
 
 use crate::db::{Store, now_ms, with_pool};
 use crate::error::Result;
-use crate::records::ArtifactRecord;
+use crate::records::{ArtifactRecord, LIVE_ATTEMPT_STATUSES};
 
 /// id, run, step, attempt, name, type, path, sha256, bytes, created.
 type ArtifactRow = (
@@ -91,21 +91,23 @@ impl Store {
         }))
     }
 
-    /// Marks a running attempt and its step `interrupted` (cancellation, a dead runner). Returns
-    /// false when the attempt was not running any more.
+    /// Marks a live attempt and its step `interrupted` (cancellation, a dead runner). Returns
+    /// false when the attempt had ended already.
     pub async fn interrupt_attempt(&self, attempt_id: &str, message: &str) -> Result<bool> {
+        self.gate("interrupt_attempt")?;
         let now = now_ms();
+        let sql = format!(
+            "UPDATE attempts SET status = 'interrupted', finished_at = $2, failure_class = 'cancelled', \
+             failure_message = $3 WHERE id = $1 AND status IN {LIVE_ATTEMPT_STATUSES} RETURNING run_id, step_id"
+        );
         Ok(with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let row: Option<(String, String)> = sqlx::query_as(
-                "UPDATE attempts SET status = 'interrupted', finished_at = $2, failure_class = 'cancelled', \
-                 failure_message = $3 WHERE id = $1 AND status = 'running' RETURNING run_id, step_id",
-            )
-            .bind(attempt_id)
-            .bind(now)
-            .bind(message)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let row: Option<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(attempt_id)
+                .bind(now)
+                .bind(message)
+                .fetch_optional(&mut *tx)
+                .await?;
             let changed = row.is_some();
             if let Some((run_id, step_id)) = row {
                 sqlx::query(

@@ -3,11 +3,13 @@
 
 use crate::db::{Store, now_ms, with_pool};
 use crate::error::{Result, StoreError};
-use crate::records::{AttemptEnd, AttemptRecord, AttemptStatus, NewAttempt, StepStatus};
+use crate::records::{
+    AttemptEnd, AttemptRecord, AttemptStatus, LIVE_ATTEMPT_STATUSES, NewAttempt, StepStatus,
+};
 use sqlx::Row;
 
-const ATTEMPT_COLUMNS: &str = "id, run_id, step_id, number, status, executor, handle, host, dir, gpus, \
-     started_at, finished_at, exit_code, failure_class, failure_message";
+const ATTEMPT_COLUMNS: &str = "id, run_id, step_id, number, status, executor, external_id, host, dir, \
+     gpus, started_at, submitted_at, finished_at, exit_code, failure_class, failure_message";
 
 macro_rules! attempt_from_row {
     ($row:expr) => {{
@@ -21,7 +23,8 @@ macro_rules! attempt_from_row {
             number: row.try_get("number")?,
             status: AttemptStatus::parse(&status).unwrap_or(AttemptStatus::Interrupted),
             executor: row.try_get("executor")?,
-            handle: row.try_get("handle")?,
+            external_id: row.try_get("external_id")?,
+            submitted_at: row.try_get("submitted_at")?,
             host: row.try_get("host")?,
             dir: row.try_get("dir")?,
             gpus: serde_json::from_str(&gpus).unwrap_or_default(),
@@ -49,14 +52,16 @@ impl Store {
         Ok(max.unwrap_or(0) + 1)
     }
 
-    /// Records a new `running` attempt and sets its step `running`.
+    /// Records a new attempt as `recorded` (before it is submitted) and sets its step
+    /// `running`.
     pub async fn start_attempt(&self, attempt: &NewAttempt) -> Result<()> {
+        self.gate("start_attempt")?;
         let now = now_ms();
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO attempts (id, run_id, step_id, number, status, executor, host, dir, gpus, started_at) \
-                 VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9)",
+                 VALUES ($1, $2, $3, $4, 'recorded', $5, $6, $7, $8, $9)",
             )
             .bind(&attempt.id)
             .bind(&attempt.run_id)
@@ -71,7 +76,8 @@ impl Store {
             .await?;
             sqlx::query(
                 "UPDATE steps SET status = 'running', started_at = COALESCE(started_at, $3), \
-                 failure_class = NULL, failure_message = NULL, finished_at = NULL \
+                 failure_class = NULL, failure_message = NULL, finished_at = NULL, \
+                 cached_from_run = NULL, reused_from_step = NULL \
                  WHERE run_id = $1 AND step_id = $2",
             )
             .bind(&attempt.run_id)
@@ -84,40 +90,80 @@ impl Store {
         Ok(())
     }
 
-    /// Records the process id (or job id) of a running attempt.
-    pub async fn set_attempt_handle(&self, attempt_id: &str, handle: &str) -> Result<()> {
-        with_pool!(self, |pool| {
-            sqlx::query("UPDATE attempts SET handle = $2 WHERE id = $1 AND status = 'running'")
-                .bind(attempt_id)
-                .bind(handle)
-                .execute(pool)
-                .await?;
+    /// Records that the executor accepted a `recorded` attempt: its external id (a pid, a job
+    /// id) and the state the executor reported (`submitted`, `queued` or `running`). Refused
+    /// with [`StoreError::StaleAttempt`] if the attempt is not `recorded`.
+    pub async fn set_attempt_submitted(
+        &self,
+        attempt_id: &str,
+        external_id: &str,
+        status: AttemptStatus,
+    ) -> Result<()> {
+        self.gate("set_attempt_submitted")?;
+        let updated = with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE attempts SET external_id = $2, status = $3, submitted_at = $4 \
+                 WHERE id = $1 AND status = 'recorded'",
+            )
+            .bind(attempt_id)
+            .bind(external_id)
+            .bind(status.as_str())
+            .bind(now_ms())
+            .execute(pool)
+            .await?
+            .rows_affected()
         });
+        if updated == 0 {
+            return Err(self.stale_error(attempt_id).await);
+        }
         Ok(())
     }
 
-    /// Ends a running attempt and updates its step, with outputs and artifacts, in one
-    /// transaction. Refused with [`StoreError::StaleAttempt`] if the attempt is not running.
+    /// Moves a live attempt to `queued` or `running` as its executor reports. Refused with
+    /// [`StoreError::StaleAttempt`] if the attempt has ended.
+    pub async fn set_attempt_status(&self, attempt_id: &str, status: AttemptStatus) -> Result<()> {
+        self.gate("set_attempt_status")?;
+        let sql = format!(
+            "UPDATE attempts SET status = $2 WHERE id = $1 AND status IN {LIVE_ATTEMPT_STATUSES}"
+        );
+        let updated = with_pool!(self, |pool| {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(attempt_id)
+                .bind(status.as_str())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if updated == 0 {
+            return Err(self.stale_error(attempt_id).await);
+        }
+        Ok(())
+    }
+
+    /// Ends a live attempt and updates its step, with outputs and artifacts, in one
+    /// transaction. Refused with [`StoreError::StaleAttempt`] if the attempt has ended.
     pub async fn finish_attempt(&self, attempt_id: &str, end: &AttemptEnd) -> Result<()> {
+        self.gate("finish_attempt")?;
         let now = now_ms();
         let (class, message) = match &end.failure {
             Some((class, message)) => (Some(class.as_str()), Some(message.as_str())),
             None => (None, None),
         };
+        let finish = format!(
+            "UPDATE attempts SET status = $2, finished_at = $3, exit_code = $4, failure_class = $5, \
+             failure_message = $6 WHERE id = $1 AND status IN {LIVE_ATTEMPT_STATUSES} RETURNING run_id, step_id"
+        );
         let stale = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let row: Option<(String, String)> = sqlx::query_as(
-                "UPDATE attempts SET status = $2, finished_at = $3, exit_code = $4, failure_class = $5, \
-                 failure_message = $6 WHERE id = $1 AND status = 'running' RETURNING run_id, step_id",
-            )
-            .bind(attempt_id)
-            .bind(end.status.as_str())
-            .bind(now)
-            .bind(end.exit_code.map(i64::from))
-            .bind(class)
-            .bind(message)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let row: Option<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(finish))
+                .bind(attempt_id)
+                .bind(end.status.as_str())
+                .bind(now)
+                .bind(end.exit_code.map(i64::from))
+                .bind(class)
+                .bind(message)
+                .fetch_optional(&mut *tx)
+                .await?;
             match row {
                 None => true,
                 Some((run_id, step_id)) => {

@@ -37,6 +37,24 @@ pub(crate) use with_pool;
 pub struct Store {
     pub(crate) backend: Backend,
     url: String,
+    gate: Option<Gate>,
+}
+
+/// Decides, before each write, whether it goes ahead. The store calls it with the name of the
+/// write (`finish_attempt`, `record_metrics`, ...); an error is returned instead of writing. It
+/// is the seam that tests use to make a store fail its k-th write, transiently or for good.
+pub trait WriteGate: Send + Sync {
+    /// Called before the write named `operation`.
+    fn before_write(&self, operation: &'static str) -> Result<()>;
+}
+
+#[derive(Clone)]
+struct Gate(std::sync::Arc<dyn WriteGate>);
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteGate")
+    }
 }
 
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -49,6 +67,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "lineage schedules expectations",
         include_str!("../../../migrations/sqlite/0002_lineage_schedules_expectations.sql"),
+    ),
+    (
+        3,
+        "attempt states reuse links",
+        include_str!("../../../migrations/sqlite/0003_attempt_states_reuse_links.sql"),
     ),
     (
         4,
@@ -66,6 +89,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "lineage schedules expectations",
         include_str!("../../../migrations/postgres/0002_lineage_schedules_expectations.sql"),
+    ),
+    (
+        3,
+        "attempt states reuse links",
+        include_str!("../../../migrations/postgres/0003_attempt_states_reuse_links.sql"),
     ),
     (
         4,
@@ -158,7 +186,24 @@ impl Store {
         Ok(Self {
             backend,
             url: url.to_owned(),
+            gate: None,
         })
+    }
+
+    /// The same store (same pool) with every write passed through `gate` first.
+    pub fn with_write_gate(&self, gate: std::sync::Arc<dyn WriteGate>) -> Self {
+        Self {
+            gate: Some(Gate(gate)),
+            ..self.clone()
+        }
+    }
+
+    /// Asks the write gate, if any, whether `operation` may write.
+    pub(crate) fn gate(&self, operation: &'static str) -> Result<()> {
+        match &self.gate {
+            Some(gate) => gate.0.before_write(operation),
+            None => Ok(()),
+        }
     }
 
     /// The URL with any password masked.

@@ -89,3 +89,83 @@ pub(crate) fn json_column(
         source,
     })
 }
+
+impl StoreError {
+    /// Whether the same write may succeed when tried again: SQLite busy or locked, a Postgres
+    /// serialization failure (40001) or deadlock (40P01), a connection that was lost or could
+    /// not be had in time. Everything else (constraint violations, bad data, a stale attempt)
+    /// fails the same way on every try.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Db(error) => is_transient_sqlx(error),
+            _ => false,
+        }
+    }
+}
+
+fn is_transient_sqlx(error: &sqlx::Error) -> bool {
+    use std::io::ErrorKind;
+    match error {
+        sqlx::Error::Io(io) => matches!(
+            io.kind(),
+            ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::ConnectionRefused
+                | ErrorKind::NotConnected
+                | ErrorKind::BrokenPipe
+                | ErrorKind::UnexpectedEof
+                | ErrorKind::TimedOut
+                | ErrorKind::Interrupted
+        ),
+        sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let sqlite = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some();
+            db.code().is_some_and(|code| match sqlite {
+                true => is_transient_sqlite_code(&code),
+                false => is_transient_sqlstate(&code),
+            })
+        }
+        _ => false,
+    }
+}
+
+/// SQLite result codes worth retrying: busy and locked (extended codes carry the primary one
+/// in their low byte).
+fn is_transient_sqlite_code(code: &str) -> bool {
+    const SQLITE_BUSY: i64 = 5;
+    const SQLITE_LOCKED: i64 = 6;
+    code.parse::<i64>()
+        .is_ok_and(|number| matches!(number & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+}
+
+/// Postgres SQLSTATEs worth retrying: 40001 serialization_failure, 40P01 deadlock_detected,
+/// class 08 connection exceptions, 57P01..57P03 the server shutting down or starting.
+fn is_transient_sqlstate(code: &str) -> bool {
+    matches!(code, "40001" | "40P01" | "57P01" | "57P02" | "57P03") || code.starts_with("08")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_errors_are_told_apart() {
+        assert!(is_transient_sqlite_code("5"));
+        assert!(is_transient_sqlite_code("517")); // SQLITE_BUSY_SNAPSHOT
+        assert!(is_transient_sqlite_code("262")); // SQLITE_LOCKED_SHAREDCACHE
+        assert!(!is_transient_sqlite_code("19")); // SQLITE_CONSTRAINT
+        assert!(!is_transient_sqlite_code("2067")); // SQLITE_CONSTRAINT_UNIQUE
+        assert!(is_transient_sqlstate("40001"));
+        assert!(is_transient_sqlstate("40P01"));
+        assert!(is_transient_sqlstate("08006"));
+        assert!(!is_transient_sqlstate("23505")); // unique_violation
+        assert!(!is_transient_sqlstate("42P01")); // undefined_table
+        let lost = StoreError::Db(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        )));
+        assert!(lost.is_transient());
+        assert!(StoreError::Db(sqlx::Error::PoolTimedOut).is_transient());
+        assert!(!StoreError::Db(sqlx::Error::Protocol("bad".into())).is_transient());
+        assert!(!StoreError::NotFound("x".into()).is_transient());
+    }
+}

@@ -23,8 +23,10 @@ pub mod runs;
 pub mod schedules;
 pub mod steps;
 
-pub use db::{SCHEMA_VERSION, Store, now_ms, redact_url};
+pub use db::{SCHEMA_VERSION, Store, WriteGate, now_ms, redact_url};
 pub use error::{Result, StoreError};
+/// sqlx's error type, for callers that build or inspect [`StoreError::Db`].
+pub use sqlx::Error as SqlxError;
 pub use judgments::{JudgmentKey, StoredJudgment};
 pub use metrics::{MetricFilter, merge_attempts};
 pub use records::*;

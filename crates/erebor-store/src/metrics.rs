@@ -3,7 +3,7 @@
 
 use crate::db::{Backend, Store, now_ms, with_pool};
 use crate::error::Result;
-use crate::records::{MetricPoint, MetricRow};
+use crate::records::{AttemptStatus, MetricPoint, MetricRow, StepLink, StepRecord};
 use sqlx::{AssertSqlSafe, Row};
 
 /// Rows per SQLite statement: preparing one grows faster than linearly with its size, and 64
@@ -20,8 +20,8 @@ pub struct MetricFilter {
 }
 
 impl Store {
-    /// Records a batch of metrics from a running attempt. Points already recorded (same key and
-    /// index) are ignored; a batch from an attempt that is not running is refused with
+    /// Records a batch of metrics from a live attempt. Points already recorded (same key and
+    /// index) are ignored; a batch from an attempt that has ended is refused with
     /// [`crate::StoreError::StaleAttempt`]. Returns the number of new rows.
     pub async fn record_metrics(
         &self,
@@ -33,6 +33,7 @@ impl Store {
         if points.is_empty() {
             return Ok(0);
         }
+        self.gate("record_metrics")?;
         let now = now_ms();
         let inserted = match &self.backend {
             Backend::Postgres(pool) => {
@@ -43,7 +44,7 @@ impl Store {
                     "INSERT INTO metrics (run_id, step_id, attempt_id, key, idx, value, recorded_at) \
                      SELECT $1, $2, $3, u.key, u.idx, u.value, $4 \
                      FROM UNNEST($5::text[], $6::bigint[], $7::float8[]) AS u(key, idx, value) \
-                     WHERE EXISTS (SELECT 1 FROM attempts a WHERE a.id = $3 AND a.status = 'running') \
+                     WHERE EXISTS (SELECT 1 FROM attempts a WHERE a.id = $3 AND a.status IN ('recorded', 'submitted', 'queued', 'running')) \
                      ON CONFLICT DO NOTHING",
                 )
                 .bind(run_id)
@@ -76,7 +77,7 @@ impl Store {
                         sql.push_str(&format!("(?{},?{},?{})", base, base + 1, base + 2));
                     }
                     sql.push_str(
-                        ") AS v WHERE EXISTS (SELECT 1 FROM attempts a WHERE a.id = ?3 AND a.status = 'running') \
+                        ") AS v WHERE EXISTS (SELECT 1 FROM attempts a WHERE a.id = ?3 AND a.status IN ('recorded', 'submitted', 'queued', 'running')) \
                          ON CONFLICT DO NOTHING",
                     );
                     let mut query = sqlx::query(AssertSqlSafe(sql))
@@ -111,7 +112,10 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        Ok(status.as_deref() == Some("running"))
+        Ok(status
+            .as_deref()
+            .and_then(AttemptStatus::parse)
+            .is_some_and(AttemptStatus::is_live))
     }
 
     /// Every metric row of a run (all attempts), by step, key, index and attempt time.
@@ -143,6 +147,26 @@ impl Store {
             }
             out
         }))
+    }
+
+    /// The metric rows of one step of a run, following a reused step's `reused_from` link to
+    /// the run and step that produced them; the link is returned with them, so callers can
+    /// mark the values as reused.
+    pub async fn step_metrics(
+        &self,
+        step: &StepRecord,
+        key: Option<&str>,
+    ) -> Result<(Vec<MetricRow>, Option<StepLink>)> {
+        let link = step.reused_from();
+        let (run, step_id) = match &link {
+            Some(link) => (link.run_id.as_str(), link.step_id.clone()),
+            None => (step.run_id.as_str(), step.step_id.clone()),
+        };
+        let filter = MetricFilter {
+            step: Some(step_id),
+            key: key.map(str::to_owned),
+        };
+        Ok((self.metrics(run, &filter).await?, link))
     }
 
     /// The number of metric rows of a run.

@@ -36,18 +36,28 @@ pub enum StepStatus {
     Skipped,
 }
 
-/// Status of one attempt.
+/// Status of one attempt, as a cluster sees it: recorded before it is submitted, submitted
+/// (with an external id), queued, running, then one of the ends. Writes from the attempt are
+/// accepted only while it is live (not ended).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptStatus {
-    /// The step process is running; only now are its writes accepted.
+    /// Recorded, not yet handed to the executor (a runner killed now leaves nothing running).
+    Recorded,
+    /// Accepted by the executor, which gave it an external id.
+    Submitted,
+    /// Waiting for resources at the executor.
+    Queued,
+    /// The step process is running.
     Running,
     /// It produced its outputs.
     Succeeded,
     /// It failed.
     Failed,
-    /// Its runner stopped or lost it.
+    /// Its runner stopped it (cancellation, or a runner that died).
     Interrupted,
+    /// The executor lost it (a job that vanished, a process nobody could follow).
+    Lost,
 }
 
 macro_rules! text_enum {
@@ -80,7 +90,32 @@ text_enum!(StepStatus {
     Interrupted = "interrupted",
     Skipped = "skipped",
 });
-text_enum!(AttemptStatus { Running = "running", Succeeded = "succeeded", Failed = "failed", Interrupted = "interrupted" });
+text_enum!(AttemptStatus {
+    Recorded = "recorded",
+    Submitted = "submitted",
+    Queued = "queued",
+    Running = "running",
+    Succeeded = "succeeded",
+    Failed = "failed",
+    Interrupted = "interrupted",
+    Lost = "lost",
+});
+
+impl AttemptStatus {
+    /// Whether the attempt has not ended: its writes are accepted and a runner must follow it.
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            AttemptStatus::Recorded
+                | AttemptStatus::Submitted
+                | AttemptStatus::Queued
+                | AttemptStatus::Running
+        )
+    }
+}
+
+/// The statuses of [`AttemptStatus::is_live`] as an SQL list.
+pub(crate) const LIVE_ATTEMPT_STATUSES: &str = "('recorded', 'submitted', 'queued', 'running')";
 
 impl StepStatus {
     /// Whether the step's outputs are available to later steps.
@@ -206,8 +241,11 @@ pub struct StepRecord {
     pub fingerprint: Option<String>,
     /// What the fingerprint was made of (JSON).
     pub fingerprint_inputs: Option<serde_json::Value>,
-    /// For a cached step, the run that produced the result.
+    /// For a reused step, the run that produced the result (never itself a reusing one).
     pub cached_from_run: Option<String>,
+    /// For a reused step, the step of that run that produced it: with `cached_from_run` the
+    /// `reused_from` link that queries follow for its metrics and artifacts.
+    pub reused_from_step: Option<String>,
     /// Outputs (JSON of `StepOutputs`).
     pub outputs: Option<serde_json::Value>,
     /// Failure class.
@@ -220,6 +258,36 @@ pub struct StepRecord {
     pub started_at: Option<i64>,
     /// Finished.
     pub finished_at: Option<i64>,
+}
+
+/// Where a reused step's result comes from: the run and step that produced it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StepLink {
+    /// The producing run.
+    pub run_id: String,
+    /// The producing step in that run.
+    pub step_id: String,
+}
+
+impl std::fmt::Display for StepLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.run_id, self.step_id)
+    }
+}
+
+impl StepRecord {
+    /// The `reused_from` link of a step reused from the cache (None for one that ran). Rows
+    /// written before schema 3 name no step: the same id is assumed.
+    pub fn reused_from(&self) -> Option<StepLink> {
+        let run_id = self.cached_from_run.clone()?;
+        Some(StepLink {
+            run_id,
+            step_id: self
+                .reused_from_step
+                .clone()
+                .unwrap_or_else(|| self.step_id.clone()),
+        })
+    }
 }
 
 /// A new attempt.
@@ -258,8 +326,10 @@ pub struct AttemptRecord {
     pub status: AttemptStatus,
     /// Executor.
     pub executor: String,
-    /// Process id or job id.
-    pub handle: Option<String>,
+    /// Its id at the executor: a process id, a job id.
+    pub external_id: Option<String>,
+    /// When the executor accepted it.
+    pub submitted_at: Option<i64>,
     /// Host.
     pub host: String,
     /// Folder.

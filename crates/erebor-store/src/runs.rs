@@ -56,6 +56,7 @@ impl Store {
     /// Records a new run as `running`, with the runner's lease, and its steps as `pending`, in
     /// one transaction: a runner killed at any moment leaves both or neither.
     pub async fn create_run(&self, run: &NewRun, steps: &[NewStep]) -> Result<()> {
+        self.gate("create_run")?;
         let now = now_ms();
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -167,6 +168,7 @@ impl Store {
         status: RunStatus,
         error: Option<&str>,
     ) -> Result<()> {
+        self.gate("set_run_status")?;
         let finished = (status != RunStatus::Running).then(now_ms);
         with_pool!(self, |pool| {
             sqlx::query("UPDATE runs SET status = $2, error = $3, finished_at = $4 WHERE id = $1")
@@ -182,6 +184,7 @@ impl Store {
 
     /// Renews the runner's lease; false when another runner has taken the run over.
     pub async fn heartbeat(&self, id: &str, host: &str, pid: u32) -> Result<bool> {
+        self.gate("heartbeat")?;
         let updated = with_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE runs SET heartbeat_at = $4 WHERE id = $1 AND host = $2 AND runner_pid = $3",
@@ -200,6 +203,7 @@ impl Store {
     /// Takes over a run for a new runner if its lease is still the one `seen` (compare and
     /// swap, so two resumes cannot both win). Sets it `running` again.
     pub async fn claim_run(&self, seen: &RunRecord, host: &str, pid: u32) -> Result<bool> {
+        self.gate("claim_run")?;
         let updated = with_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE runs SET host = $2, runner_pid = $3, heartbeat_at = $4, status = 'running', \

@@ -37,6 +37,7 @@ type ScheduleRow = (
 impl Store {
     /// Creates or replaces a schedule.
     pub async fn put_schedule(&self, schedule: &Schedule) -> Result<()> {
+        self.gate("put_schedule")?;
         with_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO schedules (name, workflow_file, cron, params, enabled, last_run_id, next_run_at, created_at) \
@@ -86,6 +87,7 @@ impl Store {
 
     /// Deletes a schedule; false if there was none.
     pub async fn delete_schedule(&self, name: &str) -> Result<bool> {
+        self.gate("delete_schedule")?;
         Ok(with_pool!(self, |pool| {
             sqlx::query("DELETE FROM schedules WHERE name = $1")
                 .bind(name)

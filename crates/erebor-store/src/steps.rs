@@ -7,8 +7,8 @@ use crate::records::{NewStep, StepRecord, StepStatus};
 use sqlx::Row;
 
 const STEP_COLUMNS: &str = "run_id, step_id, base_id, arm, kind, position, needs, config, status, \
-     fingerprint, fingerprint_inputs, cached_from_run, outputs, failure_class, failure_message, \
-     expect_failures, started_at, finished_at";
+     fingerprint, fingerprint_inputs, cached_from_run, reused_from_step, outputs, failure_class, \
+     failure_message, expect_failures, started_at, finished_at";
 
 macro_rules! step_from_row {
     ($row:expr) => {{
@@ -39,6 +39,7 @@ macro_rules! step_from_row {
                 .map(|text| crate::error::json_column("steps", "fingerprint_inputs", &text))
                 .transpose()?,
             cached_from_run: row.try_get("cached_from_run")?,
+            reused_from_step: row.try_get("reused_from_step")?,
             outputs: outputs
                 .map(|text| crate::error::json_column("steps", "outputs", &text))
                 .transpose()?,
@@ -91,6 +92,7 @@ pub(crate) use insert_steps_in;
 impl Store {
     /// Inserts steps of a run as `pending` (existing rows, on resume, are kept).
     pub async fn insert_steps(&self, run_id: &str, steps: &[NewStep]) -> Result<()> {
+        self.gate("insert_steps")?;
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             insert_steps_in!(&mut *tx, run_id, steps);
@@ -141,6 +143,7 @@ impl Store {
         fingerprint: &str,
         inputs: &serde_json::Value,
     ) -> Result<()> {
+        self.gate("set_fingerprint")?;
         with_pool!(self, |pool| {
             sqlx::query("UPDATE steps SET fingerprint = $3, fingerprint_inputs = $4 WHERE run_id = $1 AND step_id = $2")
                 .bind(run_id)
@@ -162,6 +165,7 @@ impl Store {
         status: StepStatus,
         failure: Option<(&str, &str)>,
     ) -> Result<()> {
+        self.gate("set_step_status")?;
         let finished = matches!(
             status,
             StepStatus::Failed | StepStatus::Skipped | StepStatus::Interrupted
@@ -184,50 +188,52 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a step as reused from `source`.
+    /// Marks a step as reused from `source`: it links to the producing run and step (its
+    /// outputs are copied, being what later steps of this run consume; its metrics are not).
     pub async fn mark_cached(
         &self,
         run_id: &str,
         step_id: &str,
         source: &CachedResult,
     ) -> Result<()> {
+        self.gate("mark_cached")?;
         let now = now_ms();
         with_pool!(self, |pool| {
             sqlx::query(
-                "UPDATE steps SET status = 'cached', cached_from_run = $3, outputs = $4, started_at = $5, \
-                 finished_at = $5, failure_class = NULL, failure_message = NULL \
-                 WHERE run_id = $1 AND step_id = $2",
+                "UPDATE steps SET status = 'cached', cached_from_run = $3, reused_from_step = $6, \
+                 outputs = $4, started_at = $5, finished_at = $5, failure_class = NULL, \
+                 failure_message = NULL WHERE run_id = $1 AND step_id = $2",
             )
             .bind(run_id)
             .bind(step_id)
             .bind(&source.run_id)
             .bind(source.outputs.to_string())
             .bind(now)
+            .bind(&source.step_id)
             .execute(pool)
             .await?;
         });
         Ok(())
     }
 
-    /// The newest finished result with this fingerprint, cached results followed back to the
-    /// run that produced them.
+    /// The newest finished results with this fingerprint, reused ones followed back to the run
+    /// and step that produced them.
     pub async fn find_cached(&self, fingerprint: &str) -> Result<Vec<CachedResult>> {
-        let rows: Vec<(String, String, Option<String>, Option<String>)> =
-            with_pool!(self, |pool| {
-                sqlx::query_as(
-                    "SELECT run_id, step_id, cached_from_run, outputs FROM steps \
-                 WHERE fingerprint = $1 AND status IN ('succeeded', 'cached') \
+        let rows: Vec<(String, String, Option<String>)> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COALESCE(cached_from_run, run_id), COALESCE(reused_from_step, step_id), outputs \
+                 FROM steps WHERE fingerprint = $1 AND status IN ('succeeded', 'cached') \
                  ORDER BY finished_at DESC LIMIT 20",
-                )
-                .bind(fingerprint)
-                .fetch_all(pool)
-                .await?
-            });
+            )
+            .bind(fingerprint)
+            .fetch_all(pool)
+            .await?
+        });
         let mut out = Vec::new();
-        for (run_id, step_id, cached_from, outputs) in rows {
+        for (run_id, step_id, outputs) in rows {
             let Some(outputs) = outputs else { continue };
             out.push(CachedResult {
-                run_id: cached_from.unwrap_or(run_id),
+                run_id,
                 step_id,
                 outputs: crate::error::json_column("steps", "outputs", &outputs)?,
             });
@@ -273,6 +279,7 @@ impl Store {
         step_id: &str,
         failures: &[String],
     ) -> Result<()> {
+        self.gate("set_expect_failures")?;
         with_pool!(self, |pool| {
             sqlx::query("UPDATE steps SET expect_failures = $3 WHERE run_id = $1 AND step_id = $2")
                 .bind(run_id)

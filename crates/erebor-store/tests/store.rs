@@ -345,7 +345,112 @@ async fn schedules_are_stored(store: Store) {
     assert!(!store.delete_schedule("nightly").await.unwrap());
 }
 
+async fn attempts_move_through_the_cluster_states(store: Store) {
+    store
+        .create_run(&new_run("r-s", "w"), &[new_step("a", 0)])
+        .await
+        .unwrap();
+    store
+        .start_attempt(&attempt("att-s", "r-s", "a", 1))
+        .await
+        .unwrap();
+    let recorded = store.get_attempt("att-s").await.unwrap().unwrap();
+    assert_eq!(recorded.status, AttemptStatus::Recorded);
+    assert!(recorded.status.is_live() && recorded.external_id.is_none());
+    store
+        .set_attempt_submitted("att-s", "job-77", AttemptStatus::Queued)
+        .await
+        .unwrap();
+    let again = store
+        .set_attempt_submitted("att-s", "job-78", AttemptStatus::Queued)
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::StaleAttempt { .. })),
+        "submitted once: {again:?}"
+    );
+    store
+        .set_attempt_status("att-s", AttemptStatus::Running)
+        .await
+        .unwrap();
+    let running = store.get_attempt("att-s").await.unwrap().unwrap();
+    assert_eq!(running.status, AttemptStatus::Running);
+    assert_eq!(running.external_id.as_deref(), Some("job-77"));
+    assert!(running.submitted_at.is_some());
+    let end = AttemptEnd {
+        status: AttemptStatus::Lost,
+        step_status: StepStatus::Pending,
+        exit_code: None,
+        failure: Some(("lost".into(), "the job vanished".into())),
+        outputs: None,
+        artifacts: Vec::new(),
+        expect_failures: Vec::new(),
+    };
+    store.finish_attempt("att-s", &end).await.unwrap();
+    let lost = store.get_attempt("att-s").await.unwrap().unwrap();
+    assert_eq!(lost.status, AttemptStatus::Lost);
+    assert!(!lost.status.is_live());
+    let late = store
+        .set_attempt_status("att-s", AttemptStatus::Running)
+        .await;
+    assert!(matches!(late, Err(StoreError::StaleAttempt { .. })));
+    let metrics = store
+        .record_metrics("r-s", "a", "att-s", &[point("loss", 0, 1.0)])
+        .await;
+    assert!(matches!(metrics, Err(StoreError::StaleAttempt { .. })));
+}
+
+async fn reused_steps_link_to_the_producing_step(store: Store) {
+    store
+        .create_run(&new_run("r-p", "w"), &[new_step("dpop", 0)])
+        .await
+        .unwrap();
+    store
+        .start_attempt(&attempt("att-p", "r-p", "dpop", 1))
+        .await
+        .unwrap();
+    store
+        .record_metrics("r-p", "dpop", "att-p", &[point("loss", 0, 3.0)])
+        .await
+        .unwrap();
+    store
+        .set_fingerprint("r-p", "dpop", "fp-1", &json!({}))
+        .await
+        .unwrap();
+    store
+        .finish_attempt("att-p", &success(json!({"values": {}})))
+        .await
+        .unwrap();
+    // Two generations of reuse under another step id: both link to the producer.
+    for (run, previous) in [("r-q", "r-p"), ("r-r", "r-q")] {
+        store
+            .create_run(&new_run(run, "w2"), &[new_step("train[dpop]", 0)])
+            .await
+            .unwrap();
+        let hits = store.find_cached("fp-1").await.unwrap();
+        let hit = hits[0].clone();
+        assert_eq!(
+            (hit.run_id.as_str(), hit.step_id.as_str()),
+            ("r-p", "dpop"),
+            "after {previous}"
+        );
+        store.mark_cached(run, "train[dpop]", &hit).await.unwrap();
+        store
+            .set_fingerprint(run, "train[dpop]", "fp-1", &json!({}))
+            .await
+            .unwrap();
+        let step = store.get_step(run, "train[dpop]").await.unwrap().unwrap();
+        let link = step.reused_from().unwrap();
+        assert_eq!(link.to_string(), "r-p:dpop");
+        let (rows, via) = store.step_metrics(&step, None).await.unwrap();
+        assert_eq!(via, Some(link));
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].run_id.as_str(), rows[0].value), ("r-p", 3.0));
+    }
+}
+
 on_both_backends!(
+    attempts_move_through_the_cluster_states,
+    reused_steps_link_to_the_producing_step,
     runs_are_created_found_listed_and_finished,
     finished_steps_are_found_by_fingerprint,
     metrics_are_recorded_exactly_once_and_stale_attempts_are_refused,

@@ -30,6 +30,8 @@ struct Point {
     key: String,
     index: i64,
     value: f64,
+    /// For a reused step, the run and step the value was read from (`RUN:STEP`).
+    reused_from: Option<String>,
 }
 
 impl MetricsArgs {
@@ -56,7 +58,8 @@ impl MetricsArgs {
             };
             let mut points = Vec::new();
             for step in chosen {
-                let rows = step_metrics(&store, step, self.key.as_deref()).await?;
+                let (rows, link) = step_metrics(&store, step, self.key.as_deref()).await?;
+                let reused_from = link.map(|l| l.to_string());
                 if self.all_attempts {
                     points.extend(rows.into_iter().map(|r| Point {
                         step: step.step_id.clone(),
@@ -64,6 +67,7 @@ impl MetricsArgs {
                         key: r.key,
                         index: r.index,
                         value: r.value,
+                        reused_from: reused_from.clone(),
                     }));
                 } else {
                     let mut latest: std::collections::BTreeMap<(String, i64), (String, f64)> =
@@ -78,6 +82,7 @@ impl MetricsArgs {
                             key,
                             index,
                             value,
+                            reused_from: reused_from.clone(),
                         }
                     }));
                 }
@@ -86,15 +91,16 @@ impl MetricsArgs {
         })?;
         let out = match self.format.as_str() {
             "csv" => {
-                let mut out = String::from("step,key,index,value,attempt\n");
+                let mut out = String::from("step,key,index,value,attempt,reused_from\n");
                 for p in &points {
                     out.push_str(&format!(
-                        "{},{},{},{},{}\n",
+                        "{},{},{},{},{},{}\n",
                         csv_field(&p.step),
                         csv_field(&p.key),
                         p.index,
                         p.value,
-                        p.attempt
+                        p.attempt,
+                        csv_field(p.reused_from.as_deref().unwrap_or(""))
                     ));
                 }
                 out
@@ -102,18 +108,19 @@ impl MetricsArgs {
             "json" => {
                 let rows: Vec<serde_json::Value> = points
                     .iter()
-                    .map(|p| serde_json::json!({"step": p.step, "key": p.key, "index": p.index, "value": json_number(p.value), "attempt": p.attempt}))
+                    .map(|p| serde_json::json!({"step": p.step, "key": p.key, "index": p.index, "value": json_number(p.value), "attempt": p.attempt, "reused_from": p.reused_from}))
                     .collect();
                 format!("{}\n", serde_json::to_string_pretty(&rows)?)
             }
             _ => {
-                let mut table = Table::new(&["step", "key", "index", "value"]);
+                let mut table = Table::new(&["step", "key", "index", "value", "reused from"]);
                 for p in &points {
                     table.row(vec![
                         p.step.clone(),
                         p.key.clone(),
                         p.index.to_string(),
                         number(p.value),
+                        p.reused_from.clone().unwrap_or_default(),
                     ]);
                 }
                 table.render()

@@ -39,13 +39,22 @@ pub struct RunnerArgs {
     /// Never reuse cached results.
     #[arg(long)]
     pub no_cache: bool,
-    /// Where steps run: `local` (a child process per step) or `in-process` (threads; for
-    /// measurements, a crashing step takes the runner down).
-    #[arg(long, default_value = "local", value_parser = ["local", "in-process"])]
-    pub executor: String,
+    /// Where steps run.
+    #[arg(long, value_enum, default_value_t = ExecutorChoice::Local)]
+    pub executor: ExecutorChoice,
     /// Time a stopped step gets to checkpoint before it is killed.
     #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
     pub stop_grace: Duration,
+}
+
+/// The executors `--executor` offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorChoice {
+    /// A child process per step (the default).
+    Local,
+    /// A thread of the runner per step: for measuring the engine; a crashing step takes the
+    /// runner down.
+    InProcess,
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
@@ -103,11 +112,11 @@ pub fn build_engine(
             );
         }
     }
-    let executor: Arc<dyn erebor_engine::Executor> = match runner.executor.as_str() {
-        "in-process" => Arc::new(erebor_engine::InProcessExecutor::new(
+    let executor: Arc<dyn erebor_engine::Executor> = match runner.executor {
+        ExecutorChoice::InProcess => Arc::new(erebor_engine::InProcessExecutor::new(
             globals.registry.clone(),
         )),
-        _ => Arc::new(
+        ExecutorChoice::Local => Arc::new(
             erebor_engine::LocalExecutor::current_exe().context("finding the erebor binary")?,
         ),
     };
@@ -118,6 +127,7 @@ pub fn build_engine(
         db_url: globals.db_url(),
         stop_grace: runner.stop_grace,
         tick: Duration::from_millis(200),
+        store_retry: erebor_engine::StoreRetry::default(),
     };
     let mut subscribers = Subscribers::new();
     if globals.progress_bars() {

@@ -2,7 +2,7 @@
 
 use crate::format::{self, Table};
 use crate::globals::Globals;
-use crate::history::{display_status, final_values, select_steps};
+use crate::history::{display_status, final_values, mark_reused, select_steps};
 use crate::outcome::{BadInput, Outcome};
 use erebor_store::{RunFilter, RunStatus, Store};
 use std::collections::BTreeMap;
@@ -182,8 +182,8 @@ async fn show(store: &Store, args: ShowArgs) -> anyhow::Result<String> {
             ),
             _ => "-".to_owned(),
         };
-        let note = if let Some(from) = &step.cached_from_run {
-            format!("cached from {from}")
+        let note = if let Some(from) = step.reused_from() {
+            format!("reused from {from}")
         } else if let Some(message) = &step.failure_message {
             format!(
                 "{}: {message}",
@@ -221,8 +221,10 @@ async fn show(store: &Store, args: ShowArgs) -> anyhow::Result<String> {
     }
     let mut metrics_table = Table::new(&["step", "metric", "final value"]);
     for step in &steps {
-        for (key, value) in final_values(store, step).await? {
-            metrics_table.row(vec![step.step_id.clone(), key, format::number(value)]);
+        let (finals, link) = final_values(store, step).await?;
+        for (key, value) in finals {
+            let shown = mark_reused(format::number(value), link.as_ref());
+            metrics_table.row(vec![step.step_id.clone(), key, shown]);
         }
     }
     if !metrics_table.is_empty() {
@@ -287,10 +289,10 @@ async fn compare(store: &Store, args: CompareArgs) -> anyhow::Result<String> {
                                 .map(|(k, v)| (format!("matrix.{k}"), value_text(v))),
                         );
                     }
-                    let metrics = final_values(store, step)
-                        .await?
+                    let (finals, link) = final_values(store, step).await?;
+                    let metrics = finals
                         .into_iter()
-                        .map(|(k, v)| (k, format::number(v)))
+                        .map(|(k, v)| (k, mark_reused(format::number(v), link.as_ref())))
                         .collect();
                     subjects.push(Subject {
                         label: format!("{}:{}", run.id, step.step_id),
@@ -302,8 +304,10 @@ async fn compare(store: &Store, args: CompareArgs) -> anyhow::Result<String> {
             None => {
                 let mut metrics = BTreeMap::new();
                 for step in &steps {
-                    for (key, value) in final_values(store, step).await? {
-                        metrics.insert(format!("{}/{key}", step.step_id), format::number(value));
+                    let (finals, link) = final_values(store, step).await?;
+                    for (key, value) in finals {
+                        let shown = mark_reused(format::number(value), link.as_ref());
+                        metrics.insert(format!("{}/{key}", step.step_id), shown);
                     }
                 }
                 metrics.extend([("status".to_owned(), display_status(&run))]);

@@ -131,13 +131,14 @@ async fn load_arms(
                     step.step_id, step.status
                 )));
             }
-            let series = crate::history::step_series(&store, step)
+            // A reused step's curves come through its `reused_from` link, and say so.
+            let (series, link) = crate::history::step_series(&store, step)
                 .await
                 .map_err(|e| {
                     StepFailure::transient(format!("reading metrics of {}: {e}", step.step_id))
                 })?;
             arms.push(Arm {
-                label: step.step_id.clone(),
+                label: crate::history::mark_reused(step.step_id.clone(), link.as_ref()),
                 series,
             });
         }

@@ -1,0 +1,62 @@
+//! The context every part of a run shares: the store (with its retry policy), the run's
+//! folders, the executor, subscribers and cancellation. The scheduler, attempts, preparation
+//! and recording all take it; it depends on none of them.
+
+use crate::control::RunControl;
+use crate::events::Subscribers;
+use crate::executor::Executor;
+use crate::poller::Poller;
+use crate::retry::StoreRetry;
+use erebor_core::RunId;
+use erebor_store::{Store, StoreError};
+use erebor_workflow::HashCache;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What every attempt of a run shares.
+pub struct RunContext {
+    /// The store.
+    pub store: Store,
+    /// The run.
+    pub run_id: RunId,
+    /// The run's folder.
+    pub run_dir: PathBuf,
+    /// The workflow's folder.
+    pub base_dir: PathBuf,
+    /// Cache folder shared by runs.
+    pub cache_dir: PathBuf,
+    /// This host.
+    pub host: String,
+    /// Starts step processes.
+    pub executor: Arc<dyn Executor>,
+    /// Event subscribers.
+    pub subscribers: Subscribers,
+    /// Cancellation.
+    pub control: RunControl,
+    /// Environment for step processes (secrets, store URL).
+    pub child_env: Vec<(String, String)>,
+    /// Time between SIGTERM and SIGKILL.
+    pub stop_grace: Duration,
+    /// How often events files are read.
+    pub tick: Duration,
+    /// File hashes.
+    pub hash_cache: Arc<HashCache>,
+    /// How transient store errors are retried.
+    pub retry: StoreRetry,
+    /// Polls the executor for every attempt being followed, in one call per tick.
+    pub poller: Poller,
+}
+
+impl RunContext {
+    /// Runs a store call the run depends on, retrying transient errors with backoff; any other
+    /// error is returned for the caller to fail the run. `what` names it in logs.
+    pub async fn durably<T, F, Fut>(&self, what: &str, operation: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        self.retry.run(what, operation).await
+    }
+}
