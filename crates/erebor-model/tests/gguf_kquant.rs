@@ -1,4 +1,4 @@
-//! K-quant GGUF tensors (Q4_K, Q5_K, Q6_K) against the `gguf` Python package, and the import of
+//! K-quant GGUF tensors (Q4K, Q5K, Q6K) against the `gguf` Python package, and the import of
 //! a K-quant model with llama.cpp's rope-scaling and sliding-window metadata.
 //!
 //! The fixtures in tests/fixtures/gguf-kquant come from scripts/gguf_kquant_fixture.py:
@@ -29,6 +29,7 @@ fn k_quant_blocks_dequantise_exactly_as_gguf_py() {
     ] {
         assert_eq!(file.tensors[name].type_id, id);
         assert_eq!(GgufTensorType::from_id(id), Some(ty));
+        assert_eq!(format!("{ty:?}"), name.to_uppercase(), "ggml's name");
         let (got, shape) = file.dequantized(name).unwrap();
         let (want, want_shape) = file.dequantized(&format!("{name}.expected")).unwrap();
         assert_eq!(shape, [3, 256]);

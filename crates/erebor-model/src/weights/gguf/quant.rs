@@ -2,8 +2,8 @@
 
 use half::{bf16, f16};
 
-/// GGML tensor types supported here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// GGML tensor types supported here. `Debug` prints ggml's name (`Q4_K`, `Q8_0`, `F32`).
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum GgufTensorType {
     /// 32-bit float.
     F32,
@@ -21,7 +21,7 @@ pub enum GgufTensorType {
     /// 6-bit scales and mins, 128 bytes of nibbles; sub-block `j` of 32 is
     /// `x = (d·sc_j)·q − dmin·m_j`.
     Q4K,
-    /// Super-blocks of 256 (`block_q5_K`, 176 bytes): as Q4_K plus 32 bytes holding each value's
+    /// Super-blocks of 256 (`block_q5_K`, 176 bytes): as Q4K plus 32 bytes holding each value's
     /// fifth bit (bit `j` of `qh[l]` for sub-block `j`).
     Q5K,
     /// Super-blocks of 256 (`block_q6_K`, 210 bytes): 128 bytes of low nibbles, 64 bytes of high
@@ -46,6 +46,21 @@ impl GgufTensorType {
         })
     }
 
+    /// ggml's name of the type, as `gguf` and llama.cpp print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            GgufTensorType::F32 => "F32",
+            GgufTensorType::F16 => "F16",
+            GgufTensorType::BF16 => "BF16",
+            GgufTensorType::Q8_0 => "Q8_0",
+            GgufTensorType::Q4_0 => "Q4_0",
+            GgufTensorType::Q4_1 => "Q4_1",
+            GgufTensorType::Q4K => "Q4_K",
+            GgufTensorType::Q5K => "Q5_K",
+            GgufTensorType::Q6K => "Q6_K",
+        }
+    }
+
     /// Elements per block and bytes per block.
     pub fn block(self) -> (usize, usize) {
         match self {
@@ -64,6 +79,12 @@ impl GgufTensorType {
     pub fn byte_len(self, n: usize) -> Option<usize> {
         let (per, bytes) = self.block();
         n.is_multiple_of(per).then_some(n / per * bytes)
+    }
+}
+
+impl std::fmt::Debug for GgufTensorType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -146,7 +167,7 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
-/// The eight `(d·sc_j, dmin·m_j)` pairs of a Q4_K/Q5_K block, each product rounded to f32 as
+/// The eight `(d·sc_j, dmin·m_j)` pairs of a Q4K/Q5K block, each product rounded to f32 as
 /// ggml's `dequantize_row_q4_K` rounds it.
 fn k_scales(block: &[u8]) -> [(f32, f32); 8] {
     let d = f16_at(block, 0);
@@ -172,7 +193,7 @@ fn dequantize_q4_k(block: &[u8], out: &mut [f32]) {
     }
 }
 
-/// ggml's `dequantize_row_q5_K` for one block: the Q4_K nibbles plus 16 where bit `j` of
+/// ggml's `dequantize_row_q5_K` for one block: the Q4K nibbles plus 16 where bit `j` of
 /// `qh[l]` is set.
 fn dequantize_q5_k(block: &[u8], out: &mut [f32]) {
     let scales = k_scales(block);
