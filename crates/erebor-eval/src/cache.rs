@@ -264,7 +264,7 @@ pub fn task_config_hash(task: &dyn Task, settings: &EvalSettings) -> String {
 }
 
 /// Files of a checkpoint folder that define the model: weights, config, tokenizer.
-fn model_files(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn model_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let read = std::fs::read_dir(dir).map_err(|source| EvalError::Io {
         path: dir.to_owned(),
         source,
@@ -299,34 +299,10 @@ fn model_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// sha256 of a model: of the file itself for a GGUF file; for a folder, of the sorted list of
-/// `name NUL sha256 NEWLINE` of its safetensors, GGUF, config and tokenizer files.
+/// `name NUL sha256 NEWLINE` of its safetensors, GGUF, config and tokenizer files (every file
+/// read; [`crate::hash_memo`] remembers them).
 pub fn weights_hash(path: &Path) -> Result<String> {
-    let hash = |file: &Path| {
-        erebor_core::content::hash_file(file)
-            .map(|h| h.sha256)
-            .map_err(|e| EvalError::Io {
-                path: e.path,
-                source: e.source,
-            })
-    };
-    if path.is_file() {
-        return hash(path);
-    }
-    let mut listing = String::new();
-    for file in model_files(path)? {
-        let name = file
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        listing.push_str(&format!("{name}\0{}\n", hash(&file)?));
-    }
-    if listing.is_empty() {
-        return Err(EvalError::Task {
-            task: path.display().to_string(),
-            message: "no weights (safetensors or GGUF) to hash in this folder".into(),
-        });
-    }
-    Ok(sha256_hex(&listing))
+    crate::hash_memo::weights_hash_with(path, None)
 }
 
 #[cfg(test)]

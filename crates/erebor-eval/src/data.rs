@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::{EvalError, Result};
+use crate::output::pyjson::PyValue;
 use crate::task::DataFile;
 
 /// One row of a JSONL file.
@@ -21,6 +22,9 @@ pub struct Row {
     pub line: usize,
     /// The row's object.
     pub value: Value,
+    /// The same object with its keys in the order written, as Python's `json.loads` reads it
+    /// (samples files write it back and hash it as lm-eval does).
+    pub ordered: PyValue,
 }
 
 /// A JSONL file read whole.
@@ -64,10 +68,16 @@ impl JsonlFile {
                     message: "expected a JSON object".into(),
                 });
             }
+            let ordered = PyValue::parse(line).map_err(|error| EvalError::Data {
+                path: path.to_path_buf(),
+                line: number + 1,
+                message: format!("invalid JSON: {error}"),
+            })?;
             rows.push(Row {
                 index: rows.len(),
                 line: number + 1,
                 value,
+                ordered,
             });
         }
         Ok(Self {

@@ -251,8 +251,14 @@ impl StepKind for EvalKind {
             .map(|t| TaskSpec::parse(t).resolved(&ctx.base_dir))
             .collect();
         let tasks = build_tasks(&specs, &config.task_options(&ctx.base_dir)).map_err(failure_of)?;
-        let model =
-            LoadedModel::load(&ctx.resolve(&config.model), device, dtype).map_err(failure_of)?;
+        let cache_root = config.resume.then(|| ctx.cache_dir.join("eval"));
+        let model = LoadedModel::load_with_hash_memo(
+            &ctx.resolve(&config.model),
+            device,
+            dtype,
+            cache_root.as_deref(),
+        )
+        .map_err(failure_of)?;
         let output_dir = ctx.work_dir.join("eval");
         if output_dir.exists() {
             std::fs::remove_dir_all(&output_dir).map_err(|e| {
@@ -264,7 +270,7 @@ impl StepKind for EvalKind {
             harness: config.harness,
             fewshot_seed: config.fewshot_seed,
             output_dir: output_dir.clone(),
-            cache_root: config.resume.then(|| ctx.cache_dir.join("eval")),
+            cache_root,
         };
         let hooks = Hooks {
             progress: ctx.progress,

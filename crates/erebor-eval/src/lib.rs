@@ -11,7 +11,8 @@
 //! - [`evaluator`]: [`Evaluator`] runs tasks against a model (tokenisation as the harness,
 //!   batching, shared contexts, generation) and aggregates the metrics.
 //! - [`cache`]: [`ResumeCache`], per-document results kept as they finish, keyed by the model's
-//!   weights hash and the task configuration's hash.
+//!   weights hash and the task configuration's hash; [`hash_memo`]: that hash without
+//!   rereading unchanged weight files.
 //! - [`output`]: lm-eval 0.4's results JSON and samples JSONL, the results table.
 //! - [`kind`]: [`EvalKind`], the `eval` step kind (metrics as `bench/<task>/<metric>`).
 //! - [`mt_bench`]: MT-Bench answers, the LLM judge with its cache, scores, the `mt-bench` kind.
@@ -23,6 +24,7 @@ pub mod data;
 pub mod error;
 pub mod evaluator;
 pub mod fewshot;
+pub mod hash_memo;
 pub mod kind;
 pub mod metrics;
 pub mod mt_bench;

@@ -120,8 +120,9 @@ pub enum Response {
 pub struct DocInstance {
     /// The document's index in its split file (lm-eval's `doc_id`).
     pub doc_id: usize,
-    /// The document as read (written back in samples files).
-    pub doc: serde_json::Value,
+    /// The document as lm-eval 0.4 holds it (the row as read, keys in file order, plus what
+    /// the task's `process_docs` adds), written back in samples files and hashed as `doc_hash`.
+    pub doc: crate::output::pyjson::PyValue,
     /// The correct answer as lm-eval writes it in samples (`target`), as a string.
     pub target: String,
     /// The requests, in the order lm-eval numbers them (`gen_args_0`, `gen_args_1`, …).

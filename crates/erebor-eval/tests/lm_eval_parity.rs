@@ -11,7 +11,8 @@ use std::path::PathBuf;
 
 use erebor_core::NullProgress;
 use erebor_eval::evaluator::{EvalModel, Hooks};
-use erebor_eval::output::sample_line;
+use erebor_eval::output::pyjson::PyValue;
+use erebor_eval::output::{doc_hash, sample_line};
 use erebor_eval::{EvalSettings, Evaluator, Harness, Request, Response, TaskOptions};
 use erebor_model::burn::tensor::DType;
 use erebor_model::{Checkpoint, DeviceSpec};
@@ -44,6 +45,38 @@ fn clear_winner(values: &[f64], margin: f64) -> bool {
     let mut sorted = values.to_vec();
     sorted.sort_by(|a, b| b.total_cmp(a));
     sorted.len() < 2 || sorted[0] - sorted[1] > margin
+}
+
+/// `doc` and `doc_hash` without a model: every document of the fixtures, keys in lm-eval's
+/// order (the file's, then what HellaSwag's `process_docs` adds), hashed to lm-eval's value.
+#[test]
+fn samples_docs_and_doc_hashes_equal_lm_evals() {
+    let Some(data) = common::shared("data/leaderboard") else {
+        return;
+    };
+    let options = TaskOptions {
+        data_dir: data,
+        num_fewshot: Some(0),
+        harness: Harness::V04,
+        gsm8k_exemplars: None,
+        fewshot_seed: None,
+    };
+    let tasks = erebor_eval::leaderboard_tasks(&["arc_easy", "hellaswag"], &options).unwrap();
+    for (task, name) in tasks.iter().zip(["arc_easy", "hellaswag"]) {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/fixtures/lm_eval_samples_{name}.jsonl"));
+        let lines = std::fs::read_to_string(path).unwrap();
+        let instances = task.instances(Some(lines.lines().count())).unwrap();
+        for (instance, line) in instances.iter().zip(lines.lines()) {
+            let sample = PyValue::parse(line).unwrap();
+            let id = instance.doc_id;
+            assert_eq!(Some(&instance.doc), sample.get("doc"), "{name} doc {id}");
+            let Some(PyValue::Str(expected)) = sample.get("doc_hash") else {
+                panic!("{name} doc {id}: no doc_hash")
+            };
+            assert_eq!(&doc_hash(&instance.doc), expected, "{name} doc {id}");
+        }
+    }
 }
 
 #[test]
@@ -101,7 +134,14 @@ fn compare_doc(task: &str, doc: &erebor_eval::evaluator::DocResult, sample: &Val
         "{task} {id}"
     );
     let ours: Value = serde_json::from_str(&sample_line(doc)).unwrap();
-    for key in ["arguments", "prompt_hash", "target_hash", "filter"] {
+    for key in [
+        "doc",
+        "arguments",
+        "doc_hash",
+        "prompt_hash",
+        "target_hash",
+        "filter",
+    ] {
         assert_eq!(ours[key], sample[key], "{task} doc {id}: {key}");
     }
     // The same metric names (erebor lists the leaderboard's first: acc_norm, acc).

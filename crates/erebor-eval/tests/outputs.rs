@@ -94,7 +94,7 @@ fn info() -> RunInfo {
 fn doc_hash_is_sha256_of_pythons_indented_dump() {
     let doc = json!({"query": "Ann has 2 apples.\nAnswer:", "choices": ["5", "6", "7"], "gold": 0});
     assert_eq!(
-        doc_hash(&doc),
+        doc_hash(&erebor_eval::output::pyjson::PyValue::from(&doc)),
         "4c0d1bee908666e641d67b2e5f1657ca731851740ae9d7751320e13fa1894476"
     );
 }

@@ -107,7 +107,14 @@ impl EvalArgs {
         };
         let tasks = build_tasks(&specs, &options).map_err(bad)?;
         tracing::info!(model = %self.model.display(), "loading the model");
-        let model = LoadedModel::load(&self.model, device, dtype).map_err(bad)?;
+        let cache_root = (!self.no_cache).then(|| {
+            self.cache_dir
+                .clone()
+                .unwrap_or_else(|| globals.home().join("cache").join("eval"))
+        });
+        let model =
+            LoadedModel::load_with_hash_memo(&self.model, device, dtype, cache_root.as_deref())
+                .map_err(bad)?;
         let output = self
             .output
             .clone()
@@ -125,11 +132,7 @@ impl EvalArgs {
             harness: self.harness,
             fewshot_seed: self.fewshot_seed,
             output_dir: output,
-            cache_root: (!self.no_cache).then(|| {
-                self.cache_dir
-                    .clone()
-                    .unwrap_or_else(|| globals.home().join("cache").join("eval"))
-            }),
+            cache_root,
         };
         let progress = BarProgress::new(globals.progress_bars());
         let hooks = Hooks {

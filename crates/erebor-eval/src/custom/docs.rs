@@ -212,7 +212,7 @@ impl Prompts {
         };
         Ok(DocInstance {
             doc_id: row.index,
-            doc: row.value.clone(),
+            doc: row.ordered.clone(),
             target,
             requests,
         })

@@ -144,12 +144,28 @@ impl Scoring {
             })
     }
 
-    /// `filtered_resps` as lm-eval writes them.
+    /// What a generation is scored as: the filter pipeline's output, then the answer the
+    /// metric's `regex` extracts from it (`[invalid]` when it matches nothing), as lm-eval's
+    /// regex filter leaves it.
+    fn prediction(&self, text: &str) -> String {
+        let filtered = self.filter_text(text);
+        match self
+            .exact_match
+            .as_ref()
+            .and_then(|spec| spec.extract.as_ref())
+        {
+            Some(pattern) => metrics::regex_filter(pattern, 0, INVALID_ANSWER, &filtered),
+            None => filtered,
+        }
+    }
+
+    /// `filtered_resps` as lm-eval writes them: for a generation, what is compared with the
+    /// target (the extracted answer, not the whole generation).
     pub fn filtered(&self, responses: &[Response]) -> Vec<Value> {
         responses
             .iter()
             .map(|response| match response {
-                Response::Generated(text) => Value::String(self.filter_text(text)),
+                Response::Generated(text) => Value::String(self.prediction(text)),
                 other => response_json(other),
             })
             .collect()
@@ -175,13 +191,12 @@ impl Scoring {
                     responses.len()
                 )));
             };
-            let mut prediction = self.filter_text(text);
+            let prediction = self.prediction(text);
             let mut reference = doc.target_text();
-            if let Some(pattern) = &spec.extract {
-                prediction = metrics::regex_filter(pattern, 0, INVALID_ANSWER, &prediction);
-                if pattern.is_match(&reference) {
-                    reference = metrics::regex_filter(pattern, 0, INVALID_ANSWER, &reference);
-                }
+            if let Some(pattern) = &spec.extract
+                && pattern.is_match(&reference)
+            {
+                reference = metrics::regex_filter(pattern, 0, INVALID_ANSWER, &reference);
             }
             let valid = prediction != INVALID_ANSWER || reference == INVALID_ANSWER;
             let score = if valid {

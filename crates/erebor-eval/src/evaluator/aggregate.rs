@@ -3,9 +3,11 @@
 //!
 //! - A task's metric is the mean over its documents; its standard error is lm-eval's
 //!   `mean_stderr`: the sample standard deviation (n − 1) over √n (none below two documents).
-//! - A group's metric (MMLU) is the unweighted mean over its tasks, as the leaderboard averages
-//!   MMLU's 57 subjects; its standard error is that of a mean of independent estimates,
-//!   √(Σ seᵢ²) / k.
+//! - A group's metric (MMLU) under b281b09 is the unweighted mean over its tasks, as the
+//!   leaderboard averages MMLU's 57 subjects, with lm-eval 0.4.13's `unweighted_mean_stderr`
+//!   √(Σ seᵢ²) / k; under `harness: v0.4` it is lm-eval 0.4.13's (`weight_by_size: true` in
+//!   its mmlu group): the mean weighted by documents, with `pooled_sample_stderr`
+//!   √(Σ (nᵢ − 1) nᵢ seᵢ² / (Σ nᵢ − k) / Σ nᵢ).
 //! - The leaderboard average is the mean of ARC-Challenge acc_norm, HellaSwag acc_norm, MMLU
 //!   acc, TruthfulQA mc2, WinoGrande acc and GSM8K exact match (b281b09 calls it `acc`) over
 //!   those present; the result
@@ -78,8 +80,13 @@ pub struct GroupResult {
     pub name: String,
     /// Its tasks, in evaluation order.
     pub tasks: Vec<String>,
-    /// Metrics every task of the group reports, averaged without weights.
+    /// Metrics every task of the group reports, averaged over the tasks (weighted by their
+    /// documents when `weight_by_size`).
     pub metrics: Vec<MetricValue>,
+    /// lm-eval 0.4's `weight_by_size` (under `harness: v0.4`; the leaderboard's b281b09
+    /// average is unweighted).
+    #[serde(default)]
+    pub weight_by_size: bool,
     /// Few-shot examples, when every task uses the same number.
     pub num_fewshot: Option<usize>,
 }
@@ -101,15 +108,17 @@ pub fn group_results(tasks: &[TaskResult]) -> Vec<GroupResult> {
                 .iter()
                 .filter(|t| t.group.as_deref() == Some(group))
                 .collect();
+            let weight_by_size = members.iter().all(|t| is_v04(t));
             let metrics = members[0]
                 .metrics
                 .iter()
                 .filter_map(|first| {
-                    let values: Vec<&MetricValue> = members
+                    let values: Vec<(&MetricValue, usize)> = members
                         .iter()
-                        .filter_map(|t| t.metric(&first.name))
+                        .filter_map(|t| Some((t.metric(&first.name)?, t.docs.len())))
                         .collect();
-                    (values.len() == members.len()).then(|| group_metric(first, &values))
+                    (values.len() == members.len())
+                        .then(|| group_metric(first, &values, weight_by_size))
                 })
                 .collect();
             let shots = members[0].num_fewshot;
@@ -117,6 +126,7 @@ pub fn group_results(tasks: &[TaskResult]) -> Vec<GroupResult> {
                 name: group.to_owned(),
                 tasks: members.iter().map(|t| t.name.clone()).collect(),
                 metrics,
+                weight_by_size,
                 num_fewshot: members
                     .iter()
                     .all(|t| t.num_fewshot == shots)
@@ -126,16 +136,58 @@ pub fn group_results(tasks: &[TaskResult]) -> Vec<GroupResult> {
         .collect()
 }
 
-fn group_metric(first: &MetricValue, values: &[&MetricValue]) -> MetricValue {
-    let k = values.len() as f64;
-    let stderr = values
+/// Whether a task follows lm-eval 0.4 (its config's `erebor.harness`).
+fn is_v04(task: &TaskResult) -> bool {
+    task.config["erebor"]["harness"].as_str() == Some(crate::task::Harness::V04.as_str())
+}
+
+/// lm-eval 0.4.13's `pooled_sample_stderr(stderrs, sizes)`.
+pub fn pooled_sample_stderr(stderrs: &[f64], sizes: &[usize]) -> f64 {
+    let total: usize = sizes.iter().sum();
+    let pooled_var = stderrs
         .iter()
-        .map(|v| v.stderr.map(|s| s * s))
-        .sum::<Option<f64>>()
-        .map(|sum| sum.sqrt() / k);
+        .zip(sizes)
+        .map(|(se, &n)| (n as f64 - 1.0) * se * se * n as f64)
+        .sum::<f64>()
+        / (total as f64 - sizes.len() as f64);
+    (pooled_var / total as f64).sqrt()
+}
+
+/// lm-eval 0.4.13's `unweighted_mean_stderr`: √(Σ seᵢ²) / k.
+pub fn unweighted_mean_stderr(stderrs: &[f64]) -> f64 {
+    stderrs.iter().map(|s| s * s).sum::<f64>().sqrt() / stderrs.len() as f64
+}
+
+/// A group's metric from its tasks' (value, documents), as lm-eval 0.4.13's group
+/// aggregation computes it; no stderr when a task has none (lm-eval's "N/A").
+fn group_metric(
+    first: &MetricValue,
+    values: &[(&MetricValue, usize)],
+    weight_by_size: bool,
+) -> MetricValue {
+    let sizes: Vec<usize> = values
+        .iter()
+        .map(|(_, n)| if weight_by_size { *n } else { 1 })
+        .collect();
+    let total: usize = sizes.iter().sum();
+    let value = values
+        .iter()
+        .zip(&sizes)
+        .map(|((v, _), &n)| v.value * n as f64)
+        .sum::<f64>()
+        / total as f64;
+    let stderrs: Option<Vec<f64>> = values.iter().map(|(v, _)| v.stderr).collect();
+    let stderr = stderrs.map(|s| {
+        if weight_by_size {
+            let docs: Vec<usize> = values.iter().map(|(_, n)| *n).collect();
+            pooled_sample_stderr(&s, &docs)
+        } else {
+            unweighted_mean_stderr(&s)
+        }
+    });
     MetricValue {
         name: first.name.clone(),
-        value: values.iter().map(|v| v.value).sum::<f64>() / k,
+        value,
         stderr,
         higher_is_better: first.higher_is_better,
     }

@@ -65,6 +65,7 @@ pub(super) fn generate_all(
                 counts.add(TokenCounts {
                     forward: fed as u64,
                     unshared: fed as u64,
+                    lm_eval_hf: fed as u64,
                 });
                 out[prompt.item] = Some(Scored {
                     response: Response::Generated(generation.text),

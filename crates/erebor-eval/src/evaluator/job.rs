@@ -9,8 +9,9 @@ use erebor_model::{Checkpoint, DeviceSpec, Tokenizer};
 
 use super::loglikelihood::window;
 use super::{EvalModel, EvalReport, EvalSettings, Evaluator, Hooks};
-use crate::cache::{ResumeCache, weights_hash};
+use crate::cache::ResumeCache;
 use crate::error::{EvalError, Result};
+use crate::hash_memo::weights_hash_cached;
 use crate::output::{OutputFiles, RunInfo, date_id, write_outputs};
 use crate::task::{Harness, Task};
 
@@ -34,6 +35,17 @@ impl LoadedModel {
     /// Loads `path` (a Hugging Face folder or a GGUF file) on `device` in `dtype` (default:
     /// the device's), and hashes its files.
     pub fn load(path: &Path, device: DeviceSpec, dtype: Option<DType>) -> Result<Self> {
+        Self::load_with_hash_memo(path, device, dtype, None)
+    }
+
+    /// [`Self::load`], with the weights hash remembered in `cache_root` (the resume cache's
+    /// root, [`crate::hash_memo`]): files unchanged since the last run are not hashed again.
+    pub fn load_with_hash_memo(
+        path: &Path,
+        device: DeviceSpec,
+        dtype: Option<DType>,
+        cache_root: Option<&Path>,
+    ) -> Result<Self> {
         let dtype = dtype.unwrap_or_else(|| device.default_dtype());
         let checkpoint = Checkpoint::load(path, &device.device()?, dtype)?;
         let tokenizer = checkpoint
@@ -44,7 +56,7 @@ impl LoadedModel {
                 message: "the model has no tokenizer.json beside its weights".into(),
             })?;
         Ok(LoadedModel {
-            weights_sha256: weights_hash(path)?,
+            weights_sha256: weights_hash_cached(path, cache_root)?,
             checkpoint,
             tokenizer,
             path: path.to_owned(),

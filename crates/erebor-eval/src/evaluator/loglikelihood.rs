@@ -1,7 +1,10 @@
 //! Loglikelihood requests of many documents, tokenised as lm-eval's `_encode_pair` and scored
-//! together by [`Scorer`] (sorted by length, batched by a token budget, shared contexts once).
+//! together by [`Scorer`] (sorted by length, batched by a token budget, shared contexts once),
+//! starting from a task's [`SharedPrefix`] when its contexts have one.
 
-use erebor_model::scoring::encode_pair;
+use std::collections::BTreeSet;
+
+use erebor_model::scoring::{SharedPrefix, common_prefix_len, encode_pair};
 use erebor_model::{LoglikelihoodRequest, Scorer, ScorerOptions};
 
 use super::{EvalModel, EvalSettings, TokenCounts};
@@ -37,11 +40,63 @@ pub(super) fn window(model: EvalModel<'_>, settings: &EvalSettings) -> usize {
         .unwrap_or(model.model.config().max_position_embeddings)
 }
 
-/// Scores every item; results are in item order.
+/// A shared prefix shorter than this is not worth its own forward pass and cache.
+pub(super) const MIN_SHARED_PREFIX: usize = 16;
+
+fn scorer<'m>(model: EvalModel<'m>, settings: &EvalSettings) -> Scorer<'m> {
+    Scorer::new(
+        model.model,
+        ScorerOptions {
+            max_length: window(model, settings),
+            batch_size: settings.batch_size.max(1),
+            max_batch_tokens: settings.max_batch_tokens.max(1),
+            share_contexts: settings.share_contexts,
+            pad_id: model.tokenizer.pad_id_or_fallback(),
+        },
+    )
+}
+
+/// The longest common token prefix of `contexts` (tokenised as `_encode_pair` tokenises a
+/// context), run once into a KV cache, when there are at least two distinct contexts, context
+/// sharing is on and the prefix has at least [`MIN_SHARED_PREFIX`] tokens (MMLU: the
+/// description and the five dev examples, the same for every question of a subject).
+pub(super) fn shared_prefix<'c>(
+    model: EvalModel<'_>,
+    settings: &EvalSettings,
+    contexts: impl Iterator<Item = &'c str>,
+) -> Result<Option<(SharedPrefix, TokenCounts)>> {
+    let distinct: BTreeSet<&str> = contexts.filter(|c| !c.is_empty()).collect();
+    if !settings.share_contexts || distinct.len() < 2 {
+        return Ok(None);
+    }
+    let mut encoded = Vec::with_capacity(distinct.len());
+    for context in distinct {
+        encoded.push(
+            model
+                .tokenizer
+                .encode_ids(context.trim_end(), settings.add_bos)?,
+        );
+    }
+    let len = common_prefix_len(encoded.iter().map(Vec::as_slice));
+    if len < MIN_SHARED_PREFIX || len >= window(model, settings) {
+        return Ok(None);
+    }
+    let scorer = scorer(model, settings);
+    let prefix = scorer.prefill(&encoded[0][..len])?;
+    let counts = TokenCounts {
+        forward: scorer.forward_tokens(),
+        ..TokenCounts::default()
+    };
+    Ok(Some((prefix, counts)))
+}
+
+/// Scores every item, from `prefix`'s cache where a context extends it; results are in item
+/// order.
 pub(super) fn score(
     model: EvalModel<'_>,
     settings: &EvalSettings,
     items: &[LlItem<'_>],
+    prefix: Option<&SharedPrefix>,
 ) -> Result<(Vec<Scored>, TokenCounts)> {
     if items.is_empty() {
         return Ok((Vec::new(), TokenCounts::default()));
@@ -70,21 +125,14 @@ pub(super) fn score(
         });
     }
     let max_length = window(model, settings);
-    let scorer = Scorer::new(
-        model.model,
-        ScorerOptions {
-            max_length,
-            batch_size: settings.batch_size.max(1),
-            max_batch_tokens: settings.max_batch_tokens.max(1),
-            share_contexts: settings.share_contexts,
-            pad_id: model.tokenizer.pad_id_or_fallback(),
-        },
-    );
+    let scorer = scorer(model, settings);
     let unshared = scorer.unshared_forward_tokens(&requests);
-    let results = scorer.loglikelihood(&requests)?;
+    let lm_eval_hf = scorer.lm_eval_hf_forward_tokens(&requests);
+    let results = scorer.loglikelihood_with_prefix(&requests, prefix)?;
     let counts = TokenCounts {
         forward: scorer.forward_tokens(),
         unshared,
+        lm_eval_hf,
     };
     let scored = results
         .into_iter()

@@ -81,7 +81,7 @@ pub struct Hooks<'a> {
     pub cancel: Option<&'a CancelToken>,
 }
 
-/// Input tokens run through the model.
+/// Input tokens run through the model, padding excluded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenCounts {
     /// With context sharing (what ran).
@@ -89,6 +89,10 @@ pub struct TokenCounts {
     /// What scoring each request on its own would run (lm-eval's HF backend without its
     /// one-token cache).
     pub unshared: u64,
+    /// What lm-eval's HF backend runs with its one-token logits cache (its default): one
+    /// forward per `context + continuation[:-1]`, so one per MMLU question.
+    #[serde(default)]
+    pub lm_eval_hf: u64,
 }
 
 impl TokenCounts {
@@ -96,6 +100,12 @@ impl TokenCounts {
     pub fn add(&mut self, other: TokenCounts) {
         self.forward += other.forward;
         self.unshared += other.unshared;
+        self.lm_eval_hf += other.lm_eval_hf;
+    }
+
+    /// `lm_eval_hf / forward`, when anything ran: how many times fewer tokens than lm-eval.
+    pub fn saving_vs_lm_eval(&self) -> Option<f64> {
+        (self.forward > 0).then(|| self.lm_eval_hf as f64 / self.forward as f64)
     }
 
     /// `unshared / forward`, when anything ran.

@@ -3,9 +3,11 @@
 
 use std::time::Instant;
 
+use erebor_model::scoring::SharedPrefix;
+
 use super::aggregate::{aggregate_task, group_results, leaderboard_average};
 use super::generation::{GenItem, generate_all};
-use super::loglikelihood::{LlItem, Scored, score};
+use super::loglikelihood::{LlItem, Scored, score, shared_prefix};
 use super::{DocResult, EvalModel, EvalReport, EvalSettings, Hooks, TaskResult, TokenCounts};
 use crate::cache::{CachedDoc, ResumeCache, TaskCache, sha256_hex, task_config_hash};
 use crate::error::{EvalError, Result};
@@ -105,13 +107,28 @@ impl<'a> Evaluator<'a> {
         let mut done = total - pending.len();
         self.hooks.progress.set_position(done as u64);
         let mut tokens = TokenCounts::default();
+        let prefix = shared_prefix(
+            self.model,
+            &self.settings,
+            pending
+                .iter()
+                .flat_map(|(_, i)| &i.requests)
+                .filter_map(|r| match r {
+                    Request::Loglikelihood { context, .. } => Some(context.as_str()),
+                    Request::GenerateUntil { .. } => None,
+                }),
+        )?;
+        let prefix = prefix.map(|(prefix, counts)| {
+            tokens.add(counts);
+            prefix
+        });
         for chunk in chunks(pending, self.chunk_requests()) {
             if self.hooks.cancel.is_some_and(|c| c.is_cancelled()) {
                 return Err(EvalError::Cancelled {
                     task: task.name().to_owned(),
                 });
             }
-            let (finished, counts) = self.score_chunk(task, chunk)?;
+            let (finished, counts) = self.score_chunk(task, chunk, prefix.as_ref())?;
             tokens.add(counts);
             if let Some(cache) = cache.as_mut() {
                 append_to_cache(cache, &finished)?;
@@ -175,6 +192,7 @@ impl<'a> Evaluator<'a> {
         &self,
         task: &dyn Task,
         chunk: Vec<(usize, DocInstance)>,
+        prefix: Option<&SharedPrefix>,
     ) -> Result<(Vec<(usize, DocResult)>, TokenCounts)> {
         let mut ll = Vec::new();
         let mut gen_items = Vec::new();
@@ -213,7 +231,7 @@ impl<'a> Evaluator<'a> {
                 }
             }
         }
-        let (ll_out, mut counts) = score(self.model, &self.settings, &ll)?;
+        let (ll_out, mut counts) = score(self.model, &self.settings, &ll, prefix)?;
         let (gen_out, gen_counts) = generate_all(self.model, &self.settings, &gen_items)?;
         counts.add(gen_counts);
         let mut per_doc: Vec<Vec<Option<Scored>>> = chunk

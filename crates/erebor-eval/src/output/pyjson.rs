@@ -38,6 +38,123 @@ impl PyValue {
     }
 }
 
+impl PyValue {
+    /// Parses JSON text as Python's `json.loads` does: dict keys in the order written (serde_json
+    /// without `preserve_order` would sort them), numbers with a fraction or exponent as
+    /// floats, others as ints.
+    pub fn parse(text: &str) -> serde_json::Result<Self> {
+        serde_json::from_str(text)
+    }
+
+    /// The value under `key` of a dict.
+    pub fn get(&self, key: &str) -> Option<&PyValue> {
+        match self {
+            PyValue::Dict(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Sets `key` of a dict: replaces the value in place if present (Python keeps the key's
+    /// position), else appends it. No effect on other values.
+    pub fn set(&mut self, key: &str, value: PyValue) {
+        if let PyValue::Dict(entries) = self {
+            match entries.iter_mut().find(|(k, _)| k == key) {
+                Some(entry) => entry.1 = value,
+                None => entries.push((key.to_owned(), value)),
+            }
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PyValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(PyValueVisitor)
+    }
+}
+
+impl serde::Serialize for PyValue {
+    /// As JSON of the same shape (dict keys in order); Python's formatting is [`dumps`]'s.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self {
+            PyValue::Null => serializer.serialize_unit(),
+            PyValue::Bool(b) => serializer.serialize_bool(*b),
+            PyValue::Int(i) => match i64::try_from(*i) {
+                Ok(small) => serializer.serialize_i64(small),
+                Err(_) => serializer.serialize_i128(*i),
+            },
+            PyValue::Float(f) => serializer.serialize_f64(*f),
+            PyValue::Str(s) => serializer.serialize_str(s),
+            PyValue::List(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            PyValue::Dict(entries) => {
+                let mut map = serializer.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+struct PyValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for PyValueVisitor {
+    type Value = PyValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<PyValue, E> {
+        Ok(PyValue::Null)
+    }
+    fn visit_none<E>(self) -> Result<PyValue, E> {
+        Ok(PyValue::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<PyValue, E> {
+        Ok(PyValue::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<PyValue, E> {
+        Ok(PyValue::Int(i128::from(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<PyValue, E> {
+        Ok(PyValue::Int(i128::from(v)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<PyValue, E> {
+        Ok(PyValue::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<PyValue, E> {
+        Ok(PyValue::Str(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<PyValue, E> {
+        Ok(PyValue::Str(v))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<PyValue, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(PyValue::List(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<PyValue, A::Error> {
+        let mut entries: Vec<(String, PyValue)> = Vec::new();
+        while let Some((key, value)) = map.next_entry::<String, PyValue>()? {
+            // A repeated key keeps its first position and its last value, as a Python dict.
+            match entries.iter_mut().find(|(k, _)| *k == key) {
+                Some(entry) => entry.1 = value,
+                None => entries.push((key, value)),
+            }
+        }
+        Ok(PyValue::Dict(entries))
+    }
+}
+
 impl From<&serde_json::Value> for PyValue {
     fn from(value: &serde_json::Value) -> Self {
         use serde_json::Value;

@@ -199,6 +199,10 @@ fn task_erebor(task: &TaskResult) -> PyValue {
             "forward_tokens_unshared",
             PyValue::Int(i128::from(task.tokens.unshared)),
         ),
+        (
+            "forward_tokens_lm_eval_hf",
+            PyValue::Int(i128::from(task.tokens.lm_eval_hf)),
+        ),
         ("seconds", PyValue::Float(task.seconds)),
         (
             "notes",
@@ -246,6 +250,10 @@ fn erebor_section(report: &EvalReport, info: &RunInfo) -> PyValue {
         (
             "forward_tokens_unshared",
             PyValue::Int(i128::from(report.tokens.unshared)),
+        ),
+        (
+            "forward_tokens_lm_eval_hf",
+            PyValue::Int(i128::from(report.tokens.lm_eval_hf)),
         ),
         ("forward_token_saving", saving),
         (

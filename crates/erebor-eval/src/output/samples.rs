@@ -43,8 +43,8 @@ fn arguments(requests: &[Request]) -> PyValue {
 }
 
 /// lm-eval's `doc_hash`: sha256 of `json.dumps(doc, indent=2, ensure_ascii=False)`.
-pub fn doc_hash(doc: &serde_json::Value) -> String {
-    sha256_hex(&dumps(&PyValue::from(doc), Some(2)))
+pub fn doc_hash(doc: &PyValue) -> String {
+    sha256_hex(&dumps(doc, Some(2)))
 }
 
 /// One line of a samples file (without its newline), as lm-eval 0.4 writes it: `doc_id`,
@@ -61,7 +61,7 @@ pub fn sample_line(doc: &DocResult) -> String {
     let filtered = PyValue::List(doc.filtered.iter().map(PyValue::from).collect());
     let mut entries: Vec<(String, PyValue)> = vec![
         ("doc_id".into(), PyValue::Int(instance.doc_id as i128)),
-        ("doc".into(), PyValue::from(&instance.doc)),
+        ("doc".into(), instance.doc.clone()),
         ("target".into(), PyValue::str(instance.target.as_str())),
         ("arguments".into(), arguments(&instance.requests)),
         ("resps".into(), resps),

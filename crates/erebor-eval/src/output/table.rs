@@ -132,8 +132,12 @@ pub fn results_table(report: &EvalReport) -> String {
     }
     if let Some(saving) = report.tokens.saving() {
         text.push_str(&format!(
-            "\nforward tokens {} ({} without context sharing, {saving:.2}x)\n",
-            report.tokens.forward, report.tokens.unshared
+            "\nforward tokens {} ({} without context sharing, {saving:.2}x; {} in lm-eval's HF \
+             backend with its one-token cache, {:.2}x)\n",
+            report.tokens.forward,
+            report.tokens.unshared,
+            report.tokens.lm_eval_hf,
+            report.tokens.saving_vs_lm_eval().unwrap_or(0.0)
         ));
     }
     text

@@ -8,7 +8,7 @@
 use serde_json::json;
 
 use super::common::{EvalDoc, harness_config, metric_list, shots, task_error, version};
-use super::multiple_choice::{ACC_NORM_FIRST, McDoc, MultipleChoiceTask};
+use super::multiple_choice::{ACC_FIRST, McDoc, MultipleChoiceTask};
 use crate::data::{Fields, JsonlFile, split_path};
 use crate::error::Result;
 use crate::task::TaskOptions;
@@ -29,7 +29,7 @@ pub(crate) fn task(name: &str, options: &TaskOptions) -> Result<MultipleChoiceTa
         task.pool = read_docs(&train)?.into_iter().map(|d| d.doc).collect();
         task.files.push(train.data_file("train"));
     }
-    task.metrics = ACC_NORM_FIRST;
+    task.metrics = ACC_FIRST;
     task.version = version(options.harness, 0, 1.0);
     task.config = json!({
         "task": name,
@@ -44,7 +44,7 @@ pub(crate) fn task(name: &str, options: &TaskOptions) -> Result<MultipleChoiceTa
         "target_delimiter": " ",
         "fewshot_delimiter": "\n\n",
         "num_fewshot": num_fewshot,
-        "metric_list": metric_list(ACC_NORM_FIRST),
+        "metric_list": metric_list(ACC_FIRST),
         "erebor": harness_config(options.harness, options.fewshot_seed, "train (random sample)"),
     });
     if task.docs.is_empty() {
@@ -63,7 +63,7 @@ fn read_docs(file: &JsonlFile) -> Result<Vec<EvalDoc<McDoc>>> {
             let fields = file.fields(row);
             Ok(EvalDoc {
                 doc_id: row.index,
-                raw: row.value.clone(),
+                raw: row.ordered.clone(),
                 doc: process(&fields)?,
             })
         })

@@ -4,14 +4,15 @@ use serde_json::{Value, json};
 
 use crate::error::{EvalError, Result};
 use crate::fewshot::default_seed;
+use crate::output::pyjson::PyValue;
 use crate::task::{Harness, MetricInfo, Response, TaskOptions};
 
-/// An evaluation document: its index in its split file, the row as read, and the task's
-/// processed form of it.
+/// An evaluation document: its index in its split file, the row as read (keys in file order,
+/// as lm-eval writes `doc`), and the task's processed form of it.
 #[derive(Clone, Debug)]
 pub(crate) struct EvalDoc<D> {
     pub doc_id: usize,
-    pub raw: Value,
+    pub raw: PyValue,
     pub doc: D,
 }
 

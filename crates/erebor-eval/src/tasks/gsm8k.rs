@@ -130,7 +130,7 @@ fn read_docs(file: &JsonlFile) -> Result<Vec<EvalDoc<Doc>>> {
         .map(|row| {
             Ok(EvalDoc {
                 doc_id: row.index,
-                raw: row.value.clone(),
+                raw: row.ordered.clone(),
                 doc: process(&file.fields(row))?,
             })
         })

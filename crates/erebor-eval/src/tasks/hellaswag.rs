@@ -13,9 +13,10 @@ use serde_json::json;
 use super::common::{
     EvalDoc, harness_config, metric_list, py_capitalize, py_strip, shots, task_error, version,
 };
-use super::multiple_choice::{ACC_NORM_FIRST, McDoc, MultipleChoiceTask};
+use super::multiple_choice::{ACC_FIRST, McDoc, MultipleChoiceTask};
 use crate::data::{Fields, JsonlFile, split_path};
 use crate::error::Result;
+use crate::output::pyjson::PyValue;
 use crate::task::TaskOptions;
 
 static BRACKETS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\[.*?\]").expect("valid pattern"));
@@ -54,7 +55,7 @@ pub(crate) fn task(options: &TaskOptions) -> Result<MultipleChoiceTask> {
         "target_delimiter": " ",
         "fewshot_delimiter": "\n\n",
         "num_fewshot": num_fewshot,
-        "metric_list": metric_list(ACC_NORM_FIRST),
+        "metric_list": metric_list(ACC_FIRST),
         "erebor": harness_config(options.harness, options.fewshot_seed, "train (random sample)"),
     });
     if task.docs.is_empty() {
@@ -71,13 +72,32 @@ fn read_docs(file: &JsonlFile) -> Result<Vec<EvalDoc<McDoc>>> {
         .iter()
         .map(|row| {
             let fields = file.fields(row);
+            let doc = process(&fields)?;
             Ok(EvalDoc {
                 doc_id: row.index,
-                raw: row.value.clone(),
-                doc: process(&fields)?,
+                raw: as_lm_eval_doc(&row.ordered, &doc),
+                doc,
             })
         })
         .collect()
+}
+
+/// The document as lm-eval 0.4's `process_docs` (`datasets.map`) leaves it: the row's keys,
+/// then `query`, `choices` and `gold` (replaced in place when the row already has them).
+fn as_lm_eval_doc(row: &PyValue, doc: &McDoc) -> PyValue {
+    let mut out = row.clone();
+    out.set("query", PyValue::str(doc.query.as_str()));
+    out.set(
+        "choices",
+        PyValue::List(
+            doc.choices
+                .iter()
+                .map(|c| PyValue::str(c.as_str()))
+                .collect(),
+        ),
+    );
+    out.set("gold", PyValue::Int(doc.gold as i128));
+    out
 }
 
 fn process(fields: &Fields<'_>) -> Result<McDoc> {

@@ -175,7 +175,7 @@ fn by_subject(file: &JsonlFile) -> Result<BTreeMap<String, Vec<EvalDoc<McDoc>>>>
         let subject = fields.str("subject")?.to_string();
         let doc = EvalDoc {
             doc_id: row.index,
-            raw: row.value.clone(),
+            raw: row.ordered.clone(),
             doc: process(&fields)?,
         };
         subjects.entry(subject).or_default().push(doc);

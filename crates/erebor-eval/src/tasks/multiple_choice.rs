@@ -35,19 +35,7 @@ impl McDoc {
     }
 }
 
-/// `acc`, `acc_norm` with `acc_norm` first (ARC, HellaSwag).
-pub(crate) const ACC_NORM_FIRST: &[MetricInfo] = &[
-    MetricInfo {
-        name: "acc_norm",
-        higher_is_better: true,
-    },
-    MetricInfo {
-        name: "acc",
-        higher_is_better: true,
-    },
-];
-
-/// `acc`, `acc_norm` with `acc` first (MMLU).
+/// `acc`, then `acc_norm`: lm-eval's order (its arc, hellaswag and mmlu YAMLs list them so).
 pub(crate) const ACC_FIRST: &[MetricInfo] = &[
     MetricInfo {
         name: "acc",
@@ -104,7 +92,7 @@ impl MultipleChoiceTask {
             docs: Vec::new(),
             pool: Vec::new(),
             first_n: false,
-            metrics: ACC_NORM_FIRST,
+            metrics: ACC_FIRST,
             files: Vec::new(),
             version: Value::Null,
             config: Value::Null,

@@ -90,7 +90,7 @@ pub(crate) fn task(options: &TaskOptions) -> Result<TruthfulQa> {
             let doc = process(&file.fields(row))?;
             Ok(EvalDoc {
                 doc_id: row.index,
-                raw: row.value.clone(),
+                raw: row.ordered.clone(),
                 doc,
             })
         })

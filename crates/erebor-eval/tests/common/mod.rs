@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use erebor_eval::output::pyjson::PyValue;
 use erebor_eval::{DocInstance, MetricInfo, Request, Response, Task};
 use erebor_model::burn::tensor::{DType, Int, Tensor, TensorData};
 use erebor_model::{CausalLm, ModelConfig, Tokenizer, token_logprobs};
@@ -83,7 +84,7 @@ impl Task for McTask {
             .enumerate()
             .map(|(i, (context, choices, gold))| DocInstance {
                 doc_id: i,
-                doc: json!({"query": context, "choices": choices, "gold": gold}),
+                doc: PyValue::from(&json!({"query": context, "choices": choices, "gold": gold})),
                 target: gold.to_string(),
                 requests: choices
                     .iter()
@@ -155,7 +156,7 @@ impl Task for GenTask {
             .enumerate()
             .map(|(i, (prompt, target))| DocInstance {
                 doc_id: i,
-                doc: json!({"prompt": prompt, "answer": target}),
+                doc: PyValue::from(&json!({"prompt": prompt, "answer": target})),
                 target: target.clone(),
                 requests: vec![Request::GenerateUntil {
                     context: prompt.clone(),

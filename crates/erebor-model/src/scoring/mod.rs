@@ -11,11 +11,13 @@
 //! - [`Scorer::loglikelihood`]: per-token log-probs, their sum and `is_greedy` for
 //!   (context, continuation) token pairs; requests sorted by length, batched with right padding,
 //!   left-truncated to the context window; requests sharing a context compute it once with the
-//!   KV cache.
+//!   KV cache; [`Scorer::prefill`] computes a prefix every context of a task starts with (MMLU's
+//!   five-shot prefix) once and [`Scorer::loglikelihood_with_prefix`] starts from its cache.
 //! - [`encode_pair`]: lm-eval's `_encode_pair` (context and continuation tokenised together,
 //!   trailing context spaces moved to the continuation; empty context → BOS/EOS prefix).
 
 mod loglikelihood;
+mod rows;
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{DType, Int, Tensor};
@@ -23,7 +25,10 @@ use burn::tensor::{DType, Int, Tensor};
 use crate::error::{ModelError, Result};
 use crate::tokenizer::Tokenizer;
 
-pub use loglikelihood::{LoglikelihoodRequest, LoglikelihoodResult, Scorer, ScorerOptions};
+pub use loglikelihood::{
+    LoglikelihoodRequest, LoglikelihoodResult, Scorer, ScorerOptions, SharedPrefix,
+    common_prefix_len,
+};
 
 /// `log_softmax(logits)` gathered at `targets`, in f32: `[b, s, V] × [b, s] → [b, s]`.
 pub fn token_logprobs(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
