@@ -8,8 +8,9 @@ config.json + model.safetensors as transformers saves them and reference.json:
   mistral-sliding/   MistralForCausalLM, sliding_window 4 (< the 12- and 17-token prompts)
   qwen2-sliding/     Qwen2ForCausalLM, 3 layers, use_sliding_window, max_window_layers 1, window 4:
                      layer 0 full attention, layers 1-2 windowed
-  llama3-rope/       LlamaForCausalLM, rope_type llama3 (factor 8, low 1, high 4, original 32):
-                     its 8 frequencies fall in all three bands; a 40-token prompt runs past 32
+  llama3-rope/       LlamaForCausalLM, rope_type llama3 (factor 8, low 1, high 4, original 128):
+                     its 4 frequencies (wavelengths 2pi*10000^(i/4): 6.3, 63, 628, 6283) fall in
+                     all three bands (< 32 kept, 32..128 smoothed, > 128 divided by 8)
   llama-bias/        LlamaForCausalLM, attention_bias true (q/k/v/o biases, random, not zero)
   preference/        policy/ (the mistral-sliding model moved by noise) and, against mistral-sliding
                      as the reference model, three pairs whose prompts, chosen and rejected answers
@@ -34,6 +35,7 @@ Losses (beta 0.3, lambda 50), with d = (pc - rc) - (pr - rr), log-probs summed o
     .venv-eval/bin/python scripts/hf_extra_fixtures.py [OUT]
 """
 import json
+import math
 import os
 import sys
 
@@ -210,11 +212,14 @@ def main():
               "layer 0 full attention, layers 1 and 2 a window of 4")
 
     rope = {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
-            "high_freq_factor": 4.0, "original_max_position_embeddings": 32}
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 128}
     cfg = LlamaConfig(**COMMON, rope_parameters=rope, attn_implementation="eager")
     assert cfg.rope_parameters["rope_type"] == "llama3", cfg.rope_parameters
+    wavelengths = [2 * math.pi * 10000.0 ** (2 * i / cfg.head_dim) for i in range(cfg.head_dim // 2)]
+    bands = ["kept" if w < 128 / 4 else "scaled" if w > 128 / 1 else "smoothed" for w in wavelengths]
+    assert bands == ["kept", "smoothed", "scaled", "scaled"], bands
     save_case("llama3-rope", build(LlamaForCausalLM, cfg, 3), [short, ids(g, 40)],
-              "llama3 rope scaling; wavelengths 2pi*10000^(i/4): i=0 high band, i=1 smoothed, i>=2 scaled")
+              "llama3 rope scaling; wavelengths 2pi*10000^(i/4): i=0 kept, i=1 smoothed, i>=2 divided by 8")
 
     cfg = LlamaConfig(**COMMON, attention_bias=True, attn_implementation="eager")
     model = build(LlamaForCausalLM, cfg, 4)

@@ -135,7 +135,7 @@ fn llama3_rope_scaling_matches_transformers() {
     let dir = case_dir("llama3-rope");
     let config = erebor_model::ModelConfig::from_dir(&dir).unwrap();
     assert!(
-        matches!(config.rope_scaling, RopeScaling::Llama3 { factor, original_max_position_embeddings: 32, .. } if factor == 8.0),
+        matches!(config.rope_scaling, RopeScaling::Llama3 { factor, original_max_position_embeddings: 128, .. } if factor == 8.0),
         "{:?}",
         config.rope_scaling
     );
@@ -147,6 +147,16 @@ fn llama3_rope_scaling_matches_transformers() {
     assert!(
         d > 1e-2,
         "without the scaling the logits differ by only {d}"
+    );
+    // With high_freq_factor 2 the band edge moves to 64 and the one smoothed frequency
+    // (wavelength 62.8) is kept instead: the smoothing alone must show.
+    let (_tmp2, edge) = edited("llama3-rope", |c| {
+        c["rope_parameters"]["high_freq_factor"] = 2.0.into();
+    });
+    let d = largest_diff(&edge, &json(&dir.join("reference.json")));
+    assert!(
+        d > 1e-2,
+        "without the smoothed band the logits differ by only {d}"
     );
 }
 
