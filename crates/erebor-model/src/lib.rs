@@ -7,6 +7,8 @@
 //! - [`scoring`]: per-token log-probs in f32 for training ([`scoring::sequence_logprobs`]) and
 //!   evaluation ([`scoring::Scorer`], lm-eval `loglikelihood` semantics).
 //! - [`generate`](mod@generate): KV-cache generation: greedy, temperature, top-p/top-k, stop strings, batched.
+//! - [`batcher`]: continuous batching for serving ([`Batcher`]): requests join and leave a running
+//!   decode batch, with `generate`'s sampling and stopping.
 //! - [`lora`]: PEFT-style LoRA adapters: apply (base frozen), save, load, merge.
 //! - [`memory`]: memory estimate of a run (weights, gradients, optimizer, activations, logits).
 //! - [`weights`]: safetensors in/out, GGUF in, seeded random init.
@@ -48,6 +50,7 @@
 /// The Burn version this crate is built on, for callers that build tensors or devices.
 pub use burn;
 
+pub mod batcher;
 pub mod chat;
 pub mod checkpoint;
 pub mod config;
@@ -61,6 +64,7 @@ pub mod scoring;
 pub mod tokenizer;
 pub mod weights;
 
+pub use batcher::{BatchEvent, BatchRequest, Batcher, EventSink};
 pub use chat::{ChatMessage, ChatTemplate, RenderedChat};
 pub use checkpoint::{Checkpoint, SaveOptions, save_pretrained};
 pub use config::{Architecture, DecoderDims, ModelConfig};

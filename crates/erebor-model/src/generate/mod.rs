@@ -6,10 +6,16 @@
 //! Sampling draws from a ChaCha stream seeded with [`GenerationConfig::seed`], so a seed gives
 //! the same text on every run.
 
+mod sampling;
+mod sequence;
+
 use burn::tensor::activation::softmax;
 use burn::tensor::{DType, Tensor};
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+
+pub(crate) use sampling::{pick, sample};
+pub(crate) use sequence::SequenceState;
 
 use crate::error::{ModelError, Result};
 use crate::model::{CausalLm, KvCache, TokenBatch};
@@ -70,46 +76,36 @@ pub struct Generation {
     pub finish_reason: FinishReason,
 }
 
-/// Picks the next token from one row of f32 logits.
-fn sample(logits: &[f32], config: &GenerationConfig, rng: &mut ChaCha8Rng) -> u32 {
-    let t = config.temperature;
-    let mut probs: Vec<(usize, f32)> = {
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let exps: Vec<f32> = logits.iter().map(|&l| ((l - max) / t).exp()).collect();
-        let sum: f32 = exps.iter().sum();
-        exps.into_iter().map(|e| e / sum).enumerate().collect()
-    };
-    probs.sort_by(|a, b| b.1.total_cmp(&a.1));
-    if config.top_k > 0 {
-        probs.truncate(config.top_k);
+/// Checks a request before any compute: a non-empty prompt that fits the context window with
+/// its new tokens, temperature >= 0, top_p in (0, 1], a tokenizer when stop strings are given.
+pub(crate) fn validate(
+    prompt_len: usize,
+    window: usize,
+    config: &GenerationConfig,
+    has_tokenizer: bool,
+) -> Result<()> {
+    if prompt_len == 0 {
+        return Err(ModelError::InvalidRequest(
+            "every prompt needs at least one token".into(),
+        ));
     }
-    if config.top_p < 1.0 {
-        let mut cumulative = 0.0;
-        let mut keep = 0;
-        for (_, p) in &probs {
-            cumulative += p;
-            keep += 1;
-            if cumulative >= config.top_p {
-                break;
-            }
-        }
-        probs.truncate(keep.max(1));
+    if prompt_len + config.max_new_tokens > window {
+        return Err(ModelError::InvalidRequest(format!(
+            "prompt of {prompt_len} tokens + {} new tokens exceeds the context window of {window}",
+            config.max_new_tokens
+        )));
     }
-    let total: f32 = probs.iter().map(|(_, p)| p).sum();
-    let mut draw = rng.random::<f32>() * total;
-    for (id, p) in &probs {
-        draw -= p;
-        if draw <= 0.0 {
-            return *id as u32;
-        }
+    if config.temperature < 0.0 || !(0.0..=1.0).contains(&config.top_p) || config.top_p == 0.0 {
+        return Err(ModelError::InvalidRequest(
+            "temperature must be >= 0 and top_p in (0, 1]".into(),
+        ));
     }
-    probs.last().map_or(0, |(id, _)| *id as u32)
-}
-
-struct Row {
-    tokens: Vec<u32>,
-    done: Option<FinishReason>,
-    text: String,
+    if !has_tokenizer && !config.stop_strings.is_empty() {
+        return Err(ModelError::InvalidRequest(
+            "stop strings need a tokenizer".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Generates a continuation of every prompt, in one batch. Without a tokenizer the texts are
@@ -120,45 +116,18 @@ pub fn generate(
     prompts: &[Vec<u32>],
     config: &GenerationConfig,
 ) -> Result<Vec<Generation>> {
-    if prompts.iter().any(Vec::is_empty) {
-        return Err(ModelError::InvalidRequest(
-            "every prompt needs at least one token".into(),
-        ));
-    }
     let window = model.config().max_position_embeddings;
-    if let Some(p) = prompts
-        .iter()
-        .find(|p| p.len() + config.max_new_tokens > window)
-    {
-        return Err(ModelError::InvalidRequest(format!(
-            "prompt of {} tokens + {} new tokens exceeds the context window of {window}",
-            p.len(),
-            config.max_new_tokens
-        )));
+    if prompts.iter().any(Vec::is_empty) {
+        validate(0, window, config, tokenizer.is_some())?;
     }
-    if config.temperature < 0.0 || !(0.0..=1.0).contains(&config.top_p) || config.top_p == 0.0 {
-        return Err(ModelError::InvalidRequest(
-            "temperature must be >= 0 and top_p in (0, 1]".into(),
-        ));
+    for p in prompts {
+        validate(p.len(), window, config, tokenizer.is_some())?;
     }
-    if tokenizer.is_none() && !config.stop_strings.is_empty() {
-        return Err(ModelError::InvalidRequest(
-            "stop strings need a tokenizer".into(),
-        ));
-    }
-    let decode = |ids: &[u32]| tokenizer.map_or(Ok(String::new()), |t| t.decode(ids, true));
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let pad = tokenizer.map_or(0, Tokenizer::pad_id_or_fallback);
-    let mut rows: Vec<Row> = prompts
-        .iter()
-        .map(|_| Row {
-            tokens: Vec::new(),
-            done: None,
-            text: String::new(),
-        })
-        .collect();
+    let mut rows: Vec<SequenceState> = vec![SequenceState::default(); prompts.len()];
     if config.max_new_tokens == 0 {
-        return Ok(finish(rows));
+        return finish(rows, config, tokenizer);
     }
     // Prefill: left-padded prompts, positions counted from each prompt's first token.
     let mut cache = KvCache::default();
@@ -167,29 +136,17 @@ pub fn generate(
     let mut active: Vec<usize> = (0..prompts.len()).collect();
     let hidden = model.forward_hidden(&batch, Some(&mut cache));
     let mut last = last_logits(model, hidden);
+    let greedy = config.temperature == 0.0;
     loop {
-        let next = pick(last, config, &mut rng)?;
+        let next = pick(last, &vec![greedy; active.len()], |_, row| {
+            sample(row, config, &mut rng)
+        })?;
         let mut still = Vec::new();
         for (slot, &row_idx) in active.iter().enumerate() {
-            let tok = next[slot];
-            let row = &mut rows[row_idx];
-            row.tokens.push(tok);
-            if config.stop_token_ids.contains(&tok) {
-                row.done = Some(FinishReason::StopToken);
-            } else if !config.stop_strings.is_empty() {
-                row.text = decode(&row.tokens)?;
-                if config
-                    .stop_strings
-                    .iter()
-                    .any(|s| row.text.contains(s.as_str()))
-                {
-                    row.done = Some(FinishReason::StopString);
-                }
-            }
-            if row.done.is_none() && row.tokens.len() >= config.max_new_tokens {
-                row.done = Some(FinishReason::Length);
-            }
-            if row.done.is_none() {
+            if rows[row_idx]
+                .push(next[slot], config, tokenizer, false)?
+                .is_none()
+            {
                 still.push(slot);
             }
         }
@@ -212,33 +169,21 @@ pub fn generate(
         let hidden = model.forward_hidden(&batch, Some(&mut cache));
         last = last_logits(model, hidden);
     }
-    for row in &mut rows {
-        let text = decode(&row.tokens)?;
-        row.text = match config
-            .stop_strings
-            .iter()
-            .filter_map(|s| text.find(s.as_str()))
-            .min()
-        {
-            Some(cut) => text[..cut].to_string(),
-            None => text,
-        };
-    }
-    Ok(finish(rows))
+    finish(rows, config, tokenizer)
 }
 
-fn finish(rows: Vec<Row>) -> Vec<Generation> {
+fn finish(
+    rows: Vec<SequenceState>,
+    config: &GenerationConfig,
+    tokenizer: Option<&Tokenizer>,
+) -> Result<Vec<Generation>> {
     rows.into_iter()
-        .map(|r| Generation {
-            token_ids: r.tokens,
-            text: r.text,
-            finish_reason: r.done.unwrap_or(FinishReason::Length),
-        })
+        .map(|r| r.finish(config, tokenizer))
         .collect()
 }
 
 /// Logits of the last position of each row, `[batch, vocab]`, in f32.
-fn last_logits(model: &CausalLm, hidden: Tensor<3>) -> Tensor<2> {
+pub(crate) fn last_logits(model: &CausalLm, hidden: Tensor<3>) -> Tensor<2> {
     let [b, s, h] = hidden.dims();
     let last = hidden.slice([0..b, s - 1..s, 0..h]);
     let logits = model.lm_head_forward(last);
@@ -249,24 +194,6 @@ fn last_logits(model: &CausalLm, hidden: Tensor<3>) -> Tensor<2> {
     } else {
         logits.cast(DType::F32)
     }
-}
-
-/// The next token of every row: argmax on the device when greedy, otherwise sampled on the host.
-fn pick(logits: Tensor<2>, config: &GenerationConfig, rng: &mut ChaCha8Rng) -> Result<Vec<u32>> {
-    let read = |e| ModelError::InvalidRequest(format!("reading logits back failed: {e:?}"));
-    if config.temperature == 0.0 {
-        let ids: Vec<i64> = logits
-            .argmax(1)
-            .into_data()
-            .try_into_vec_as::<i64>()
-            .map_err(read)?;
-        return Ok(ids.into_iter().map(|i| i as u32).collect());
-    }
-    let [b, v] = logits.dims();
-    let values: Vec<f32> = logits.into_data().try_into_vec_as::<f32>().map_err(read)?;
-    Ok((0..b)
-        .map(|i| sample(&values[i * v..(i + 1) * v], config, rng))
-        .collect())
 }
 
 /// Softmax probabilities of the last position (used by tests and callers that need them).

@@ -218,6 +218,102 @@ impl KvCache {
             key_valid: rows.iter().map(|&r| self.key_valid[r].clone()).collect(),
         }
     }
+
+    /// The rows of `self` then those of `other` in one cache (continuous batching admits newly
+    /// prefilled sequences this way). The shorter cache is padded on the left with masked
+    /// positions, so each row keeps its real tokens contiguous and last, as left padding does.
+    pub fn concat_rows(self, other: KvCache) -> Self {
+        if self.layers.is_empty() || self.batch_size() == 0 {
+            return other;
+        }
+        if other.layers.is_empty() || other.batch_size() == 0 {
+            return self;
+        }
+        let len = self.len().max(other.len());
+        let (a, b) = (self.left_pad_to(len), other.left_pad_to(len));
+        KvCache {
+            layers: a
+                .layers
+                .into_iter()
+                .zip(b.layers)
+                .map(|(x, y)| match (x, y) {
+                    (Some(x), Some(y)) => Some(LayerCache {
+                        keys: Tensor::cat(vec![x.keys, y.keys], 0),
+                        values: Tensor::cat(vec![x.values, y.values], 0),
+                    }),
+                    _ => None,
+                })
+                .collect(),
+            key_valid: a.key_valid.into_iter().chain(b.key_valid).collect(),
+        }
+    }
+
+    /// Drops the leading positions that are padding in every row (after long sequences leave
+    /// a continuous batch), so attention does not keep scanning them.
+    pub fn trim_left_padding(self) -> Self {
+        let drop = self
+            .key_valid
+            .iter()
+            .map(|row| row.iter().take_while(|v| !**v).count())
+            .min()
+            .unwrap_or(0);
+        if drop == 0 {
+            return self;
+        }
+        let len = self.len();
+        let cut = |t: Tensor<4>| t.narrow(2, drop, len - drop);
+        KvCache {
+            layers: self
+                .layers
+                .into_iter()
+                .map(|l| {
+                    l.map(|c| LayerCache {
+                        keys: cut(c.keys),
+                        values: cut(c.values),
+                    })
+                })
+                .collect(),
+            key_valid: self
+                .key_valid
+                .into_iter()
+                .map(|row| row[drop..].to_vec())
+                .collect(),
+        }
+    }
+
+    /// The cache padded on the left with masked zero keys/values to `len` positions.
+    fn left_pad_to(self, len: usize) -> Self {
+        let pad = len - self.len();
+        if pad == 0 {
+            return self;
+        }
+        let grow = |t: Tensor<4>| {
+            let [b, h, _, d] = t.dims();
+            let zeros = Tensor::<4>::zeros([b, h, pad, d], (&t.device(), t.dtype()));
+            Tensor::cat(vec![zeros, t], 2)
+        };
+        KvCache {
+            layers: self
+                .layers
+                .into_iter()
+                .map(|l| {
+                    l.map(|c| LayerCache {
+                        keys: grow(c.keys),
+                        values: grow(c.values),
+                    })
+                })
+                .collect(),
+            key_valid: self
+                .key_valid
+                .into_iter()
+                .map(|row| {
+                    let mut padded = vec![false; pad];
+                    padded.extend(row);
+                    padded
+                })
+                .collect(),
+        }
+    }
 }
 
 impl CausalLm {
