@@ -11,6 +11,10 @@ config.json + model.safetensors as transformers saves them and reference.json:
   llama3-rope/       LlamaForCausalLM, rope_type llama3 (factor 8, low 1, high 4, original 128):
                      its 4 frequencies (wavelengths 2pi*10000^(i/4): 6.3, 63, 628, 6283) fall in
                      all three bands (< 32 kept, 32..128 smoothed, > 128 divided by 8)
+  llama3-rope.gguf   the llama3-rope model as llama.cpp's convert_hf_to_gguf.py writes it: llama.*
+                     metadata, blk.N names, q/k rows permuted, and the scaling as a
+                     `rope_freqs.weight` tensor of per-frequency divisors (its
+                     LlamaModel.generate_extra_tensors), not as parameters
   llama-bias/        LlamaForCausalLM, attention_bias true (q/k/v/o biases, random, not zero)
   preference/        policy/ (the mistral-sliding model moved by noise) and, against mistral-sliding
                      as the reference model, three pairs whose prompts, chosen and rejected answers
@@ -197,6 +201,69 @@ def preference_case(reference_dir, g):
     print("preference ok", {k: round(v.item(), 5) for k, v in L.items()}, "penalty active", active)
 
 
+def llama_cpp_permute(w, n_head):
+    """convert_hf_to_gguf.py's LlamaModel.permute."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def llama3_rope_freqs(cfg):
+    """convert_hf_to_gguf.py's LlamaModel.generate_extra_tensors for rope_type llama3 (the
+    original context length taken from the rope parameters, where this config keeps it)."""
+    rope = cfg.rope_parameters
+    base, dim = rope["rope_theta"], cfg.head_dim
+    freqs = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+    factor, low_freq_factor, high_freq_factor = rope["factor"], rope["low_freq_factor"], rope["high_freq_factor"]
+    old_context_len = rope["original_max_position_embeddings"]
+    low_freq_wavelen = old_context_len / low_freq_factor
+    high_freq_wavelen = old_context_len / high_freq_factor
+    rope_factors = []
+    for freq in freqs:
+        wavelen = 2 * math.pi / freq
+        if wavelen < high_freq_wavelen:
+            rope_factors.append(1)
+        elif wavelen > low_freq_wavelen:
+            rope_factors.append(factor)
+        else:
+            smooth = (old_context_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+            rope_factors.append(1 / ((1 - smooth) / factor + smooth))
+    return torch.tensor(rope_factors, dtype=torch.float32)
+
+
+def write_llama_gguf(model, path):
+    """A Llama as convert_hf_to_gguf.py writes it, all tensors F32."""
+    import gguf
+    cfg = model.config
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(cfg.num_attention_heads)
+    w.add_head_count_kv(cfg.num_key_value_heads)
+    w.add_rope_dimension_count(cfg.head_dim)
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    w.add_rope_freq_base(cfg.rope_parameters["rope_theta"])
+    names = {"model.embed_tokens": "token_embd", "model.norm": "output_norm", "lm_head": "output",
+             "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+             "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+             "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+             "mlp.down_proj": "ffn_down", "model.layers.": "blk."}
+    w.add_tensor("rope_freqs.weight", llama3_rope_freqs(cfg).numpy())
+    for name, t in model.state_dict().items():
+        data = t.detach().float()
+        if name.endswith("q_proj.weight"):
+            data = llama_cpp_permute(data, cfg.num_attention_heads)
+        elif name.endswith("k_proj.weight"):
+            data = llama_cpp_permute(data, cfg.num_key_value_heads)
+        for hf, gg in names.items():
+            name = name.replace(hf, gg)
+        w.add_tensor(name, data.numpy())
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def main():
     g = torch.Generator().manual_seed(14)
     short, long_ = ids(g, 12), ids(g, 17)
@@ -218,8 +285,10 @@ def main():
     wavelengths = [2 * math.pi * 10000.0 ** (2 * i / cfg.head_dim) for i in range(cfg.head_dim // 2)]
     bands = ["kept" if w < 128 / 4 else "scaled" if w > 128 / 1 else "smoothed" for w in wavelengths]
     assert bands == ["kept", "smoothed", "scaled", "scaled"], bands
-    save_case("llama3-rope", build(LlamaForCausalLM, cfg, 3), [short, ids(g, 40)],
+    model = build(LlamaForCausalLM, cfg, 3)
+    save_case("llama3-rope", model, [short, ids(g, 40)],
               "llama3 rope scaling; wavelengths 2pi*10000^(i/4): i=0 kept, i=1 smoothed, i>=2 divided by 8")
+    write_llama_gguf(model, os.path.join(OUT, "llama3-rope.gguf"))
 
     cfg = LlamaConfig(**COMMON, attention_bias=True, attn_implementation="eager")
     model = build(LlamaForCausalLM, cfg, 4)

@@ -167,3 +167,44 @@ fn llama_attention_bias_matches_transformers() {
     assert!(config.qkv_bias && config.o_bias && !config.mlp_bias);
     check_case("llama-bias");
 }
+
+/// The llama3-rope model as llama.cpp's converter writes it (scripts/hf_extra_fixtures.py):
+/// the scaling as a `rope_freqs.weight` tensor of per-frequency divisors, which the import
+/// turns back into `rope_type: llama3`, giving transformers' logits.
+#[test]
+fn llama3_gguf_with_rope_freqs_matches_transformers() {
+    let gguf = case_dir("llama3-rope.gguf");
+    let config = Checkpoint::read_config(&gguf).unwrap();
+    assert_eq!(
+        config.rope_scaling,
+        RopeScaling::Llama3 {
+            factor: 8.0,
+            low_freq_factor: 1.0,
+            high_freq_factor: 4.0,
+            original_max_position_embeddings: 128,
+        }
+    );
+    let reference = json(&case_dir("llama3-rope").join("reference.json"));
+    let d = largest_diff(&gguf, &reference);
+    eprintln!("llama3-rope.gguf: max logit diff {d:e}");
+    assert!(d <= TOLERANCE, "GGUF logits differ by {d}");
+
+    // Divisors no llama3 scaling gives (2 on the kept frequency) are refused, naming the tensor.
+    let file = erebor_model::weights::GgufFile::open(&gguf).unwrap();
+    let (divisors, _) = file.dequantized("rope_freqs.weight").unwrap();
+    let stored: Vec<u8> = divisors.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut bytes = std::fs::read(&gguf).unwrap();
+    let at = bytes
+        .windows(stored.len())
+        .position(|w| w == stored.as_slice())
+        .unwrap();
+    bytes[at..at + 4].copy_from_slice(&2.0f32.to_le_bytes());
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.gguf");
+    std::fs::write(&bad, bytes).unwrap();
+    let err = Checkpoint::read_config(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("rope_freqs.weight") && err.contains("bad.gguf"),
+        "{err}"
+    );
+}

@@ -134,10 +134,11 @@ impl WeightSource for GgufSource {
     }
 
     fn remaining(&self) -> Vec<String> {
+        // `rope_freqs.weight` became the config's llama3 scaling.
         self.file
             .tensors
             .keys()
-            .filter(|n| !self.taken.contains(*n))
+            .filter(|n| !self.taken.contains(*n) && *n != super::ROPE_FREQS)
             .cloned()
             .collect()
     }
