@@ -10,6 +10,8 @@
 //! Burn tensors stay on the thread that calls [`Batcher::run`]; requests and events cross
 //! threads through channels and [`EventSink`]s.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 
 use rand::SeedableRng;
@@ -74,6 +76,7 @@ pub struct Batcher {
     max_batch: usize,
     active: Vec<Active>,
     cache: KvCache,
+    running: Option<Arc<AtomicUsize>>,
 }
 
 impl Batcher {
@@ -86,6 +89,20 @@ impl Batcher {
             max_batch: max_batch.max(1),
             active: Vec::new(),
             cache: KvCache::default(),
+            running: None,
+        }
+    }
+
+    /// Publishes the number of running sequences to `gauge` after every change (a server's
+    /// health endpoint reads it from another thread).
+    pub fn with_running_gauge(mut self, gauge: Arc<AtomicUsize>) -> Self {
+        self.running = Some(gauge);
+        self
+    }
+
+    fn publish(&self) {
+        if let Some(g) = &self.running {
+            g.store(self.active.len(), Ordering::SeqCst);
         }
     }
 
@@ -122,9 +139,11 @@ impl Batcher {
             }
             if !admitted.is_empty() {
                 self.admit(admitted);
+                self.publish();
             }
             if !self.active.is_empty() {
                 self.step();
+                self.publish();
             } else if !open {
                 return;
             }
