@@ -29,7 +29,7 @@ use serde::Deserialize;
 use crate::error::EvalError;
 use crate::evaluator::specs::{TaskSpec, build_tasks, check_builtin_names};
 use crate::evaluator::{EvalReport, EvalSettings, Hooks, JobOptions, LoadedModel, run_job};
-use crate::task::{Harness, TaskOptions};
+use crate::task::{Harness, TaskOptions, metric_key, split_metric_key};
 
 /// Bump when a change alters what the kind produces from the same inputs.
 const CODE_VERSION: u32 = 1;
@@ -205,14 +205,18 @@ pub fn failure_of(error: EvalError) -> StepFailure {
     StepFailure::new(class, error.to_string())
 }
 
-/// Records `bench/<task>/<metric>` (and `_stderr`), group and leaderboard metrics.
+/// Records `bench/<task>/<metric>` (and `_stderr`), group and leaderboard metrics. A metric
+/// under a filter keeps lm-eval's results key: `bench/gsm8k/exact_match,strict-match` and
+/// `bench/gsm8k/exact_match_stderr,strict-match`.
 pub fn record_metrics(report: &EvalReport, sink: &dyn erebor_core::MetricsSink) {
     let record = |key: String, value: f64| sink.record(&key, 0, value);
     for task in &report.tasks {
         for m in &task.metrics {
             record(format!("bench/{}/{}", task.name, m.name), m.value);
             if let Some(se) = m.stderr {
-                record(format!("bench/{}/{}_stderr", task.name, m.name), se);
+                let (metric, filter) = split_metric_key(&m.name);
+                let key = metric_key(&format!("{metric}_stderr"), filter);
+                record(format!("bench/{}/{key}", task.name), se);
             }
         }
     }

@@ -132,7 +132,8 @@ pub struct DocInstance {
 /// One metric a task reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MetricInfo {
-    /// lm-eval's name: `acc`, `acc_norm`, `mc1`, `mc2`, `exact_match`.
+    /// lm-eval's name: `acc`, `acc_norm`, `mc1`, `mc2`, `exact_match`; for a task with
+    /// filters, the [`metric_key`] (`exact_match,strict-match`).
     pub name: &'static str,
     /// Whether a higher value is better.
     pub higher_is_better: bool,
@@ -186,10 +187,19 @@ pub trait Task: Send + Sync {
         responses: &[Response],
     ) -> Result<Vec<(String, f64)>>;
 
-    /// Responses after the task's filter, as lm-eval writes `filtered_resps` (the extracted
-    /// answer for GSM8K; the responses themselves otherwise). Strings as lm-eval writes them.
+    /// The names of the task's filter pipelines, lm-eval's `filter_list` in order (`none` when
+    /// the task has none). With a filter other than `none`, [`Task::process_results`] reports
+    /// each metric once per filter under [`metric_key`]`(metric, filter)`.
+    fn filters(&self) -> Vec<String> {
+        vec![NO_FILTER.to_owned()]
+    }
+
+    /// Responses after the named filter (one of [`Task::filters`]), as lm-eval writes
+    /// `filtered_resps` (the extracted answer for GSM8K; the responses themselves otherwise).
+    /// Strings as lm-eval writes them.
     fn filtered_responses(
         &self,
+        _filter: &str,
         _instance: &DocInstance,
         responses: &[Response],
     ) -> Vec<serde_json::Value> {
@@ -201,6 +211,26 @@ pub trait Task: Send + Sync {
     fn notes(&self) -> Vec<String> {
         Vec::new()
     }
+}
+
+/// lm-eval's name of the absent filter.
+pub const NO_FILTER: &str = "none";
+
+/// A per-document or aggregated metric's key: the metric's name under the `none` filter
+/// (`acc_norm`), `<metric>,<filter>` otherwise (`exact_match,strict-match`), which is
+/// lm-eval's results key (`"exact_match,strict-match"`) and what follows `bench/<task>/` in
+/// the run store.
+pub fn metric_key(metric: &str, filter: &str) -> String {
+    if filter == NO_FILTER {
+        metric.to_owned()
+    } else {
+        format!("{metric},{filter}")
+    }
+}
+
+/// The metric and the filter of a key made by [`metric_key`] (`none` when it names none).
+pub fn split_metric_key(key: &str) -> (&str, &str) {
+    key.split_once(',').unwrap_or((key, NO_FILTER))
 }
 
 /// A response as lm-eval writes it in `resps`: `["-12.5", "False"]` (Python's `str` of the

@@ -177,7 +177,8 @@ fn generation_with_exact_match_on_the_final_answer() {
     assert_eq!(score("7"), 0.0, "no #### answer");
     assert_eq!(task.metrics()[0].name, "exact_match");
     // filtered_resps hold what is compared: the extracted answer, as lm-eval's regex filter.
-    let filtered = |text: &str| task.filtered_responses(first, &[Response::Generated(text.into())]);
+    let filtered =
+        |text: &str| task.filtered_responses("none", first, &[Response::Generated(text.into())]);
     assert_eq!(
         filtered("3+4 makes 7, so\n#### 7 apples"),
         vec![serde_json::json!("7")]

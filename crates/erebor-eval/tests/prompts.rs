@@ -293,7 +293,7 @@ fn gsm8k_v04_stop_strings_and_exemplar_note() {
         "{:?}",
         task.notes()
     );
-    assert_eq!(task.metrics()[0].name, "exact_match");
+    assert_eq!(task.metrics()[0].name, "exact_match,strict-match");
 }
 
 #[test]

@@ -257,7 +257,12 @@ impl Task for CustomTask {
             .score(&self.config.task, instance, &doc, responses)
     }
 
-    fn filtered_responses(&self, _instance: &DocInstance, responses: &[Response]) -> Vec<Value> {
+    fn filtered_responses(
+        &self,
+        _filter: &str,
+        _instance: &DocInstance,
+        responses: &[Response],
+    ) -> Vec<Value> {
         self.scoring.filtered(responses)
     }
 }

@@ -9,7 +9,8 @@
 //!   its mmlu group): the mean weighted by documents, with `pooled_sample_stderr`
 //!   √(Σ (nᵢ − 1) nᵢ seᵢ² / (Σ nᵢ − k) / Σ nᵢ).
 //! - The leaderboard average is the mean of ARC-Challenge acc_norm, HellaSwag acc_norm, MMLU
-//!   acc, TruthfulQA mc2, WinoGrande acc and GSM8K exact match (b281b09 calls it `acc`) over
+//!   acc, TruthfulQA mc2, WinoGrande acc and GSM8K exact match (b281b09 calls it `acc`; under
+//!   `harness: v0.4` its strict-match filter's, `exact_match,strict-match`) over
 //!   those present; the result
 //!   names the ones it covers, and says so when TruthfulQA's mc1 stands in for mc2.
 
@@ -227,8 +228,14 @@ const BENCHMARKS: [(&str, &str, &[&str]); 6] = [
     ("MMLU", "mmlu", &["acc"]),
     ("TruthfulQA", "truthfulqa", &["mc2", "mc1"]),
     ("Winogrande", "winogrande", &["acc"]),
-    // b281b09 names GSM8K's exact match `acc`, lm-eval 0.4 `exact_match`.
-    ("GSM8K", "gsm8k", &["exact_match", "acc"]),
+    // b281b09 names GSM8K's exact match `acc`; lm-eval 0.4 reports it under two filters and
+    // the leaderboard's is strict-match (the `#### N` answer); plain `exact_match` is a custom
+    // task's.
+    (
+        "GSM8K",
+        "gsm8k",
+        &["exact_match,strict-match", "exact_match", "acc"],
+    ),
 ];
 
 /// The leaderboard average over the benchmarks among `tasks` and `groups`; `None` when none is.

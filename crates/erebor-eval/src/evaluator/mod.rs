@@ -121,9 +121,11 @@ pub struct DocResult {
     pub instance: DocInstance,
     /// One response per request, in request order.
     pub responses: Vec<Response>,
-    /// Responses after the task's filter, as lm-eval writes `filtered_resps`.
-    pub filtered: Vec<serde_json::Value>,
-    /// Per-document metric values (`acc`, `acc_norm`, …).
+    /// Per filter of the task ([`crate::Task::filters`], in order): its name and the
+    /// responses after it, as lm-eval writes `filtered_resps`.
+    pub filtered: Vec<(String, Vec<serde_json::Value>)>,
+    /// Per-document metric values (`acc`, `acc_norm`, …; `exact_match,strict-match` under a
+    /// filter, see [`crate::task::metric_key`]).
     pub metrics: Vec<(String, f64)>,
     /// Left truncation to the window and similar, recorded per document.
     pub warnings: Vec<String>,

@@ -283,7 +283,14 @@ fn finish_doc(
         });
     }
     let metrics = task.process_results(&instance, &responses)?;
-    let filtered = task.filtered_responses(&instance, &responses);
+    let filtered = task
+        .filters()
+        .into_iter()
+        .map(|filter| {
+            let values = task.filtered_responses(&filter, &instance, &responses);
+            (filter, values)
+        })
+        .collect();
     Ok(DocResult {
         instance,
         responses,

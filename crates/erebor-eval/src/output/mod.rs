@@ -14,7 +14,7 @@ mod table;
 use std::path::{Path, PathBuf};
 
 pub use results::{RunInfo, results_document};
-pub use samples::{doc_hash, sample_line};
+pub use samples::{doc_hash, sample_line, sample_lines};
 pub use table::results_table;
 
 use crate::error::{EvalError, Result};
@@ -80,8 +80,8 @@ pub fn write_outputs(report: &EvalReport, info: &RunInfo, dir: &Path) -> Result<
             info.date_id
         ));
         let mut text = String::new();
-        for doc in &task.docs {
-            text.push_str(&sample_line(doc));
+        for line in sample_lines(&task.docs) {
+            text.push_str(&line);
             text.push('\n');
         }
         erebor_core::files::write_atomic(&path, text.as_bytes(), false).map_err(io(&path))?;

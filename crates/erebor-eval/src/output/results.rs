@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pyjson::{PyValue, py_float_repr};
 use crate::evaluator::{EvalReport, EvalSettings, MetricValue, TaskResult};
-use crate::task::Harness;
+use crate::task::{Harness, split_metric_key};
 
 /// What was evaluated, how and when: the parts of the results that do not come from the tasks.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -44,19 +44,26 @@ pub struct RunInfo {
 fn metric_entries(alias: &str, metrics: &[MetricValue]) -> PyValue {
     let mut entries = vec![("alias".to_owned(), PyValue::str(alias))];
     for m in metrics {
-        entries.push((format!("{},none", m.name), PyValue::Float(m.value)));
+        let (metric, filter) = split_metric_key(&m.name);
+        entries.push((format!("{metric},{filter}"), PyValue::Float(m.value)));
         let se = m.stderr.map_or(PyValue::str("N/A"), PyValue::Float);
-        entries.push((format!("{}_stderr,none", m.name), se));
+        entries.push((format!("{metric}_stderr,{filter}"), se));
     }
     PyValue::Dict(entries)
 }
 
+/// lm-eval's `higher_is_better` entry: by metric name, once per metric whatever its filters.
 fn higher_is_better(metrics: &[MetricValue]) -> PyValue {
-    PyValue::dict(
-        metrics
-            .iter()
-            .map(|m| (m.name.clone(), PyValue::Bool(m.higher_is_better))),
-    )
+    let mut seen: Vec<&str> = Vec::new();
+    let mut entries = Vec::new();
+    for m in metrics {
+        let (metric, _) = split_metric_key(&m.name);
+        if !seen.contains(&metric) {
+            seen.push(metric);
+            entries.push((metric.to_owned(), PyValue::Bool(m.higher_is_better)));
+        }
+    }
+    PyValue::Dict(entries)
 }
 
 fn json(value: &serde_json::Value) -> PyValue {

@@ -1,10 +1,10 @@
 //! Samples files as lm-evaluation-harness 0.4 writes them with `--log_samples`:
-//! `samples_<task>_<date>.jsonl`, one line per document, keys in lm-eval's order.
+//! `samples_<task>_<date>.jsonl`, one line per document and filter, keys in lm-eval's order.
 
 use super::pyjson::{PyValue, dumps};
 use crate::cache::sha256_hex;
 use crate::evaluator::{DocResult, prompt_hash};
-use crate::task::{Request, response_json};
+use crate::task::{Request, response_json, split_metric_key};
 
 /// lm-eval's `arguments`: `{"gen_args_0": {"arg_0": context, "arg_1": continuation}, …}`;
 /// a generation request's `arg_1` is its generation kwargs.
@@ -47,10 +47,24 @@ pub fn doc_hash(doc: &PyValue) -> String {
     sha256_hex(&dumps(doc, Some(2)))
 }
 
-/// One line of a samples file (without its newline), as lm-eval 0.4 writes it: `doc_id`,
-/// `doc`, `target`, `arguments`, `resps`, `filtered_resps`, `filter`, `metrics`, the three
-/// hashes, then the document's metric values. erebor adds `warnings` when there are any.
-pub fn sample_line(doc: &DocResult) -> String {
+/// The lines of a samples file for one task, as lm-eval 0.4.13 writes them: for each filter
+/// of the task in order, one line per document ([`sample_line`]).
+pub fn sample_lines(docs: &[DocResult]) -> Vec<String> {
+    let filters: Vec<&str> = docs.first().map_or(Vec::new(), |d| {
+        d.filtered.iter().map(|(name, _)| name.as_str()).collect()
+    });
+    filters
+        .iter()
+        .flat_map(|filter| docs.iter().map(move |doc| sample_line(doc, filter)))
+        .collect()
+}
+
+/// One line of a samples file (without its newline) for one filter of the document's task, as
+/// lm-eval 0.4 writes it: `doc_id`, `doc`, `target`, `arguments`, `resps`, `filtered_resps`
+/// (after that filter), `filter`, `metrics`, the three hashes, then the document's metric values
+/// under that filter (named without the filter, as lm-eval names them in samples). erebor adds
+/// `warnings` when there are any.
+pub fn sample_line(doc: &DocResult, filter: &str) -> String {
     let instance = &doc.instance;
     let resps = PyValue::List(
         doc.responses
@@ -58,7 +72,20 @@ pub fn sample_line(doc: &DocResult) -> String {
             .map(|r| PyValue::List(vec![PyValue::from(&response_json(r))]))
             .collect(),
     );
-    let filtered = PyValue::List(doc.filtered.iter().map(PyValue::from).collect());
+    let filtered = doc
+        .filtered
+        .iter()
+        .find(|(name, _)| name == filter)
+        .map_or(&[][..], |(_, values)| values.as_slice());
+    let filtered = PyValue::List(filtered.iter().map(PyValue::from).collect());
+    let metrics: Vec<(&str, f64)> = doc
+        .metrics
+        .iter()
+        .filter_map(|(key, value)| {
+            let (metric, of) = split_metric_key(key);
+            (of == filter).then_some((metric, *value))
+        })
+        .collect();
     let mut entries: Vec<(String, PyValue)> = vec![
         ("doc_id".into(), PyValue::Int(instance.doc_id as i128)),
         ("doc".into(), instance.doc.clone()),
@@ -66,13 +93,13 @@ pub fn sample_line(doc: &DocResult) -> String {
         ("arguments".into(), arguments(&instance.requests)),
         ("resps".into(), resps),
         ("filtered_resps".into(), filtered),
-        ("filter".into(), PyValue::str("none")),
+        ("filter".into(), PyValue::str(filter)),
         (
             "metrics".into(),
             PyValue::List(
-                doc.metrics
+                metrics
                     .iter()
-                    .map(|(name, _)| PyValue::str(name.as_str()))
+                    .map(|(name, _)| PyValue::str(*name))
                     .collect(),
             ),
         ),
@@ -83,8 +110,8 @@ pub fn sample_line(doc: &DocResult) -> String {
             PyValue::Str(sha256_hex(&instance.target)),
         ),
     ];
-    for (name, value) in &doc.metrics {
-        entries.push((name.clone(), PyValue::Float(*value)));
+    for (name, value) in metrics {
+        entries.push((name.to_owned(), PyValue::Float(value)));
     }
     if !doc.warnings.is_empty() {
         entries.push((

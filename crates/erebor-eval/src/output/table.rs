@@ -1,6 +1,7 @@
 //! The results table printed to stdout, in the shape of lm-eval's `make_table`.
 
 use crate::evaluator::{EvalReport, MetricValue};
+use crate::task::split_metric_key;
 
 fn row(cells: &[String]) -> String {
     format!("|{}|", cells.join("|"))
@@ -13,8 +14,12 @@ fn metric_rows(
     metrics: &[MetricValue],
     out: &mut Vec<[String; 8]>,
 ) {
+    let mut previous_filter = None;
     for (i, m) in metrics.iter().enumerate() {
         let first = i == 0;
+        let (metric, filter) = split_metric_key(&m.name);
+        let new_filter = previous_filter != Some(filter);
+        previous_filter = Some(filter);
         out.push([
             if first {
                 name.to_owned()
@@ -26,8 +31,8 @@ fn metric_rows(
             } else {
                 String::new()
             },
-            if first {
-                "none".to_owned()
+            if new_filter {
+                filter.to_owned()
             } else {
                 String::new()
             },
@@ -36,7 +41,7 @@ fn metric_rows(
             } else {
                 String::new()
             },
-            m.name.clone(),
+            metric.to_owned(),
             if m.higher_is_better { "↑" } else { "↓" }.to_owned(),
             format!("{:.4}", m.value),
             m.stderr.map_or("N/A".to_owned(), |s| format!("{s:.4}")),

@@ -1,7 +1,12 @@
 //! GSM8K (b281b09 `tasks/gsm8k.py`): "Question: {q}\nAnswer:", greedy generation of at most
 //! 256 tokens stopped at ":", "Question:" or "Question" (lm-eval 0.4: "Question:", "</s>",
-//! "<|im_end|>"), the `#### N` answer extracted and compared as a string (`acc` in b281b09,
-//! `exact_match` with the strict-match filter in 0.4).
+//! "<|im_end|>"), the `#### N` answer extracted and compared as a string (`acc` in b281b09).
+//!
+//! Under lm-eval 0.4 (its `gsm8k.yaml`, 0.4.13) each generation goes through two filters, and
+//! `exact_match` (ignore_case, with `,`, `\$`, `(?s).*#### ` and `\.$` removed from both sides)
+//! is reported under each: `strict-match` (the first `#### (\-?[0-9\.\,]+)`) and
+//! `flexible-extract` (the last match of `(-?[$0-9.,]{2,})|(-?[0-9]+)`, its first non-empty
+//! group), so the metrics are `exact_match,strict-match` and `exact_match,flexible-extract`.
 //!
 //! No GSM8K train split ships with the leaderboard data: the exemplars come from
 //! [`TaskOptions::gsm8k_exemplars`] (default `gsm8k_train.jsonl` in the data directory). When
@@ -20,7 +25,8 @@ use crate::error::Result;
 use crate::fewshot::{self, B281B09_DELIMITERS, Example, PlanSpec, ShotSource};
 use crate::metrics::{self, ExactMatch, GSM8K_ANSWER_PATTERN, INVALID_ANSWER};
 use crate::task::{
-    DataFile, DocInstance, Harness, MetricInfo, Request, Response, Task, TaskOptions,
+    DataFile, DocInstance, Harness, MetricInfo, NO_FILTER, Request, Response, Task, TaskOptions,
+    metric_key,
 };
 
 const NAME: &str = "gsm8k";
@@ -32,10 +38,22 @@ const ACC: &[MetricInfo] = &[MetricInfo {
     name: "acc",
     higher_is_better: true,
 }];
-const EXACT_MATCH: &[MetricInfo] = &[MetricInfo {
-    name: "exact_match",
-    higher_is_better: true,
-}];
+/// lm-eval 0.4's filters, in its `filter_list` order.
+const STRICT_MATCH: &str = "strict-match";
+const FLEXIBLE_EXTRACT: &str = "flexible-extract";
+/// lm-eval 0.4's `flexible-extract` pattern (`group_select: -1`).
+pub const FLEXIBLE_EXTRACT_PATTERN: &str = r"(-?[$0-9.,]{2,})|(-?[0-9]+)";
+/// `exact_match` under each filter, as [`crate::task::metric_key`] names them.
+const EXACT_MATCH: &[MetricInfo] = &[
+    MetricInfo {
+        name: "exact_match,strict-match",
+        higher_is_better: true,
+    },
+    MetricInfo {
+        name: "exact_match,flexible-extract",
+        higher_is_better: true,
+    },
+];
 
 #[derive(Clone, Debug)]
 struct Doc {
@@ -59,6 +77,7 @@ pub(crate) struct Gsm8k {
     files: Vec<DataFile>,
     notes: Vec<String>,
     strict: regex::Regex,
+    flexible: regex::Regex,
     exact_match: ExactMatch,
 }
 
@@ -106,6 +125,7 @@ pub(crate) fn task(options: &TaskOptions) -> Result<Gsm8k> {
         }
     }
     let strict = regex::Regex::new(GSM8K_ANSWER_PATTERN).expect("valid GSM8K pattern");
+    let flexible = regex::Regex::new(FLEXIBLE_EXTRACT_PATTERN).expect("valid flexible pattern");
     Ok(Gsm8k {
         harness: options.harness,
         seed: options.fewshot_seed,
@@ -115,6 +135,7 @@ pub(crate) fn task(options: &TaskOptions) -> Result<Gsm8k> {
         files,
         notes,
         strict,
+        flexible,
         exact_match: ExactMatch::gsm8k_v04(),
     })
 }
@@ -185,12 +206,24 @@ impl Gsm8k {
         }
     }
 
-    /// The answer as the harness's filter extracts it.
-    fn extract(&self, text: &str) -> String {
-        match self.harness {
-            Harness::B281b09 => metrics::gsm8k_extract(text),
-            Harness::V04 => metrics::regex_filter(&self.strict, 0, INVALID_ANSWER, text),
+    /// The answer as the harness's filter extracts it (`take_first` of one response is the
+    /// response: there is one generation per document).
+    fn extract(&self, filter: &str, text: &str) -> String {
+        match (self.harness, filter) {
+            (Harness::B281b09, _) => metrics::gsm8k_extract(text),
+            (Harness::V04, FLEXIBLE_EXTRACT) => {
+                metrics::regex_filter(&self.flexible, -1, INVALID_ANSWER, text)
+            }
+            (Harness::V04, _) => metrics::regex_filter(&self.strict, 0, INVALID_ANSWER, text),
         }
+    }
+
+    /// lm-eval 0.4's `filter_list`.
+    fn filter_list() -> serde_json::Value {
+        json!([
+            {"name": STRICT_MATCH, "filter": [{"function": "regex", "regex_pattern": GSM8K_ANSWER_PATTERN}, {"function": "take_first"}]},
+            {"name": FLEXIBLE_EXTRACT, "filter": [{"function": "regex", "group_select": -1, "regex_pattern": FLEXIBLE_EXTRACT_PATTERN}, {"function": "take_first"}]},
+        ])
     }
 }
 
@@ -231,8 +264,16 @@ impl Task for Gsm8k {
             "fewshot_delimiter": "\n\n",
             "num_fewshot": self.num_fewshot,
             "generation_kwargs": {"until": until, "do_sample": false, "max_gen_toks": MAX_GEN_TOKS},
-            "filter_list": [{"name": "strict-match", "filter": [{"function": "regex", "regex_pattern": GSM8K_ANSWER_PATTERN}, {"function": "take_first"}]}],
-            "metric_list": metric_list(self.metrics()),
+            "filter_list": match self.harness {
+                // Unchanged since b281b09 had one filter: its configuration hash (the resume
+                // key) stays what it was.
+                Harness::B281b09 => json!([{"name": STRICT_MATCH, "filter": [{"function": "regex", "regex_pattern": GSM8K_ANSWER_PATTERN}, {"function": "take_first"}]}]),
+                Harness::V04 => Self::filter_list(),
+            },
+            "metric_list": match self.harness {
+                Harness::B281b09 => metric_list(self.metrics()),
+                Harness::V04 => json!([{"metric": "exact_match", "aggregation": "mean", "higher_is_better": true, "ignore_case": true, "ignore_punctuation": false, "regexes_to_ignore": [",", "\\$", "(?s).*#### ", "\\.$"]}]),
+            },
             "erebor": harness_config(self.harness, self.seed, "exemplar file (random sample)"),
         })
     }
@@ -266,26 +307,39 @@ impl Task for Gsm8k {
         responses: &[Response],
     ) -> Result<Vec<(String, f64)>> {
         let text = self.generated(instance, responses)?;
-        let score = match self.harness {
-            Harness::B281b09 => f64::from(u8::from(
-                metrics::gsm8k_correct(text, &instance.target).unwrap_or(false),
-            )),
-            Harness::V04 => self
-                .exact_match
-                .score(&self.extract(text), &instance.target),
-        };
-        Ok(vec![(self.metrics()[0].name.to_string(), score)])
+        Ok(match self.harness {
+            Harness::B281b09 => {
+                let correct = metrics::gsm8k_correct(text, &instance.target).unwrap_or(false);
+                vec![(ACC[0].name.to_string(), f64::from(u8::from(correct)))]
+            }
+            Harness::V04 => [STRICT_MATCH, FLEXIBLE_EXTRACT]
+                .into_iter()
+                .map(|filter| {
+                    let answer = self.extract(filter, text);
+                    let score = self.exact_match.score(&answer, &instance.target);
+                    (metric_key("exact_match", filter), score)
+                })
+                .collect(),
+        })
+    }
+
+    fn filters(&self) -> Vec<String> {
+        match self.harness {
+            Harness::B281b09 => vec![NO_FILTER.to_owned()],
+            Harness::V04 => vec![STRICT_MATCH.to_owned(), FLEXIBLE_EXTRACT.to_owned()],
+        }
     }
 
     fn filtered_responses(
         &self,
+        filter: &str,
         _instance: &DocInstance,
         responses: &[Response],
     ) -> Vec<serde_json::Value> {
         responses
             .iter()
             .map(|response| match response {
-                Response::Generated(text) => serde_json::Value::String(self.extract(text)),
+                Response::Generated(text) => serde_json::Value::String(self.extract(filter, text)),
                 other => crate::task::response_json(other),
             })
             .collect()
