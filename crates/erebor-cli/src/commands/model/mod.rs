@@ -13,11 +13,13 @@ use serde_json::json;
 use crate::globals::Globals;
 
 mod run;
+mod serve;
 #[cfg(test)]
 mod tests;
 
 use crate::outcome::{BadInput, Outcome};
 pub use run::{GenerateArgs, ScoreArgs};
+pub use serve::ServeArgs;
 
 /// `erebor model ...`
 #[derive(Debug, clap::Subcommand)]
@@ -30,16 +32,19 @@ pub enum ModelCommand {
     Generate(GenerateArgs),
     /// Log-probability of a continuation given a context (lm-eval `loglikelihood`).
     Score(ScoreArgs),
+    /// Serve the model over an OpenAI-compatible HTTP API with continuous batching.
+    Serve(ServeArgs),
 }
 
 impl ModelCommand {
     /// Runs the subcommand.
-    pub fn execute(self, _globals: &Globals) -> anyhow::Result<Outcome> {
+    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         match self {
             ModelCommand::Inspect(a) => a.execute(),
             ModelCommand::Convert(a) => a.execute(),
             ModelCommand::Generate(a) => a.execute(),
             ModelCommand::Score(a) => a.execute(),
+            ModelCommand::Serve(a) => a.execute(globals),
         }
     }
 }
