@@ -5,13 +5,15 @@ use std::fmt;
 use std::str::FromStr;
 
 use burn::tensor::{DType, Device};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 use crate::error::{ModelError, Result};
 
 /// A device named by the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum DeviceSpec {
-    /// Burn's flex CPU backend (always available).
+    /// Burn's flex CPU backend (always available); the default.
+    #[default]
     Cpu,
     /// LibTorch on the CPU (feature `tch`).
     TchCpu,
@@ -52,6 +54,66 @@ impl fmt::Display for DeviceSpec {
             DeviceSpec::TchCpu => write!(f, "tch-cpu"),
             DeviceSpec::Cuda(i) => write!(f, "cuda:{i}"),
         }
+    }
+}
+
+/// The spellings a workflow file may use for a device, as listed in its errors.
+pub const DEVICE_SPELLINGS: [&str; 3] = ["cpu", "tch-cpu", "cuda:N"];
+
+impl DeviceSpec {
+    /// Parses the canonical spelling only (`cpu`, `tch-cpu`, `cuda:N`), the one workflow files
+    /// use and runs record; [`FromStr`] also takes the command line's aliases (`gpu`, `flex`...).
+    pub fn parse_canonical(s: &str) -> Option<Self> {
+        match s {
+            "cpu" => Some(DeviceSpec::Cpu),
+            "tch-cpu" => Some(DeviceSpec::TchCpu),
+            _ => {
+                let index = s.strip_prefix("cuda:")?;
+                // `usize::from_str` takes a leading `+`; a device index is digits only.
+                if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                index.parse().ok().map(DeviceSpec::Cuda)
+            }
+        }
+    }
+
+    /// The spellings of the devices this build can use: `cpu` alone without the `tch` feature.
+    pub fn compiled_in_spellings() -> &'static [&'static str] {
+        if cfg!(feature = "tch") {
+            &DEVICE_SPELLINGS
+        } else {
+            &DEVICE_SPELLINGS[..1]
+        }
+    }
+
+    /// Whether this is a CUDA device.
+    pub fn is_cuda(self) -> bool {
+        matches!(self, DeviceSpec::Cuda(_))
+    }
+}
+
+impl Serialize for DeviceSpec {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// A config's `device:` takes the canonical spellings; anything else is an `unknown variant`
+/// error listing them, so the workflow's validation can point at the value and list the choices.
+impl<'de> Deserialize<'de> for DeviceSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if let Some(spec) = DeviceSpec::parse_canonical(&text) {
+            return Ok(spec);
+        }
+        if text.starts_with("cuda:") {
+            return Err(de::Error::invalid_value(
+                de::Unexpected::Str(&text),
+                &"cuda:N with N a device index (cuda:0, cuda:1...)",
+            ));
+        }
+        Err(de::Error::unknown_variant(&text, &DEVICE_SPELLINGS))
     }
 }
 
@@ -180,5 +242,55 @@ mod tch_tests {
                 .starts_with("device `cuda:0`: CUDA is not available to LibTorch"),
             "{err}"
         );
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    fn from_json(text: &str) -> std::result::Result<DeviceSpec, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn configs_take_the_canonical_spellings_and_write_them_back() {
+        assert_eq!(from_json("\"cpu\""), Ok(DeviceSpec::Cpu));
+        assert_eq!(from_json("\"tch-cpu\""), Ok(DeviceSpec::TchCpu));
+        assert_eq!(from_json("\"cuda:3\""), Ok(DeviceSpec::Cuda(3)));
+        assert_eq!(
+            serde_json::to_string(&DeviceSpec::Cuda(3)).unwrap(),
+            "\"cuda:3\""
+        );
+    }
+
+    #[test]
+    fn anything_else_is_an_unknown_variant_listing_the_spellings() {
+        // `gpu` is a command-line alias, not a config spelling: a typo there must not pass.
+        for text in ["gpu", "CPU", "cuda", "flex"] {
+            assert_eq!(
+                from_json(&format!("\"{text}\"")).unwrap_err(),
+                format!(
+                    "unknown variant `{text}`, expected one of `cpu`, `tch-cpu`, `cuda:N` at line 1 column {}",
+                    text.len() + 2
+                )
+            );
+        }
+        for text in ["cuda:", "cuda:x", "cuda:+1", "cuda:-1"] {
+            let error = from_json(&format!("\"{text}\"")).unwrap_err();
+            assert!(
+                error.starts_with(&format!(
+                    "invalid value: string \"{text}\", expected cuda:N"
+                )),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_build_supports_cpu_always_and_libtorch_with_the_tch_feature() {
+        let supported = DeviceSpec::compiled_in_spellings();
+        assert_eq!(supported.contains(&"cuda:N"), cfg!(feature = "tch"));
+        assert_eq!(supported[0], "cpu");
     }
 }

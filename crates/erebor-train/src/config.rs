@@ -8,6 +8,7 @@ use crate::optim::AdamWConfig;
 use crate::precision::PrecisionSetting;
 use crate::schedule::{LrDecay, LrSchedule};
 use erebor_core::ConfigError;
+use erebor_model::DeviceSpec;
 use serde::{Deserialize, Serialize};
 
 /// Which of the two training kinds a config is for.
@@ -80,9 +81,10 @@ pub struct TrainConfig {
     /// Evaluate the held-out split every this many optimizer steps.
     #[serde(default)]
     pub eval_every: Option<u64>,
-    /// `cpu`, `tch-cpu` or `cuda:N`.
-    #[serde(default = "default_device")]
-    pub device: String,
+    /// `cpu`, `tch-cpu` or `cuda:N`; any other spelling fails to parse, so `erebor validate`
+    /// points at it.
+    #[serde(default)]
+    pub device: DeviceSpec,
     /// Precision policy: `auto` (f32 on CPU, bf16 compute with f32 master weights on CUDA),
     /// `f32`, `bf16-mixed`, `bf16`.
     #[serde(default)]
@@ -170,9 +172,6 @@ pub struct TrainConfig {
 
 fn default_split() -> String {
     "train".into()
-}
-fn default_device() -> String {
-    "cpu".into()
 }
 fn default_batch_size() -> usize {
     8

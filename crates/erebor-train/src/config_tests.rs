@@ -9,7 +9,7 @@ fn minimal() -> serde_json::Value {
 fn defaults_follow_the_trainer_conventions() {
     let config = TrainConfig::parse(&minimal(), TrainKind::Sft).unwrap();
     assert_eq!(config.split, "train");
-    assert_eq!(config.device, "cpu");
+    assert_eq!(config.device, erebor_model::DeviceSpec::Cpu);
     assert_eq!(config.batch_size, 8);
     assert_eq!(config.grad_accum, 1);
     assert_eq!(config.max_grad_norm, 1.0);

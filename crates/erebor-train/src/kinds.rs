@@ -7,6 +7,7 @@ use erebor_core::{
     ConfigError, OutputDecl, OutputType, StepContext, StepFailure, StepKind, StepKindInfo,
     StepOutputs,
 };
+use erebor_model::DeviceSpec;
 use std::path::Path;
 
 /// Bump when a change alters what the kinds produce from the same inputs.
@@ -116,12 +117,25 @@ pub struct SftKind;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PreferenceKind;
 
+/// Parses the block (closed sets such as `device`, `loss`, `precision` and `lr_schedule` are
+/// enums, so a wrong value fails here) and refuses a device this build cannot use.
 fn validate(with: &serde_json::Value, kind: TrainKind) -> Result<(), ConfigError> {
     let config = TrainConfig::parse(with, kind)?;
-    config
-        .precision
-        .resolve(&config.device)
-        .map_err(|message| ConfigError::field("precision", message))?;
+    if !config.device.is_compiled_in() {
+        let supported: Vec<String> = DeviceSpec::compiled_in_spellings()
+            .iter()
+            .map(|name| format!("`{name}`"))
+            .collect();
+        return Err(ConfigError::field(
+            "device",
+            format!(
+                "`{}` needs LibTorch, which this build of erebor does not have (rebuild with \
+                 `--features tch`); this build supports {}",
+                config.device,
+                supported.join(", ")
+            ),
+        ));
+    }
     Ok(())
 }
 

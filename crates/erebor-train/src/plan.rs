@@ -5,7 +5,7 @@
 //! through the model, the budget and its 10% headroom, and advice when a run does not fit.
 
 use crate::config::{TrainConfig, TrainKind};
-use crate::precision::{Precision, is_cuda};
+use crate::precision::Precision;
 use crate::setup::lora_config;
 use erebor_model::lora::adapter_parameter_count;
 use erebor_model::{MemoryEstimate, MemoryPlan, ModelConfig, Trainable, estimate_memory};
@@ -47,10 +47,7 @@ impl StepFootprint {
 
 /// The footprint of one forward/backward pass of a step.
 pub fn footprint(config: &TrainConfig, kind: TrainKind, model: &ModelConfig) -> StepFootprint {
-    let precision = config
-        .precision
-        .resolve(&config.device)
-        .unwrap_or(Precision::F32);
+    let precision = config.precision.resolve(config.device);
     let rows = match kind {
         TrainKind::Sft => config.batch_size,
         TrainKind::Preference => 2 * config.batch_size,
@@ -86,7 +83,7 @@ pub fn budget(config: &TrainConfig) -> (f64, String) {
     if let Some(gb) = config.memory_budget_gb {
         return (gb * 1e9, format!("the configured {gb} GB"));
     }
-    if is_cuda(&config.device) {
+    if config.device.is_cuda() {
         return (80e9, format!("80 GB of {}", config.device));
     }
     match total_ram() {

@@ -9,6 +9,7 @@
 //! Reference log-probs are computed by the same forward and the same dtype as the policy's,
 //! because DPOP's λ = 50 turns any drift between the two into a penalty.
 
+use erebor_model::DeviceSpec;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -83,21 +84,16 @@ impl fmt::Display for Precision {
     }
 }
 
-/// Whether a device string names a CUDA device.
-pub fn is_cuda(device: &str) -> bool {
-    device.starts_with("cuda")
-}
-
 impl PrecisionSetting {
     /// The policy for `device`: `auto` is f32 on CPU devices and bf16-mixed on CUDA; an
     /// explicit setting is taken as it is (Burn's flex and LibTorch CPU backends compute in bf16
     /// too, slowly; useful for checking a CUDA recipe on a CPU).
-    pub fn resolve(self, device: &str) -> Result<Precision, String> {
+    pub fn resolve(self, device: DeviceSpec) -> Precision {
         match self {
-            PrecisionSetting::Auto if is_cuda(device) => Ok(Precision::Bf16Mixed),
-            PrecisionSetting::Auto | PrecisionSetting::F32 => Ok(Precision::F32),
-            PrecisionSetting::Bf16Mixed => Ok(Precision::Bf16Mixed),
-            PrecisionSetting::Bf16 => Ok(Precision::Bf16),
+            PrecisionSetting::Auto if device.is_cuda() => Precision::Bf16Mixed,
+            PrecisionSetting::Auto | PrecisionSetting::F32 => Precision::F32,
+            PrecisionSetting::Bf16Mixed => Precision::Bf16Mixed,
+            PrecisionSetting::Bf16 => Precision::Bf16,
         }
     }
 }
@@ -108,22 +104,17 @@ mod tests {
 
     #[test]
     fn auto_is_f32_on_cpu_and_mixed_on_cuda() {
-        assert_eq!(PrecisionSetting::Auto.resolve("cpu"), Ok(Precision::F32));
+        let auto = PrecisionSetting::Auto;
+        assert_eq!(auto.resolve(DeviceSpec::Cpu), Precision::F32);
+        assert_eq!(auto.resolve(DeviceSpec::TchCpu), Precision::F32);
+        assert_eq!(auto.resolve(DeviceSpec::Cuda(0)), Precision::Bf16Mixed);
         assert_eq!(
-            PrecisionSetting::Auto.resolve("tch-cpu"),
-            Ok(Precision::F32)
+            PrecisionSetting::Bf16.resolve(DeviceSpec::Cuda(1)),
+            Precision::Bf16
         );
         assert_eq!(
-            PrecisionSetting::Auto.resolve("cuda:0"),
-            Ok(Precision::Bf16Mixed)
-        );
-        assert_eq!(
-            PrecisionSetting::Bf16.resolve("cuda:1"),
-            Ok(Precision::Bf16)
-        );
-        assert_eq!(
-            PrecisionSetting::Bf16Mixed.resolve("cpu"),
-            Ok(Precision::Bf16Mixed)
+            PrecisionSetting::Bf16Mixed.resolve(DeviceSpec::Cpu),
+            Precision::Bf16Mixed
         );
     }
 

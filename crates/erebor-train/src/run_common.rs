@@ -6,7 +6,6 @@ use crate::checkpoint::checkpoint_name;
 use crate::config::{TrainConfig, TrainKind};
 use crate::optim::AdamW;
 use crate::plan;
-use crate::precision::is_cuda;
 use crate::setup::{Runtime, lora_config, save_model};
 use crate::trainer::{LoopOutcome, LoopSettings};
 use burn::module::Module;
@@ -76,7 +75,7 @@ pub fn check_memory(
     if plan::fits(&estimate, budget) {
         tracing::info!("{line}");
         Ok(())
-    } else if is_cuda(&config.device) {
+    } else if config.device.is_cuda() {
         Err(StepFailure::out_of_memory(format!(
             "{line}; not starting (set memory_budget_gb to override)"
         )))

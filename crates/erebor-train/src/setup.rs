@@ -14,7 +14,6 @@ use erebor_model::{CausalLm, Checkpoint, DeviceSpec, ModelConfig, SaveOptions, T
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 /// The resolved runtime of a training step.
 #[derive(Clone, Debug)]
@@ -33,12 +32,8 @@ pub struct Runtime {
 
 /// Resolves `config.device` and `config.precision`.
 pub fn runtime(config: &TrainConfig) -> Result<Runtime, TrainError> {
-    let spec = DeviceSpec::from_str(&config.device)
-        .map_err(|e| TrainError::Config(format!("device: {e}")))?;
-    let precision = config
-        .precision
-        .resolve(&spec.to_string())
-        .map_err(|e| TrainError::Config(format!("precision: {e}")))?;
+    let spec = config.device;
+    let precision = config.precision.resolve(spec);
     // Weights are stored in `dtype`; under bf16-mixed they are f32 master weights and the
     // forward pass runs on a bf16 cast of them (`compute_dtype`).
     let (dtype, compute_dtype) = match precision {

@@ -3,6 +3,7 @@
 
 use crate::error::{ErrorKind, WorkflowError, suggestion};
 use crate::node::PathStep;
+use crate::node::Pos;
 use crate::registry::KindRegistry;
 use crate::resolve::StepIndex;
 use crate::schema::StepDecl;
@@ -74,6 +75,9 @@ fn config_error(step: &PlannedStep, decl: &StepDecl, error: &ConfigError) -> Wor
             "keys",
         ));
     }
+    if let Some((value, supported)) = parse_unknown_variant(&error.message) {
+        return unknown_value(step, &field, pos, &value, &supported);
+    }
     let kind = if error.message.starts_with("invalid type")
         || error.message.starts_with("invalid value")
     {
@@ -90,6 +94,59 @@ fn config_error(step: &PlannedStep, decl: &StepDecl, error: &ConfigError) -> Wor
         ),
     )
     .help(format!("see the `{}` section of docs/steps.md", step.kind))
+}
+
+/// The error for a value outside a closed set (a device, loss, precision, schedule...), with
+/// the supported values in the help and the closest one suggested.
+fn unknown_value(
+    step: &PlannedStep,
+    field: &str,
+    pos: Pos,
+    value: &str,
+    supported: &[String],
+) -> WorkflowError {
+    let listed: Vec<String> = supported.iter().map(|v| format!("`{v}`")).collect();
+    let listed = listed.join(", ");
+    let help = match closest_value(value, supported) {
+        Some(best) => format!("did you mean `{best}`? supported values: {listed}"),
+        None => format!("supported values: {listed}"),
+    };
+    WorkflowError::new(
+        ErrorKind::TypeMismatch,
+        pos,
+        format!(
+            "`{field}` of step `{}` ({}): unknown value `{value}`",
+            step.id, step.kind
+        ),
+    )
+    .help(help)
+}
+
+/// The supported value `value` is most likely a typo of: fewer than a third of its characters
+/// differ. Stricter than the key suggestions, since values are short: `gpu` is one letter from
+/// `cpu` but means `cuda:N`.
+fn closest_value<'a>(value: &str, supported: &'a [String]) -> Option<&'a str> {
+    supported
+        .iter()
+        .map(|candidate| (strsim::damerau_levenshtein(value, candidate), candidate))
+        .filter(|(distance, candidate)| 3 * distance < value.len().max(candidate.len()))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate.as_str())
+}
+
+/// Reads serde's "unknown variant `x`, expected one of `a`, `b`" (also "expected `a` or `b`"
+/// and "expected `a`"), which closed sets deserialised as enums produce.
+fn parse_unknown_variant(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown variant `")?;
+    let (value, rest) = rest.split_once('`')?;
+    let expected = rest.strip_prefix(", expected ")?;
+    let supported: Vec<String> = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    (!supported.is_empty()).then(|| (value.to_owned(), supported))
 }
 
 /// The `with:` block a kind sees at validation time: a string that is exactly one reference to
@@ -124,5 +181,42 @@ fn placeholder_view(with: &serde_json::Value, index: &StepIndex) -> serde_json::
                 .collect(),
         ),
         other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{closest_value, parse_unknown_variant};
+
+    #[test]
+    fn values_are_suggested_only_for_small_typos() {
+        let devices = ["cpu", "tch-cpu", "cuda:N"].map(str::to_owned);
+        assert_eq!(closest_value("gpu", &devices), None);
+        assert_eq!(closest_value("tch_cpu", &devices), Some("tch-cpu"));
+        let schedules = ["constant", "linear", "cosine"].map(str::to_owned);
+        assert_eq!(closest_value("cosin", &schedules), Some("cosine"));
+        assert_eq!(closest_value("exponential", &schedules), None);
+    }
+
+    #[test]
+    fn serde_unknown_variant_messages_give_the_value_and_the_supported_ones() {
+        let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_unknown_variant("unknown variant `gpu`, expected one of `cpu`, `cuda:N`"),
+            Some(("gpu".to_owned(), owned(&["cpu", "cuda:N"])))
+        );
+        assert_eq!(
+            parse_unknown_variant("unknown variant `x`, expected `a` or `b`"),
+            Some(("x".to_owned(), owned(&["a", "b"])))
+        );
+        assert_eq!(
+            parse_unknown_variant("unknown variant `x`, expected `a`"),
+            Some(("x".to_owned(), owned(&["a"])))
+        );
+        assert_eq!(
+            parse_unknown_variant("unknown variant `x`, there are no variants"),
+            None
+        );
+        assert_eq!(parse_unknown_variant("invalid type: string"), None);
     }
 }
