@@ -1,5 +1,6 @@
 //! End-to-end: GPU slots become CUDA_VISIBLE_DEVICES (and plan shows them), the README's
-//! commands are the ones CI and users run, and spans reach an OTLP collector.
+//! commands are the ones CI and users run, a device typo stops a run before any step, and spans
+//! reach an OTLP collector.
 
 mod common;
 
@@ -141,6 +142,56 @@ on_both_backends!(
     gpu_slots_become_cuda_visible_devices,
     readme_commands_are_the_ones_ci_and_users_run
 );
+
+/// A command step, then a training step whose device is a typo (`gpu`).
+const DEVICE_TYPO: &str = r#"
+name: device-typo
+steps:
+  - id: first
+    uses: command
+    with:
+      argv: [sh, -c, "echo ran > touched.txt"]
+      outputs: {touched: touched.txt}
+  - id: train
+    uses: sft
+    needs: [first]
+    with:
+      model: m
+      dataset: d
+      lr: 1.0e-5
+      device: gpu
+"#;
+
+/// `device: gpu` is refused by `validate`, `plan` and `run` at its line and column, with the
+/// supported devices, before any step runs: the command step upstream never starts.
+#[test]
+fn a_device_typo_fails_validation_before_any_step_runs() {
+    let sandbox = Sandbox::new(common::Backend::Sqlite).unwrap();
+    let path = sandbox.write("typo.yaml", DEVICE_TYPO);
+    for command in ["validate", "plan", "run"] {
+        let output = sandbox.run(&[command, path.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(
+                "error[type-mismatch]: `with.device` of step `train` (sft): unknown value `gpu`"
+            ) && stderr.contains("typo.yaml:16:15")
+                && stderr.contains("help: supported values: `cpu`, `tch-cpu`, `cuda:N`"),
+            "{command}: {stderr}"
+        );
+    }
+    // The command step writes touched.txt in its work folder, wherever that is under the sandbox.
+    assert!(!contains_file(sandbox.path(), "touched.txt"), "no step ran");
+    let list = sandbox.expect(&["runs", "list"], 0);
+    assert!(list.starts_with("no runs"), "{list}");
+}
+
+fn contains_file(dir: &std::path::Path, name: &str) -> bool {
+    std::fs::read_dir(dir).unwrap().flatten().any(|entry| {
+        let path = entry.path();
+        path.file_name().is_some_and(|n| n == name) || (path.is_dir() && contains_file(&path, name))
+    })
+}
 
 /// `--otlp-endpoint` exports the run's spans over OTLP/HTTP (protobuf) to the collector.
 #[test]
