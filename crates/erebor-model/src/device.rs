@@ -270,10 +270,7 @@ mod config_tests {
         for text in ["gpu", "CPU", "cuda", "flex"] {
             assert_eq!(
                 from_json(&format!("\"{text}\"")).unwrap_err(),
-                format!(
-                    "unknown variant `{text}`, expected one of `cpu`, `tch-cpu`, `cuda:N` at line 1 column {}",
-                    text.len() + 2
-                )
+                format!("unknown variant `{text}`, expected one of `cpu`, `tch-cpu`, `cuda:N`")
             );
         }
         for text in ["cuda:", "cuda:x", "cuda:+1", "cuda:-1"] {

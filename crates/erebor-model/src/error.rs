@@ -106,6 +106,15 @@ pub enum ModelError {
         /// Why it cannot be used (names the cargo feature to enable when relevant).
         message: String,
     },
+    /// The device ran out of memory placing or computing tensors (LibTorch's CUDA allocator,
+    /// or the host's); a smaller batch, shorter sequences, LoRA or another device may fit.
+    #[error("device `{device}` is out of memory: {message}")]
+    OutOfMemory {
+        /// The device (`cuda:0`, `cpu`).
+        device: String,
+        /// What was being done and what the backend said.
+        message: String,
+    },
     /// A scoring or generation request is invalid (empty continuation, token id out of range...).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -140,6 +149,17 @@ impl ModelError {
             path: path.into(),
             field: field.into(),
             message: message.into(),
+        }
+    }
+
+    /// Whether the failure is a lack of memory: [`ModelError::OutOfMemory`], or reading or
+    /// mapping a file failing with the OS's out-of-memory error (ENOMEM). Callers classify
+    /// failures with this instead of reading the message.
+    pub fn is_out_of_memory(&self) -> bool {
+        match self {
+            ModelError::OutOfMemory { .. } => true,
+            ModelError::Io { source, .. } => source.kind() == std::io::ErrorKind::OutOfMemory,
+            _ => false,
         }
     }
 

@@ -57,9 +57,9 @@ pub enum TrainError {
         /// The newest checkpoint on disk, if any.
         last_checkpoint: Option<PathBuf>,
     },
-    /// The model layer refused (load, forward, save).
+    /// The model layer refused (load, forward, save); its error names the file, tensor or field.
     #[error("model: {0}")]
-    Model(String),
+    Model(#[from] erebor_model::ModelError),
     /// The configuration cannot be run.
     #[error("{0}")]
     Config(String),
@@ -83,13 +83,6 @@ impl TrainError {
     }
 }
 
-/// The model layer's error, as text: its message already names the file, tensor or field.
-impl From<erebor_model::ModelError> for TrainError {
-    fn from(error: erebor_model::ModelError) -> Self {
-        TrainError::Model(error.to_string())
-    }
-}
-
 impl From<TrainError> for StepFailure {
     fn from(error: TrainError) -> Self {
         let message = error.to_string();
@@ -104,10 +97,54 @@ impl From<TrainError> for StepFailure {
             {
                 StepFailure::transient(message)
             }
-            TrainError::Model(ref text) if text.contains("out of memory") => {
+            TrainError::Model(ref model) if model.is_out_of_memory() => {
                 StepFailure::out_of_memory(message)
             }
             _ => StepFailure::unknown(message),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use erebor_core::failure::FailureClass;
+    use erebor_model::ModelError;
+
+    fn class(error: impl Into<TrainError>) -> FailureClass {
+        StepFailure::from(error.into()).class
+    }
+
+    #[test]
+    fn a_model_out_of_memory_is_an_out_of_memory_failure_and_keeps_its_source() {
+        let oom = ModelError::OutOfMemory {
+            device: "cuda:0".into(),
+            message: "forward pass of 8 x 2048 tokens".into(),
+        };
+        let error = TrainError::from(oom);
+        assert!(matches!(
+            error,
+            TrainError::Model(ModelError::OutOfMemory { .. })
+        ));
+        assert_eq!(
+            error.to_string(),
+            "model: device `cuda:0` is out of memory: forward pass of 8 x 2048 tokens"
+        );
+        assert_eq!(class(error), FailureClass::OutOfMemory);
+        let enomem = ModelError::io(
+            "m/model.safetensors",
+            std::io::Error::from(std::io::ErrorKind::OutOfMemory),
+        );
+        assert_eq!(class(enomem), FailureClass::OutOfMemory);
+    }
+
+    #[test]
+    fn other_model_errors_are_not_out_of_memory_whatever_their_text() {
+        // A file named for the failure it reproduces is not one.
+        let missing = ModelError::MissingTensor {
+            path: "runs/out of memory/model".into(),
+            name: "lm_head.weight".into(),
+        };
+        assert_eq!(class(missing), FailureClass::Unknown);
     }
 }

@@ -10,7 +10,9 @@ use burn::tensor::{DType, Device};
 use erebor_core::content::hash_path;
 use erebor_core::dataset::DatasetManifest;
 use erebor_model::lora::{LoraConfig, apply_lora};
-use erebor_model::{CausalLm, Checkpoint, DeviceSpec, ModelConfig, SaveOptions, Tokenizer};
+use erebor_model::{
+    CausalLm, Checkpoint, DeviceSpec, ModelConfig, ModelError, SaveOptions, Tokenizer,
+};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -77,12 +79,12 @@ pub fn load_start_model(
     match init {
         ModelInit::Pretrained => {
             let checkpoint = Checkpoint::load(dir, &runtime.device, runtime.dtype)?;
-            let tokenizer = checkpoint.tokenizer.ok_or_else(|| {
-                TrainError::Model(format!(
-                    "{}: no tokenizer.json; training needs the tokenizer the dataset was made with",
-                    dir.display()
-                ))
-            })?;
+            let tokenizer = checkpoint
+                .tokenizer
+                .ok_or_else(|| ModelError::MissingFile {
+                    path: dir.join("tokenizer.json"),
+                    what: "training needs the tokenizer the dataset was made with".into(),
+                })?;
             Ok(StartModel {
                 model: checkpoint.model,
                 tokenizer,
@@ -95,7 +97,7 @@ pub fn load_start_model(
             let raw: Value = serde_json::from_slice(
                 &std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?,
             )
-            .map_err(|e| TrainError::Model(format!("{}: {e}", path.display())))?;
+            .map_err(|e| ModelError::json(&path, &e))?;
             let std = raw
                 .get("initializer_range")
                 .and_then(Value::as_f64)
