@@ -23,6 +23,17 @@ pub enum EvalError {
         /// What is wrong.
         message: String,
     },
+    /// An `hf://datasets/...` data source could not be resolved from the Hub cache or
+    /// downloaded.
+    #[error("{uri}: {message}")]
+    Hub {
+        /// The reference as given.
+        uri: String,
+        /// What went wrong.
+        message: String,
+        /// Whether a later retry may succeed (a network failure).
+        transient: bool,
+    },
     /// A task name, task file or task option is invalid.
     #[error("task {task}: {message}")]
     Task {

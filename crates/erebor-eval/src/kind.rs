@@ -6,7 +6,7 @@
 //!   with:
 //!     model: ${{ steps.train.outputs.model }}   # or a path: HF folder or .gguf
 //!     tasks: [arc_challenge, hellaswag, tasks/my-task.yaml]
-//!     data_dir: ../shared/data/leaderboard      # <task>_<split>.jsonl files
+//!     data_dir: ../shared/data/leaderboard      # <task>_<split>.jsonl files, or hf://datasets/...
 //!     num_fewshot: 5                            # default: each task's own
 //!     limit: 100                                # documents per task
 //!   expect: {bench/arc_challenge/acc_norm: ">= 0.3"}
@@ -32,7 +32,8 @@ use crate::evaluator::{EvalReport, EvalSettings, Hooks, JobOptions, LoadedModel,
 use crate::task::{Harness, TaskOptions, metric_key, split_metric_key};
 
 /// Bump when a change alters what the kind produces from the same inputs.
-const CODE_VERSION: u32 = 1;
+/// 2: GSM8K under `harness: v0.4` reports both lm-eval filters (new metric keys, samples).
+const CODE_VERSION: u32 = 2;
 
 const OUTPUTS: [OutputDecl; 2] = [
     OutputDecl {
@@ -170,20 +171,23 @@ impl EvalStepConfig {
         }
     }
 
-    /// Task options with paths resolved against `base_dir`.
-    pub fn task_options(&self, base_dir: &Path) -> TaskOptions {
+    /// Task options with local paths resolved against `base_dir` (`hf://` references are
+    /// kept, to resolve through the Hub cache `hub_cache`).
+    pub fn task_options(&self, base_dir: &Path, hub_cache: &Path) -> TaskOptions {
+        let local = |p: &String| {
+            if p.starts_with(crate::hub::HUB_PREFIX) {
+                PathBuf::from(p)
+            } else {
+                resolve_path(base_dir, p)
+            }
+        };
         TaskOptions {
-            data_dir: self
-                .data_dir
-                .as_ref()
-                .map_or_else(PathBuf::new, |d| resolve_path(base_dir, d)),
+            data_dir: self.data_dir.as_ref().map_or_else(PathBuf::new, local),
             num_fewshot: self.num_fewshot,
             harness: self.harness,
-            gsm8k_exemplars: self
-                .gsm8k_exemplars
-                .as_ref()
-                .map(|p| resolve_path(base_dir, p)),
+            gsm8k_exemplars: self.gsm8k_exemplars.as_ref().map(local),
             fewshot_seed: self.fewshot_seed,
+            hub_cache: hub_cache.to_path_buf(),
         }
     }
 }
@@ -195,11 +199,15 @@ pub struct EvalKind;
 /// The failure class of an evaluation error.
 pub fn failure_of(error: EvalError) -> StepFailure {
     let class = match &error {
-        EvalError::Io { .. } => FailureClass::Unknown,
+        EvalError::Io { .. }
+        | EvalError::Hub {
+            transient: true, ..
+        } => FailureClass::Unknown,
         EvalError::Cancelled { .. } => FailureClass::Cancelled,
-        EvalError::Model(_) | EvalError::Data { .. } | EvalError::Task { .. } => {
-            FailureClass::BadInput
-        }
+        EvalError::Model(_)
+        | EvalError::Data { .. }
+        | EvalError::Hub { .. }
+        | EvalError::Task { .. } => FailureClass::BadInput,
         EvalError::Document { .. } => FailureClass::Fatal,
     };
     StepFailure::new(class, error.to_string())
@@ -254,7 +262,8 @@ impl StepKind for EvalKind {
             .iter()
             .map(|t| TaskSpec::parse(t).resolved(&ctx.base_dir))
             .collect();
-        let tasks = build_tasks(&specs, &config.task_options(&ctx.base_dir)).map_err(failure_of)?;
+        let tasks = build_tasks(&specs, &config.task_options(&ctx.base_dir, &ctx.cache_dir))
+            .map_err(failure_of)?;
         let cache_root = config.resume.then(|| ctx.cache_dir.join("eval"));
         let model = LoadedModel::load_with_hash_memo(
             &ctx.resolve(&config.model),

@@ -13,6 +13,7 @@
 //! - [`cache`]: [`ResumeCache`], per-document results kept as they finish, keyed by the model's
 //!   weights hash and the task configuration's hash; [`hash_memo`]: that hash without
 //!   rereading unchanged weight files.
+//! - [`hub`]: task data named `hf://datasets/...`, resolved through erebor-data's Hub reader.
 //! - [`output`]: lm-eval 0.4's results JSON and samples JSONL, the results table.
 //! - [`kind`]: [`EvalKind`], the `eval` step kind (metrics as `bench/<task>/<metric>`).
 //! - [`mt_bench`]: MT-Bench answers, the LLM judge with its cache, scores, the `mt-bench` kind.
@@ -25,6 +26,7 @@ pub mod error;
 pub mod evaluator;
 pub mod fewshot;
 pub mod hash_memo;
+pub mod hub;
 pub mod kind;
 pub mod metrics;
 pub mod mt_bench;

@@ -53,7 +53,8 @@ impl std::str::FromStr for Harness {
 /// What builds a task besides its name.
 #[derive(Clone, Debug)]
 pub struct TaskOptions {
-    /// Folder laid out like `../shared/data/leaderboard`: `<task>_<split>.jsonl`.
+    /// Folder laid out like `../shared/data/leaderboard`: `<task>_<split>.jsonl`, or an
+    /// `hf://datasets/OWNER/NAME[@REV][/DIR]` reference to one ([`crate::hub`]).
     pub data_dir: PathBuf,
     /// Overrides the task's default number of few-shot examples.
     pub num_fewshot: Option<usize>,
@@ -64,6 +65,24 @@ pub struct TaskOptions {
     pub gsm8k_exemplars: Option<PathBuf>,
     /// Seed of the few-shot sampler (the harness uses 42; lm-eval 0.4's default is 1234).
     pub fewshot_seed: Option<u64>,
+    /// Root of erebor-data's Hub cache, where `hf://datasets/...` data resolves from (and is
+    /// downloaded to when missing): `<hub_cache>/hf/datasets/OWNER/NAME/REV/PATH`.
+    pub hub_cache: PathBuf,
+}
+
+impl TaskOptions {
+    /// The options with `data_dir` and `gsm8k_exemplars` resolved to local paths when they
+    /// are `hf://` references.
+    pub fn with_local_data(&self) -> Result<TaskOptions> {
+        let mut local = self.clone();
+        if crate::hub::is_hub(&self.data_dir) {
+            local.data_dir = crate::hub::local_path(&self.data_dir, &self.hub_cache)?;
+        }
+        if let Some(file) = &self.gsm8k_exemplars {
+            local.gsm8k_exemplars = Some(crate::hub::local_path(file, &self.hub_cache)?);
+        }
+        Ok(local)
+    }
 }
 
 /// One request the harness sends to the model for a document.

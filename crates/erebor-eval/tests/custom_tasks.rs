@@ -12,6 +12,7 @@ fn options(dir: &Path, harness: Harness, num_fewshot: Option<usize>) -> TaskOpti
         harness,
         gsm8k_exemplars: None,
         fewshot_seed: None,
+        hub_cache: std::path::PathBuf::new(),
     }
 }
 

@@ -246,6 +246,7 @@ fn arc_challenge_25_shot_runs_at_least_3x_fewer_forward_tokens() {
         harness: erebor_eval::Harness::B281b09,
         gsm8k_exemplars: None,
         fewshot_seed: None,
+        hub_cache: std::path::PathBuf::new(),
     };
     let tasks = erebor_eval::leaderboard_tasks(&["arc_challenge"], &options).unwrap();
     assert_eq!(tasks[0].num_fewshot(), 25);

@@ -42,6 +42,7 @@ fn gsm8k_task(dir: &Path, answers: &[&str], harness: Harness) -> Box<dyn Task> {
         harness,
         gsm8k_exemplars: None,
         fewshot_seed: None,
+        hub_cache: std::path::PathBuf::new(),
     };
     leaderboard_tasks(&["gsm8k"], &options).unwrap().remove(0)
 }

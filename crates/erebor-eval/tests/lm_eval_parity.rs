@@ -60,6 +60,7 @@ fn samples_docs_and_doc_hashes_equal_lm_evals() {
         harness: Harness::V04,
         gsm8k_exemplars: None,
         fewshot_seed: None,
+        hub_cache: std::path::PathBuf::new(),
     };
     let tasks = erebor_eval::leaderboard_tasks(&["arc_easy", "hellaswag"], &options).unwrap();
     for (task, name) in tasks.iter().zip(["arc_easy", "hellaswag"]) {
@@ -100,6 +101,7 @@ fn erebor_matches_lm_eval_0_4_on_arc_easy_and_hellaswag() {
         harness: Harness::V04,
         gsm8k_exemplars: None,
         fewshot_seed: None,
+        hub_cache: std::path::PathBuf::new(),
     };
     let settings = EvalSettings {
         limit: Some(DOCS),

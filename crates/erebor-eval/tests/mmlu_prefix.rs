@@ -113,6 +113,7 @@ fn mmlu_prefix_reuse_runs_at_least_5x_fewer_tokens_than_lm_evals_hf_backend() {
         harness: Harness::V04,
         gsm8k_exemplars: None,
         fewshot_seed: None,
+        hub_cache: std::path::PathBuf::new(),
     };
     // EREBOR_MMLU_SUBJECTS=all: every subject (the full count in BENCHMARKS.md; minutes).
     let subjects: Vec<&str> = match std::env::var("EREBOR_MMLU_SUBJECTS").as_deref() {
@@ -188,6 +189,7 @@ fn mmlu_scores_with_the_shared_prefix_equal_scoring_each_request_alone() {
         harness: Harness::B281b09,
         gsm8k_exemplars: None,
         fewshot_seed: None,
+        hub_cache: std::path::PathBuf::new(),
     };
     let tasks =
         erebor_eval::leaderboard_tasks(&["mmlu_abstract_algebra", "mmlu_marketing"], &options)

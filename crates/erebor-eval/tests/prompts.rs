@@ -31,6 +31,7 @@ fn options(data_dir: &Path, num_fewshot: usize, harness: Harness) -> TaskOptions
         harness,
         gsm8k_exemplars: Some(data_dir.join("gsm8k_test.jsonl")),
         fewshot_seed: None,
+        hub_cache: std::path::PathBuf::new(),
     }
 }
 

@@ -33,7 +33,8 @@ pub struct EvalArgs {
     /// Documents per task, after the harness's shuffle.
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Folder of `<task>_<split>.jsonl` files (laid out like ../shared/data/leaderboard).
+    /// Folder of `<task>_<split>.jsonl` files (laid out like ../shared/data/leaderboard), or
+    /// `hf://datasets/OWNER/NAME[@REV][/DIR]` holding them.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// `cpu` (Burn flex), `tch-cpu` or `cuda:N` (LibTorch; build with --features tch).
@@ -75,6 +76,10 @@ pub struct EvalArgs {
     /// Resume cache folder (default: <home>/cache/eval).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+    /// Hub cache where `hf://datasets/...` data resolves from, laid out
+    /// `hf/datasets/OWNER/NAME/REV/PATH` (default: <home>/cache, the workflow steps' cache).
+    #[arg(long)]
+    pub hub_cache: Option<PathBuf>,
 }
 
 fn bad(error: EvalError) -> anyhow::Error {
@@ -104,6 +109,10 @@ impl EvalArgs {
             harness: self.harness,
             gsm8k_exemplars: self.gsm8k_exemplars.clone(),
             fewshot_seed: self.fewshot_seed,
+            hub_cache: self
+                .hub_cache
+                .clone()
+                .unwrap_or_else(|| globals.home().join("cache")),
         };
         let tasks = build_tasks(&specs, &options).map_err(bad)?;
         tracing::info!(model = %self.model.display(), "loading the model");

@@ -175,6 +175,15 @@ impl HubClient {
         })
     }
 
+    /// The files of `uri` (a file or a glob) already in the cache's layout,
+    /// `<cache_dir>/hf/datasets/OWNER/NAME/REV/PATH`, without any network: a download cache,
+    /// or a mirror copied into that layout. Sorted by path; empty when nothing matches. The
+    /// sha256 comes from the `.sha256` file a download leaves beside each file, else from the
+    /// bytes.
+    pub fn mirrored(&self, uri: &str) -> Result<Vec<HubFile>, HubError> {
+        cache::mirrored(self, &HubUri::parse(uri)?)
+    }
+
     fn token(&self) -> Option<&str> {
         self.token.as_deref()
     }

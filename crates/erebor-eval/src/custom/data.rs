@@ -9,6 +9,9 @@
 //! - lm-eval's `dataset_path: FOLDER` is read as `dataset: {path: FOLDER}`.
 //! - none of these: the data directory of the run (`--data-dir`, the step's `data_dir:`) as a
 //!   folder, so a workflow can point a static task file at an earlier step's dataset.
+//!
+//! Any of these paths may be `hf://datasets/OWNER/NAME[@REV][/PATH]` ([`crate::hub`]): a
+//! reference ending in `.jsonl` is a file, anything else a folder of `.jsonl` files.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,21 +32,33 @@ pub enum SplitSource {
 }
 
 impl SplitSource {
-    /// From the task file's `dataset` / `dataset_path` / `dataset_kwargs`, else `data_dir`.
+    /// From the task file's `dataset` / `dataset_path` / `dataset_kwargs`, else `data_dir`;
+    /// `hf://` references resolve through the Hub cache `hub_cache`.
     pub fn from_config(
         config: &CustomTaskConfig,
         base_dir: &Path,
         data_dir: Option<&Path>,
+        hub_cache: &Path,
         origin: &str,
     ) -> Result<Self> {
-        let resolve = |p: &str| resolve(base_dir, p);
-        let by_split = |files: &DataFiles| match files {
-            DataFiles::One(file) => {
-                Self::Files(BTreeMap::from([("train".to_string(), resolve(file))]))
+        let resolve = |p: &str| -> Result<PathBuf> {
+            if p.starts_with(crate::hub::HUB_PREFIX) {
+                crate::hub::local_path(Path::new(p), hub_cache)
+            } else {
+                Ok(resolve(base_dir, p))
             }
-            DataFiles::BySplit(map) => {
-                Self::Files(map.iter().map(|(s, f)| (s.clone(), resolve(f))).collect())
-            }
+        };
+        let by_split = |files: &DataFiles| -> Result<Self> {
+            Ok(match files {
+                DataFiles::One(file) => {
+                    Self::Files(BTreeMap::from([("train".to_string(), resolve(file)?)]))
+                }
+                DataFiles::BySplit(map) => Self::Files(
+                    map.iter()
+                        .map(|(s, f)| Ok((s.clone(), resolve(f)?)))
+                        .collect::<Result<_>>()?,
+                ),
+            })
         };
         if let Some(dataset) = &config.dataset {
             if config.dataset_path.is_some() || config.dataset_kwargs.is_some() {
@@ -53,8 +68,8 @@ impl SplitSource {
                 ));
             }
             return match (&dataset.path, &dataset.data_files) {
-                (Some(path), None) => Ok(Self::path(resolve(path))),
-                (None, Some(files)) => Ok(by_split(files)),
+                (Some(path), None) => Ok(Self::path(resolve(path)?)),
+                (None, Some(files)) => by_split(files),
                 _ => Err(config_error(
                     origin,
                     "`dataset` needs exactly one of `path` and `data_files`",
@@ -62,14 +77,14 @@ impl SplitSource {
             };
         }
         match (config.dataset_path.as_deref(), &config.dataset_kwargs) {
-            (_, Some(kwargs)) => Ok(by_split(&kwargs.data_files)),
+            (_, Some(kwargs)) => by_split(&kwargs.data_files),
             (Some("json"), None) => Err(config_error(
                 origin,
                 "`dataset_path: json` needs `dataset_kwargs: {data_files: …}`",
             )),
-            (Some(path), None) => Ok(Self::path(resolve(path))),
+            (Some(path), None) => Ok(Self::path(resolve(path)?)),
             (None, None) => match data_dir {
-                Some(dir) => Ok(Self::Folder(dir.to_path_buf())),
+                Some(dir) => Ok(Self::Folder(crate::hub::local_path(dir, hub_cache)?)),
                 None => Err(config_error(
                     origin,
                     "no data: set `dataset: {path: …}` or `dataset: {data_files: {test: …}}`, or give a data directory",

@@ -84,7 +84,8 @@ impl CustomTask {
         let prompts = Prompts::new(&config, &origin)?;
         let scoring = Scoring::new(&config, &origin)?;
         let data_dir = Some(options.data_dir.as_path()).filter(|d| !d.as_os_str().is_empty());
-        let source = SplitSource::from_config(&config, base_dir, data_dir, &origin)?;
+        let source =
+            SplitSource::from_config(&config, base_dir, data_dir, &options.hub_cache, &origin)?;
         let eval_split = config
             .test_split
             .clone()

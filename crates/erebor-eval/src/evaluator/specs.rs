@@ -69,7 +69,10 @@ pub fn check_builtin_names(specs: &[TaskSpec]) -> std::result::Result<(), String
 
 /// Builds the tasks in the order named: consecutive built-in names through the leaderboard
 /// registry, files through the custom-task loader.
+/// `hf://datasets/...` data (`data_dir`, `gsm8k_exemplars`) is resolved to local paths first.
 pub fn build_tasks(specs: &[TaskSpec], options: &TaskOptions) -> Result<Vec<Box<dyn Task>>> {
+    let local = options.with_local_data()?;
+    let options = &local;
     let mut tasks: Vec<Box<dyn Task>> = Vec::new();
     let mut names: Vec<String> = Vec::new();
     for spec in specs {
