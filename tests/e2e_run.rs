@@ -309,7 +309,70 @@ fn expectations_that_regress_exit_3(sandbox: &Sandbox) {
     });
 }
 
+/// A step reused under another id (the quickstart's DPOP `train` as dpo-vs-dpop's
+/// `train[dpop]`) links to the step that produced it, and `runs show`, `metrics --step` and
+/// `runs compare` follow the link, marking the values as reused (issue 10; before, they showed
+/// nothing for the reused arm).
+fn a_step_reused_under_another_id_shows_its_metrics(sandbox: &Sandbox) {
+    sandbox.script(
+        "train.sh",
+        "#!/bin/sh\nif [ \"$1\" = dpop ]; then v=0.25; else v=0.75; fi\necho \"erebor:metric loss 0 1.5\"\necho \"erebor:metric loss 1 $v\"\n",
+    );
+    let producer = sandbox.write(
+        "producer.yaml",
+        "name: producer\nsteps:\n  - id: dpop\n    uses: command\n    with:\n      argv: [./train.sh, dpop]\n",
+    );
+    let arms = sandbox.write(
+        "arms.yaml",
+        "name: arms\nsteps:\n  - id: train\n    uses: command\n    matrix: {loss: [dpo, dpop]}\n    with:\n      argv: [./train.sh, \"${{ matrix.loss }}\"]\n",
+    );
+    sandbox.expect(&["run", producer.to_str().unwrap(), "-q"], 0);
+    let first = sandbox.latest_run().unwrap();
+    sandbox.expect(&["run", arms.to_str().unwrap(), "-q"], 0);
+    let run = sandbox.latest_run().unwrap();
+    let link = format!("reused from {first}:dpop");
+    let show = sandbox.expect(&["runs", "show", &run], 0);
+    let final_row = show
+        .lines()
+        .find(|l| l.starts_with("train[dpop]") && l.contains("loss"))
+        .unwrap_or_else(|| panic!("no final loss of train[dpop] in\n{show}"));
+    assert!(final_row.contains(&format!("0.25 ({link})")), "{show}");
+    let csv = sandbox.expect(
+        &["metrics", &run, "--step", "train[dpop]", "--format", "csv"],
+        0,
+    );
+    assert!(
+        csv.contains("train[dpop],loss,0,1.5,")
+            && csv.contains(&format!("train[dpop],loss,1,0.25,")),
+        "{csv}"
+    );
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.ends_with(&format!(",{first}:dpop"))),
+        "{csv}"
+    );
+    let compare = sandbox.expect(
+        &[
+            "runs",
+            "compare",
+            &format!("{run}:train[dpo]"),
+            &format!("{run}:train[dpop]"),
+        ],
+        0,
+    );
+    let row = compare
+        .lines()
+        .find(|l| l.starts_with("loss"))
+        .unwrap_or_else(|| panic!("no loss row in\n{compare}"));
+    assert!(
+        row.contains("0.75") && row.contains(&format!("0.25 ({link})")),
+        "{compare}"
+    );
+}
+
 on_both_backends!(
+    a_step_reused_under_another_id_shows_its_metrics,
     pipeline_runs_is_listed_and_then_cached,
     plan_marks_a_changed_input_and_its_descendants,
     bad_workflows_exit_2_with_the_place,

@@ -155,9 +155,9 @@ async fn record_new(
     files: &AttemptFiles,
 ) -> Result<(), AttemptOutcome> {
     let new_attempt = NewAttempt {
-        id: attempt.to_string(),
-        run_id: ctx.run_id.to_string(),
-        step_id: spec.step.id.to_string(),
+        id: attempt.clone(),
+        run_id: ctx.run_id.clone(),
+        step_id: spec.step.id.clone(),
         number: i64::from(spec.number),
         executor: ctx.executor.name().to_owned(),
         host: ctx.host.clone(),
@@ -238,7 +238,7 @@ async fn submit(
     let recorded = ctx
         .durably("recording the submitted attempt", || {
             ctx.store
-                .set_attempt_submitted(attempt.as_str(), id.as_str(), status)
+                .set_attempt_submitted(attempt, id.as_str(), status)
         })
         .await;
     if let Err(error) = recorded {
@@ -357,7 +357,7 @@ async fn interrupt(
     let interrupted = ctx
         .durably("recording an interrupted attempt", || {
             ctx.store
-                .interrupt_attempt(recorder.attempt.as_str(), "stopped: the run was cancelled")
+                .interrupt_attempt(recorder.attempt, "stopped: the run was cancelled")
         })
         .await;
     if let Err(error) = interrupted {
@@ -475,8 +475,7 @@ async fn record_state(
         _ => AttemptStatus::Running,
     };
     ctx.durably("recording an attempt's state", || {
-        ctx.store
-            .set_attempt_status(recorder.attempt.as_str(), status)
+        ctx.store.set_attempt_status(recorder.attempt, status)
     })
     .await
     .map_err(|error| {

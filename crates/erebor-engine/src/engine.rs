@@ -124,7 +124,7 @@ impl Engine {
         let workflow_file =
             std::path::absolute(&workflow.file).unwrap_or_else(|_| workflow.file.clone());
         let new_run = NewRun {
-            id: run_id.to_string(),
+            id: run_id.clone(),
             workflow_name: workflow.name.clone(),
             workflow_file: workflow_file.display().to_string(),
             workflow_text: workflow.text.to_string(),
@@ -206,7 +206,7 @@ impl Engine {
         let steps = new_steps(workflow);
         retry
             .run("recording the run's steps", || {
-                self.store.insert_steps(run.id.as_str(), &steps)
+                self.store.insert_steps(&run_id, &steps)
             })
             .await?;
         let shared = self.shared(run_id.clone(), run_dir.clone(), workflow);
@@ -321,8 +321,7 @@ impl Engine {
         if !summary.lost_lease {
             let written = shared
                 .durably("recording the run's end", || {
-                    self.store
-                        .set_run_status(run_id.as_str(), status, error.as_deref())
+                    self.store.set_run_status(&run_id, status, error.as_deref())
                 })
                 .await;
             match written {
@@ -353,10 +352,7 @@ impl Engine {
             let mut ticker = tokio::time::interval(HEARTBEAT_EVERY);
             loop {
                 ticker.tick().await;
-                match store
-                    .heartbeat(run_id.as_str(), &host, std::process::id())
-                    .await
-                {
+                match store.heartbeat(&run_id, &host, std::process::id()).await {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::error!(run = %run_id, "another runner took over this run; stopping");
@@ -386,7 +382,7 @@ fn new_steps(workflow: &Workflow) -> Vec<NewStep> {
         .iter()
         .enumerate()
         .map(|(position, step)| NewStep {
-            step_id: step.id.to_string(),
+            step_id: step.id.clone(),
             base_id: step.base.clone(),
             arm: serde_json::Value::Object(step.arm.iter().cloned().collect()),
             kind: step.kind.clone(),

@@ -21,6 +21,92 @@ pub enum PlanStatus {
     Run,
 }
 
+/// Why a step runs instead of reusing a cached result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanReason {
+    /// An input named in `with:` cannot be hashed (the step fails when it starts).
+    Unhashable(String),
+    /// The step says `cache: false`.
+    CacheDisabled,
+    /// `--no-cache`.
+    NoCache,
+    /// `--force` selects it.
+    Forced,
+    /// No earlier run of the workflow finished this step.
+    NeverFinished {
+        /// The workflow name.
+        workflow: String,
+    },
+    /// The last result's path outputs are gone from disk.
+    OutputsGone {
+        /// The run that produced it.
+        run: String,
+    },
+    /// Something in the fingerprint changed since that run.
+    Changed {
+        /// What (config key, input file, kind version, upstream step).
+        what: String,
+        /// The run whose step differs.
+        since_run: String,
+        /// Whether it is an upstream step's fingerprint that changed.
+        upstream: bool,
+    },
+    /// That run recorded no fingerprint details to compare with.
+    NoDetails {
+        /// The run.
+        run: String,
+    },
+    /// Upstream steps run first (so this one's inputs are not known yet).
+    UpstreamRuns(Vec<String>),
+    /// It needs more GPU slots than the runner has.
+    TooFewGpus {
+        /// Slots it needs.
+        wanted: usize,
+        /// Slots the runner has.
+        available: usize,
+    },
+}
+
+impl PlanReason {
+    /// Whether the reason is about upstream steps (a changed or re-running upstream).
+    pub fn is_upstream(&self) -> bool {
+        matches!(
+            self,
+            PlanReason::UpstreamRuns(_) | PlanReason::Changed { upstream: true, .. }
+        )
+    }
+}
+
+impl std::fmt::Display for PlanReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlanReason::Unhashable(error) => write!(f, "an input cannot be hashed: {error}"),
+            PlanReason::CacheDisabled => f.write_str("`cache: false`"),
+            PlanReason::NoCache => f.write_str("--no-cache"),
+            PlanReason::Forced => f.write_str("--force"),
+            PlanReason::NeverFinished { workflow } => {
+                write!(f, "no earlier run of `{workflow}` finished this step")
+            }
+            PlanReason::OutputsGone { run } => {
+                write!(f, "the outputs of run {run} are gone from disk")
+            }
+            PlanReason::Changed {
+                what, since_run, ..
+            } => write!(f, "{what} since run {since_run}"),
+            PlanReason::NoDetails { run } => {
+                write!(f, "run {run} recorded no fingerprint details")
+            }
+            PlanReason::UpstreamRuns(steps) => {
+                write!(f, "upstream {} will run first", steps.join(", "))
+            }
+            PlanReason::TooFewGpus { wanted, available } => write!(
+                f,
+                "needs {wanted} GPU(s) but only {available} are available: it will fail"
+            ),
+        }
+    }
+}
+
 /// One line of the plan.
 #[derive(Clone, Debug)]
 pub struct PlanEntry {
@@ -31,7 +117,7 @@ pub struct PlanEntry {
     /// Cached or run.
     pub status: PlanStatus,
     /// Why it runs.
-    pub reasons: Vec<String>,
+    pub reasons: Vec<PlanReason>,
     /// GPU slots it would get.
     pub gpus: Vec<u32>,
     /// The kind's notes.
@@ -77,19 +163,19 @@ pub async fn plan(
             .collect();
         let (fingerprint, status) = match computed {
             Err(error) => {
-                reasons.push(format!("an input cannot be hashed: {error}"));
+                reasons.push(PlanReason::Unhashable(error.to_string()));
                 (None, PlanStatus::Run)
             }
             Ok(fp) => {
                 fingerprints.insert(step.id.to_string(), fp.hash.clone());
                 let status = if !step.cache {
-                    reasons.push("`cache: false`".to_owned());
+                    reasons.push(PlanReason::CacheDisabled);
                     PlanStatus::Run
                 } else if limits.no_cache {
-                    reasons.push("--no-cache".to_owned());
+                    reasons.push(PlanReason::NoCache);
                     PlanStatus::Run
                 } else if forced {
-                    reasons.push("--force".to_owned());
+                    reasons.push(PlanReason::Forced);
                     PlanStatus::Run
                 } else if let Some((hit, _)) = cached_result(store, &fp.hash).await? {
                     PlanStatus::Cached {
@@ -104,12 +190,10 @@ pub async fn plan(
         };
         if status == PlanStatus::Run
             && !upstream_runs.is_empty()
-            && reasons.iter().all(|r| !r.contains("upstream"))
+            && !reasons.iter().any(PlanReason::is_upstream)
         {
-            reasons.push(format!(
-                "upstream {} will run first",
-                upstream_runs.join(", ")
-            ));
+            let steps = upstream_runs.iter().map(|s| (*s).to_owned()).collect();
+            reasons.push(PlanReason::UpstreamRuns(steps));
         }
         entries.push(PlanEntry {
             step: step.clone(),
@@ -129,15 +213,14 @@ async fn why_not_cached(
     workflow: &Workflow,
     step: &PlannedStep,
     inputs: &FingerprintInputs,
-) -> Result<Vec<String>, erebor_store::StoreError> {
+) -> Result<Vec<PlanReason>, erebor_store::StoreError> {
     let Some(last) = store
         .last_finished_step(&workflow.name, step.id.as_str())
         .await?
     else {
-        return Ok(vec![format!(
-            "no earlier run of `{}` finished this step",
-            workflow.name
-        )]);
+        return Ok(vec![PlanReason::NeverFinished {
+            workflow: workflow.name.clone(),
+        }]);
     };
     let old: Option<FingerprintInputs> = last
         .fingerprint_inputs
@@ -147,15 +230,25 @@ async fn why_not_cached(
         Some(old) => {
             let differences = inputs.differences(&old);
             if differences.is_empty() {
-                vec![format!("the outputs of run {source} are gone from disk")]
-            } else {
-                differences
-                    .into_iter()
-                    .map(|d| format!("{d} since run {source}"))
-                    .collect()
+                return Ok(vec![PlanReason::OutputsGone { run: source }]);
             }
+            // The differences that remain with the old upstream fingerprints are the step's
+            // own; the others come from its upstream steps.
+            let own = FingerprintInputs {
+                upstream: old.upstream.clone(),
+                ..inputs.clone()
+            }
+            .differences(&old);
+            differences
+                .into_iter()
+                .map(|what| PlanReason::Changed {
+                    upstream: !own.contains(&what),
+                    what,
+                    since_run: source.clone(),
+                })
+                .collect()
         }
-        None => vec![format!("run {source} recorded no fingerprint details")],
+        None => vec![PlanReason::NoDetails { run: source }],
     })
 }
 
@@ -192,10 +285,10 @@ fn assign_gpus(entries: &mut [PlanEntry], limits: &Limits) {
             }
             let want = entries[i].step.gpus as usize;
             if want > limits.gpus.len() {
-                entries[i].reasons.push(format!(
-                    "needs {want} GPU(s) but only {} are available: it will fail",
-                    limits.gpus.len()
-                ));
+                entries[i].reasons.push(PlanReason::TooFewGpus {
+                    wanted: want,
+                    available: limits.gpus.len(),
+                });
                 finished_round[i] = Some(round);
                 continue;
             }

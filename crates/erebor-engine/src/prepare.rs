@@ -49,8 +49,8 @@ pub(crate) async fn fail_without_attempt(
     let written = shared
         .durably("recording a failed step", || {
             shared.store.set_step_status(
-                shared.run_id.as_str(),
-                step.id.as_str(),
+                &shared.run_id,
+                &step.id,
                 StepStatus::Failed,
                 Some((class.as_str(), message)),
             )
@@ -97,12 +97,9 @@ pub(crate) async fn fingerprint_step(
         .map_err(|e| Prepared::BadInput(format!("fingerprint inputs: {e}")))?;
     shared
         .durably("recording a fingerprint", || {
-            shared.store.set_fingerprint(
-                shared.run_id.as_str(),
-                step.id.as_str(),
-                &fingerprint.hash,
-                &inputs,
-            )
+            shared
+                .store
+                .set_fingerprint(&shared.run_id, &step.id, &fingerprint.hash, &inputs)
         })
         .await
         .map_err(|e| Prepared::Store(format!("recording the fingerprint of {}", step.id), e))?;
@@ -134,7 +131,7 @@ pub(crate) async fn cached_expectations(
         .durably("recording `expect:` failures", || {
             shared
                 .store
-                .set_expect_failures(shared.run_id.as_str(), step.id.as_str(), &failures)
+                .set_expect_failures(&shared.run_id, &step.id, &failures)
         })
         .await?;
     Ok(failures)

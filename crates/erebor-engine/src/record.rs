@@ -58,9 +58,7 @@ impl<'a> Recorder<'a> {
         let finished = self
             .shared
             .durably("recording a lost attempt", || {
-                self.shared
-                    .store
-                    .finish_attempt(self.attempt.as_str(), &end)
+                self.shared.store.finish_attempt(self.attempt, &end)
             })
             .await;
         match finished {
@@ -76,9 +74,7 @@ impl<'a> Recorder<'a> {
         let interrupted = self
             .shared
             .durably("recording an interrupted attempt", || {
-                self.shared
-                    .store
-                    .interrupt_attempt(self.attempt.as_str(), message)
+                self.shared.store.interrupt_attempt(self.attempt, message)
             })
             .await;
         match interrupted {
@@ -155,9 +151,7 @@ impl<'a> Recorder<'a> {
         let finished = self
             .shared
             .durably("recording a failed attempt", || {
-                self.shared
-                    .store
-                    .finish_attempt(self.attempt.as_str(), &end)
+                self.shared.store.finish_attempt(self.attempt, &end)
             })
             .await;
         if let Err(error) = finished {
@@ -292,9 +286,7 @@ impl<'a> Recorder<'a> {
         let finished = self
             .shared
             .durably("recording a succeeded attempt", || {
-                self.shared
-                    .store
-                    .finish_attempt(self.attempt.as_str(), &end)
+                self.shared.store.finish_attempt(self.attempt, &end)
             })
             .await;
         if let Err(error) = finished {
@@ -360,12 +352,7 @@ pub async fn record_points(
 ) -> Result<(), StoreError> {
     shared
         .store
-        .record_metrics(
-            shared.run_id.as_str(),
-            step.as_str(),
-            attempt.as_str(),
-            points,
-        )
+        .record_metrics(&shared.run_id, step, attempt, points)
         .await
         .map(|_| ())
 }

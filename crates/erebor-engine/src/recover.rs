@@ -108,7 +108,7 @@ async fn interrupt_leftover(ctx: &RunContext, attempt: &AttemptRecord) -> Result
     }
     ctx.durably("recording an interrupted attempt", || {
         ctx.store.interrupt_attempt(
-            &attempt.id,
+            &id,
             "interrupted: its runner stopped while it ran; resumed by a new runner",
         )
     })

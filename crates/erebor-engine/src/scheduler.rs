@@ -218,8 +218,8 @@ impl Pass<'_> {
         let written = ctx
             .durably("marking a step skipped", || {
                 ctx.store.set_step_status(
-                    ctx.run_id.as_str(),
-                    step.id.as_str(),
+                    &ctx.run_id,
+                    &step.id,
                     StepStatus::Skipped,
                     Some(("skipped", &message)),
                 )
@@ -440,8 +440,7 @@ impl Pass<'_> {
             return Ok(false);
         };
         ctx.durably("marking a step reused", || {
-            ctx.store
-                .mark_cached(ctx.run_id.as_str(), step.id.as_str(), &hit)
+            ctx.store.mark_cached(&ctx.run_id, &step.id, &hit)
         })
         .await
         .map_err(|e| (format!("marking {} reused", step.id), e))?;

@@ -8,7 +8,7 @@
 //!
 //! A Postgres URL gets a fresh schema (dropped afterwards); a SQLite file is created fresh.
 
-use erebor_store::{MetricPoint, NewAttempt, NewRun, NewStep, Store};
+use erebor_store::{AttemptId, MetricPoint, NewAttempt, NewRun, NewStep, RunId, StepId, Store};
 use std::time::Instant;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +96,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut written = 0;
     for chunk in all.chunks(batch) {
         written += store
-            .record_metrics("r-bench", "train", "a-bench", chunk)
+            .record_metrics(
+                &RunId::from("r-bench"),
+                &StepId::from("train"),
+                &AttemptId::from("a-bench"),
+                chunk,
+            )
             .await?;
     }
     let elapsed = started.elapsed();

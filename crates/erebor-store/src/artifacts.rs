@@ -4,6 +4,7 @@
 use crate::db::{Store, now_ms, with_pool};
 use crate::error::Result;
 use crate::records::{ArtifactRecord, LIVE_ATTEMPT_STATUSES};
+use erebor_core::AttemptId;
 
 /// id, run, step, attempt, name, type, path, sha256, bytes, created.
 type ArtifactRow = (
@@ -93,8 +94,9 @@ impl Store {
 
     /// Marks a live attempt and its step `interrupted` (cancellation, a dead runner). Returns
     /// false when the attempt had ended already.
-    pub async fn interrupt_attempt(&self, attempt_id: &str, message: &str) -> Result<bool> {
+    pub async fn interrupt_attempt(&self, attempt_id: &AttemptId, message: &str) -> Result<bool> {
         self.gate("interrupt_attempt")?;
+        let attempt_id = attempt_id.as_str();
         let now = now_ms();
         let sql = format!(
             "UPDATE attempts SET status = 'interrupted', finished_at = $2, failure_class = 'cancelled', \

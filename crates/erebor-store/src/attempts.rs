@@ -6,6 +6,7 @@ use crate::error::{Result, StoreError};
 use crate::records::{
     AttemptEnd, AttemptRecord, AttemptStatus, LIVE_ATTEMPT_STATUSES, NewAttempt, StepStatus,
 };
+use erebor_core::AttemptId;
 use sqlx::Row;
 
 const ATTEMPT_COLUMNS: &str = "id, run_id, step_id, number, status, executor, external_id, host, dir, \
@@ -63,9 +64,9 @@ impl Store {
                 "INSERT INTO attempts (id, run_id, step_id, number, status, executor, host, dir, gpus, started_at) \
                  VALUES ($1, $2, $3, $4, 'recorded', $5, $6, $7, $8, $9)",
             )
-            .bind(&attempt.id)
-            .bind(&attempt.run_id)
-            .bind(&attempt.step_id)
+            .bind(attempt.id.as_str())
+            .bind(attempt.run_id.as_str())
+            .bind(attempt.step_id.as_str())
             .bind(attempt.number)
             .bind(&attempt.executor)
             .bind(&attempt.host)
@@ -80,8 +81,8 @@ impl Store {
                  cached_from_run = NULL, reused_from_step = NULL \
                  WHERE run_id = $1 AND step_id = $2",
             )
-            .bind(&attempt.run_id)
-            .bind(&attempt.step_id)
+            .bind(attempt.run_id.as_str())
+            .bind(attempt.step_id.as_str())
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -95,11 +96,12 @@ impl Store {
     /// with [`StoreError::StaleAttempt`] if the attempt is not `recorded`.
     pub async fn set_attempt_submitted(
         &self,
-        attempt_id: &str,
+        attempt_id: &AttemptId,
         external_id: &str,
         status: AttemptStatus,
     ) -> Result<()> {
         self.gate("set_attempt_submitted")?;
+        let attempt_id = attempt_id.as_str();
         let updated = with_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE attempts SET external_id = $2, status = $3, submitted_at = $4 \
@@ -121,8 +123,13 @@ impl Store {
 
     /// Moves a live attempt to `queued` or `running` as its executor reports. Refused with
     /// [`StoreError::StaleAttempt`] if the attempt has ended.
-    pub async fn set_attempt_status(&self, attempt_id: &str, status: AttemptStatus) -> Result<()> {
+    pub async fn set_attempt_status(
+        &self,
+        attempt_id: &AttemptId,
+        status: AttemptStatus,
+    ) -> Result<()> {
         self.gate("set_attempt_status")?;
+        let attempt_id = attempt_id.as_str();
         let sql = format!(
             "UPDATE attempts SET status = $2 WHERE id = $1 AND status IN {LIVE_ATTEMPT_STATUSES}"
         );
@@ -142,8 +149,9 @@ impl Store {
 
     /// Ends a live attempt and updates its step, with outputs and artifacts, in one
     /// transaction. Refused with [`StoreError::StaleAttempt`] if the attempt has ended.
-    pub async fn finish_attempt(&self, attempt_id: &str, end: &AttemptEnd) -> Result<()> {
+    pub async fn finish_attempt(&self, attempt_id: &AttemptId, end: &AttemptEnd) -> Result<()> {
         self.gate("finish_attempt")?;
+        let attempt_id = attempt_id.as_str();
         let now = now_ms();
         let (class, message) = match &end.failure {
             Some((class, message)) => (Some(class.as_str()), Some(message.as_str())),

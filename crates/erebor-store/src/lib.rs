@@ -24,12 +24,13 @@ pub mod schedules;
 pub mod steps;
 
 pub use db::{SCHEMA_VERSION, Store, WriteGate, now_ms, redact_url};
+pub use erebor_core::{AttemptId, RunId, StepId};
 pub use error::{Result, StoreError};
-/// sqlx's error type, for callers that build or inspect [`StoreError::Db`].
-pub use sqlx::Error as SqlxError;
 pub use judgments::{JudgmentKey, StoredJudgment};
 pub use metrics::{MetricFilter, merge_attempts};
 pub use records::*;
 pub use runs::RunFilter;
 pub use schedules::Schedule;
+/// sqlx's error type, for callers that build or inspect [`StoreError::Db`].
+pub use sqlx::Error as SqlxError;
 pub use steps::CachedResult;

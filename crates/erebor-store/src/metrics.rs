@@ -4,6 +4,7 @@
 use crate::db::{Backend, Store, now_ms, with_pool};
 use crate::error::Result;
 use crate::records::{AttemptStatus, MetricPoint, MetricRow, StepLink, StepRecord};
+use erebor_core::{AttemptId, RunId, StepId};
 use sqlx::{AssertSqlSafe, Row};
 
 /// Rows per SQLite statement: preparing one grows faster than linearly with its size, and 64
@@ -25,15 +26,17 @@ impl Store {
     /// [`crate::StoreError::StaleAttempt`]. Returns the number of new rows.
     pub async fn record_metrics(
         &self,
-        run_id: &str,
-        step_id: &str,
-        attempt_id: &str,
+        run_id: &RunId,
+        step_id: &StepId,
+        attempt_id: &AttemptId,
         points: &[MetricPoint],
     ) -> Result<u64> {
         if points.is_empty() {
             return Ok(0);
         }
         self.gate("record_metrics")?;
+        let (run_id, step_id, attempt_id) =
+            (run_id.as_str(), step_id.as_str(), attempt_id.as_str());
         let now = now_ms();
         let inserted = match &self.backend {
             Backend::Postgres(pool) => {

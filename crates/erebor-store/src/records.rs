@@ -1,5 +1,6 @@
 //! What the store keeps, as Rust types.
 
+use erebor_core::{AttemptId, RunId, StepId};
 use serde::{Deserialize, Serialize};
 
 /// Status of a run.
@@ -128,7 +129,7 @@ impl StepStatus {
 #[derive(Clone, Debug)]
 pub struct NewRun {
     /// `r-20261127-033012-7f3a`.
-    pub id: String,
+    pub id: RunId,
     /// The workflow's `name:`.
     pub workflow_name: String,
     /// Absolute path of the file.
@@ -201,7 +202,7 @@ pub struct RunRecord {
 #[derive(Clone, Debug)]
 pub struct NewStep {
     /// Expanded id.
-    pub step_id: String,
+    pub step_id: StepId,
     /// Id as written.
     pub base_id: String,
     /// Matrix arm values (JSON object).
@@ -294,11 +295,11 @@ impl StepRecord {
 #[derive(Clone, Debug)]
 pub struct NewAttempt {
     /// Attempt id.
-    pub id: String,
+    pub id: AttemptId,
     /// Run id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Step id.
-    pub step_id: String,
+    pub step_id: StepId,
     /// 1, 2, … within the run.
     pub number: i64,
     /// Executor name.

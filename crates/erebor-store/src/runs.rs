@@ -3,6 +3,7 @@
 use crate::db::{Store, now_ms, with_pool};
 use crate::error::{Result, StoreError};
 use crate::records::{NewRun, NewStep, RunRecord, RunStatus};
+use erebor_core::RunId;
 use sqlx::Row;
 
 const RUN_COLUMNS: &str = "id, workflow_name, workflow_file, workflow_text, workflow_hash, params, options, \
@@ -66,7 +67,7 @@ impl Store {
                  erebor_version, run_dir) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $8, $11, $12, $13, $14)",
             )
-            .bind(&run.id)
+            .bind(run.id.as_str())
             .bind(&run.workflow_name)
             .bind(&run.workflow_file)
             .bind(&run.workflow_text)
@@ -82,7 +83,7 @@ impl Store {
             .bind(&run.run_dir)
             .execute(&mut *tx)
             .await?;
-            crate::steps::insert_steps_in!(&mut *tx, &run.id, steps);
+            crate::steps::insert_steps_in!(&mut *tx, run.id.as_str(), steps);
             tx.commit().await?;
         });
         Ok(())
@@ -164,7 +165,7 @@ impl Store {
     /// Sets a run's final (or resumed) status.
     pub async fn set_run_status(
         &self,
-        id: &str,
+        id: &RunId,
         status: RunStatus,
         error: Option<&str>,
     ) -> Result<()> {
@@ -172,7 +173,7 @@ impl Store {
         let finished = (status != RunStatus::Running).then(now_ms);
         with_pool!(self, |pool| {
             sqlx::query("UPDATE runs SET status = $2, error = $3, finished_at = $4 WHERE id = $1")
-                .bind(id)
+                .bind(id.as_str())
                 .bind(status.as_str())
                 .bind(error)
                 .bind(finished)
@@ -183,13 +184,13 @@ impl Store {
     }
 
     /// Renews the runner's lease; false when another runner has taken the run over.
-    pub async fn heartbeat(&self, id: &str, host: &str, pid: u32) -> Result<bool> {
+    pub async fn heartbeat(&self, id: &RunId, host: &str, pid: u32) -> Result<bool> {
         self.gate("heartbeat")?;
         let updated = with_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE runs SET heartbeat_at = $4 WHERE id = $1 AND host = $2 AND runner_pid = $3",
             )
-            .bind(id)
+            .bind(id.as_str())
             .bind(host)
             .bind(i64::from(pid))
             .bind(now_ms())

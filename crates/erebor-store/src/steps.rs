@@ -4,6 +4,7 @@
 use crate::db::{Store, now_ms, with_pool};
 use crate::error::Result;
 use crate::records::{NewStep, StepRecord, StepStatus};
+use erebor_core::{RunId, StepId};
 use sqlx::Row;
 
 const STEP_COLUMNS: &str = "run_id, step_id, base_id, arm, kind, position, needs, config, status, \
@@ -75,7 +76,7 @@ macro_rules! insert_steps_in {
                  ON CONFLICT (run_id, step_id) DO NOTHING",
             )
             .bind($run_id)
-            .bind(&step.step_id)
+            .bind(step.step_id.as_str())
             .bind(&step.base_id)
             .bind(step.arm.to_string())
             .bind(&step.kind)
@@ -91,8 +92,9 @@ pub(crate) use insert_steps_in;
 
 impl Store {
     /// Inserts steps of a run as `pending` (existing rows, on resume, are kept).
-    pub async fn insert_steps(&self, run_id: &str, steps: &[NewStep]) -> Result<()> {
+    pub async fn insert_steps(&self, run_id: &RunId, steps: &[NewStep]) -> Result<()> {
         self.gate("insert_steps")?;
+        let run_id = run_id.as_str();
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             insert_steps_in!(&mut *tx, run_id, steps);
@@ -138,12 +140,13 @@ impl Store {
     /// Records a step's fingerprint and what it was made of.
     pub async fn set_fingerprint(
         &self,
-        run_id: &str,
-        step_id: &str,
+        run_id: &RunId,
+        step_id: &StepId,
         fingerprint: &str,
         inputs: &serde_json::Value,
     ) -> Result<()> {
         self.gate("set_fingerprint")?;
+        let (run_id, step_id) = (run_id.as_str(), step_id.as_str());
         with_pool!(self, |pool| {
             sqlx::query("UPDATE steps SET fingerprint = $3, fingerprint_inputs = $4 WHERE run_id = $1 AND step_id = $2")
                 .bind(run_id)
@@ -160,12 +163,13 @@ impl Store {
     /// attempt); other transitions go through attempts.
     pub async fn set_step_status(
         &self,
-        run_id: &str,
-        step_id: &str,
+        run_id: &RunId,
+        step_id: &StepId,
         status: StepStatus,
         failure: Option<(&str, &str)>,
     ) -> Result<()> {
         self.gate("set_step_status")?;
+        let (run_id, step_id) = (run_id.as_str(), step_id.as_str());
         let finished = matches!(
             status,
             StepStatus::Failed | StepStatus::Skipped | StepStatus::Interrupted
@@ -192,11 +196,12 @@ impl Store {
     /// outputs are copied, being what later steps of this run consume; its metrics are not).
     pub async fn mark_cached(
         &self,
-        run_id: &str,
-        step_id: &str,
+        run_id: &RunId,
+        step_id: &StepId,
         source: &CachedResult,
     ) -> Result<()> {
         self.gate("mark_cached")?;
+        let (run_id, step_id) = (run_id.as_str(), step_id.as_str());
         let now = now_ms();
         with_pool!(self, |pool| {
             sqlx::query(
@@ -275,11 +280,12 @@ impl Store {
     /// Records failed `expect:` checks of a step.
     pub async fn set_expect_failures(
         &self,
-        run_id: &str,
-        step_id: &str,
+        run_id: &RunId,
+        step_id: &StepId,
         failures: &[String],
     ) -> Result<()> {
         self.gate("set_expect_failures")?;
+        let (run_id, step_id) = (run_id.as_str(), step_id.as_str());
         with_pool!(self, |pool| {
             sqlx::query("UPDATE steps SET expect_failures = $3 WHERE run_id = $1 AND step_id = $2")
                 .bind(run_id)

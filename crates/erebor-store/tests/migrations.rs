@@ -50,7 +50,11 @@ async fn upgrade_keeps_data(old: Store, reopen: impl AsyncFnOnce() -> Store) {
     );
     // Schema-2 features work on the upgraded database.
     store
-        .set_expect_failures("r-old", "train", &["acc >= 0.5 (got 0.4)".into()])
+        .set_expect_failures(
+            &RunId::from("r-old"),
+            &StepId::from("train"),
+            &["acc >= 0.5 (got 0.4)".into()],
+        )
         .await
         .unwrap();
     assert_eq!(

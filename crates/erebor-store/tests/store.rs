@@ -33,7 +33,7 @@ async fn runs_are_created_found_listed_and_finished(store: Store) {
 
     store
         .set_run_status(
-            "r-20260101-000000-aaaa",
+            &RunId::from("r-20260101-000000-aaaa"),
             RunStatus::Failed,
             Some("step x failed"),
         )
@@ -79,11 +79,16 @@ async fn finished_steps_are_found_by_fingerprint(store: Store) {
         .unwrap();
     // Inserting again (a resume) keeps existing rows.
     store
-        .insert_steps("r-1", &[new_step("a", 0)])
+        .insert_steps(&RunId::from("r-1"), &[new_step("a", 0)])
         .await
         .unwrap();
     store
-        .set_fingerprint("r-1", "a", "fp-a", &json!({"kind": "command"}))
+        .set_fingerprint(
+            &RunId::from("r-1"),
+            &StepId::from("a"),
+            "fp-a",
+            &json!({"kind": "command"}),
+        )
         .await
         .unwrap();
     assert!(
@@ -97,7 +102,7 @@ async fn finished_steps_are_found_by_fingerprint(store: Store) {
         .unwrap();
     store
         .finish_attempt(
-            "att-1",
+            &AttemptId::from("att-1"),
             &success(json!({"values": {"out": {"path": "/x"}}})),
         )
         .await
@@ -109,14 +114,22 @@ async fn finished_steps_are_found_by_fingerprint(store: Store) {
     // A later run reuses it; a lookup through that run still names the producer.
     store.create_run(&new_run("r-2", "w"), &[]).await.unwrap();
     store
-        .insert_steps("r-2", &[new_step("a", 0)])
+        .insert_steps(&RunId::from("r-2"), &[new_step("a", 0)])
         .await
         .unwrap();
     store
-        .set_fingerprint("r-2", "a", "fp-a", &json!({"kind": "command"}))
+        .set_fingerprint(
+            &RunId::from("r-2"),
+            &StepId::from("a"),
+            "fp-a",
+            &json!({"kind": "command"}),
+        )
         .await
         .unwrap();
-    store.mark_cached("r-2", "a", &hits[0]).await.unwrap();
+    store
+        .mark_cached(&RunId::from("r-2"), &StepId::from("a"), &hits[0])
+        .await
+        .unwrap();
     let step = store.get_step("r-2", "a").await.unwrap().unwrap();
     assert_eq!(step.status, StepStatus::Cached);
     assert_eq!(step.cached_from_run.as_deref(), Some("r-1"));
@@ -135,7 +148,7 @@ async fn finished_steps_are_found_by_fingerprint(store: Store) {
 async fn metrics_are_recorded_exactly_once_and_stale_attempts_are_refused(store: Store) {
     store.create_run(&new_run("r-m", "w"), &[]).await.unwrap();
     store
-        .insert_steps("r-m", &[new_step("train", 0)])
+        .insert_steps(&RunId::from("r-m"), &[new_step("train", 0)])
         .await
         .unwrap();
     store
@@ -147,7 +160,12 @@ async fn metrics_are_recorded_exactly_once_and_stale_attempts_are_refused(store:
         .collect();
     assert_eq!(
         store
-            .record_metrics("r-m", "train", "att-a", &batch)
+            .record_metrics(
+                &RunId::from("r-m"),
+                &StepId::from("train"),
+                &AttemptId::from("att-a"),
+                &batch
+            )
             .await
             .unwrap(),
         5
@@ -155,14 +173,24 @@ async fn metrics_are_recorded_exactly_once_and_stale_attempts_are_refused(store:
     // The same events replayed (a runner re-reading an events file) add nothing.
     assert_eq!(
         store
-            .record_metrics("r-m", "train", "att-a", &batch)
+            .record_metrics(
+                &RunId::from("r-m"),
+                &StepId::from("train"),
+                &AttemptId::from("att-a"),
+                &batch
+            )
             .await
             .unwrap(),
         0
     );
     assert_eq!(
         store
-            .record_metrics("r-m", "train", "att-a", &[point("train/loss", 5, f64::NAN)])
+            .record_metrics(
+                &RunId::from("r-m"),
+                &StepId::from("train"),
+                &AttemptId::from("att-a"),
+                &[point("train/loss", 5, f64::NAN)]
+            )
             .await
             .unwrap(),
         1
@@ -172,13 +200,23 @@ async fn metrics_are_recorded_exactly_once_and_stale_attempts_are_refused(store:
     // The attempt is interrupted (a resume took over): its writes are refused.
     assert!(
         store
-            .interrupt_attempt("att-a", "runner died")
+            .interrupt_attempt(&AttemptId::from("att-a"), "runner died")
             .await
             .unwrap()
     );
-    assert!(!store.interrupt_attempt("att-a", "again").await.unwrap());
+    assert!(
+        !store
+            .interrupt_attempt(&AttemptId::from("att-a"), "again")
+            .await
+            .unwrap()
+    );
     let refused = store
-        .record_metrics("r-m", "train", "att-a", &[point("train/loss", 9, 0.1)])
+        .record_metrics(
+            &RunId::from("r-m"),
+            &StepId::from("train"),
+            &AttemptId::from("att-a"),
+            &[point("train/loss", 9, 0.1)],
+        )
         .await
         .unwrap_err();
     assert!(
@@ -186,7 +224,7 @@ async fn metrics_are_recorded_exactly_once_and_stale_attempts_are_refused(store:
         "{refused}"
     );
     let refused = store
-        .finish_attempt("att-a", &success(json!({"values": {}})))
+        .finish_attempt(&AttemptId::from("att-a"), &success(json!({"values": {}})))
         .await
         .unwrap_err();
     assert!(
@@ -211,7 +249,12 @@ async fn metrics_are_recorded_exactly_once_and_stale_attempts_are_refused(store:
     let resumed = [point("train/loss", 5, 0.15), point("train/loss", 6, 0.14)];
     assert_eq!(
         store
-            .record_metrics("r-m", "train", "att-b", &resumed)
+            .record_metrics(
+                &RunId::from("r-m"),
+                &StepId::from("train"),
+                &AttemptId::from("att-b"),
+                &resumed
+            )
             .await
             .unwrap(),
         2
@@ -236,7 +279,7 @@ async fn metrics_are_recorded_exactly_once_and_stale_attempts_are_refused(store:
 async fn large_batches_are_split_and_counted(store: Store) {
     store.create_run(&new_run("r-big", "w"), &[]).await.unwrap();
     store
-        .insert_steps("r-big", &[new_step("s", 0)])
+        .insert_steps(&RunId::from("r-big"), &[new_step("s", 0)])
         .await
         .unwrap();
     store
@@ -248,7 +291,12 @@ async fn large_batches_are_split_and_counted(store: Store) {
         .collect();
     assert_eq!(
         store
-            .record_metrics("r-big", "s", "att-big", &points)
+            .record_metrics(
+                &RunId::from("r-big"),
+                &StepId::from("s"),
+                &AttemptId::from("att-big"),
+                &points
+            )
             .await
             .unwrap(),
         20_000
@@ -270,7 +318,7 @@ async fn large_batches_are_split_and_counted(store: Store) {
 async fn finishing_records_outputs_artifacts_and_lineage(store: Store) {
     store.create_run(&new_run("r-a", "w"), &[]).await.unwrap();
     store
-        .insert_steps("r-a", &[new_step("convert", 0)])
+        .insert_steps(&RunId::from("r-a"), &[new_step("convert", 0)])
         .await
         .unwrap();
     store
@@ -287,7 +335,10 @@ async fn finishing_records_outputs_artifacts_and_lineage(store: Store) {
         inputs: vec![("data/raw.jsonl".into(), "e".repeat(64), None)],
     }];
     end.expect_failures = vec!["rows >= 10 (got 3)".into()];
-    store.finish_attempt("att-c", &end).await.unwrap();
+    store
+        .finish_attempt(&AttemptId::from("att-c"), &end)
+        .await
+        .unwrap();
     let artifacts = store.artifacts_of("r-a").await.unwrap();
     assert_eq!(artifacts.len(), 1);
     assert_eq!(artifacts[0].bytes, 1234);
@@ -320,9 +371,17 @@ async fn only_one_resume_can_claim_a_run(store: Store) {
         !store.claim_run(&seen, "host-c", 8).await.unwrap(),
         "the lease changed"
     );
-    assert!(store.heartbeat("r-c", "host-b", 7).await.unwrap());
     assert!(
-        !store.heartbeat("r-c", "host-a", 4242).await.unwrap(),
+        store
+            .heartbeat(&RunId::from("r-c"), "host-b", 7)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .heartbeat(&RunId::from("r-c"), "host-a", 4242)
+            .await
+            .unwrap(),
         "the old runner lost the lease"
     );
 }
@@ -358,18 +417,18 @@ async fn attempts_move_through_the_cluster_states(store: Store) {
     assert_eq!(recorded.status, AttemptStatus::Recorded);
     assert!(recorded.status.is_live() && recorded.external_id.is_none());
     store
-        .set_attempt_submitted("att-s", "job-77", AttemptStatus::Queued)
+        .set_attempt_submitted(&AttemptId::from("att-s"), "job-77", AttemptStatus::Queued)
         .await
         .unwrap();
     let again = store
-        .set_attempt_submitted("att-s", "job-78", AttemptStatus::Queued)
+        .set_attempt_submitted(&AttemptId::from("att-s"), "job-78", AttemptStatus::Queued)
         .await;
     assert!(
         matches!(again, Err(StoreError::StaleAttempt { .. })),
         "submitted once: {again:?}"
     );
     store
-        .set_attempt_status("att-s", AttemptStatus::Running)
+        .set_attempt_status(&AttemptId::from("att-s"), AttemptStatus::Running)
         .await
         .unwrap();
     let running = store.get_attempt("att-s").await.unwrap().unwrap();
@@ -385,16 +444,24 @@ async fn attempts_move_through_the_cluster_states(store: Store) {
         artifacts: Vec::new(),
         expect_failures: Vec::new(),
     };
-    store.finish_attempt("att-s", &end).await.unwrap();
+    store
+        .finish_attempt(&AttemptId::from("att-s"), &end)
+        .await
+        .unwrap();
     let lost = store.get_attempt("att-s").await.unwrap().unwrap();
     assert_eq!(lost.status, AttemptStatus::Lost);
     assert!(!lost.status.is_live());
     let late = store
-        .set_attempt_status("att-s", AttemptStatus::Running)
+        .set_attempt_status(&AttemptId::from("att-s"), AttemptStatus::Running)
         .await;
     assert!(matches!(late, Err(StoreError::StaleAttempt { .. })));
     let metrics = store
-        .record_metrics("r-s", "a", "att-s", &[point("loss", 0, 1.0)])
+        .record_metrics(
+            &RunId::from("r-s"),
+            &StepId::from("a"),
+            &AttemptId::from("att-s"),
+            &[point("loss", 0, 1.0)],
+        )
         .await;
     assert!(matches!(metrics, Err(StoreError::StaleAttempt { .. })));
 }
@@ -409,15 +476,25 @@ async fn reused_steps_link_to_the_producing_step(store: Store) {
         .await
         .unwrap();
     store
-        .record_metrics("r-p", "dpop", "att-p", &[point("loss", 0, 3.0)])
+        .record_metrics(
+            &RunId::from("r-p"),
+            &StepId::from("dpop"),
+            &AttemptId::from("att-p"),
+            &[point("loss", 0, 3.0)],
+        )
         .await
         .unwrap();
     store
-        .set_fingerprint("r-p", "dpop", "fp-1", &json!({}))
+        .set_fingerprint(
+            &RunId::from("r-p"),
+            &StepId::from("dpop"),
+            "fp-1",
+            &json!({}),
+        )
         .await
         .unwrap();
     store
-        .finish_attempt("att-p", &success(json!({"values": {}})))
+        .finish_attempt(&AttemptId::from("att-p"), &success(json!({"values": {}})))
         .await
         .unwrap();
     // Two generations of reuse under another step id: both link to the producer.
@@ -433,9 +510,17 @@ async fn reused_steps_link_to_the_producing_step(store: Store) {
             ("r-p", "dpop"),
             "after {previous}"
         );
-        store.mark_cached(run, "train[dpop]", &hit).await.unwrap();
         store
-            .set_fingerprint(run, "train[dpop]", "fp-1", &json!({}))
+            .mark_cached(&RunId::from(run), &StepId::from("train[dpop]"), &hit)
+            .await
+            .unwrap();
+        store
+            .set_fingerprint(
+                &RunId::from(run),
+                &StepId::from("train[dpop]"),
+                "fp-1",
+                &json!({}),
+            )
             .await
             .unwrap();
         let step = store.get_step(run, "train[dpop]").await.unwrap().unwrap();

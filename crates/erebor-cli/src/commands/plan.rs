@@ -166,7 +166,7 @@ fn render_json(entries: &[PlanEntry]) -> anyhow::Result<String> {
                 "status": match &entry.status { PlanStatus::Cached { .. } => "cached", PlanStatus::Run => "run" },
                 "cached_from": match &entry.status { PlanStatus::Cached { from_run } => Some(from_run), PlanStatus::Run => None },
                 "fingerprint": entry.fingerprint,
-                "reasons": entry.reasons,
+                "reasons": entry.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "gpus": entry.gpus,
                 "notes": entry.notes,
                 "with": entry.step.with,

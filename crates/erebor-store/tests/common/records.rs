@@ -6,7 +6,7 @@ use serde_json::json;
 /// A run of `workflow` with fixed runner details.
 pub fn new_run(id: &str, workflow: &str) -> NewRun {
     NewRun {
-        id: id.to_owned(),
+        id: id.into(),
         workflow_name: workflow.to_owned(),
         workflow_file: format!("/w/{workflow}.yaml"),
         workflow_text: "name: x\nsteps: []\n".to_owned(),
@@ -25,7 +25,7 @@ pub fn new_run(id: &str, workflow: &str) -> NewRun {
 /// A `command` step at `position`.
 pub fn new_step(id: &str, position: i64) -> NewStep {
     NewStep {
-        step_id: id.to_owned(),
+        step_id: id.into(),
         base_id: id.split('[').next().unwrap().to_owned(),
         arm: json!({}),
         kind: "command".to_owned(),
@@ -38,9 +38,9 @@ pub fn new_step(id: &str, position: i64) -> NewStep {
 /// Attempt `number` of `step` on the local executor, GPU 0.
 pub fn attempt(id: &str, run: &str, step: &str, number: i64) -> NewAttempt {
     NewAttempt {
-        id: id.to_owned(),
-        run_id: run.to_owned(),
-        step_id: step.to_owned(),
+        id: id.into(),
+        run_id: run.into(),
+        step_id: step.into(),
         number,
         executor: "local".to_owned(),
         host: "host-a".to_owned(),
