@@ -342,8 +342,7 @@ fn a_step_reused_under_another_id_shows_its_metrics(sandbox: &Sandbox) {
         0,
     );
     assert!(
-        csv.contains("train[dpop],loss,0,1.5,")
-            && csv.contains(&format!("train[dpop],loss,1,0.25,")),
+        csv.contains("train[dpop],loss,0,1.5,") && csv.contains("train[dpop],loss,1,0.25,"),
         "{csv}"
     );
     assert!(
