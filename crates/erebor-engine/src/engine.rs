@@ -3,6 +3,7 @@
 
 use crate::context::RunContext as Shared;
 use crate::control::{RunControl, StopLevel};
+pub use crate::error::EngineError;
 use crate::events::{EngineEvent, Subscribers};
 use crate::executor::Executor;
 use crate::poller::Poller;
@@ -13,7 +14,7 @@ use crate::recover::recover_attempts;
 use crate::retry::StoreRetry;
 use crate::scheduler::{Limits, Summary, schedule};
 use erebor_core::RunId;
-use erebor_store::{NewRun, NewStep, RunRecord, RunStatus, Store, StoreError};
+use erebor_store::{NewRun, NewStep, RunRecord, RunStatus, Store};
 use erebor_workflow::{HashCache, KindRegistry, Workflow};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,36 +23,6 @@ use std::time::Duration;
 /// A runner on another host is considered dead when its heartbeat is older than this.
 pub const LEASE_TIMEOUT: Duration = Duration::from_secs(60);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
-
-/// Engine errors (the run itself failing is a [`RunSummary`], not an error).
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A file or folder could not be written.
-    #[error("{what} {path}: {source}")]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// Where.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The run cannot be resumed.
-    #[error("{0}")]
-    CannotResume(String),
-    /// The stored workflow no longer loads.
-    #[error("the workflow stored with run {run} does not load: {errors}")]
-    Workflow {
-        /// Run id.
-        run: String,
-        /// The errors.
-        errors: Box<erebor_workflow::WorkflowErrors>,
-    },
-}
 
 /// How the engine runs steps.
 #[derive(Clone)]

@@ -6,7 +6,10 @@
 //! - [`retry`]: store writes retried on transient errors, [`StoreRetry`].
 //! - [`machine`]: the run loop's state machine: a slot per step and its transitions, no I/O.
 //! - [`scheduler`]: drives the machine: preparation, cache reuse, attempts, cancellation.
-//! - [`attempt`]: one attempt: request, step process, timeout, cancellation.
+//! - [`attempt`]: one attempt: record, submit, follow (or re-attach), timeout, cancellation.
+//! - [`outcome`]: what an attempt is given and what it returns.
+//! - [`summary`]: how a scheduler pass ended.
+//! - [`error`]: the engine's error type, [`EngineError`].
 //! - [`prepare`]: what a step needs before it starts (fingerprint, cache hit, lineage).
 //! - [`record`]: recording an attempt's events and end in the store.
 //! - [`recover`]: attempts a killed runner left behind: re-attached, or marked interrupted.
@@ -28,9 +31,11 @@ pub mod attempt;
 pub mod context;
 pub mod control;
 pub mod engine;
+pub mod error;
 pub mod events;
 pub mod executor;
 pub mod machine;
+pub mod outcome;
 pub mod outputs;
 pub mod plan;
 pub mod poller;
@@ -42,6 +47,7 @@ pub mod recover;
 pub mod retry;
 pub mod scheduler;
 pub mod step_process;
+pub mod summary;
 pub mod tail;
 
 pub use control::{RunControl, StopLevel};

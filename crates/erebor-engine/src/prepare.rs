@@ -3,7 +3,7 @@
 
 use crate::context::RunContext as Shared;
 use crate::events::EngineEvent;
-use crate::scheduler::Summary;
+use crate::summary::Summary;
 use erebor_core::{FailureClass, OutputValue, StepOutputs};
 use erebor_store::{CachedResult, StepRecord, StepStatus, Store, StoreError};
 use erebor_workflow::{PlannedStep, Workflow};

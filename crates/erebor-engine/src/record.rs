@@ -1,9 +1,9 @@
 //! Recording an attempt: its events (metrics in batches, progress to subscribers) while it
 //! runs, and its end (outputs, artifacts, `expect:` results) when it stops.
 
-use crate::attempt::{AttemptOutcome, AttemptSpec};
 use crate::context::RunContext as Shared;
 use crate::events::EngineEvent;
+use crate::outcome::{AttemptOutcome, AttemptSpec};
 use crate::outputs;
 use crate::tail::EventTail;
 use erebor_core::{

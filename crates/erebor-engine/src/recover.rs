@@ -6,7 +6,7 @@
 
 use crate::attempt::Reattached;
 use crate::context::RunContext;
-use crate::engine::EngineError;
+use crate::error::EngineError;
 use crate::executor::{ExternalId, JobState};
 use crate::process::{self, Signal};
 use crate::protocol::AttemptFiles;
