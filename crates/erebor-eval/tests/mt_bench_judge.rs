@@ -103,6 +103,7 @@ fn config(data: &Path, answers: &Path, judge_url: String) -> MtBenchConfig {
         limit: None,
         max_new_tokens: 16,
         concurrency: 4,
+        temperature: None,
         seed: 0,
         device: "cpu".into(),
         dtype: None,

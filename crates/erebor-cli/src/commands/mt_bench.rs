@@ -70,6 +70,11 @@ pub struct MtBenchArgs {
     /// Name in the answer and judgment files (default: the model folder's name).
     #[arg(long)]
     pub model_id: Option<String>,
+    /// One answer temperature for every category instead of FastChat's per-category table
+    /// (writing/roleplay 0.7, stem/humanities 0.1, the rest 0); `--temperature 0` answers
+    /// everything greedily, to compare engines token for token.
+    #[arg(long)]
+    pub temperature: Option<f32>,
     /// Sampling seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -137,6 +142,7 @@ impl MtBenchArgs {
             limit: self.limit,
             max_new_tokens: self.max_new_tokens,
             concurrency: self.concurrency,
+            temperature: self.temperature,
             seed: self.seed,
             device: self.device.clone(),
             dtype: self.dtype.clone(),

@@ -2,8 +2,9 @@
 //!
 //! - [`generate_answers`]: a local model, prompts rendered with its chat template (or a named
 //!   one with a system prompt), batched with the KV cache by erebor-model's generator (the one
-//!   evaluation's GSM8K uses), each category at FastChat's temperature, seeded. Turn 2 is asked
-//!   with turn 1's question and answer in the conversation.
+//!   evaluation's GSM8K uses), each category at FastChat's temperature (or one temperature
+//!   for all when overridden), seeded. Turn 2 is asked with turn 1's question and answer in
+//!   the conversation.
 //! - [`answers_from_endpoint`]: the same conversations sent to an OpenAI-compatible server.
 
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use erebor_model::{ChatMessage, ChatTemplate, GenerationConfig, Tokenizer, gener
 
 use super::cache::JudgmentCache;
 use super::client::{ChatClient, request_body};
-use super::data::{AnswerRecord, Question, category_temperature};
+use super::data::{AnswerRecord, Question, answer_temperature};
 use super::error::{MtBenchError, Result};
 use super::judging::{JudgeRequest, run_requests};
 
@@ -28,6 +29,8 @@ pub struct AnswerSettings {
     pub batch_size: usize,
     /// Seed of the sampling streams.
     pub seed: u64,
+    /// One temperature for every category instead of FastChat's table (0 = greedy).
+    pub temperature: Option<f32>,
 }
 
 /// What answering cost.
@@ -135,7 +138,7 @@ fn generate_turn(
 ) -> Result<Vec<(usize, String)>> {
     let mut groups: BTreeMap<u32, Vec<(usize, Vec<u32>)>> = BTreeMap::new();
     for (i, ids) in prompts {
-        let t = category_temperature(&questions[i].category);
+        let t = answer_temperature(&questions[i].category, settings.temperature);
         groups.entry(t.to_bits()).or_default().push((i, ids));
     }
     let mut out = Vec::new();
@@ -169,14 +172,16 @@ fn generate_turn(
 }
 
 /// Asks `client` both turns of every question (turn 2 after turn 1's answer), each at its
-/// category's temperature with `max_new_tokens` as `max_tokens`. Replies go through `cache`
-/// like judgments, so a resumed step does not ask again.
+/// category's temperature (or `temperature` for all when given) with `max_new_tokens` as
+/// `max_tokens`. Replies go through `cache` like judgments, so a resumed step does not ask
+/// again.
 pub async fn answers_from_endpoint(
     client: &ChatClient,
     cache: Arc<dyn JudgmentCache>,
     questions: &[Question],
     model_id: &str,
     max_new_tokens: usize,
+    temperature: Option<f32>,
     cancel: &CancelToken,
 ) -> Result<BTreeMap<u64, AnswerRecord>> {
     let mut turns: Vec<Vec<String>> = vec![Vec::new(); questions.len()];
@@ -193,7 +198,7 @@ pub async fn answers_from_endpoint(
                 let body = request_body(
                     &client.endpoint().model,
                     &pairs,
-                    category_temperature(&q.category),
+                    answer_temperature(&q.category, temperature),
                     max_new_tokens,
                 );
                 JudgeRequest {

@@ -15,6 +15,7 @@
 //!     repeats: 3
 //!     limit: 10
 //!     max_new_tokens: 1024
+//!     temperature: 0                             # default: FastChat's per-category table
 //!     concurrency: 8
 //!   expect: {mt_bench/judge_errors: "== 0"}
 //! ```
@@ -191,6 +192,10 @@ pub struct MtBenchConfig {
     /// Requests in flight at once.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// One answer temperature for every category instead of FastChat's per-category table
+    /// (0 = greedy everywhere, to compare engines token for token); absent: the table.
+    #[serde(default)]
+    pub temperature: Option<f32>,
     /// Seed of the sampled answers.
     #[serde(default)]
     pub seed: u64,
@@ -261,6 +266,20 @@ impl MtBenchConfig {
                 return Err(ConfigError::field(key, "must be greater than 0"));
             }
         }
+        if let Some(t) = self.temperature
+            && !(t.is_finite() && t >= 0.0)
+        {
+            return Err(ConfigError::field(
+                "temperature",
+                format!("{t} is not a temperature: use a finite number >= 0 (0 = greedy)"),
+            ));
+        }
+        if self.temperature.is_some() && self.answers.is_some() {
+            return Err(ConfigError::field(
+                "temperature",
+                "answers from a file are not generated: drop temperature or answers",
+            ));
+        }
         let device: DeviceSpec = self
             .device
             .parse()
@@ -290,5 +309,37 @@ impl MtBenchConfig {
             Some(path) => resolve_path(base, path),
             None => resolve_path(base, &self.data_dir).join("reference_answer/gpt-4.jsonl"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(extra: serde_json::Value) -> serde_json::Value {
+        let mut with = serde_json::json!({"model": "m", "data_dir": "d"});
+        with.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        with
+    }
+
+    #[test]
+    fn mt_bench_temperature_defaults_to_fastchats_table_and_takes_zero() {
+        let config = MtBenchConfig::parse(&with(serde_json::json!({}))).unwrap();
+        assert_eq!(config.temperature, None);
+        let config = MtBenchConfig::parse(&with(serde_json::json!({"temperature": 0}))).unwrap();
+        assert_eq!(config.temperature, Some(0.0));
+    }
+
+    #[test]
+    fn mt_bench_temperature_must_be_non_negative_and_needs_generated_answers() {
+        let err =
+            MtBenchConfig::parse(&with(serde_json::json!({"temperature": -0.5}))).unwrap_err();
+        assert_eq!(err.path_string(), "temperature", "{err}");
+        let from_file =
+            serde_json::json!({"answers": "a.jsonl", "data_dir": "d", "temperature": 0});
+        let err = MtBenchConfig::parse(&from_file).unwrap_err();
+        assert_eq!(err.path_string(), "temperature", "{err}");
     }
 }

@@ -29,6 +29,13 @@ pub fn category_temperature(category: &str) -> f32 {
     }
 }
 
+/// The temperature a question of `category` is answered at: `override_temperature` for every
+/// category when given (`temperature:` / `--temperature`, e.g. 0 to compare engines greedily),
+/// else FastChat's table ([`category_temperature`]).
+pub fn answer_temperature(category: &str, override_temperature: Option<f32>) -> f32 {
+    override_temperature.unwrap_or_else(|| category_temperature(category))
+}
+
 /// One MT-Bench question.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Question {
@@ -327,4 +334,43 @@ pub fn load_judge_prompts(path: &Path) -> Result<BTreeMap<String, JudgePrompt>> 
         }
     }
     Ok(prompts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// MT-Bench's eight categories with FastChat's `temperature_config`
+    /// (fastchat/llm_judge/common.py), and a category FastChat does not list (0.7).
+    const FASTCHAT: [(&str, f32); 9] = [
+        ("writing", 0.7),
+        ("roleplay", 0.7),
+        ("extraction", 0.0),
+        ("math", 0.0),
+        ("coding", 0.0),
+        ("reasoning", 0.0),
+        ("stem", 0.1),
+        ("humanities", 0.1),
+        ("unlisted", 0.7),
+    ];
+
+    #[test]
+    fn mt_bench_without_an_override_uses_fastchats_table() {
+        for (category, expected) in FASTCHAT {
+            assert_eq!(answer_temperature(category, None), expected, "{category}");
+        }
+    }
+
+    #[test]
+    fn mt_bench_temperature_override_applies_to_every_category() {
+        for t in [0.0, 0.3, 1.2] {
+            for (category, _) in FASTCHAT {
+                assert_eq!(
+                    answer_temperature(category, Some(t)),
+                    t,
+                    "{category} at {t}"
+                );
+            }
+        }
+    }
 }

@@ -63,6 +63,9 @@ pub struct RunOutcome {
     pub judgments: usize,
     /// Of which from the cache.
     pub from_cache: usize,
+    /// The temperature every answer was generated at, when the settings overrode FastChat's
+    /// per-category table (the settings refuse an override with an answers file).
+    pub temperature_override: Option<f32>,
 }
 
 /// Questions (first `limit`), and the judge's prompts and references, read and checked.
@@ -127,6 +130,7 @@ pub fn run(config: &MtBenchConfig, ctx: &RunContext<'_>) -> Result<RunOutcome> {
             .work_dir
             .join("model_answer")
             .join(format!("{model_id}.jsonl")),
+        temperature_override: config.temperature,
         ..RunOutcome::default()
     };
     let answers = if let Some(path) = &config.answers {
@@ -146,6 +150,7 @@ pub fn run(config: &MtBenchConfig, ctx: &RunContext<'_>) -> Result<RunOutcome> {
             &inputs.questions,
             &model_id,
             config.max_new_tokens,
+            config.temperature,
             ctx.cancel,
         ))?
     } else {
@@ -311,6 +316,7 @@ fn local_answers(
         max_new_tokens: config.max_new_tokens,
         batch_size: config.batch_size,
         seed: config.seed,
+        temperature: config.temperature,
     };
     ctx.progress.start_phase("mt-bench answers", Some(2));
     let progress = |done: usize, _: usize| ctx.progress.set_position(done as u64);
@@ -339,6 +345,7 @@ fn answers_fingerprint(
         "max_new_tokens": config.max_new_tokens,
         "batch_size": config.batch_size,
         "seed": config.seed,
+        "temperature": config.temperature,
         "questions": questions,
         "model_id": model_id,
         "code": 1,
@@ -347,7 +354,8 @@ fn answers_fingerprint(
 }
 
 /// Records `mt_bench/score`, `turn1`, `turn2`, `category/<name>`, `judge_errors` (single), or
-/// `mt_bench/pairwise/…` (pairwise), and the answering figures.
+/// `mt_bench/pairwise/…` (pairwise), the answering figures, and `mt_bench/temperature_override`
+/// when one temperature replaced FastChat's table.
 pub fn record_metrics(outcome: &RunOutcome, sink: &dyn MetricsSink) {
     let put = |key: &str, value: Option<f64>| {
         if let Some(v) = value {
@@ -384,6 +392,10 @@ pub fn record_metrics(outcome: &RunOutcome, sink: &dyn MetricsSink) {
         put("mt_bench/judgments", Some(outcome.judgments as f64));
         put("mt_bench/cached_judgments", Some(outcome.from_cache as f64));
     }
+    put(
+        "mt_bench/temperature_override",
+        outcome.temperature_override.map(f64::from),
+    );
     if let Some(stats) = &outcome.answer_stats {
         put("mt_bench/answer_tokens", Some(stats.new_tokens as f64));
         put(
