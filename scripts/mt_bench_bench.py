@@ -3,10 +3,12 @@ against transformers' `generate` on the same rendered prompts, in the same run, 
 
 Both engines load the same Hugging Face folder, written by `erebor model convert` from the GGUF
 (so the weights, tokenizer, chat template and stop tokens are the same files). The questions are
-a subset of ../shared/data/mt_bench (default: the first N of each greedy category, where FastChat
-and erebor use temperature 0: reasoning, math, coding, extraction), because erebor mt-bench has
-no flag to force temperature 0 and the sampled categories (writing/roleplay 0.7, stem/humanities
-0.1) cannot be compared token for token across two samplers.
+a subset of ../shared/data/mt_bench: the first N of each category (`--categories all`, the
+default), of the categories FastChat itself answers greedily (`--categories greedy`: reasoning,
+math, coding, extraction), or of a comma-separated list. erebor is run with `--temperature 0`,
+which overrides FastChat's per-category table (writing/roleplay 0.7, stem/humanities 0.1), and
+transformers decodes greedily too, so every category is compared token for token (two samplers
+could not be).
 
 transformers is run as FastChat's gen_model_answer runs it: one question at a time, greedy,
 `max_new_tokens` per turn, turn 2 asked with turn 1's question and answer in the conversation.
@@ -34,10 +36,22 @@ import sys
 import tempfile
 import time
 
-# FastChat's gen_model_answer temperature_config (erebor's category_temperature).
-TEMPERATURE = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,
-               "reasoning": 0.0, "stem": 0.1, "humanities": 0.1}
+# MT-Bench's categories; GREEDY are those FastChat's temperature_config answers at 0.
+ALL = ["writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities"]
 GREEDY = ["reasoning", "math", "coding", "extraction"]
+
+
+def categories_of(spec):
+    """`all`, `greedy` or a comma-separated list of categories."""
+    if spec == "all":
+        return ALL
+    if spec == "greedy":
+        return GREEDY
+    names = [c for c in spec.split(",") if c]
+    unknown = sorted(set(names) - set(ALL))
+    if unknown or not names:
+        raise SystemExit(f"--categories {spec}: use all, greedy or a list of {','.join(ALL)}")
+    return names
 
 
 def subset_questions(data_dir, categories, per_category):
@@ -65,13 +79,16 @@ def write_data_dir(src, questions, dst):
 def run_erebor(erebor, model, data_dir, work, max_new_tokens, batch_size):
     out = os.path.join(work, "erebor_out")
     cmd = [erebor, "mt-bench", model, "--data-dir", data_dir, "--max-new-tokens",
-           str(max_new_tokens), "--batch-size", str(batch_size), "--model-id", "erebor",
+           str(max_new_tokens), "--batch-size", str(batch_size), "--temperature", "0",
+           "--model-id", "erebor",
            "--output", out, "--home", os.path.join(work, "home"),
            "--db", "sqlite://" + os.path.join(work, "erebor.db"), "-q"]
     start = time.perf_counter()
     proc = subprocess.run(cmd, check=True, capture_output=True, text=True)
     wall = time.perf_counter() - start
     metrics = dict(re.findall(r"^(mt_bench/\S+)\s+(\S+)\s*$", proc.stdout, re.M))
+    if float(metrics.get("mt_bench/temperature_override", "nan")) != 0.0:
+        raise SystemExit("erebor did not record --temperature 0 (mt_bench/temperature_override)")
     tokens = int(float(metrics["mt_bench/answer_tokens"]))
     per_s = float(metrics["mt_bench/answer_tokens_per_s"])
     answers = {}
@@ -142,7 +159,8 @@ def conversation(q, turn, earlier):
 
 
 def run_hf(hf, questions, erebor_answers, max_new_tokens, batch, turn2_context):
-    """Both turns of every question, `batch` prompts per generate (1 = FastChat's loop)."""
+    """Both turns of every question, greedy, `batch` prompts per generate (1 = FastChat's
+    loop)."""
     answers = {q["question_id"]: [] for q in questions}
     tokens = 0
     hf.torch.manual_seed(0)
@@ -153,17 +171,14 @@ def run_hf(hf, questions, erebor_answers, max_new_tokens, batch, turn2_context):
             qid = q["question_id"]
             earlier = erebor_answers[qid] if turn2_context == "erebor" else answers[qid]
             text = hf.prompt(conversation(q, turn, earlier))
-            items.append((TEMPERATURE.get(q["category"], 0.7), len(hf.tok(text).input_ids),
-                          qid, text))
-        items.sort(key=lambda it: (it[0], -it[1]))
+            items.append((len(hf.tok(text).input_ids), qid, text))
+        items.sort(key=lambda it: -it[0])
         for i in range(0, len(items), batch):
             chunk = items[i:i + batch]
-            for temp in sorted({it[0] for it in chunk}):
-                group = [it for it in chunk if it[0] == temp]
-                texts, counts = hf.generate([it[3] for it in group], max_new_tokens, temp)
-                tokens += sum(counts)
-                for it, text in zip(group, texts):
-                    answers[it[2]].append(text)
+            texts, counts = hf.generate([it[2] for it in chunk], max_new_tokens, 0.0)
+            tokens += sum(counts)
+            for it, text in zip(chunk, texts):
+                answers[it[1]].append(text)
     wall = time.perf_counter() - start
     return {"batch": batch, "tokens": tokens, "generate_s": round(wall, 2),
             "tokens_per_s": round(tokens / wall, 2)}, answers
@@ -178,11 +193,15 @@ def identical(a, b, questions):
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--erebor", default="target/debug/erebor")
     ap.add_argument("--gguf", required=True)
     ap.add_argument("--data-dir", default="../shared/data/mt_bench")
-    ap.add_argument("--categories", default=",".join(GREEDY))
+    ap.add_argument("--categories", default="all",
+                    help="all (default: the eight categories), greedy (those FastChat answers at "
+                         "temperature 0: " + ",".join(GREEDY) + ") or a comma-separated list; "
+                         "every category is answered greedily (erebor --temperature 0)")
     ap.add_argument("--per-category", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=8, help="erebor's --batch-size")
@@ -194,7 +213,8 @@ def main():
     hf_dir = os.path.join(work, "hf")
     subprocess.run([args.erebor, "model", "convert", args.gguf, hf_dir], check=True,
                    stdout=subprocess.DEVNULL)
-    questions = subset_questions(args.data_dir, args.categories.split(","), args.per_category)
+    questions = subset_questions(args.data_dir, categories_of(args.categories),
+                                 args.per_category)
     data_dir = os.path.join(work, "data")
     write_data_dir(args.data_dir, questions, data_dir)
     load_before = os.getloadavg()
@@ -205,6 +225,7 @@ def main():
     hf.generate([hf.prompt([{"role": "user", "content": questions[0]["turns"][0]}])], 16,
                 0.0)  # warm-up
     result = {"questions": [q["question_id"] for q in questions],
+              "categories": args.categories, "temperature": 0.0,
               "max_new_tokens": args.max_new_tokens, "turn2_context": args.turn2_context,
               "torch_threads": hf.torch.get_num_threads(), "load_avg_before": load_before,
               "load_avg_after_erebor": load_after_erebor,
