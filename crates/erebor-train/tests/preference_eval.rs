@@ -14,9 +14,17 @@ use erebor_train::preference::{
 };
 use erebor_train::trainer::Objective;
 
+/// Serialises seeding and drawing from the flex device's random stream across test threads.
+static DEVICE_STREAM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The tiny-arith model on the autodiff device with LoRA adapters of `dropout` whose `B` is
 /// drawn at random (non-zero, so dropout changes the output), the same for every `dropout`.
 fn adapted_model(dropout: f64) -> CausalLm {
+    // The device's random stream is shared by every test thread of this binary: hold the lock
+    // over every seed and draw, or another test's draws interleave and the weights differ.
+    let _stream = DEVICE_STREAM
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let config = ModelConfig::from_dir(tiny_arith()).unwrap();
     let device = burn::tensor::Device::flex().autodiff();
     let model = CausalLm::random(&config, 5, 0.02, &device, DType::F32);
