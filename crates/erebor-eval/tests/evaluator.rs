@@ -94,26 +94,8 @@ fn shared_contexts_run_fewer_tokens_with_the_same_results() {
     let alone = Evaluator::new(m, settings(3, false), hooks())
         .evaluate_task(&task)
         .unwrap();
-    for (a, b) in shared.docs.iter().zip(&alone.docs) {
-        for (x, y) in a.responses.iter().zip(&b.responses) {
-            let (
-                Response::Loglikelihood {
-                    logprob: x,
-                    is_greedy: gx,
-                },
-                Response::Loglikelihood {
-                    logprob: y,
-                    is_greedy: gy,
-                },
-            ) = (x, y)
-            else {
-                panic!("loglikelihoods expected")
-            };
-            // Equal within 1e-5 relative: only the padding and batch shapes differ.
-            assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{x} vs {y}");
-            assert_eq!(gx, gy);
-        }
-    }
+    // Only the padding and batch shapes differ.
+    common::assert_same_loglikelihoods(&shared, &alone);
     assert_eq!(shared.tokens.unshared, alone.tokens.unshared);
     assert_eq!(alone.tokens.forward, alone.tokens.unshared);
     assert!(shared.tokens.forward < shared.tokens.unshared);

@@ -14,7 +14,7 @@ use common::tiny_arith_dir;
 use erebor_core::NullProgress;
 use erebor_eval::evaluator::{EvalModel, Hooks};
 use erebor_eval::kind::record_metrics;
-use erebor_eval::output::{RunInfo, write_outputs};
+use erebor_eval::output::write_outputs;
 use erebor_eval::{
     EvalSettings, Evaluator, Harness, Response, Task, TaskOptions, leaderboard_tasks,
 };
@@ -143,24 +143,6 @@ impl erebor_core::MetricsSink for Recorder {
     }
 }
 
-fn info() -> RunInfo {
-    RunInfo {
-        model: "models/tiny".into(),
-        model_sha256: "ab".repeat(32),
-        model_parameters: 1234,
-        dtype: "f32".into(),
-        device: "cpu".into(),
-        harness: Harness::V04,
-        fewshot_seed: None,
-        settings: EvalSettings::default(),
-        max_length: 256,
-        cache_dir: None,
-        start_time: 1_700_000_000.5,
-        end_time: 1_700_000_010.0,
-        date_id: "2026-11-30T20-40-12.123456".into(),
-    }
-}
-
 #[test]
 fn v04_samples_results_and_store_keys_carry_both_filters() {
     let dir = tempfile::tempdir().unwrap();
@@ -179,7 +161,7 @@ fn v04_samples_results_and_store_keys_carry_both_filters() {
         .evaluate(&tasks)
         .unwrap();
     let out = dir.path().join("out");
-    let files = write_outputs(&report, &info(), &out).unwrap();
+    let files = write_outputs(&report, &common::run_info(Harness::V04), &out).unwrap();
 
     // Samples: every document under strict-match, then every document under flexible-extract.
     let text = std::fs::read_to_string(&files.samples[0]).unwrap();

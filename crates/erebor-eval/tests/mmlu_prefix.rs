@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use erebor_core::NullProgress;
 use erebor_eval::evaluator::{EvalModel, Hooks, TaskResult};
-use erebor_eval::{EvalSettings, Evaluator, Harness, Request, Response, Task, TaskOptions};
+use erebor_eval::{EvalSettings, Evaluator, Harness, Request, Task, TaskOptions};
 use erebor_model::burn::tensor::DType;
 use erebor_model::{Architecture, CausalLm, DecoderDims, DeviceSpec, ModelConfig, Tokenizer};
 use serde_json::Value;
@@ -204,25 +204,7 @@ fn mmlu_scores_with_the_shared_prefix_equal_scoring_each_request_alone() {
             task.name(),
             shared.tokens
         );
-        for (a, b) in shared.docs.iter().zip(&alone.docs) {
-            for (x, y) in a.responses.iter().zip(&b.responses) {
-                let (
-                    Response::Loglikelihood {
-                        logprob: x,
-                        is_greedy: gx,
-                    },
-                    Response::Loglikelihood {
-                        logprob: y,
-                        is_greedy: gy,
-                    },
-                ) = (x, y)
-                else {
-                    panic!("loglikelihoods expected")
-                };
-                assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{x} vs {y}");
-                assert_eq!(gx, gy);
-            }
-        }
+        common::assert_same_loglikelihoods(&shared, &alone);
         assert_eq!(shared.metrics, alone.metrics);
     }
 }

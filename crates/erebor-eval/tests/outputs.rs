@@ -7,7 +7,7 @@ mod common;
 use common::{GenTask, McTask, arith_docs, tiny_model};
 use erebor_core::NullProgress;
 use erebor_eval::evaluator::{EvalModel, Hooks};
-use erebor_eval::output::{RunInfo, doc_hash, results_table, write_outputs};
+use erebor_eval::output::{doc_hash, results_table, write_outputs};
 use erebor_eval::{
     DataFile, DocInstance, EvalSettings, Evaluator, Harness, MetricInfo, Response, Task,
 };
@@ -72,24 +72,6 @@ fn mc(name: &str, n: usize) -> McTask {
     }
 }
 
-fn info() -> RunInfo {
-    RunInfo {
-        model: "models/tiny".into(),
-        model_sha256: "ab".repeat(32),
-        model_parameters: 1234,
-        dtype: "f32".into(),
-        device: "cpu".into(),
-        harness: Harness::B281b09,
-        fewshot_seed: None,
-        settings: EvalSettings::default(),
-        max_length: 256,
-        cache_dir: None,
-        start_time: 1_700_000_000.5,
-        end_time: 1_700_000_010.0,
-        date_id: "2026-11-30T20-40-12.123456".into(),
-    }
-}
-
 #[test]
 fn doc_hash_is_sha256_of_pythons_indented_dump() {
     let doc = json!({"query": "Ann has 2 apples.\nAnswer:", "choices": ["5", "6", "7"], "gold": 0});
@@ -142,7 +124,7 @@ fn samples_and_results_have_lm_evals_keys_and_formats() {
         .evaluate(&tasks)
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let files = write_outputs(&report, &info(), dir.path()).unwrap();
+    let files = write_outputs(&report, &common::run_info(Harness::B281b09), dir.path()).unwrap();
     assert!(
         files
             .results

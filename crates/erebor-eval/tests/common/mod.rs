@@ -236,3 +236,52 @@ pub fn reference_logprob(model: &CausalLm, context: &[u32], continuation: &[u32]
         .map(|&x| f64::from(x))
         .sum()
 }
+
+/// The run description the output tests write: a fixed model, hashes and times, under
+/// `harness`.
+pub fn run_info(harness: erebor_eval::Harness) -> erebor_eval::output::RunInfo {
+    erebor_eval::output::RunInfo {
+        model: "models/tiny".into(),
+        model_sha256: "ab".repeat(32),
+        model_parameters: 1234,
+        dtype: "f32".into(),
+        device: "cpu".into(),
+        harness,
+        fewshot_seed: None,
+        settings: erebor_eval::EvalSettings::default(),
+        max_length: 256,
+        cache_dir: None,
+        start_time: 1_700_000_000.5,
+        end_time: 1_700_000_010.0,
+        date_id: "2026-11-30T20-40-12.123456".into(),
+    }
+}
+
+/// Asserts two evaluations of the same task gave the same loglikelihoods, request by request:
+/// equal within 1e-5 relative (only padding, batch shapes and prefix reuse differ) and the
+/// same greedy flags.
+pub fn assert_same_loglikelihoods(
+    a: &erebor_eval::evaluator::TaskResult,
+    b: &erebor_eval::evaluator::TaskResult,
+) {
+    assert_eq!(a.docs.len(), b.docs.len());
+    for (da, db) in a.docs.iter().zip(&b.docs) {
+        for (x, y) in da.responses.iter().zip(&db.responses) {
+            let (
+                Response::Loglikelihood {
+                    logprob: x,
+                    is_greedy: gx,
+                },
+                Response::Loglikelihood {
+                    logprob: y,
+                    is_greedy: gy,
+                },
+            ) = (x, y)
+            else {
+                panic!("loglikelihoods expected")
+            };
+            assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{x} vs {y}");
+            assert_eq!(gx, gy);
+        }
+    }
+}
