@@ -13,6 +13,7 @@
 //! - [`events`]: metrics, progress and the JSON-lines event stream between step and runner.
 //! - [`cancel`]: cooperative cancellation.
 //! - [`content`]: content hashes of files and folders.
+//! - [`hash_cache`]: those hashes cached by (path, size, mtime) in a JSON file.
 //! - [`dataset`]: the on-disk format of converted datasets, written by `convert`, read by training.
 //! - [`jsonl`]: JSON-lines reading and writing with line numbers in errors.
 //! - [`files`]: atomic whole-file writes.
@@ -25,6 +26,7 @@ pub mod dataset;
 pub mod events;
 pub mod failure;
 pub mod files;
+pub mod hash_cache;
 pub mod ids;
 pub mod jsonl;
 pub mod kind;

@@ -6,10 +6,10 @@
 //! templates), the content hash of every file or folder the config names, and the fingerprints
 //! of the upstream steps. File hashes come from the [`HashCache`].
 
-use crate::hash_cache::HashCache;
 use crate::workflow::PlannedStep;
 use erebor_core::StepKind;
 use erebor_core::content::HashError;
+use erebor_core::hash_cache::HashCache;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

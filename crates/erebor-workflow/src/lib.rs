@@ -14,7 +14,6 @@
 //! - [`validate`]: each kind's own check of its `with:` block.
 //! - [`runtime`]: substituting outputs and secrets when a step is about to run.
 //! - [`fingerprint`]: step fingerprints and why two differ.
-//! - [`hash_cache`]: file hashes cached by (path, size, mtime).
 //! - [`registry`]: the step kinds a binary knows.
 //! - [`error`]: errors with file:line:col and advice.
 
@@ -22,7 +21,6 @@ pub mod dag;
 pub mod error;
 pub mod fields;
 pub mod fingerprint;
-pub mod hash_cache;
 pub mod matrix;
 pub mod node;
 pub mod param_values;
@@ -35,9 +33,9 @@ pub mod template;
 pub mod validate;
 pub mod workflow;
 
+pub use erebor_core::hash_cache::HashCache;
 pub use error::{ErrorKind, WorkflowError, WorkflowErrors};
 pub use fingerprint::{Fingerprint, FingerprintInputs};
-pub use hash_cache::HashCache;
 pub use param_values::{MissingParams, ParamValues};
 pub use registry::KindRegistry;
 pub use workflow::{LoadOptions, PlannedStep, Workflow, load_file, load_str};

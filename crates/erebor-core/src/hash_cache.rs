@@ -1,10 +1,12 @@
-//! Content hashes of files, cached by (path, size, mtime) so large inputs are hashed once.
+//! Content hashes of files, cached by (path, size, mtime) so large inputs are hashed once: the
+//! engine's input fingerprints and evaluation's weights hash both go through it.
 
-use erebor_core::content::{ContentHash, HashError, hash_dir_with};
+use crate::content::{ContentHash, HashError, hash_dir_with};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::UNIX_EPOCH;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -16,11 +18,12 @@ struct CachedHash {
 
 /// Content hashes of files, cached by (path, size, mtime) in a JSON file so large inputs are
 /// hashed once. Folder hashes are built from cached file hashes in the same format as
-/// [`erebor_core::content::hash_path`].
+/// [`crate::content::hash_path`].
 pub struct HashCache {
     file: Option<PathBuf>,
     entries: Mutex<BTreeMap<String, CachedHash>>,
     dirty: Mutex<bool>,
+    files_hashed: AtomicUsize,
 }
 
 impl HashCache {
@@ -34,6 +37,7 @@ impl HashCache {
             file: Some(file.to_owned()),
             entries: Mutex::new(entries),
             dirty: Mutex::new(false),
+            files_hashed: AtomicUsize::new(0),
         }
     }
 
@@ -43,7 +47,13 @@ impl HashCache {
             file: None,
             entries: Mutex::new(BTreeMap::new()),
             dirty: Mutex::new(false),
+            files_hashed: AtomicUsize::new(0),
         }
+    }
+
+    /// How many files this cache has read and hashed (misses), since it was opened.
+    pub fn files_hashed(&self) -> usize {
+        self.files_hashed.load(Ordering::Relaxed)
     }
 
     /// The content hash of a file or folder.
@@ -90,7 +100,8 @@ impl HashCache {
                 bytes: size,
             });
         }
-        let hash = erebor_core::content::hash_file(path)?;
+        let hash = crate::content::hash_file(path)?;
+        self.files_hashed.fetch_add(1, Ordering::Relaxed);
         lock(&self.entries).insert(
             key,
             CachedHash {
@@ -112,7 +123,7 @@ impl HashCache {
             return Ok(());
         }
         let bytes = serde_json::to_vec(&*lock(&self.entries)).map_err(std::io::Error::other)?;
-        erebor_core::files::write_atomic(file, &bytes, false)
+        crate::files::write_atomic(file, &bytes, false)
     }
 }
 
@@ -136,7 +147,7 @@ mod tests {
         let cache = HashCache::open(&cache_file);
         let folder = dir.path().join("m");
         let first = cache.hash(&folder).unwrap();
-        assert_eq!(first, erebor_core::content::hash_path(&folder).unwrap());
+        assert_eq!(first, crate::content::hash_path(&folder).unwrap());
         cache.persist().unwrap();
 
         let reopened = HashCache::open(&cache_file);
@@ -146,6 +157,6 @@ mod tests {
         std::fs::write(dir.path().join("m/sub/w.bin"), b"weightz").unwrap();
         let changed = reopened.hash(&folder).unwrap();
         assert_ne!(changed.sha256, first.sha256);
-        assert_eq!(changed, erebor_core::content::hash_path(&folder).unwrap());
+        assert_eq!(changed, crate::content::hash_path(&folder).unwrap());
     }
 }
