@@ -123,7 +123,7 @@ impl EvalStepConfig {
             return Err(ConfigError::field("tasks", "name at least one task"));
         }
         let specs: Vec<TaskSpec> = config.tasks.iter().map(|t| TaskSpec::parse(t)).collect();
-        check_builtin_names(&specs).map_err(|m| ConfigError::field("tasks", m))?;
+        check_builtin_names(&specs).map_err(|e| ConfigError::field("tasks", e.to_string()))?;
         let builtin = specs.iter().any(|s| matches!(s, TaskSpec::Builtin(_)));
         if builtin && config.data_dir.is_none() {
             return Err(ConfigError::field(

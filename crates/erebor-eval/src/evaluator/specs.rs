@@ -52,16 +52,24 @@ pub fn is_known_task(name: &str) -> bool {
         || subject.is_some_and(|s| crate::tasks::MMLU_SUBJECTS.contains(&s))
 }
 
+/// A built-in task name the registry does not know; its message lists the ones it does.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown task `{name}`: expected one of {}, mmlu_<subject>, or a task file (.yaml)",
+    crate::tasks::TASK_NAMES.join(", ")
+)]
+pub struct UnknownTask {
+    /// The name as written.
+    pub name: String,
+}
+
 /// Checks that every built-in name is one the registry knows (at plan time, without data).
-pub fn check_builtin_names(specs: &[TaskSpec]) -> std::result::Result<(), String> {
+pub fn check_builtin_names(specs: &[TaskSpec]) -> std::result::Result<(), UnknownTask> {
     for spec in specs {
         if let TaskSpec::Builtin(name) = spec
             && !is_known_task(name)
         {
-            return Err(format!(
-                "unknown task `{name}`: expected one of {}, mmlu_<subject>, or a task file (.yaml)",
-                crate::tasks::TASK_NAMES.join(", ")
-            ));
+            return Err(UnknownTask { name: name.clone() });
         }
     }
     Ok(())

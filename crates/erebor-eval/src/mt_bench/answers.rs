@@ -215,10 +215,10 @@ pub async fn answers_from_endpoint(
             .collect();
         let replies = run_requests(client, cache.clone(), requests, cancel, &|_, _| {}).await?;
         for (i, judged) in replies.into_iter().enumerate() {
-            let reply = judged.outcome.map_err(|message| MtBenchError::Endpoint {
+            let reply = judged.outcome.map_err(|e| MtBenchError::Endpoint {
                 item: format!("answer to {}", judged.request.label()),
                 url: client.url().to_owned(),
-                message,
+                message: e.to_string(),
             })?;
             turns[i].push(reply.content.trim().to_owned());
         }

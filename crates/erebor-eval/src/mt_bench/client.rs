@@ -79,6 +79,22 @@ pub struct Reply {
     pub content: String,
 }
 
+/// A request that failed for good: the last failure and how many attempts were made.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message} ({})", if *.retried_out {
+    format!("gave up after {attempts} attempts")
+} else {
+    format!("attempt {attempts}")
+})]
+pub struct CompletionError {
+    /// The last failure (HTTP status and body excerpt, a timeout, a body that is not JSON).
+    pub message: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Whether it failed because the retries ran out (else: a failure not worth retrying).
+    pub retried_out: bool,
+}
+
 /// Why one attempt failed, and whether another may succeed.
 #[derive(Clone, Debug, PartialEq)]
 enum Attempt {
@@ -130,23 +146,31 @@ impl ChatClient {
 
     /// Sends `body` (a chat-completions request) until it succeeds or the retries run out;
     /// the error is the last failure, with the number of attempts.
-    pub async fn complete(&self, body: &str) -> Result<Reply, String> {
-        let _permit = self.limit.acquire().await.map_err(|e| e.to_string())?;
+    pub async fn complete(&self, body: &str) -> Result<Reply, CompletionError> {
+        let _permit = self.limit.acquire().await.map_err(|e| CompletionError {
+            message: e.to_string(),
+            attempts: 0,
+            retried_out: false,
+        })?;
         let mut attempt = 0u32;
         loop {
             let failure = match self.attempt(body).await {
                 Ok(reply) => return Ok(reply),
                 Err(Attempt::Fatal(message)) => {
-                    return Err(format!("{message} (attempt {})", attempt + 1));
+                    return Err(CompletionError {
+                        message,
+                        attempts: attempt + 1,
+                        retried_out: false,
+                    });
                 }
                 Err(Attempt::Retry(message, after)) => (message, after),
             };
             if attempt >= self.policy.max_retries {
-                return Err(format!(
-                    "{} (gave up after {} attempts)",
-                    failure.0,
-                    attempt + 1
-                ));
+                return Err(CompletionError {
+                    message: failure.0,
+                    attempts: attempt + 1,
+                    retried_out: true,
+                });
             }
             let wait = self.backoff(attempt, failure.1);
             tracing::warn!(url = %self.url, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "{}; retrying", failure.0);

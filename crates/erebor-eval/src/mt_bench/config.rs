@@ -29,6 +29,7 @@ use erebor_model::DeviceSpec;
 use serde::{Deserialize, Serialize};
 
 use super::client::{Endpoint, RetryPolicy};
+use super::error::MtBenchError;
 
 fn default_judge_model() -> String {
     "gpt-4".into()
@@ -89,11 +90,13 @@ pub struct EndpointConfig {
 
 impl EndpointConfig {
     /// The endpoint, its key read from the environment.
-    pub fn endpoint(&self) -> Result<Endpoint, String> {
+    pub fn endpoint(&self) -> Result<Endpoint, MtBenchError> {
         let api_key = match &self.api_key_env {
-            Some(name) => Some(std::env::var(name).map_err(|_| {
-                format!("the API key variable `{name}` is not set in the environment")
-            })?),
+            Some(name) => Some(
+                std::env::var(name).map_err(|_| MtBenchError::ApiKeyMissing {
+                    variable: name.clone(),
+                })?,
+            ),
             None => None,
         };
         Ok(Endpoint {

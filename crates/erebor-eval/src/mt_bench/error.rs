@@ -47,6 +47,12 @@ pub enum MtBenchError {
     /// Bad settings.
     #[error("{0}")]
     Config(String),
+    /// The environment variable that should hold an endpoint's API key is not set.
+    #[error("the API key variable `{variable}` is not set in the environment")]
+    ApiKeyMissing {
+        /// The variable's name (never its value).
+        variable: String,
+    },
     /// Model loading, templating or generation failed.
     #[error(transparent)]
     Model(#[from] erebor_model::ModelError),

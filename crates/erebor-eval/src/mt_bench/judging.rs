@@ -15,7 +15,7 @@ use erebor_core::CancelToken;
 use tokio::task::JoinSet;
 
 use super::cache::{CacheKey, CachedReply, JudgmentCache};
-use super::client::{ChatClient, Reply, request_body};
+use super::client::{ChatClient, CompletionError, Reply, request_body};
 use super::data::{AnswerRecord, JudgePrompt, Question};
 use super::error::{MtBenchError, Result};
 use super::pyformat;
@@ -61,7 +61,7 @@ pub struct Judged {
     /// The request.
     pub request: JudgeRequest,
     /// The reply, or the last failure after the retries.
-    pub outcome: std::result::Result<Reply, String>,
+    pub outcome: std::result::Result<Reply, CompletionError>,
     /// Whether the reply came from the cache.
     pub from_cache: bool,
 }
@@ -141,10 +141,10 @@ impl Sources<'_> {
     ) -> Result<Vec<JudgeRequest>> {
         let name = prompt_name(game.is_some(), question, turn);
         let prompt = &self.prompts[name];
-        let user_prompt = pyformat::format(&prompt.prompt_template, fields).map_err(|message| {
+        let user_prompt = pyformat::format(&prompt.prompt_template, fields).map_err(|e| {
             MtBenchError::Prompt {
                 name: name.to_owned(),
-                message,
+                message: e.to_string(),
             }
         })?;
         let messages = [

@@ -58,6 +58,7 @@ pub fn failure_of(error: MtBenchError) -> StepFailure {
         | MtBenchError::Prompt { .. }
         | MtBenchError::Question { .. }
         | MtBenchError::Config(_)
+        | MtBenchError::ApiKeyMissing { .. }
         | MtBenchError::Model(_)
         | MtBenchError::Eval(_) => FailureClass::BadInput,
         MtBenchError::Endpoint { .. } | MtBenchError::Cache(_) => FailureClass::Transient,

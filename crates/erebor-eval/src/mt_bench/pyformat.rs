@@ -4,9 +4,32 @@
 
 use std::collections::BTreeMap;
 
+/// Why a template could not be filled (Python: `KeyError` or `ValueError`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// A `{` with no `}` after it.
+    #[error("unclosed `{{` at byte {at}")]
+    Unclosed {
+        /// Byte offset of the `{`.
+        at: usize,
+    },
+    /// A `}` that is neither doubled nor closes a field.
+    #[error("single `}}` at byte {at}")]
+    SingleClose {
+        /// Byte offset of the `}`.
+        at: usize,
+    },
+    /// A field the template names and the caller does not give.
+    #[error("the template names `{{{name}}}`, which is not given")]
+    Missing {
+        /// The field's name.
+        name: String,
+    },
+}
+
 /// Fills `template`'s `{name}` fields from `values`. Errors name the missing field or the
 /// unbalanced brace.
-pub fn format(template: &str, values: &BTreeMap<&str, &str>) -> Result<String, String> {
+pub fn format(template: &str, values: &BTreeMap<&str, &str>) -> Result<String, FormatError> {
     let mut out = String::with_capacity(template.len() * 2);
     let mut chars = template.char_indices().peekable();
     while let Some((at, c)) = chars.next() {
@@ -21,19 +44,17 @@ pub fn format(template: &str, values: &BTreeMap<&str, &str>) -> Result<String, S
             }
             '{' => {
                 let rest = &template[at + 1..];
-                let end = rest
-                    .find('}')
-                    .ok_or_else(|| format!("unclosed `{{` at byte {at}"))?;
+                let end = rest.find('}').ok_or(FormatError::Unclosed { at })?;
                 let name = &rest[..end];
-                let value = values.get(name).ok_or_else(|| {
-                    format!("the template names `{{{name}}}`, which is not given")
+                let value = values.get(name).ok_or_else(|| FormatError::Missing {
+                    name: name.to_owned(),
                 })?;
                 out.push_str(value);
                 for _ in 0..name.chars().count() + 1 {
                     chars.next();
                 }
             }
-            '}' => return Err(format!("single `}}` at byte {at}")),
+            '}' => return Err(FormatError::SingleClose { at }),
             c => out.push(c),
         }
     }
@@ -68,13 +89,16 @@ mod tests {
             format("Q: {question}\nA: {answer} {{x}}", &values).unwrap(),
             "Q: 2+2?\nA: {4} {x}"
         );
-        assert!(
-            format("{missing}", &values)
-                .unwrap_err()
-                .contains("`{missing}`")
+        let missing = format("{missing}", &values).unwrap_err();
+        assert!(missing.to_string().contains("`{missing}`"), "{missing}");
+        assert_eq!(
+            format("{question", &values),
+            Err(FormatError::Unclosed { at: 0 })
         );
-        assert!(format("{question", &values).is_err());
-        assert!(format("a } b", &values).is_err());
+        assert_eq!(
+            format("a } b", &values),
+            Err(FormatError::SingleClose { at: 2 })
+        );
         assert_eq!(fields("{a} {{b}} {c} {a}"), vec!["a", "c"]);
     }
 }

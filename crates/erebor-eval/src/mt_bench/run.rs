@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use erebor_core::{CancelToken, MetricsSink, ProgressReporter};
 use erebor_model::{ChatTemplate, DeviceSpec};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::answers::{
@@ -27,6 +26,7 @@ use super::scoring::{
     PairwiseScores, SingleScores, pairwise_records, pairwise_scores, single_record, single_scores,
 };
 use crate::evaluator::LoadedModel;
+use crate::output::pyjson::{self, PyValue};
 
 /// What a run needs besides its settings.
 pub struct RunContext<'a> {
@@ -136,12 +136,8 @@ pub fn run(config: &MtBenchConfig, ctx: &RunContext<'_>) -> Result<RunOutcome> {
     let answers = if let Some(path) = &config.answers {
         data::load_answers(&resolve(ctx.base_dir, path))?
     } else if let Some(from) = &config.answers_from {
-        let client = ChatClient::new(
-            from.endpoint().map_err(MtBenchError::Config)?,
-            from.policy(),
-            config.concurrency,
-        )
-        .map_err(MtBenchError::Config)?;
+        let client = ChatClient::new(from.endpoint()?, from.policy(), config.concurrency)
+            .map_err(MtBenchError::Config)?;
         let cache = open_cache()?;
         ctx.progress.start_phase("mt-bench answers", Some(2));
         runtime.block_on(answers_from_endpoint(
@@ -169,12 +165,8 @@ pub fn run(config: &MtBenchConfig, ctx: &RunContext<'_>) -> Result<RunOutcome> {
     let Some(judge) = &config.judge else {
         return Ok(outcome);
     };
-    let client = ChatClient::new(
-        judge.endpoint().map_err(MtBenchError::Config)?,
-        judge.policy(),
-        config.concurrency,
-    )
-    .map_err(MtBenchError::Config)?;
+    let client = ChatClient::new(judge.endpoint()?, judge.policy(), config.concurrency)
+        .map_err(MtBenchError::Config)?;
     let cache = open_cache()?;
     let sources = Sources {
         questions: &inputs.questions,
@@ -210,7 +202,7 @@ pub fn run(config: &MtBenchConfig, ctx: &RunContext<'_>) -> Result<RunOutcome> {
     let (file, records) = match against {
         None => {
             outcome.single = Some(single_scores(&judged, config.repeats));
-            let records: Vec<Value> = judged
+            let records: Vec<PyValue> = judged
                 .iter()
                 .map(|j| single_record(j, &model_id, &judge.model, config.repeats))
                 .collect();
@@ -241,7 +233,12 @@ fn check_any_succeeded(judged: &[Judged], url: &str) -> Result<()> {
             first.request.label()
         ),
         url: url.to_owned(),
-        message: first.outcome.clone().err().unwrap_or_default(),
+        message: first
+            .outcome
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
     })
 }
 
@@ -262,13 +259,14 @@ fn sanitize(name: &str) -> String {
         .collect()
 }
 
-fn write_jsonl(path: &Path, records: &[Value]) -> Result<()> {
-    let mut bytes = Vec::new();
+/// One record per line, written as FastChat's `json.dumps(result)` writes them.
+fn write_jsonl(path: &Path, records: &[PyValue]) -> Result<()> {
+    let mut text = String::new();
     for record in records {
-        serde_json::to_writer(&mut bytes, record).expect("records serialise");
-        bytes.push(b'\n');
+        text.push_str(&pyjson::dumps_ascii(record));
+        text.push('\n');
     }
-    data::write_file(path, &bytes)
+    data::write_file(path, text.as_bytes())
 }
 
 /// Answers from the local model, or the ones an earlier attempt with the same settings and

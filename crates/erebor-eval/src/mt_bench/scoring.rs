@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::judging::Judged;
+use crate::output::pyjson::PyValue;
 
 static RATING: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\[\[(\d+\.?\d*)\]\]").expect("rating pattern"));
@@ -50,33 +51,39 @@ fn tstamp() -> f64 {
     chrono::Utc::now().timestamp_micros() as f64 / 1e6
 }
 
-/// One single-grading judgment as FastChat writes it (`score` −1 when it has none; a request
-/// that failed has `judgment` "$ERROR$" as FastChat's, plus the reason in `error`).
-pub fn single_record(judged: &Judged, model: &str, judge_model: &str, repeats: u32) -> Value {
+/// `[judge model, prompt name]`, FastChat's `judge` tuple.
+fn judge_field(judge_model: &str, prompt_name: &str) -> PyValue {
+    PyValue::List(vec![PyValue::str(judge_model), PyValue::str(prompt_name)])
+}
+
+/// One single-grading judgment as FastChat writes it, keys in FastChat's order (`score` −1
+/// when it has none; a request that failed has `judgment` "$ERROR$" as FastChat's, plus the
+/// reason in `error`; `repeat` only when judged more than once).
+pub fn single_record(judged: &Judged, model: &str, judge_model: &str, repeats: u32) -> PyValue {
     let r = &judged.request;
     let (judgment, score, error) = match &judged.outcome {
         Ok(reply) => (
             reply.content.clone(),
-            parse_rating(&reply.content).unwrap_or(json!(-1)),
+            parse_rating(&reply.content).map_or(PyValue::Int(-1), |v| PyValue::from(&v)),
             None,
         ),
-        Err(e) => ("$ERROR$".to_owned(), json!(-1), Some(e.clone())),
+        Err(e) => ("$ERROR$".to_owned(), PyValue::Int(-1), Some(e.to_string())),
     };
-    let mut record = json!({
-        "question_id": r.question_id,
-        "model": model,
-        "judge": [judge_model, r.prompt_name],
-        "user_prompt": r.user_prompt,
-        "judgment": judgment,
-        "score": score,
-        "turn": r.turn,
-        "tstamp": tstamp(),
-    });
+    let mut record = PyValue::dict([
+        ("question_id", PyValue::Int(r.question_id.into())),
+        ("model", PyValue::str(model)),
+        ("judge", judge_field(judge_model, &r.prompt_name)),
+        ("user_prompt", PyValue::str(r.user_prompt.as_str())),
+        ("judgment", PyValue::Str(judgment)),
+        ("score", score),
+        ("turn", PyValue::Int(r.turn.into())),
+        ("tstamp", PyValue::Float(tstamp())),
+    ]);
     if repeats > 1 {
-        record["repeat"] = json!(r.repeat);
+        record.set("repeat", PyValue::Int(r.repeat.into()));
     }
     if let Some(e) = error {
-        record["error"] = json!(e);
+        record.set("error", PyValue::Str(e));
     }
     record
 }
@@ -89,14 +96,14 @@ fn winner_of(judged: &Judged) -> (&'static str, String) {
 }
 
 /// Pairs each game-1 judgment with its game-2 twin (same question, turn and repeat) and writes
-/// FastChat's pairwise record, with winners mapped to `model_1`/`model_2`.
+/// FastChat's pairwise record (keys in its order), with winners mapped to `model_1`/`model_2`.
 pub fn pairwise_records(
     judged: &[Judged],
     model_1: &str,
     model_2: &str,
     judge_model: &str,
     repeats: u32,
-) -> Vec<Value> {
+) -> Vec<PyValue> {
     let mut second: BTreeMap<(u64, u8, u32), &Judged> = BTreeMap::new();
     for j in judged.iter().filter(|j| j.request.game == Some(2)) {
         second.insert((j.request.question_id, j.request.turn, j.request.repeat), j);
@@ -110,26 +117,29 @@ pub fn pairwise_records(
         let (w1, j1) = winner_of(g1);
         let (w2, j2) = winner_of(g2);
         let map = |w: &str, a: &str, b: &str| match w {
-            "A" => a.to_owned(),
-            "B" => b.to_owned(),
-            other => other.to_owned(),
+            "A" => PyValue::str(a),
+            "B" => PyValue::str(b),
+            other => PyValue::str(other),
         };
-        let mut record = json!({
-            "question_id": r.question_id,
-            "model_1": model_1,
-            "model_2": model_2,
-            "g1_winner": map(w1, "model_1", "model_2"),
-            "g2_winner": map(w2, "model_2", "model_1"),
-            "judge": [judge_model, r.prompt_name],
-            "g1_user_prompt": r.user_prompt,
-            "g1_judgment": j1,
-            "g2_user_prompt": g2.request.user_prompt,
-            "g2_judgment": j2,
-            "turn": r.turn,
-            "tstamp": tstamp(),
-        });
+        let mut record = PyValue::dict([
+            ("question_id", PyValue::Int(r.question_id.into())),
+            ("model_1", PyValue::str(model_1)),
+            ("model_2", PyValue::str(model_2)),
+            ("g1_winner", map(w1, "model_1", "model_2")),
+            ("g2_winner", map(w2, "model_2", "model_1")),
+            ("judge", judge_field(judge_model, &r.prompt_name)),
+            ("g1_user_prompt", PyValue::str(r.user_prompt.as_str())),
+            ("g1_judgment", PyValue::Str(j1)),
+            (
+                "g2_user_prompt",
+                PyValue::str(g2.request.user_prompt.as_str()),
+            ),
+            ("g2_judgment", PyValue::Str(j2)),
+            ("turn", PyValue::Int(r.turn.into())),
+            ("tstamp", PyValue::Float(tstamp())),
+        ]);
         if repeats > 1 {
-            record["repeat"] = json!(r.repeat);
+            record.set("repeat", PyValue::Int(r.repeat.into()));
         }
         out.push(record);
     }
@@ -265,11 +275,15 @@ impl PairwiseScores {
 
 /// Tallies pairwise records as FastChat's `show_result.py`: an error in either order leaves the
 /// pair out (counted here), a tie or disagreement is a tie.
-pub fn pairwise_scores(records: &[Value]) -> PairwiseScores {
+pub fn pairwise_scores(records: &[PyValue]) -> PairwiseScores {
+    let winner = |record: &PyValue, key: &str| match record.get(key) {
+        Some(PyValue::Str(w)) => w.clone(),
+        _ => "error".to_owned(),
+    };
     let mut scores = PairwiseScores::default();
     for record in records {
-        let g1 = record["g1_winner"].as_str().unwrap_or("error");
-        let g2 = record["g2_winner"].as_str().unwrap_or("error");
+        let (g1, g2) = (winner(record, "g1_winner"), winner(record, "g2_winner"));
+        let (g1, g2) = (g1.as_str(), g2.as_str());
         if g1 == "error" || g2 == "error" {
             scores.judge_errors += 1;
         } else if g1 == "tie" || g1 != g2 {
@@ -286,6 +300,7 @@ pub fn pairwise_scores(records: &[Value]) -> PairwiseScores {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn ratings_as_fastchat_reads_them() {
@@ -304,7 +319,12 @@ mod tests {
 
     #[test]
     fn pairwise_disagreement_is_a_tie_and_errors_are_counted() {
-        let rec = |g1: &str, g2: &str| json!({"g1_winner": g1, "g2_winner": g2});
+        let rec = |g1: &str, g2: &str| {
+            PyValue::dict([
+                ("g1_winner", PyValue::str(g1)),
+                ("g2_winner", PyValue::str(g2)),
+            ])
+        };
         let scores = pairwise_scores(&[
             rec("model_1", "model_1"),
             rec("model_1", "model_2"),

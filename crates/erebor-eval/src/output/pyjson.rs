@@ -184,6 +184,25 @@ pub fn dumps(value: &PyValue, indent: Option<usize>) -> String {
     out
 }
 
+/// `json.dumps(value)` with Python's defaults (`ensure_ascii=True`, one line): as [`dumps`],
+/// with every character outside `' '..='~'` that is not already escaped written as `\uXXXX`
+/// (UTF-16 surrogate pairs above U+FFFF, lowercase hex). FastChat writes its JSONL this way.
+pub fn dumps_ascii(value: &PyValue) -> String {
+    let text = dumps(value, None);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if (c as u32) < 0x7f {
+            out.push(c);
+            continue;
+        }
+        let mut units = [0u16; 2];
+        for unit in c.encode_utf16(&mut units) {
+            let _ = write!(out, "\\u{unit:04x}");
+        }
+    }
+    out
+}
+
 fn write_value(out: &mut String, value: &PyValue, indent: Option<usize>, level: usize) {
     match value {
         PyValue::Null => out.push_str("null"),
@@ -352,6 +371,13 @@ mod tests {
             dumps(&v, Some(2)),
             "{\n  \"b\": 1,\n  \"a\": [\n    1.0,\n    \"é\\n\\\"\\u0001\"\n  ],\n  \"e\": {},\n  \"l\": [],\n  \"n\": null\n}"
         );
+    }
+
+    #[test]
+    fn dumps_ascii_escapes_as_pythons_default() {
+        // python3 -c 'import json; print(json.dumps({"k": "é\x7f😀\t~"}))'
+        let v = PyValue::dict([("k", PyValue::str("é\u{7f}😀\t~"))]);
+        assert_eq!(dumps_ascii(&v), r#"{"k": "\u00e9\u007f\ud83d\ude00\t~"}"#);
     }
 
     #[test]
