@@ -52,6 +52,14 @@ impl ConfigError {
         Self::at(vec![PathSegment::Key(key.to_owned())], message)
     }
 
+    /// The same error about a field nested under `prefix` (a sub-config's check, placed in the
+    /// block that holds it).
+    #[must_use]
+    pub fn within(mut self, prefix: &[PathSegment]) -> Self {
+        self.path.splice(0..0, prefix.iter().cloned());
+        self
+    }
+
     /// The path as `a.b.0.c`, or `with` when empty.
     pub fn path_string(&self) -> String {
         display_path(&self.path)

@@ -2,6 +2,7 @@
 
 use crate::mappers::Record;
 use crate::stable::stable_hash;
+use erebor_core::ConfigError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -101,15 +102,20 @@ pub struct SplitConfig {
 }
 
 impl SplitConfig {
-    /// Checks that exactly one size is given and it is in range.
-    pub fn check(&self) -> Result<(), String> {
+    /// Checks that exactly one size is given and it is in range; the error names the field
+    /// within the `split` block.
+    pub fn check(&self) -> Result<(), ConfigError> {
         match (self.eval_fraction, self.eval_rows) {
             (Some(fraction), None) if fraction > 0.0 && fraction < 1.0 => Ok(()),
-            (Some(fraction), None) => {
-                Err(format!("eval_fraction: {fraction} is not between 0 and 1"))
-            }
+            (Some(fraction), None) => Err(ConfigError::field(
+                "eval_fraction",
+                format!("{fraction} is not between 0 and 1"),
+            )),
             (None, Some(_)) => Ok(()),
-            _ => Err("give exactly one of eval_fraction and eval_rows".into()),
+            _ => Err(ConfigError::at(
+                Vec::new(),
+                "give exactly one of eval_fraction and eval_rows",
+            )),
         }
     }
 

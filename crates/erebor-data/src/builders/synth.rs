@@ -13,6 +13,7 @@
 //! step is one sentence in the question and one `a op b = c` line in the answer.
 
 use crate::stable::row_rng;
+use erebor_core::ConfigError;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
@@ -88,34 +89,47 @@ fn default_operations() -> Vec<Operation> {
 }
 
 impl SynthConfig {
-    /// Checks the ranges; the message names the field.
-    pub fn check(&self) -> Result<(), String> {
+    /// Checks the ranges; the error names the field within the `synthetic` block.
+    pub fn check(&self) -> Result<(), ConfigError> {
         let [min_steps, max_steps] = self.steps;
         if min_steps == 0 || min_steps > max_steps {
-            return Err(format!(
-                "steps: [{min_steps}, {max_steps}] must be 1 <= min <= max"
+            return Err(ConfigError::field(
+                "steps",
+                format!("[{min_steps}, {max_steps}] must be 1 <= min <= max"),
             ));
         }
         for (name, [low, high]) in [("start", self.start), ("operand", self.operand)] {
             if low == 0 || low > high {
-                return Err(format!("{name}: [{low}, {high}] must be 1 <= min <= max"));
+                return Err(ConfigError::field(
+                    name,
+                    format!("[{low}, {high}] must be 1 <= min <= max"),
+                ));
             }
         }
         if self.start[1] > self.max_value {
-            return Err(format!(
-                "max_value: {} is below the largest start {}",
-                self.max_value, self.start[1]
+            return Err(ConfigError::field(
+                "max_value",
+                format!(
+                    "{} is below the largest start {}",
+                    self.max_value, self.start[1]
+                ),
             ));
         }
         if !self.operations.contains(&Operation::Add) || !self.operations.contains(&Operation::Sub)
         {
-            return Err("operations: include add and sub, so every amount has a next step".into());
+            return Err(ConfigError::field(
+                "operations",
+                "include add and sub, so every amount has a next step",
+            ));
         }
         if self.max_value < 2 * self.operand[0] {
-            return Err(format!(
-                "max_value: {} must be at least twice the smallest operand {}, so every amount \
-                 can grow or shrink",
-                self.max_value, self.operand[0]
+            return Err(ConfigError::field(
+                "max_value",
+                format!(
+                    "{} must be at least twice the smallest operand {}, so every amount can \
+                     grow or shrink",
+                    self.max_value, self.operand[0]
+                ),
             ));
         }
         Ok(())
@@ -290,9 +304,9 @@ mod tests {
     fn bad_ranges_are_refused() {
         let mut bad = config();
         bad.steps = [3, 2];
-        assert!(bad.check().unwrap_err().starts_with("steps:"));
+        assert_eq!(bad.check().unwrap_err().path_string(), "steps");
         let mut bad = config();
         bad.operations = vec![Operation::Mul];
-        assert!(bad.check().unwrap_err().starts_with("operations:"));
+        assert_eq!(bad.check().unwrap_err().path_string(), "operations");
     }
 }

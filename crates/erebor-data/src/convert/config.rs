@@ -203,12 +203,9 @@ impl ConvertConfig {
                 (Some(_), false) | (None, true) => {
                     return Err(at(&here, "give exactly one of `path` and `synthetic`"));
                 }
-                (Some(synthetic), true) => synthetic.check().map_err(|message| {
-                    at(
-                        &[here[0].clone(), here[1].clone(), key("synthetic")],
-                        message,
-                    )
-                })?,
+                (Some(synthetic), true) => synthetic
+                    .check()
+                    .map_err(|e| e.within(&[here[0].clone(), here[1].clone(), key("synthetic")]))?,
                 (None, false) => {}
             }
             if source.map.kind() != kind {
@@ -223,9 +220,7 @@ impl ConvertConfig {
             }
         }
         if let Some(split) = &self.split {
-            split
-                .check()
-                .map_err(|message| ConfigError::field("split", message))?;
+            split.check().map_err(|e| e.within(&[key("split")]))?;
         }
         if self.tokenizer.is_none() {
             for field in ["chat_template", "max_length", "max_prompt_length"] {
