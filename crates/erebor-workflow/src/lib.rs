@@ -4,6 +4,8 @@
 //! - [`workflow`]: [`load_file`] turns a file into a validated [`Workflow`] of expanded steps.
 //! - [`node`]: the YAML tree with line and column on every node.
 //! - [`schema`]: the file's keys, read strictly.
+//! - [`executors`]: `executor:` (local or Slurm and its settings), per-step executors and
+//!   cluster resources.
 //! - [`fields`]: typed, strict reading of mappings.
 //! - [`params`]: typed param declarations.
 //! - [`param_values`]: values after defaults, `--set` and the environment; secrets.
@@ -19,6 +21,7 @@
 
 pub mod dag;
 pub mod error;
+pub mod executors;
 pub mod fields;
 pub mod fingerprint;
 pub mod matrix;
@@ -35,6 +38,7 @@ pub mod workflow;
 
 pub use erebor_core::hash_cache::HashCache;
 pub use error::{ErrorKind, WorkflowError, WorkflowErrors};
+pub use executors::{ExecutorDecl, ExecutorKind, StepResources};
 pub use fingerprint::{Fingerprint, FingerprintInputs};
 pub use param_values::{MissingParams, ParamValues};
 pub use registry::KindRegistry;

@@ -1,13 +1,14 @@
 //! The workflow file's schema, read strictly from the node tree: unknown keys are errors.
 
 use crate::error::{ErrorKind, WorkflowError};
+use crate::executors::{ExecutorDecl, ExecutorKind, StepResources};
 use crate::fields::{self, Fields};
 use crate::node::{Key, Node, Pos, Value};
 use crate::params::{ParamDecl, read_params};
 use std::time::Duration;
 
 /// Keys of the top-level mapping.
-pub const TOP_KEYS: &[&str] = &["name", "description", "params", "steps"];
+pub const TOP_KEYS: &[&str] = &["name", "description", "params", "executor", "steps"];
 /// Keys of a step.
 pub const STEP_KEYS: &[&str] = &[
     "id",
@@ -20,10 +21,11 @@ pub const STEP_KEYS: &[&str] = &[
     "retry_backoff",
     "timeout",
     "resources",
+    "executor",
     "cache",
     "expect",
 ];
-const RESOURCE_KEYS: &[&str] = &["gpus"];
+const RESOURCE_KEYS: &[&str] = &["gpus", "cpus", "memory", "sbatch"];
 
 /// Default first delay between retries; it doubles each time.
 pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(2);
@@ -37,6 +39,8 @@ pub struct WorkflowFile {
     pub description: Option<String>,
     /// Declared params.
     pub params: Vec<ParamDecl>,
+    /// `executor:` (which executor runs the steps, and its settings).
+    pub executor: ExecutorDecl,
     /// Steps, in file order.
     pub steps: Vec<StepDecl>,
 }
@@ -68,6 +72,10 @@ pub struct StepDecl {
     pub timeout: Option<Duration>,
     /// GPU slots the step needs.
     pub gpus: u32,
+    /// CPUs, memory and scheduler options for a cluster executor.
+    pub resources: StepResources,
+    /// The step's own `executor:` (overrides the workflow's).
+    pub executor: Option<ExecutorKind>,
     /// Whether a finished result with the same fingerprint may be reused.
     pub cache: bool,
     /// Checks on the step's metrics after it finishes.
@@ -162,6 +170,10 @@ pub fn read_workflow(root: &Node, errors: &mut Vec<WorkflowError>) -> Option<Wor
         .filter(|n| n.value != Value::Null)
         .map(|n| read_params(n, errors))
         .unwrap_or_default();
+    let executor = top
+        .get("executor")
+        .map(|n| crate::executors::read_executor(n, errors))
+        .unwrap_or_default();
     let mut steps = Vec::new();
     if let Some(steps_node) = top.require("steps", "the workflow file", errors) {
         match &steps_node.value {
@@ -181,6 +193,7 @@ pub fn read_workflow(root: &Node, errors: &mut Vec<WorkflowError>) -> Option<Wor
         name,
         description,
         params,
+        executor,
         steps,
     })
 }
@@ -253,12 +266,10 @@ fn read_step(index: usize, node: &Node, errors: &mut Vec<WorkflowError>) -> Opti
     let timeout = fields
         .get("timeout")
         .and_then(|n| fields::duration(n, &format!("`timeout` of {what}"), errors));
-    let gpus = fields
-        .get("resources")
-        .and_then(|n| Fields::read(n, &format!("`resources` of {what}"), RESOURCE_KEYS, errors))
-        .and_then(|r| r.get("gpus"))
-        .and_then(|n| fields::count(n, &format!("`resources.gpus` of {what}"), errors))
-        .unwrap_or(0);
+    let (gpus, resources) = read_resources(fields.get("resources"), what, errors);
+    let executor = fields
+        .get("executor")
+        .and_then(|n| crate::executors::read_step_executor(n, what, errors));
     let cache = fields
         .get("cache")
         .and_then(|n| fields::boolean(n, &format!("`cache` of {what}"), errors))
@@ -280,9 +291,32 @@ fn read_step(index: usize, node: &Node, errors: &mut Vec<WorkflowError>) -> Opti
         retry_backoff,
         timeout,
         gpus,
+        resources,
+        executor,
         cache,
         expect,
     })
+}
+
+/// A step's `resources:`: GPU slots, and what a cluster executor asks its scheduler for.
+fn read_resources(
+    node: Option<&Node>,
+    what: &str,
+    errors: &mut Vec<WorkflowError>,
+) -> (u32, StepResources) {
+    let Some(fields) = node
+        .and_then(|n| Fields::read(n, &format!("`resources` of {what}"), RESOURCE_KEYS, errors))
+    else {
+        return (0, StepResources::default());
+    };
+    let gpus = fields
+        .get("gpus")
+        .and_then(|n| fields::count(n, &format!("`resources.gpus` of {what}"), errors))
+        .unwrap_or(0);
+    (
+        gpus,
+        crate::executors::read_resources(&fields, what, errors),
+    )
 }
 
 fn read_matrix(node: &Node, what: &str, errors: &mut Vec<WorkflowError>) -> Vec<MatrixAxis> {

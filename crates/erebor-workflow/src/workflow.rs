@@ -8,6 +8,7 @@ use crate::param_values::{self, MissingParams, ParamValues};
 use crate::params::ParamDecl;
 use crate::registry::KindRegistry;
 use crate::resolve::{IndexedStep, Resolver, SourceText, StepIndex};
+use crate::executors::{ExecutorDecl, ExecutorKind, StepResources};
 use crate::schema::{self, Expectation, StepDecl};
 use crate::validate::validate_with_kinds;
 use erebor_core::StepId;
@@ -56,6 +57,9 @@ pub struct Workflow {
     pub param_decls: Vec<ParamDecl>,
     /// Param values after overrides.
     pub params: ParamValues,
+    /// `executor:`: which executor runs the steps (unless the command line says), and its
+    /// settings.
+    pub executor: ExecutorDecl,
     /// Expanded steps, dependencies first.
     pub steps: Vec<PlannedStep>,
 }
@@ -86,6 +90,11 @@ pub struct PlannedStep {
     pub timeout: Option<Duration>,
     /// GPU slots.
     pub gpus: u32,
+    /// CPUs, memory and scheduler options for a cluster executor (GPUs are `gpus`).
+    pub resources: StepResources,
+    /// The step's own executor, overriding the workflow's (e.g. a judge step that needs the
+    /// internet runs `local` while the rest runs on Slurm).
+    pub executor: Option<ExecutorKind>,
     /// Whether cached results may be reused.
     pub cache: bool,
     /// Checks on its metrics.
@@ -279,6 +288,8 @@ pub fn load_str(
             retry_backoff: decl.retry_backoff,
             timeout: decl.timeout,
             gpus: decl.gpus,
+            resources: decl.resources.clone(),
+            executor: decl.executor,
             cache: decl.cache,
             expect: decl.expect.clone(),
             pos: decl.id_pos,
@@ -300,6 +311,7 @@ pub fn load_str(
         text: source.clone(),
         param_decls: parsed.params,
         params,
+        executor: parsed.executor,
         steps,
     })
 }
