@@ -55,10 +55,6 @@ static INFO: StepKindInfo = StepKindInfo {
     outputs: &OUTPUTS,
 };
 
-fn default_device() -> String {
-    "cpu".into()
-}
-
 fn yes() -> bool {
     true
 }
@@ -83,9 +79,10 @@ pub struct EvalStepConfig {
     /// `b281b09` (the leaderboard's, default) or `v0.4`.
     #[serde(default)]
     pub harness: Harness,
-    /// `cpu`, `tch-cpu` or `cuda:N`.
-    #[serde(default = "default_device")]
-    pub device: String,
+    /// `cpu` (default), `tch-cpu` or `cuda:N`; any other spelling fails to parse, so
+    /// `erebor validate` points at it.
+    #[serde(default)]
+    pub device: DeviceSpec,
     /// Compute dtype (default: f32 on CPU, bf16 on CUDA).
     #[serde(default)]
     pub dtype: Option<String>,
@@ -132,14 +129,10 @@ impl EvalStepConfig {
                  (arc_challenge_test.jsonl, mmlu_dev.jsonl, …; see docs/eval.md)",
             ));
         }
-        let device: DeviceSpec = config
-            .device
-            .parse()
-            .map_err(|e: erebor_model::ModelError| ConfigError::field("device", e.to_string()))?;
-        if !device.is_compiled_in() {
+        if !config.device.is_compiled_in() {
             return Err(ConfigError::field(
                 "device",
-                format!("{device} needs erebor built with --features tch"),
+                format!("{} needs erebor built with --features tch", config.device),
             ));
         }
         if let Some(dtype) = &config.dtype {
@@ -249,10 +242,7 @@ impl StepKind for EvalKind {
 
     fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {
         let config = EvalStepConfig::parse(&ctx.with)?;
-        let device: DeviceSpec = config
-            .device
-            .parse()
-            .map_err(|e: erebor_model::ModelError| StepFailure::bad_input(e.to_string()))?;
+        let device = config.device;
         let dtype = match &config.dtype {
             Some(d) => Some(parse_dtype(d).map_err(|e| StepFailure::bad_input(e.to_string()))?),
             None => None,

@@ -105,7 +105,7 @@ fn config(data: &Path, answers: &Path, judge_url: String) -> MtBenchConfig {
         concurrency: 4,
         temperature: None,
         seed: 0,
-        device: "cpu".into(),
+        device: erebor_model::DeviceSpec::Cpu,
         dtype: None,
         batch_size: 8,
     }

@@ -39,7 +39,7 @@ pub struct EvalArgs {
     pub data_dir: Option<PathBuf>,
     /// `cpu` (Burn flex), `tch-cpu` or `cuda:N` (LibTorch; build with --features tch).
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: DeviceSpec,
     /// Compute dtype: f32, f16 or bf16 (default: f32 on CPU, bf16 on CUDA).
     #[arg(long)]
     pub dtype: Option<String>,
@@ -94,10 +94,7 @@ fn bad(error: EvalError) -> anyhow::Error {
 impl EvalArgs {
     /// Loads the model, evaluates, writes the files and prints the table.
     pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
-        let device: DeviceSpec = self
-            .device
-            .parse()
-            .map_err(|e: erebor_model::ModelError| BadInput(e.to_string()))?;
+        let device = self.device;
         let dtype = match &self.dtype {
             Some(d) => Some(parse_dtype(d).map_err(|e| BadInput(e.to_string()))?),
             None => None,

@@ -12,6 +12,7 @@ use erebor_eval::mt_bench::{
 use crate::globals::Globals;
 use crate::outcome::{BadInput, Outcome};
 use crate::step_kinds::mt_bench::StoreProvider;
+use erebor_model::DeviceSpec;
 
 /// Arguments of `erebor mt-bench`.
 #[derive(Debug, clap::Args)]
@@ -78,9 +79,9 @@ pub struct MtBenchArgs {
     /// Sampling seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// `cpu`, `tch-cpu` or `cuda:N`.
+    /// `cpu`, `tch-cpu` or `cuda:N` (LibTorch; build with --features tch).
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: DeviceSpec,
     /// Compute dtype.
     #[arg(long)]
     pub dtype: Option<String>,
@@ -144,7 +145,7 @@ impl MtBenchArgs {
             concurrency: self.concurrency,
             temperature: self.temperature,
             seed: self.seed,
-            device: self.device.clone(),
+            device: self.device,
             dtype: self.dtype.clone(),
             batch_size: self.batch_size,
         };

@@ -58,9 +58,6 @@ fn default_concurrency() -> usize {
 fn default_batch_size() -> usize {
     8
 }
-fn default_device() -> String {
-    "cpu".into()
-}
 
 /// An OpenAI-compatible endpoint and how to reach it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -202,9 +199,9 @@ pub struct MtBenchConfig {
     /// Seed of the sampled answers.
     #[serde(default)]
     pub seed: u64,
-    /// `cpu`, `tch-cpu` or `cuda:N`.
-    #[serde(default = "default_device")]
-    pub device: String,
+    /// `cpu` (default), `tch-cpu` or `cuda:N`; any other spelling fails to parse.
+    #[serde(default)]
+    pub device: DeviceSpec,
     /// Compute dtype (default: the device's).
     #[serde(default)]
     pub dtype: Option<String>,
@@ -283,14 +280,10 @@ impl MtBenchConfig {
                 "answers from a file are not generated: drop temperature or answers",
             ));
         }
-        let device: DeviceSpec = self
-            .device
-            .parse()
-            .map_err(|e: erebor_model::ModelError| ConfigError::field("device", e.to_string()))?;
-        if !device.is_compiled_in() {
+        if !self.device.is_compiled_in() {
             return Err(ConfigError::field(
                 "device",
-                format!("{device} needs erebor built with --features tch"),
+                format!("{} needs erebor built with --features tch", self.device),
             ));
         }
         Ok(())

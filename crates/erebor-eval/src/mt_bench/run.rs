@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use erebor_core::{CancelToken, MetricsSink, ProgressReporter};
-use erebor_model::{ChatTemplate, DeviceSpec};
+use erebor_model::ChatTemplate;
 use sha2::{Digest, Sha256};
 
 use super::answers::{
@@ -279,7 +279,7 @@ fn local_answers(
     answers_file: &Path,
 ) -> Result<(BTreeMap<u64, AnswerRecord>, Option<AnswerStats>, bool)> {
     let path = resolve(ctx.base_dir, config.model.as_deref().unwrap_or_default());
-    let device: DeviceSpec = config.device.parse()?;
+    let device = config.device;
     let dtype = config
         .dtype
         .as_deref()
