@@ -53,15 +53,18 @@ fn cancelled_by(sandbox: &Sandbox, signal: Signal) {
         std::thread::sleep(Duration::from_millis(100));
         let ready = sandbox.with_store(async |store| {
             let runs = store.list_runs(&Default::default()).await.unwrap();
-            let run = runs.first()?.id.clone();
+            let run = runs.first()?.id.to_string();
             let running = store
-                .attempts_of(&run)
+                .attempts_of(&erebor_store::RunId::new(&run))
                 .await
                 .unwrap()
                 .iter()
                 .filter(|a| a.status == AttemptStatus::Running)
                 .count();
-            let metrics = store.metric_count(&run).await.unwrap();
+            let metrics = store
+                .metric_count(&erebor_store::RunId::new(&run))
+                .await
+                .unwrap();
             (running == 2 && metrics >= 3).then_some(run)
         });
         if let Some(run) = ready {
@@ -101,14 +104,30 @@ fn cancelled_by(sandbox: &Sandbox, signal: Signal) {
     );
 
     let metrics_at_cancel = sandbox.with_store(async |store| {
-        let record = store.get_run(&run).await.unwrap().unwrap();
+        let record = store
+            .get_run(&erebor_store::RunId::new(&run))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(record.status, RunStatus::Cancelled);
-        let steps = store.steps_of(&run).await.unwrap();
-        let status = |id: &str| steps.iter().find(|s| s.step_id == id).unwrap().status;
+        let steps = store
+            .steps_of(&erebor_store::RunId::new(&run))
+            .await
+            .unwrap();
+        let status = |id: &str| {
+            steps
+                .iter()
+                .find(|s| s.step_id.as_str() == id)
+                .unwrap()
+                .status
+        };
         assert_eq!(status("work"), StepStatus::Interrupted);
         assert_eq!(status("stubborn"), StepStatus::Interrupted);
         assert_eq!(status("after"), StepStatus::Pending);
-        let attempts = store.attempts_of(&run).await.unwrap();
+        let attempts = store
+            .attempts_of(&erebor_store::RunId::new(&run))
+            .await
+            .unwrap();
         assert!(
             attempts
                 .iter()
@@ -117,7 +136,7 @@ fn cancelled_by(sandbox: &Sandbox, signal: Signal) {
         );
         let rows = store
             .metrics(
-                &run,
+                &erebor_store::RunId::new(&run),
                 &MetricFilter {
                     step: Some("work".into()),
                     key: Some("tick".into()),
@@ -145,12 +164,17 @@ fn cancelled_by(sandbox: &Sandbox, signal: Signal) {
     assert!(out.contains(&format!("run {run}: succeeded")), "{out}");
     sandbox.with_store(async |store| {
         assert_eq!(
-            store.get_run(&run).await.unwrap().unwrap().status,
+            store
+                .get_run(&erebor_store::RunId::new(&run))
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
             RunStatus::Succeeded
         );
         let rows = store
             .metrics(
-                &run,
+                &erebor_store::RunId::new(&run),
                 &MetricFilter {
                     step: Some("work".into()),
                     key: Some("tick".into()),

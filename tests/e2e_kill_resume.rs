@@ -131,7 +131,7 @@ fn killed_runs_resume_to_completion(sandbox: &Sandbox) {
 fn interrupted_attempts(sandbox: &Sandbox, run: &str) -> usize {
     sandbox.with_store(async |store| {
         store
-            .attempts_of(run)
+            .attempts_of(&erebor_store::RunId::new(run))
             .await
             .unwrap()
             .iter()
@@ -148,17 +148,27 @@ fn run_count(sandbox: &Sandbox) -> usize {
 fn newest_run_since(sandbox: &Sandbox, before: usize) -> Option<String> {
     sandbox.with_store(async |store| {
         let runs = store.list_runs(&Default::default()).await.unwrap();
-        (runs.len() > before).then(|| runs[0].id.clone())
+        (runs.len() > before).then(|| runs[0].id.to_string())
     })
 }
 
 fn check_complete(sandbox: &Sandbox, run: &str) {
     sandbox.with_store(async |store| {
-        let record = store.get_run(run).await.unwrap().unwrap();
+        let record = store
+            .get_run(&erebor_store::RunId::new(run))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(record.status, RunStatus::Succeeded, "{run}");
-        let steps = store.steps_of(run).await.unwrap();
+        let steps = store
+            .steps_of(&erebor_store::RunId::new(run))
+            .await
+            .unwrap();
         assert_eq!(steps.len(), 4);
-        let attempts = store.attempts_of(run).await.unwrap();
+        let attempts = store
+            .attempts_of(&erebor_store::RunId::new(run))
+            .await
+            .unwrap();
         for step in &steps {
             assert!(step.status.is_done(), "{step:?}");
             let mine: Vec<_> = attempts
@@ -199,9 +209,9 @@ fn check_complete(sandbox: &Sandbox, run: &str) {
             let step = format!("train[{arm}]");
             let rows = store
                 .metrics(
-                    run,
+                    &erebor_store::RunId::new(run),
                     &MetricFilter {
-                        step: Some(step.clone()),
+                        step: Some(step.clone().into()),
                         key: Some("loss".into()),
                     },
                 )

@@ -186,13 +186,27 @@ fn the_readme_quickstart_trains_dpop_records_it_and_caches_it() {
     let second = sandbox.latest_run().unwrap();
     assert_ne!(second, run);
     sandbox.with_store(async |store| {
-        let steps = store.steps_of(&second).await.unwrap();
+        let steps = store
+            .steps_of(&erebor_store::RunId::new(&second))
+            .await
+            .unwrap();
         assert_eq!(steps.len(), 7);
         for step in &steps {
             assert_eq!(step.status, StepStatus::Cached, "{step:?}");
-            assert_eq!(step.cached_from_run.as_deref(), Some(run.as_str()));
+            assert_eq!(
+                step.cached_from_run
+                    .as_ref()
+                    .map(erebor_store::RunId::as_str),
+                Some(run.as_str())
+            );
         }
-        assert!(store.attempts_of(&second).await.unwrap().is_empty());
+        assert!(
+            store
+                .attempts_of(&erebor_store::RunId::new(&second))
+                .await
+                .unwrap()
+                .is_empty()
+        );
     });
     // dpo-vs-dpop shares the quickstart's data, SFT and DPOP arm: only DPO and the report run.
     let plan = as_the_readme(&sandbox, &["plan", "workflows/dpo-vs-dpop.yaml"], 0);
@@ -227,7 +241,11 @@ fn dpo_fails_the_quickstart_checks(sandbox: &Sandbox, dpop_run: &str, dpop_after
     );
     let run = sandbox.latest_run().unwrap();
     sandbox.with_store(async |store| {
-        for step in store.steps_of(&run).await.unwrap() {
+        for step in store
+            .steps_of(&erebor_store::RunId::new(&run))
+            .await
+            .unwrap()
+        {
             let reused = ["sft-data", "sft", "pairs", "eval-sft"].contains(&step.step_id.as_str());
             let expected = if reused {
                 StepStatus::Cached
@@ -236,7 +254,12 @@ fn dpo_fails_the_quickstart_checks(sandbox: &Sandbox, dpop_run: &str, dpop_after
             };
             assert_eq!(step.status, expected, "{step:?}");
             if reused {
-                assert_eq!(step.cached_from_run.as_deref(), Some(dpop_run));
+                assert_eq!(
+                    step.cached_from_run
+                        .as_ref()
+                        .map(erebor_store::RunId::as_str),
+                    Some(dpop_run)
+                );
             }
         }
     });

@@ -65,17 +65,24 @@ fn pipeline_runs_is_listed_and_then_cached(sandbox: &Sandbox) {
     let second = sandbox.latest_run().unwrap();
     assert_ne!(first, second);
     sandbox.with_store(async |store| {
-        let steps = store.steps_of(&second).await.unwrap();
+        let steps = store
+            .steps_of(&erebor_store::RunId::new(&second))
+            .await
+            .unwrap();
         assert!(
             steps.iter().all(|s| s.status == StepStatus::Cached),
             "{steps:?}"
         );
+        assert!(steps.iter().all(
+            |s| s.cached_from_run.as_ref().map(erebor_store::RunId::as_str) == Some(first.as_str())
+        ));
         assert!(
-            steps
-                .iter()
-                .all(|s| s.cached_from_run.as_deref() == Some(first.as_str()))
+            store
+                .attempts_of(&erebor_store::RunId::new(&second))
+                .await
+                .unwrap()
+                .is_empty()
         );
-        assert!(store.attempts_of(&second).await.unwrap().is_empty());
     });
     // Cached steps still show their metrics (from the run that produced them).
     let csv = sandbox.expect(
@@ -229,16 +236,35 @@ fn failures_are_classified_retried_and_recorded(sandbox: &Sandbox) {
         "{out}"
     );
     sandbox.with_store(async |store| {
-        let record = store.get_run(&run).await.unwrap().unwrap();
+        let record = store
+            .get_run(&erebor_store::RunId::new(&run))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(record.status, RunStatus::Failed);
-        let steps = store.steps_of(&run).await.unwrap();
-        let step = |id: &str| steps.iter().find(|s| s.step_id == id).unwrap().clone();
-        let attempts = store.attempts_of(&run).await.unwrap();
-        let count = |id: &str| attempts.iter().filter(|a| a.step_id == id).count();
+        let steps = store
+            .steps_of(&erebor_store::RunId::new(&run))
+            .await
+            .unwrap();
+        let step = |id: &str| {
+            steps
+                .iter()
+                .find(|s| s.step_id.as_str() == id)
+                .unwrap()
+                .clone()
+        };
+        let attempts = store
+            .attempts_of(&erebor_store::RunId::new(&run))
+            .await
+            .unwrap();
+        let count = |id: &str| attempts.iter().filter(|a| a.step_id.as_str() == id).count();
 
         assert_eq!(step("flaky").status, StepStatus::Succeeded);
         assert_eq!(count("flaky"), 3, "two retries");
-        let flaky: Vec<_> = attempts.iter().filter(|a| a.step_id == "flaky").collect();
+        let flaky: Vec<_> = attempts
+            .iter()
+            .filter(|a| a.step_id.as_str() == "flaky")
+            .collect();
         assert_eq!(
             flaky.iter().map(|a| a.status).collect::<Vec<_>>(),
             [
@@ -266,7 +292,7 @@ fn failures_are_classified_retried_and_recorded(sandbox: &Sandbox) {
 
         // Every attempt's log is an artifact.
         let logs = store
-            .artifacts_of(&run)
+            .artifacts_of(&erebor_store::RunId::new(&run))
             .await
             .unwrap()
             .into_iter()
@@ -300,7 +326,14 @@ fn expectations_that_regress_exit_3(sandbox: &Sandbox) {
     );
     let second = sandbox.latest_run().unwrap();
     sandbox.with_store(async |store| {
-        let step = store.get_step(&second, "score").await.unwrap().unwrap();
+        let step = store
+            .get_step(
+                &erebor_store::RunId::new(&second),
+                &erebor_store::StepId::new("score"),
+            )
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(step.status, StepStatus::Cached);
         assert_eq!(
             step.expect_failures,

@@ -71,6 +71,6 @@ pub fn select_steps<'a>(steps: &'a [StepRecord], selector: &str) -> Vec<&'a Step
     let normalised = erebor_workflow::matrix::normalise_id(selector);
     steps
         .iter()
-        .filter(|s| s.step_id == normalised || s.base_id == normalised)
+        .filter(|s| s.step_id.as_str() == normalised || s.base_id == normalised)
         .collect()
 }

@@ -170,7 +170,7 @@ impl Engine {
                 run.id
             )));
         }
-        let run_id = RunId::new(run.id.clone());
+        let run_id = run.id.clone();
         let run_dir = PathBuf::from(&run.run_dir);
         // The run and its steps are created together; inserting again only fills a gap left by
         // a binary whose workflow expansion differs (existing rows are kept).
@@ -185,7 +185,7 @@ impl Engine {
         drop(shared);
         let done = self
             .store
-            .steps_of(run.id.as_str())
+            .steps_of(&run.id)
             .await?
             .iter()
             .filter(|r| r.status.is_done())
@@ -251,9 +251,7 @@ impl Engine {
         // Aborted when dropped, so a run future dropped midway stops renewing the lease.
         let heartbeat = AbortOnDrop(self.spawn_heartbeat(run_id.clone()));
         let records = shared
-            .durably("reading the run's steps", || {
-                self.store.steps_of(run_id.as_str())
-            })
+            .durably("reading the run's steps", || self.store.steps_of(&run_id))
             .await?;
         let summary = schedule(
             Arc::clone(&shared),

@@ -179,7 +179,7 @@ pub async fn plan(
                     PlanStatus::Run
                 } else if let Some((hit, _)) = cached_result(store, &fp.hash).await? {
                     PlanStatus::Cached {
-                        from_run: hit.run_id,
+                        from_run: hit.run_id.to_string(),
                     }
                 } else {
                     reasons.extend(why_not_cached(store, workflow, step, &fp.inputs).await?);
@@ -214,10 +214,7 @@ async fn why_not_cached(
     step: &PlannedStep,
     inputs: &FingerprintInputs,
 ) -> Result<Vec<PlanReason>, erebor_store::StoreError> {
-    let Some(last) = store
-        .last_finished_step(&workflow.name, step.id.as_str())
-        .await?
-    else {
+    let Some(last) = store.last_finished_step(&workflow.name, &step.id).await? else {
         return Ok(vec![PlanReason::NeverFinished {
             workflow: workflow.name.clone(),
         }]);
@@ -225,7 +222,7 @@ async fn why_not_cached(
     let old: Option<FingerprintInputs> = last
         .fingerprint_inputs
         .and_then(|value| serde_json::from_value(value).ok());
-    let source = last.cached_from_run.unwrap_or(last.run_id);
+    let source = last.cached_from_run.unwrap_or(last.run_id).to_string();
     Ok(match old {
         Some(old) => {
             let differences = inputs.differences(&old);

@@ -258,15 +258,13 @@ impl<'a> Recorder<'a> {
             return Ok(Vec::new());
         }
         let filter = MetricFilter {
-            step: Some(self.step.to_string()),
+            step: Some(self.step.clone()),
             key: None,
         };
         let metrics = self
             .shared
             .durably("reading metrics for `expect:`", || {
-                self.shared
-                    .store
-                    .metrics(self.shared.run_id.as_str(), &filter)
+                self.shared.store.metrics(&self.shared.run_id, &filter)
             })
             .await
             .map_err(|e| Ended::Outcome(self.store_failed("reading metrics for `expect:`", e)))?;

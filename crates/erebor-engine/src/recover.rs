@@ -12,7 +12,7 @@ use crate::process::{self, Signal};
 use crate::protocol::AttemptFiles;
 use crate::record::{emit_events, record_points};
 use crate::tail::EventTail;
-use erebor_core::{AttemptId, StepId};
+use erebor_core::StepId;
 use erebor_store::{AttemptRecord, AttemptStatus};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ pub struct Recovered {
 pub async fn recover_attempts(ctx: &RunContext) -> Result<Vec<Recovered>, EngineError> {
     let attempts = ctx
         .durably("reading the attempts of the run", || {
-            ctx.store.attempts_of(ctx.run_id.as_str())
+            ctx.store.attempts_of(&ctx.run_id)
         })
         .await?;
     let mut recovered = Vec::new();
@@ -63,11 +63,11 @@ async fn reattach(ctx: &RunContext, attempt: &AttemptRecord) -> Option<Recovered
         return None;
     }
     Some(Recovered {
-        step: StepId::new(attempt.step_id.clone()),
+        step: attempt.step_id.clone(),
         number: u32::try_from(attempt.number).unwrap_or(u32::MAX),
         gpus: attempt.gpus.clone(),
         reattached: Reattached {
-            attempt: AttemptId::new(attempt.id.clone()),
+            attempt: attempt.id.clone(),
             dir: PathBuf::from(&attempt.dir),
             external_id,
             state,
@@ -86,8 +86,8 @@ async fn interrupt_leftover(ctx: &RunContext, attempt: &AttemptRecord) -> Result
     {
         stop_leftover(pid, ctx.stop_grace).await;
     }
-    let step = StepId::new(attempt.step_id.clone());
-    let id = AttemptId::new(attempt.id.clone());
+    let step = attempt.step_id.clone();
+    let id = attempt.id.clone();
     let files = AttemptFiles {
         dir: PathBuf::from(&attempt.dir),
     };

@@ -89,7 +89,7 @@ impl Pass<'_> {
     /// cannot be read runs again); attempt numbers continue after the stored ones.
     async fn restore(&mut self, records: &[StepRecord]) {
         for record in records.iter().filter(|r| r.status.is_done()) {
-            let Some(index) = self.machine.position(&StepId::new(record.step_id.clone())) else {
+            let Some(index) = self.machine.position(&record.step_id) else {
                 continue;
             };
             match stored_outputs(record) {
@@ -103,14 +103,13 @@ impl Pass<'_> {
         let ctx = Arc::clone(&self.ctx);
         let attempts = ctx
             .durably("reading the attempts of the run", || {
-                ctx.store.attempts_of(ctx.run_id.as_str())
+                ctx.store.attempts_of(&ctx.run_id)
             })
             .await;
         match attempts {
             Ok(attempts) => {
                 for attempt in attempts {
-                    let id = StepId::new(attempt.step_id.clone());
-                    if let Some(index) = self.machine.position(&id) {
+                    if let Some(index) = self.machine.position(&attempt.step_id) {
                         let next = u32::try_from(attempt.number + 1).unwrap_or(u32::MAX);
                         self.machine.set_next_number(index, next);
                     }
@@ -415,7 +414,7 @@ impl Pass<'_> {
         .map_err(|e| (format!("marking {} reused", step.id), e))?;
         ctx.subscribers.emit(EngineEvent::StepCached {
             step: step.id.clone(),
-            from_run: hit.run_id.clone(),
+            from_run: hit.run_id.to_string(),
         });
         // `expect:` is not part of the fingerprint: check it against the reused result.
         let failures = cached_expectations(&ctx, step, &hit, &outputs)

@@ -6,7 +6,9 @@ mod common;
 
 use common::{Cluster, FailKthWrite, Harness, Losing, eventually};
 use erebor_engine::{InProcessExecutor, RunControl, StopLevel};
-use erebor_store::{AttemptStatus, MetricFilter, RunStatus, StepStatus, Store, merge_attempts};
+use erebor_store::{
+    AttemptStatus, MetricFilter, RunId, RunStatus, StepStatus, Store, merge_attempts,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +32,7 @@ steps:
 
 /// Every step done with exactly one succeeded attempt, no attempt live, the loss series of
 /// every step complete.
-async fn assert_complete(store: &Store, run: &str) {
+async fn assert_complete(store: &Store, run: &RunId) {
     let record = store.get_run(run).await.unwrap().unwrap();
     assert_eq!(record.status, RunStatus::Succeeded, "{record:?}");
     let attempts = store.attempts_of(run).await.unwrap();
@@ -63,7 +65,7 @@ async fn retries_back_off_exponentially_then_succeed() {
     );
     let summary = h.run(&workflow).await;
     assert_eq!(summary.status, RunStatus::Succeeded, "{summary:?}");
-    let attempts = h.store.attempts_of(summary.run_id.as_str()).await.unwrap();
+    let attempts = h.store.attempts_of(&summary.run_id).await.unwrap();
     let statuses: Vec<AttemptStatus> = attempts.iter().map(|a| a.status).collect();
     use AttemptStatus::{Failed, Succeeded};
     assert_eq!(statuses, [Failed, Failed, Succeeded]);
@@ -83,9 +85,9 @@ async fn a_step_out_of_retries_fails_and_its_dependents_are_skipped() {
     assert_eq!(summary.status, RunStatus::Failed);
     assert_eq!(summary.summary.failed.len(), 1);
     assert_eq!(summary.summary.skipped.len(), 1);
-    let steps = h.store.steps_of(summary.run_id.as_str()).await.unwrap();
+    let steps = h.store.steps_of(&summary.run_id).await.unwrap();
     assert_eq!(steps[1].status, StepStatus::Skipped);
-    let attempts = h.store.attempts_of(summary.run_id.as_str()).await.unwrap();
+    let attempts = h.store.attempts_of(&summary.run_id).await.unwrap();
     assert_eq!(attempts.len(), 2, "one retry");
 }
 
@@ -102,10 +104,14 @@ async fn gpu_slots_are_assigned_without_overlap() {
         .await
         .unwrap();
     assert_eq!(summary.status, RunStatus::Succeeded);
-    let attempts = h.store.attempts_of(summary.run_id.as_str()).await.unwrap();
+    let attempts = h.store.attempts_of(&summary.run_id).await.unwrap();
     assert_eq!(attempts.len(), 5);
     for attempt in &attempts {
-        let want = if attempt.step_id == "two" { 2 } else { 1 };
+        let want = if attempt.step_id.as_str() == "two" {
+            2
+        } else {
+            1
+        };
         assert_eq!(attempt.gpus.len(), want, "{attempt:?}");
         assert!(
             attempt.gpus.iter().all(|g| [4, 7].contains(g)),
@@ -146,14 +152,14 @@ async fn cancelling_interrupts_the_running_step_and_resume_finishes_the_run() {
         let attempts = store.attempts_of(&run.id).await.unwrap();
         attempts
             .iter()
-            .any(|a| a.step_id == "wait" && a.status == AttemptStatus::Running)
+            .any(|a| a.step_id.as_str() == "wait" && a.status == AttemptStatus::Running)
     })
     .await;
     control.stop(StopLevel::Graceful);
     let summary = running.await.unwrap().unwrap();
     assert_eq!(summary.status, RunStatus::Cancelled);
     assert!(summary.summary.cancelled);
-    let run = summary.run_id.to_string();
+    let run = summary.run_id.clone();
     let steps = h.store.steps_of(&run).await.unwrap();
     let status: BTreeMap<&str, StepStatus> = steps
         .iter()
@@ -168,7 +174,7 @@ async fn cancelling_interrupts_the_running_step_and_resume_finishes_the_run() {
     let attempts = h.store.attempts_of(&run).await.unwrap();
     let waits: Vec<AttemptStatus> = attempts
         .iter()
-        .filter(|a| a.step_id == "wait")
+        .filter(|a| a.step_id.as_str() == "wait")
         .map(|a| a.status)
         .collect();
     assert_eq!(
@@ -193,7 +199,7 @@ async fn transient_store_errors_are_retried_without_failing_the_run() {
             .unwrap();
         assert_eq!(summary.status, RunStatus::Succeeded, "k = {k}: {summary:?}");
         assert_eq!(gate.failed.lock().unwrap().len(), 2, "k = {k}");
-        assert_complete(&h.store, summary.run_id.as_str()).await;
+        assert_complete(&h.store, &summary.run_id).await;
     }
 }
 
@@ -240,7 +246,7 @@ async fn a_store_failing_its_kth_write_fails_the_run_and_a_resume_finishes_it() 
                     summary.summary.store_failure.is_some(),
                     "k = {k}: {summary:?}"
                 );
-                summary.run_id.to_string()
+                summary.run_id.clone()
             }
             // The run's end itself could not be recorded: it stays `running`, resumable.
             Err(error) => {
@@ -277,7 +283,7 @@ async fn a_lost_attempt_runs_again_without_using_a_retry() {
         .await
         .unwrap();
     assert_eq!(summary.status, RunStatus::Succeeded, "{summary:?}");
-    let attempts = h.store.attempts_of(summary.run_id.as_str()).await.unwrap();
+    let attempts = h.store.attempts_of(&summary.run_id).await.unwrap();
     let statuses: Vec<AttemptStatus> = attempts.iter().map(|a| a.status).collect();
     assert_eq!(statuses, [AttemptStatus::Lost, AttemptStatus::Succeeded]);
     assert!(
@@ -292,7 +298,7 @@ async fn a_lost_attempt_runs_again_without_using_a_retry() {
             .iter()
             .all(|a| a.external_id.is_some() && a.submitted_at.is_some())
     );
-    assert_complete(&h.store, summary.run_id.as_str()).await;
+    assert_complete(&h.store, &summary.run_id).await;
 }
 
 #[tokio::test]
@@ -347,7 +353,10 @@ async fn a_restarted_runner_reattaches_to_a_live_attempt_by_its_external_id() {
     let summary = second.await.unwrap().unwrap();
     assert_eq!(summary.status, RunStatus::Succeeded, "{summary:?}");
     let attempts = h.store.attempts_of(&run).await.unwrap();
-    let jobs: Vec<_> = attempts.iter().filter(|a| a.step_id == "job").collect();
+    let jobs: Vec<_> = attempts
+        .iter()
+        .filter(|a| a.step_id.as_str() == "job")
+        .collect();
     assert_eq!(
         jobs.len(),
         1,
@@ -430,13 +439,16 @@ async fn cache_hits_link_to_the_producing_step_and_its_metrics() {
     let h = Harness::new().await;
     let produced = h.run(&h.workflow(PRODUCER)).await;
     assert_eq!(produced.status, RunStatus::Succeeded);
-    let producer = produced.run_id.to_string();
+    let producer = produced.run_id.clone();
     for round in 0..2 {
         let summary = h.run(&h.workflow(REUSER)).await;
         assert_eq!(summary.status, RunStatus::Succeeded);
-        let run = summary.run_id.to_string();
+        let run = summary.run_id.clone();
         let steps = h.store.steps_of(&run).await.unwrap();
-        let dpop = steps.iter().find(|s| s.step_id == "train[2]").unwrap();
+        let dpop = steps
+            .iter()
+            .find(|s| s.step_id.as_str() == "train[2]")
+            .unwrap();
         assert_eq!(dpop.status, StepStatus::Cached, "round {round}");
         let link = dpop.reused_from().expect("a reuse link");
         assert_eq!(
@@ -445,7 +457,7 @@ async fn cache_hits_link_to_the_producing_step_and_its_metrics() {
         );
         let attempts = h.store.attempts_of(&run).await.unwrap();
         assert!(
-            attempts.iter().all(|a| a.step_id != "train[2]"),
+            attempts.iter().all(|a| a.step_id.as_str() != "train[2]"),
             "no attempt for a reused step"
         );
         let (rows, via) = h.store.step_metrics(dpop, Some("loss")).await.unwrap();
@@ -472,7 +484,10 @@ async fn cache_hits_link_to_the_producing_step_and_its_metrics() {
             "the reusing run holds no copy: {copied:?}"
         );
         // The arm that ran in round 0 is itself reused in round 1, from round 0's run.
-        let dpo = steps.iter().find(|s| s.step_id == "train[1]").unwrap();
+        let dpo = steps
+            .iter()
+            .find(|s| s.step_id.as_str() == "train[1]")
+            .unwrap();
         let (own, own_link) = h.store.step_metrics(dpo, Some("score")).await.unwrap();
         assert_eq!(own.len(), 1);
         assert_eq!(own_link.is_some(), round == 1);

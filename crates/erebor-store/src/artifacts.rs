@@ -2,9 +2,9 @@
 //! attempts.
 
 use crate::db::{Store, now_ms, with_pool};
-use crate::error::Result;
+use crate::error::{Result, id_column};
 use crate::records::{ArtifactRecord, LIVE_ATTEMPT_STATUSES};
-use erebor_core::AttemptId;
+use erebor_core::{AttemptId, RunId};
 
 /// id, run, step, attempt, name, type, path, sha256, bytes, created.
 type ArtifactRow = (
@@ -20,48 +20,36 @@ type ArtifactRow = (
     i64,
 );
 
+/// Decodes an artifact row, parsing its ids.
+fn artifact_from_row(row: ArtifactRow) -> Result<ArtifactRecord> {
+    let (id, run_id, step_id, attempt_id, name, output_type, path, sha256, bytes, created_at) = row;
+    Ok(ArtifactRecord {
+        id,
+        run_id: id_column("artifacts", "run_id", run_id)?,
+        step_id: id_column("artifacts", "step_id", step_id)?,
+        attempt_id: id_column("artifacts", "attempt_id", attempt_id)?,
+        name,
+        output_type,
+        path,
+        sha256,
+        bytes,
+        created_at,
+    })
+}
+
 impl Store {
     /// The artifacts of a run (every attempt), oldest first.
-    pub async fn artifacts_of(&self, run_id: &str) -> Result<Vec<ArtifactRecord>> {
+    pub async fn artifacts_of(&self, run_id: &RunId) -> Result<Vec<ArtifactRecord>> {
         let rows: Vec<ArtifactRow> = with_pool!(self, |pool| {
             sqlx::query_as(
-                    "SELECT id, run_id, step_id, attempt_id, name, output_type, path, sha256, bytes, created_at \
-                     FROM artifacts WHERE run_id = $1 ORDER BY created_at, step_id, name",
-                )
-                .bind(run_id)
-                .fetch_all(pool)
-                .await?
-        });
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    id,
-                    run_id,
-                    step_id,
-                    attempt_id,
-                    name,
-                    output_type,
-                    path,
-                    sha256,
-                    bytes,
-                    created_at,
-                )| {
-                    ArtifactRecord {
-                        id,
-                        run_id,
-                        step_id,
-                        attempt_id,
-                        name,
-                        output_type,
-                        path,
-                        sha256,
-                        bytes,
-                        created_at,
-                    }
-                },
+                "SELECT id, run_id, step_id, attempt_id, name, output_type, path, sha256, bytes, created_at \
+                 FROM artifacts WHERE run_id = $1 ORDER BY created_at, step_id, name",
             )
-            .collect())
+            .bind(run_id.as_str())
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(artifact_from_row).collect()
     }
 
     /// The inputs an artifact was made from: (path, sha256, producing artifact id).

@@ -6,7 +6,7 @@ use crate::error::{Result, StoreError};
 use crate::records::{
     AttemptEnd, AttemptRecord, AttemptStatus, LIVE_ATTEMPT_STATUSES, NewAttempt, StepStatus,
 };
-use erebor_core::AttemptId;
+use erebor_core::{AttemptId, RunId, StepId};
 use sqlx::Row;
 
 const ATTEMPT_COLUMNS: &str = "id, run_id, step_id, number, status, executor, external_id, host, dir, \
@@ -18,9 +18,9 @@ macro_rules! attempt_from_row {
         let status: String = row.try_get("status")?;
         let gpus: String = row.try_get("gpus")?;
         AttemptRecord {
-            id: row.try_get("id")?,
-            run_id: row.try_get("run_id")?,
-            step_id: row.try_get("step_id")?,
+            id: crate::error::id_column("attempts", "id", row.try_get("id")?)?,
+            run_id: crate::error::id_column("attempts", "run_id", row.try_get("run_id")?)?,
+            step_id: crate::error::id_column("attempts", "step_id", row.try_get("step_id")?)?,
             number: row.try_get("number")?,
             status: AttemptStatus::parse(&status).unwrap_or(AttemptStatus::Interrupted),
             executor: row.try_get("executor")?,
@@ -40,13 +40,13 @@ macro_rules! attempt_from_row {
 
 impl Store {
     /// The number the next attempt of a step gets (1 + the highest so far).
-    pub async fn next_attempt_number(&self, run_id: &str, step_id: &str) -> Result<i64> {
+    pub async fn next_attempt_number(&self, run_id: &RunId, step_id: &StepId) -> Result<i64> {
         let max: Option<i64> = with_pool!(self, |pool| {
             sqlx::query_scalar(
                 "SELECT MAX(number) FROM attempts WHERE run_id = $1 AND step_id = $2",
             )
-            .bind(run_id)
-            .bind(step_id)
+            .bind(run_id.as_str())
+            .bind(step_id.as_str())
             .fetch_one(pool)
             .await?
         });
@@ -101,13 +101,13 @@ impl Store {
         status: AttemptStatus,
     ) -> Result<()> {
         self.gate("set_attempt_submitted")?;
-        let attempt_id = attempt_id.as_str();
+        let attempt = attempt_id.as_str();
         let updated = with_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE attempts SET external_id = $2, status = $3, submitted_at = $4 \
                  WHERE id = $1 AND status = 'recorded'",
             )
-            .bind(attempt_id)
+            .bind(attempt)
             .bind(external_id)
             .bind(status.as_str())
             .bind(now_ms())
@@ -129,13 +129,13 @@ impl Store {
         status: AttemptStatus,
     ) -> Result<()> {
         self.gate("set_attempt_status")?;
-        let attempt_id = attempt_id.as_str();
+        let attempt = attempt_id.as_str();
         let sql = format!(
             "UPDATE attempts SET status = $2 WHERE id = $1 AND status IN {LIVE_ATTEMPT_STATUSES}"
         );
         let updated = with_pool!(self, |pool| {
             sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(attempt_id)
+                .bind(attempt)
                 .bind(status.as_str())
                 .execute(pool)
                 .await?
@@ -151,7 +151,7 @@ impl Store {
     /// transaction. Refused with [`StoreError::StaleAttempt`] if the attempt has ended.
     pub async fn finish_attempt(&self, attempt_id: &AttemptId, end: &AttemptEnd) -> Result<()> {
         self.gate("finish_attempt")?;
-        let attempt_id = attempt_id.as_str();
+        let attempt = attempt_id.as_str();
         let now = now_ms();
         let (class, message) = match &end.failure {
             Some((class, message)) => (Some(class.as_str()), Some(message.as_str())),
@@ -164,7 +164,7 @@ impl Store {
         let stale = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let row: Option<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(finish))
-                .bind(attempt_id)
+                .bind(attempt)
                 .bind(end.status.as_str())
                 .bind(now)
                 .bind(end.exit_code.map(i64::from))
@@ -199,7 +199,7 @@ impl Store {
                         .bind(&id)
                         .bind(&run_id)
                         .bind(&step_id)
-                        .bind(attempt_id)
+                        .bind(attempt)
                         .bind(&artifact.name)
                         .bind(&artifact.output_type)
                         .bind(&artifact.path)
@@ -232,15 +232,15 @@ impl Store {
         Ok(())
     }
 
-    pub(crate) async fn stale_error(&self, attempt_id: &str) -> StoreError {
+    pub(crate) async fn stale_error(&self, attempt_id: &AttemptId) -> StoreError {
         match self.get_attempt(attempt_id).await {
             Ok(Some(attempt)) => StoreError::StaleAttempt {
-                attempt: attempt_id.to_owned(),
-                step: attempt.step_id,
+                attempt: attempt_id.to_string(),
+                step: attempt.step_id.to_string(),
                 status: attempt.status.to_string(),
             },
             Ok(None) => StoreError::StaleAttempt {
-                attempt: attempt_id.to_owned(),
+                attempt: attempt_id.to_string(),
                 step: "?".to_owned(),
                 status: "unknown attempt".to_owned(),
             },
@@ -249,11 +249,11 @@ impl Store {
     }
 
     /// One attempt.
-    pub async fn get_attempt(&self, attempt_id: &str) -> Result<Option<AttemptRecord>> {
+    pub async fn get_attempt(&self, attempt_id: &AttemptId) -> Result<Option<AttemptRecord>> {
         let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = $1");
         Ok(with_pool!(self, |pool| {
             match sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(attempt_id)
+                .bind(attempt_id.as_str())
                 .fetch_optional(pool)
                 .await?
             {
@@ -264,13 +264,13 @@ impl Store {
     }
 
     /// Every attempt of a run, by step and number.
-    pub async fn attempts_of(&self, run_id: &str) -> Result<Vec<AttemptRecord>> {
+    pub async fn attempts_of(&self, run_id: &RunId) -> Result<Vec<AttemptRecord>> {
         let sql = format!(
             "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = $1 ORDER BY started_at, number"
         );
         Ok(with_pool!(self, |pool| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(run_id)
+                .bind(run_id.as_str())
                 .fetch_all(pool)
                 .await?;
             let mut out = Vec::with_capacity(rows.len());

@@ -45,6 +45,19 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// A stored run, step or attempt id that is not a well-formed id (empty, padded with
+    /// whitespace, or holding control characters).
+    #[error("malformed id {value:?} in {table}.{column}: {reason}")]
+    BadId {
+        /// Table.
+        table: &'static str,
+        /// Column.
+        column: &'static str,
+        /// The stored text.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A migration failed (its message is included, not chained, so it shows once).
     #[error("migrating the database schema: {0}")]
     Migrate(sqlx::migrate::MigrateError),
@@ -88,6 +101,47 @@ pub(crate) fn json_column(
         column,
         source,
     })
+}
+
+/// Parses an id column (`RunId`, `StepId`, `AttemptId`) once, where a row is decoded; a
+/// malformed id is [`StoreError::BadId`] naming the table and column.
+pub(crate) fn id_column<T: From<String>>(
+    table: &'static str,
+    column: &'static str,
+    text: String,
+) -> Result<T> {
+    match id_problem(&text) {
+        None => Ok(T::from(text)),
+        Some(reason) => Err(StoreError::BadId {
+            table,
+            column,
+            value: text,
+            reason,
+        }),
+    }
+}
+
+/// [`id_column`] for a nullable column.
+pub(crate) fn optional_id_column<T: From<String>>(
+    table: &'static str,
+    column: &'static str,
+    text: Option<String>,
+) -> Result<Option<T>> {
+    text.map(|text| id_column(table, column, text)).transpose()
+}
+
+/// What makes `text` unusable as an id: ids are never empty, never start or end with
+/// whitespace, and hold no control characters (they are printed, and used in folder names).
+fn id_problem(text: &str) -> Option<&'static str> {
+    if text.is_empty() {
+        Some("it is empty")
+    } else if text.trim() != text {
+        Some("it starts or ends with whitespace")
+    } else if text.chars().any(char::is_control) {
+        Some("it holds a control character")
+    } else {
+        None
+    }
 }
 
 impl StoreError {
@@ -167,5 +221,28 @@ mod tests {
         assert!(StoreError::Db(sqlx::Error::PoolTimedOut).is_transient());
         assert!(!StoreError::Db(sqlx::Error::Protocol("bad".into())).is_transient());
         assert!(!StoreError::NotFound("x".into()).is_transient());
+    }
+
+    #[test]
+    fn malformed_ids_name_their_table_and_column() {
+        let id: erebor_core::StepId = id_column("steps", "step_id", "train[dpop]".into()).unwrap();
+        assert_eq!(id.as_str(), "train[dpop]");
+        for (text, reason) in [
+            ("", "it is empty"),
+            (" r-1", "it starts or ends with whitespace"),
+            ("r-1\n", "it starts or ends with whitespace"),
+            ("r-\u{7}1", "it holds a control character"),
+        ] {
+            let error = id_column::<erebor_core::RunId>("runs", "id", text.into()).unwrap_err();
+            assert!(
+                matches!(&error, StoreError::BadId { table: "runs", column: "id", reason: r, .. } if *r == reason),
+                "{text:?}: {error:?}"
+            );
+            assert!(error.to_string().contains("in runs.id"), "{error}");
+            assert!(!error.is_transient());
+        }
+        let none: Option<erebor_core::RunId> =
+            optional_id_column("steps", "cached_from_run", None).unwrap();
+        assert_eq!(none, None);
     }
 }

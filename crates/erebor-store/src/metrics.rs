@@ -2,7 +2,7 @@
 //! from a running attempt. Readable while the run goes on.
 
 use crate::db::{Backend, Store, now_ms, with_pool};
-use crate::error::Result;
+use crate::error::{Result, id_column};
 use crate::records::{AttemptStatus, MetricPoint, MetricRow, StepLink, StepRecord};
 use erebor_core::{AttemptId, RunId, StepId};
 use sqlx::{AssertSqlSafe, Row};
@@ -15,7 +15,7 @@ const SQLITE_ROWS_PER_STATEMENT: usize = 64;
 #[derive(Clone, Debug, Default)]
 pub struct MetricFilter {
     /// Only this step (exact id).
-    pub step: Option<String>,
+    pub step: Option<StepId>,
     /// Only this key.
     pub key: Option<String>,
 }
@@ -35,8 +35,7 @@ impl Store {
             return Ok(0);
         }
         self.gate("record_metrics")?;
-        let (run_id, step_id, attempt_id) =
-            (run_id.as_str(), step_id.as_str(), attempt_id.as_str());
+        let (run, step, attempt) = (run_id.as_str(), step_id.as_str(), attempt_id.as_str());
         let now = now_ms();
         let inserted = match &self.backend {
             Backend::Postgres(pool) => {
@@ -50,9 +49,9 @@ impl Store {
                      WHERE EXISTS (SELECT 1 FROM attempts a WHERE a.id = $3 AND a.status IN ('recorded', 'submitted', 'queued', 'running')) \
                      ON CONFLICT DO NOTHING",
                 )
-                .bind(run_id)
-                .bind(step_id)
-                .bind(attempt_id)
+                .bind(run)
+                .bind(step)
+                .bind(attempt)
                 .bind(now)
                 .bind(&keys)
                 .bind(&indexes)
@@ -84,9 +83,9 @@ impl Store {
                          ON CONFLICT DO NOTHING",
                     );
                     let mut query = sqlx::query(AssertSqlSafe(sql))
-                        .bind(run_id)
-                        .bind(step_id)
-                        .bind(attempt_id)
+                        .bind(run)
+                        .bind(step)
+                        .bind(attempt)
                         .bind(now);
                     for point in chunk {
                         // SQLite stores NaN as NULL; reading maps NULL back to NaN.
@@ -108,10 +107,10 @@ impl Store {
         Ok(inserted)
     }
 
-    async fn attempt_is_running(&self, attempt_id: &str) -> Result<bool> {
+    async fn attempt_is_running(&self, attempt_id: &AttemptId) -> Result<bool> {
         let status: Option<String> = with_pool!(self, |pool| {
             sqlx::query_scalar("SELECT status FROM attempts WHERE id = $1")
-                .bind(attempt_id)
+                .bind(attempt_id.as_str())
                 .fetch_optional(pool)
                 .await?
         });
@@ -122,7 +121,7 @@ impl Store {
     }
 
     /// Every metric row of a run (all attempts), by step, key, index and attempt time.
-    pub async fn metrics(&self, run_id: &str, filter: &MetricFilter) -> Result<Vec<MetricRow>> {
+    pub async fn metrics(&self, run_id: &RunId, filter: &MetricFilter) -> Result<Vec<MetricRow>> {
         Ok(with_pool!(self, |pool| {
             let rows = sqlx::query(
                 "SELECT m.run_id, m.step_id, m.attempt_id, m.key, m.idx, m.value, m.recorded_at \
@@ -130,8 +129,8 @@ impl Store {
                  WHERE m.run_id = $1 AND ($2 IS NULL OR m.step_id = $2) AND ($3 IS NULL OR m.key = $3) \
                  ORDER BY m.step_id, m.key, m.idx, a.number",
             )
-            .bind(run_id)
-            .bind(&filter.step)
+            .bind(run_id.as_str())
+            .bind(filter.step.as_ref().map(StepId::as_str))
             .bind(&filter.key)
             .fetch_all(pool)
             .await?;
@@ -139,9 +138,9 @@ impl Store {
             for row in &rows {
                 let value: Option<f64> = row.try_get("value")?;
                 out.push(MetricRow {
-                    run_id: row.try_get("run_id")?,
-                    step_id: row.try_get("step_id")?,
-                    attempt_id: row.try_get("attempt_id")?,
+                    run_id: id_column("metrics", "run_id", row.try_get("run_id")?)?,
+                    step_id: id_column("metrics", "step_id", row.try_get("step_id")?)?,
+                    attempt_id: id_column("metrics", "attempt_id", row.try_get("attempt_id")?)?,
                     key: row.try_get("key")?,
                     index: row.try_get("idx")?,
                     value: value.unwrap_or(f64::NAN),
@@ -162,8 +161,8 @@ impl Store {
     ) -> Result<(Vec<MetricRow>, Option<StepLink>)> {
         let link = step.reused_from();
         let (run, step_id) = match &link {
-            Some(link) => (link.run_id.as_str(), link.step_id.clone()),
-            None => (step.run_id.as_str(), step.step_id.clone()),
+            Some(link) => (&link.run_id, link.step_id.clone()),
+            None => (&step.run_id, step.step_id.clone()),
         };
         let filter = MetricFilter {
             step: Some(step_id),
@@ -173,10 +172,10 @@ impl Store {
     }
 
     /// The number of metric rows of a run.
-    pub async fn metric_count(&self, run_id: &str) -> Result<i64> {
+    pub async fn metric_count(&self, run_id: &RunId) -> Result<i64> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_scalar("SELECT COUNT(*) FROM metrics WHERE run_id = $1")
-                .bind(run_id)
+                .bind(run_id.as_str())
                 .fetch_one(pool)
                 .await?
         }))

@@ -160,7 +160,7 @@ pub struct NewRun {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunRecord {
     /// Run id.
-    pub id: String,
+    pub id: RunId,
     /// Workflow name.
     pub workflow_name: String,
     /// Workflow file.
@@ -221,9 +221,9 @@ pub struct NewStep {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StepRecord {
     /// Run id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Expanded id.
-    pub step_id: String,
+    pub step_id: StepId,
     /// Id as written.
     pub base_id: String,
     /// Arm values.
@@ -243,10 +243,10 @@ pub struct StepRecord {
     /// What the fingerprint was made of (JSON).
     pub fingerprint_inputs: Option<serde_json::Value>,
     /// For a reused step, the run that produced the result (never itself a reusing one).
-    pub cached_from_run: Option<String>,
+    pub cached_from_run: Option<RunId>,
     /// For a reused step, the step of that run that produced it: with `cached_from_run` the
     /// `reused_from` link that queries follow for its metrics and artifacts.
-    pub reused_from_step: Option<String>,
+    pub reused_from_step: Option<StepId>,
     /// Outputs (JSON of `StepOutputs`).
     pub outputs: Option<serde_json::Value>,
     /// Failure class.
@@ -265,9 +265,9 @@ pub struct StepRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StepLink {
     /// The producing run.
-    pub run_id: String,
+    pub run_id: RunId,
     /// The producing step in that run.
-    pub step_id: String,
+    pub step_id: StepId,
 }
 
 impl std::fmt::Display for StepLink {
@@ -316,11 +316,11 @@ pub struct NewAttempt {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AttemptRecord {
     /// Attempt id.
-    pub id: String,
+    pub id: AttemptId,
     /// Run id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Step id.
-    pub step_id: String,
+    pub step_id: StepId,
     /// Number within the run.
     pub number: i64,
     /// Status.
@@ -364,11 +364,11 @@ pub struct MetricPoint {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MetricRow {
     /// Run id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Step id.
-    pub step_id: String,
+    pub step_id: StepId,
     /// Attempt id.
-    pub attempt_id: String,
+    pub attempt_id: AttemptId,
     /// Key.
     pub key: String,
     /// Index.
@@ -402,11 +402,11 @@ pub struct ArtifactRecord {
     /// Artifact id.
     pub id: String,
     /// Run.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Step.
-    pub step_id: String,
+    pub step_id: StepId,
     /// Attempt.
-    pub attempt_id: String,
+    pub attempt_id: AttemptId,
     /// Output name.
     pub name: String,
     /// Output type.

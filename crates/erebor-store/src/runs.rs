@@ -18,7 +18,7 @@ macro_rules! run_from_row {
         let options: String = row.try_get("options")?;
         let git_dirty: Option<i64> = row.try_get("git_dirty")?;
         RunRecord {
-            id: row.try_get("id")?,
+            id: crate::error::id_column("runs", "id", row.try_get("id")?)?,
             workflow_name: row.try_get("workflow_name")?,
             workflow_file: row.try_get("workflow_file")?,
             workflow_text: row.try_get("workflow_text")?,
@@ -90,11 +90,11 @@ impl Store {
     }
 
     /// The run with this exact id.
-    pub async fn get_run(&self, id: &str) -> Result<Option<RunRecord>> {
+    pub async fn get_run(&self, id: &RunId) -> Result<Option<RunRecord>> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
         Ok(with_pool!(self, |pool| {
             match sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(id)
+                .bind(id.as_str())
                 .fetch_optional(pool)
                 .await?
             {
@@ -104,9 +104,12 @@ impl Store {
         }))
     }
 
-    /// The run whose id is `id` or, failing that, the one run whose id starts with it.
+    /// Looks a run up by what a user typed: the run whose id is `id` or, failing that, the
+    /// one run whose id starts with it. The text is not a [`RunId`] (a prefix is not an id);
+    /// the record returned carries the run's typed id. No match, or several, is
+    /// [`StoreError::NotFound`] with a message for the user.
     pub async fn find_run(&self, id: &str) -> Result<RunRecord> {
-        if let Some(run) = self.get_run(id).await? {
+        if let Some(run) = self.get_run(&RunId::from(id)).await? {
             return Ok(run);
         }
         let sql = format!(
@@ -212,7 +215,7 @@ impl Store {
                  WHERE id = $1 AND host = $5 AND runner_pid IS NOT DISTINCT FROM $6 \
                    AND heartbeat_at IS NOT DISTINCT FROM $7 AND status = $8",
             )
-            .bind(&seen.id)
+            .bind(seen.id.as_str())
             .bind(host)
             .bind(i64::from(pid))
             .bind(now_ms())

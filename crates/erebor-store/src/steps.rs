@@ -22,8 +22,8 @@ macro_rules! step_from_row {
         let outputs: Option<String> = row.try_get("outputs")?;
         let expect_failures: Option<String> = row.try_get("expect_failures")?;
         StepRecord {
-            run_id: row.try_get("run_id")?,
-            step_id: row.try_get("step_id")?,
+            run_id: crate::error::id_column("steps", "run_id", row.try_get("run_id")?)?,
+            step_id: crate::error::id_column("steps", "step_id", row.try_get("step_id")?)?,
             base_id: row.try_get("base_id")?,
             arm: crate::error::json_column("steps", "arm", &arm)?,
             kind: row.try_get("kind")?,
@@ -39,8 +39,16 @@ macro_rules! step_from_row {
             fingerprint_inputs: fingerprint_inputs
                 .map(|text| crate::error::json_column("steps", "fingerprint_inputs", &text))
                 .transpose()?,
-            cached_from_run: row.try_get("cached_from_run")?,
-            reused_from_step: row.try_get("reused_from_step")?,
+            cached_from_run: crate::error::optional_id_column(
+                "steps",
+                "cached_from_run",
+                row.try_get("cached_from_run")?,
+            )?,
+            reused_from_step: crate::error::optional_id_column(
+                "steps",
+                "reused_from_step",
+                row.try_get("reused_from_step")?,
+            )?,
             outputs: outputs
                 .map(|text| crate::error::json_column("steps", "outputs", &text))
                 .transpose()?,
@@ -59,9 +67,9 @@ macro_rules! step_from_row {
 #[derive(Clone, Debug, PartialEq)]
 pub struct CachedResult {
     /// The run that produced it.
-    pub run_id: String,
+    pub run_id: RunId,
     /// The step in that run.
-    pub step_id: String,
+    pub step_id: StepId,
     /// Its outputs (JSON of `StepOutputs`).
     pub outputs: serde_json::Value,
 }
@@ -104,13 +112,13 @@ impl Store {
     }
 
     /// The steps of a run in plan order.
-    pub async fn steps_of(&self, run_id: &str) -> Result<Vec<StepRecord>> {
+    pub async fn steps_of(&self, run_id: &RunId) -> Result<Vec<StepRecord>> {
         let sql = format!(
             "SELECT {STEP_COLUMNS} FROM steps WHERE run_id = $1 ORDER BY position, step_id"
         );
         Ok(with_pool!(self, |pool| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(run_id)
+                .bind(run_id.as_str())
                 .fetch_all(pool)
                 .await?;
             let mut out = Vec::with_capacity(rows.len());
@@ -122,12 +130,12 @@ impl Store {
     }
 
     /// One step of a run.
-    pub async fn get_step(&self, run_id: &str, step_id: &str) -> Result<Option<StepRecord>> {
+    pub async fn get_step(&self, run_id: &RunId, step_id: &StepId) -> Result<Option<StepRecord>> {
         let sql = format!("SELECT {STEP_COLUMNS} FROM steps WHERE run_id = $1 AND step_id = $2");
         Ok(with_pool!(self, |pool| {
             match sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(run_id)
-                .bind(step_id)
+                .bind(run_id.as_str())
+                .bind(step_id.as_str())
                 .fetch_optional(pool)
                 .await?
             {
@@ -211,10 +219,10 @@ impl Store {
             )
             .bind(run_id)
             .bind(step_id)
-            .bind(&source.run_id)
+            .bind(source.run_id.as_str())
             .bind(source.outputs.to_string())
             .bind(now)
-            .bind(&source.step_id)
+            .bind(source.step_id.as_str())
             .execute(pool)
             .await?;
         });
@@ -238,8 +246,8 @@ impl Store {
         for (run_id, step_id, outputs) in rows {
             let Some(outputs) = outputs else { continue };
             out.push(CachedResult {
-                run_id,
-                step_id,
+                run_id: crate::error::id_column("steps", "cached_from_run or run_id", run_id)?,
+                step_id: crate::error::id_column("steps", "reused_from_step or step_id", step_id)?,
                 outputs: crate::error::json_column("steps", "outputs", &outputs)?,
             });
         }
@@ -251,7 +259,7 @@ impl Store {
     pub async fn last_finished_step(
         &self,
         workflow: &str,
-        step_id: &str,
+        step_id: &StepId,
     ) -> Result<Option<StepRecord>> {
         let sql = format!(
             "SELECT {} FROM steps s JOIN runs r ON r.id = s.run_id \
@@ -267,7 +275,7 @@ impl Store {
         Ok(with_pool!(self, |pool| {
             match sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(workflow)
-                .bind(step_id)
+                .bind(step_id.as_str())
                 .fetch_optional(pool)
                 .await?
             {

@@ -32,20 +32,26 @@ async fn upgrade_keeps_data(old: Store, reopen: impl AsyncFnOnce() -> Store) {
     let run = store.find_run("r-old").await.unwrap();
     assert_eq!(run.params, json!({"beta": 0.3}));
     assert_eq!(run.status, RunStatus::Succeeded);
-    let step = store.get_step("r-old", "train").await.unwrap().unwrap();
+    let step = store
+        .get_step(&RunId::from("r-old"), &StepId::from("train"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(step.fingerprint.as_deref(), Some("fp-old"));
     assert!(
         step.expect_failures.is_empty(),
         "the new column reads as empty for old rows"
     );
     let metrics = store
-        .metrics("r-old", &MetricFilter::default())
+        .metrics(&RunId::from("r-old"), &MetricFilter::default())
         .await
         .unwrap();
     assert_eq!(metrics.len(), 1);
     assert_eq!(metrics[0].value, 2.5);
     assert_eq!(
-        store.find_cached("fp-old").await.unwrap()[0].run_id,
+        store.find_cached("fp-old").await.unwrap()[0]
+            .run_id
+            .as_str(),
         "r-old"
     );
     // Schema-2 features work on the upgraded database.
@@ -59,7 +65,7 @@ async fn upgrade_keeps_data(old: Store, reopen: impl AsyncFnOnce() -> Store) {
         .unwrap();
     assert_eq!(
         store
-            .get_step("r-old", "train")
+            .get_step(&RunId::from("r-old"), &StepId::from("train"))
             .await
             .unwrap()
             .unwrap()

@@ -108,7 +108,7 @@ async fn finished_steps_are_found_by_fingerprint(store: Store) {
         .await
         .unwrap();
     let hits = store.find_cached("fp-a").await.unwrap();
-    assert_eq!(hits[0].run_id, "r-1");
+    assert_eq!(hits[0].run_id.as_str(), "r-1");
     assert_eq!(hits[0].outputs, json!({"values": {"out": {"path": "/x"}}}));
 
     // A later run reuses it; a lookup through that run still names the producer.
@@ -130,18 +130,26 @@ async fn finished_steps_are_found_by_fingerprint(store: Store) {
         .mark_cached(&RunId::from("r-2"), &StepId::from("a"), &hits[0])
         .await
         .unwrap();
-    let step = store.get_step("r-2", "a").await.unwrap().unwrap();
+    let step = store
+        .get_step(&RunId::from("r-2"), &StepId::from("a"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(step.status, StepStatus::Cached);
-    assert_eq!(step.cached_from_run.as_deref(), Some("r-1"));
+    assert_eq!(step.cached_from_run, Some(RunId::from("r-1")));
     assert!(
         store
             .find_cached("fp-a")
             .await
             .unwrap()
             .iter()
-            .all(|h| h.run_id == "r-1")
+            .all(|h| h.run_id.as_str() == "r-1")
     );
-    let last = store.last_finished_step("w", "a").await.unwrap().unwrap();
+    let last = store
+        .last_finished_step("w", &StepId::from("a"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(last.fingerprint.as_deref(), Some("fp-a"));
 }
 
@@ -195,7 +203,7 @@ async fn metrics_are_recorded_exactly_once_and_stale_attempts_are_refused(store:
             .unwrap(),
         1
     );
-    assert_eq!(store.metric_count("r-m").await.unwrap(), 6);
+    assert_eq!(store.metric_count(&RunId::from("r-m")).await.unwrap(), 6);
 
     // The attempt is interrupted (a resume took over): its writes are refused.
     assert!(
@@ -233,7 +241,7 @@ async fn metrics_are_recorded_exactly_once_and_stale_attempts_are_refused(store:
     );
     assert_eq!(
         store
-            .get_step("r-m", "train")
+            .get_step(&RunId::from("r-m"), &StepId::from("train"))
             .await
             .unwrap()
             .unwrap()
@@ -260,13 +268,13 @@ async fn metrics_are_recorded_exactly_once_and_stale_attempts_are_refused(store:
         2
     );
     let rows = store
-        .metrics("r-m", &MetricFilter::default())
+        .metrics(&RunId::from("r-m"), &MetricFilter::default())
         .await
         .unwrap();
     assert_eq!(rows.len(), 8);
     assert!(
         rows.iter()
-            .any(|r| r.index == 5 && r.value.is_nan() && r.attempt_id == "att-a")
+            .any(|r| r.index == 5 && r.value.is_nan() && r.attempt_id.as_str() == "att-a")
     );
     let merged = merge_attempts(&rows);
     let series = &merged["train/loss"];
@@ -303,7 +311,7 @@ async fn large_batches_are_split_and_counted(store: Store) {
     );
     let only_b = store
         .metrics(
-            "r-big",
+            &RunId::from("r-big"),
             &MetricFilter {
                 key: Some("b".into()),
                 ..Default::default()
@@ -339,7 +347,7 @@ async fn finishing_records_outputs_artifacts_and_lineage(store: Store) {
         .finish_attempt(&AttemptId::from("att-c"), &end)
         .await
         .unwrap();
-    let artifacts = store.artifacts_of("r-a").await.unwrap();
+    let artifacts = store.artifacts_of(&RunId::from("r-a")).await.unwrap();
     assert_eq!(artifacts.len(), 1);
     assert_eq!(artifacts[0].bytes, 1234);
     assert_eq!(
@@ -351,21 +359,28 @@ async fn finishing_records_outputs_artifacts_and_lineage(store: Store) {
         inputs,
         vec![("data/raw.jsonl".to_owned(), "e".repeat(64), None)]
     );
-    let step = store.get_step("r-a", "convert").await.unwrap().unwrap();
+    let step = store
+        .get_step(&RunId::from("r-a"), &StepId::from("convert"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(step.status, StepStatus::Succeeded);
     assert_eq!(step.expect_failures, vec!["rows >= 10 (got 3)".to_owned()]);
-    let attempts = store.attempts_of("r-a").await.unwrap();
+    let attempts = store.attempts_of(&RunId::from("r-a")).await.unwrap();
     assert_eq!(attempts[0].status, AttemptStatus::Succeeded);
     assert_eq!(attempts[0].gpus, vec![0]);
     assert_eq!(
-        store.next_attempt_number("r-a", "convert").await.unwrap(),
+        store
+            .next_attempt_number(&RunId::from("r-a"), &StepId::from("convert"))
+            .await
+            .unwrap(),
         2
     );
 }
 
 async fn only_one_resume_can_claim_a_run(store: Store) {
     store.create_run(&new_run("r-c", "w"), &[]).await.unwrap();
-    let seen = store.get_run("r-c").await.unwrap().unwrap();
+    let seen = store.get_run(&RunId::from("r-c")).await.unwrap().unwrap();
     assert!(store.claim_run(&seen, "host-b", 7).await.unwrap());
     assert!(
         !store.claim_run(&seen, "host-c", 8).await.unwrap(),
@@ -413,7 +428,11 @@ async fn attempts_move_through_the_cluster_states(store: Store) {
         .start_attempt(&attempt("att-s", "r-s", "a", 1))
         .await
         .unwrap();
-    let recorded = store.get_attempt("att-s").await.unwrap().unwrap();
+    let recorded = store
+        .get_attempt(&AttemptId::from("att-s"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(recorded.status, AttemptStatus::Recorded);
     assert!(recorded.status.is_live() && recorded.external_id.is_none());
     store
@@ -431,7 +450,11 @@ async fn attempts_move_through_the_cluster_states(store: Store) {
         .set_attempt_status(&AttemptId::from("att-s"), AttemptStatus::Running)
         .await
         .unwrap();
-    let running = store.get_attempt("att-s").await.unwrap().unwrap();
+    let running = store
+        .get_attempt(&AttemptId::from("att-s"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(running.status, AttemptStatus::Running);
     assert_eq!(running.external_id.as_deref(), Some("job-77"));
     assert!(running.submitted_at.is_some());
@@ -448,7 +471,11 @@ async fn attempts_move_through_the_cluster_states(store: Store) {
         .finish_attempt(&AttemptId::from("att-s"), &end)
         .await
         .unwrap();
-    let lost = store.get_attempt("att-s").await.unwrap().unwrap();
+    let lost = store
+        .get_attempt(&AttemptId::from("att-s"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(lost.status, AttemptStatus::Lost);
     assert!(!lost.status.is_live());
     let late = store
@@ -523,7 +550,11 @@ async fn reused_steps_link_to_the_producing_step(store: Store) {
             )
             .await
             .unwrap();
-        let step = store.get_step(run, "train[dpop]").await.unwrap().unwrap();
+        let step = store
+            .get_step(&RunId::from(run), &StepId::from("train[dpop]"))
+            .await
+            .unwrap()
+            .unwrap();
         let link = step.reused_from().unwrap();
         assert_eq!(link.to_string(), "r-p:dpop");
         let (rows, via) = store.step_metrics(&step, None).await.unwrap();
@@ -544,3 +575,51 @@ on_both_backends!(
     only_one_resume_can_claim_a_run,
     schedules_are_stored,
 );
+
+/// A malformed id in the database (here one the write API let through: padded with a space,
+/// or holding a control character) is a typed error naming its table and column, not a panic.
+async fn malformed_stored_ids_are_typed_errors(store: Store) {
+    store
+        .create_run(&new_run(" r-padded", "w"), &[new_step("train\u{7}", 0)])
+        .await
+        .unwrap();
+    let listed = store.list_runs(&RunFilter::default()).await.unwrap_err();
+    assert!(
+        matches!(
+            &listed,
+            StoreError::BadId { table: "runs", column: "id", value, .. } if value == " r-padded"
+        ),
+        "{listed:?}"
+    );
+    assert!(listed.to_string().contains("runs.id"), "{listed}");
+    let steps = store.steps_of(&RunId::from(" r-padded")).await.unwrap_err();
+    assert!(
+        matches!(
+            &steps,
+            StoreError::BadId {
+                table: "steps",
+                column: "run_id",
+                ..
+            }
+        ),
+        "{steps:?}"
+    );
+    store
+        .create_run(&new_run("r-fine", "w"), &[new_step("train\u{7}", 0)])
+        .await
+        .unwrap();
+    let step = store
+        .get_step(&RunId::from("r-fine"), &StepId::from("train\u{7}"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &step,
+            StoreError::BadId { table: "steps", column: "step_id", reason, .. }
+                if reason.contains("control character")
+        ),
+        "{step:?}"
+    );
+}
+
+on_both_backends!(malformed_stored_ids_are_typed_errors);

@@ -4,6 +4,7 @@ use crate::format::{Table, csv_field, number};
 use crate::globals::Globals;
 use crate::history::{select_steps, step_metrics};
 use crate::outcome::{BadInput, Outcome};
+use erebor_store::{AttemptId, StepId};
 
 /// Arguments of `erebor metrics`.
 #[derive(Debug, clap::Args)]
@@ -25,8 +26,8 @@ pub struct MetricsArgs {
 }
 
 struct Point {
-    step: String,
-    attempt: String,
+    step: StepId,
+    attempt: AttemptId,
     key: String,
     index: i64,
     value: f64,
@@ -70,7 +71,7 @@ impl MetricsArgs {
                         reused_from: reused_from.clone(),
                     }));
                 } else {
-                    let mut latest: std::collections::BTreeMap<(String, i64), (String, f64)> =
+                    let mut latest: std::collections::BTreeMap<(String, i64), (AttemptId, f64)> =
                         Default::default();
                     for row in rows {
                         latest.insert((row.key, row.index), (row.attempt_id, row.value));
@@ -95,7 +96,7 @@ impl MetricsArgs {
                 for p in &points {
                     out.push_str(&format!(
                         "{},{},{},{},{},{}\n",
-                        csv_field(&p.step),
+                        csv_field(p.step.as_str()),
                         csv_field(&p.key),
                         p.index,
                         p.value,
@@ -116,7 +117,7 @@ impl MetricsArgs {
                 let mut table = Table::new(&["step", "key", "index", "value", "reused from"]);
                 for p in &points {
                     table.row(vec![
-                        p.step.clone(),
+                        p.step.to_string(),
                         p.key.clone(),
                         p.index.to_string(),
                         number(p.value),

@@ -105,7 +105,7 @@ async fn list(store: &Store, args: ListArgs) -> anyhow::Result<String> {
         let done = steps.iter().filter(|s| s.status.is_done()).count();
         let end = run.finished_at.unwrap_or_else(erebor_store::now_ms);
         table.row(vec![
-            run.id.clone(),
+            run.id.to_string(),
             run.workflow_name.clone(),
             shown,
             format::time(run.created_at),
@@ -195,7 +195,7 @@ async fn show(store: &Store, args: ShowArgs) -> anyhow::Result<String> {
             String::new()
         };
         table.row(vec![
-            step.step_id.clone(),
+            step.step_id.to_string(),
             step.kind.clone(),
             step.status.to_string(),
             count.to_string(),
@@ -224,7 +224,7 @@ async fn show(store: &Store, args: ShowArgs) -> anyhow::Result<String> {
         let (finals, link) = final_values(store, step).await?;
         for (key, value) in finals {
             let shown = mark_reused(format::number(value), link.as_ref());
-            metrics_table.row(vec![step.step_id.clone(), key, shown]);
+            metrics_table.row(vec![step.step_id.to_string(), key, shown]);
         }
     }
     if !metrics_table.is_empty() {
@@ -312,7 +312,7 @@ async fn compare(store: &Store, args: CompareArgs) -> anyhow::Result<String> {
                 }
                 metrics.extend([("status".to_owned(), display_status(&run))]);
                 subjects.push(Subject {
-                    label: run.id.clone(),
+                    label: run.id.to_string(),
                     params,
                     metrics,
                 });

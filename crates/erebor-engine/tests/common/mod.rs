@@ -13,7 +13,7 @@ use erebor_engine::{
     Engine, EngineOptions, InProcessExecutor, Limits, RunControl, RunSummary, StoreRetry,
     Subscribers,
 };
-use erebor_store::{RunRecord, SqlxError, Store, StoreError, WriteGate};
+use erebor_store::{RunId, RunRecord, SqlxError, Store, StoreError, WriteGate};
 use erebor_workflow::{KindRegistry, LoadOptions, Workflow};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -213,7 +213,7 @@ impl Harness {
     }
 
     /// Resumes a run with the in-process executor and a healthy store.
-    pub async fn resume(&self, run: &str) -> RunSummary {
+    pub async fn resume(&self, run: &RunId) -> RunSummary {
         let record = self.store.get_run(run).await.unwrap().unwrap();
         let workflow = self.workflow(&record.workflow_text);
         let options = self.options(self.in_process(), 4, Vec::new());
@@ -223,7 +223,7 @@ impl Harness {
             .unwrap()
     }
 
-    pub async fn run_record(&self, run: &str) -> RunRecord {
+    pub async fn run_record(&self, run: &RunId) -> RunRecord {
         self.store.get_run(run).await.unwrap().unwrap()
     }
 

@@ -113,7 +113,7 @@ async fn load_arms(
         .await
         .map_err(|e| StepFailure::transient(format!("opening the run store: {e}")))?;
     let steps = store
-        .steps_of(run_id)
+        .steps_of(&erebor_core::RunId::from(run_id))
         .await
         .map_err(|e| StepFailure::transient(format!("reading the run's steps: {e}")))?;
     let mut arms = Vec::new();
@@ -138,7 +138,7 @@ async fn load_arms(
                     StepFailure::transient(format!("reading metrics of {}: {e}", step.step_id))
                 })?;
             arms.push(Arm {
-                label: crate::history::mark_reused(step.step_id.clone(), link.as_ref()),
+                label: crate::history::mark_reused(step.step_id.to_string(), link.as_ref()),
                 series,
             });
         }
