@@ -78,6 +78,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "judgments",
         include_str!("../../../migrations/sqlite/0004_judgments.sql"),
     ),
+    (
+        5,
+        "schedule ticks",
+        include_str!("../../../migrations/sqlite/0005_schedule_ticks.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -100,10 +105,15 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "judgments",
         include_str!("../../../migrations/postgres/0004_judgments.sql"),
     ),
+    (
+        5,
+        "schedule ticks",
+        include_str!("../../../migrations/postgres/0005_schedule_ticks.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Masks the password in a database URL for messages.
 pub fn redact_url(url: &str) -> String {

@@ -8,7 +8,7 @@
 //! - [`attempts`]: attempts and their guarded transitions.
 //! - [`metrics`]: batched, exactly-once metrics.
 //! - [`artifacts`]: artifacts with lineage, and interrupting attempts.
-//! - [`schedules`]: recurring runs.
+//! - [`schedules`]: recurring runs and their ticks (exactly-once firing), schedule history.
 //! - [`judgments`]: the MT-Bench judgment cache.
 //! - [`error`]: the error type, [`StoreError`].
 
@@ -30,7 +30,9 @@ pub use judgments::{JudgmentKey, StoredJudgment};
 pub use metrics::{MetricFilter, merge_attempts};
 pub use records::*;
 pub use runs::RunFilter;
-pub use schedules::Schedule;
+pub use schedules::{
+    NewTick, Schedule, ScheduleHistoryEntry, TickEvaluation, TickRecord, TickState,
+};
 /// sqlx's error type, for callers that build or inspect [`StoreError::Db`].
 pub use sqlx::Error as SqlxError;
 pub use steps::CachedResult;

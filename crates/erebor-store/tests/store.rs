@@ -410,6 +410,7 @@ async fn schedules_are_stored(store: Store) {
         enabled: true,
         last_run_id: None,
         next_run_at: Some(1),
+        ..Schedule::default()
     };
     store.put_schedule(&nightly).await.unwrap();
     nightly.enabled = false;
