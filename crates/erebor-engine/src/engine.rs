@@ -83,7 +83,20 @@ impl Engine {
 
     /// Runs a loaded workflow as a new run.
     pub async fn run(&self, workflow: &Workflow) -> Result<RunSummary, EngineError> {
-        let run_id = new_run_id();
+        self.run_as(new_run_id(), workflow, serde_json::Value::Null)
+            .await
+    }
+
+    /// Runs a loaded workflow as a new run with an id chosen beforehand (the scheduler records
+    /// the id in its tick row before the run exists, so a restart can tell whether it started).
+    /// `tags` (when not null) is stored in the run's options under `tags`: the scheduler puts
+    /// the schedule's name, the tick time and the fresh steps there.
+    pub async fn run_as(
+        &self,
+        run_id: RunId,
+        workflow: &Workflow,
+        tags: serde_json::Value,
+    ) -> Result<RunSummary, EngineError> {
         let run_dir = self.options.home.join("runs").join(run_id.as_str());
         std::fs::create_dir_all(&run_dir).map_err(|source| EngineError::Io {
             what: "creating the run folder",
@@ -94,7 +107,7 @@ impl Engine {
         let (git_commit, git_dirty) = git_state(&workflow.base_dir);
         let workflow_file =
             std::path::absolute(&workflow.file).unwrap_or_else(|_| workflow.file.clone());
-        let new_run = NewRun {
+        let mut new_run = NewRun {
             id: run_id.clone(),
             workflow_name: workflow.name.clone(),
             workflow_file: workflow_file.display().to_string(),
@@ -115,6 +128,11 @@ impl Engine {
             erebor_version: env!("CARGO_PKG_VERSION").to_owned(),
             run_dir: run_dir.display().to_string(),
         };
+        if !tags.is_null()
+            && let Some(options) = new_run.options.as_object_mut()
+        {
+            options.insert("tags".to_owned(), tags);
+        }
         self.options
             .store_retry
             .run("recording the new run", || {
