@@ -14,6 +14,7 @@
 mod cli;
 mod commands;
 mod console;
+mod executors;
 mod format;
 mod globals;
 mod history;

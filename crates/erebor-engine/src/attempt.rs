@@ -6,7 +6,7 @@
 use crate::context::RunContext;
 use crate::control::StopLevel;
 use crate::events::EngineEvent;
-use crate::executor::{ExitInfo, ExternalId, JobState, Launch};
+use crate::executor::{ExitInfo, ExternalId, JobSpec, JobState, Launch};
 pub use crate::outcome::{AttemptOutcome, AttemptSpec};
 use crate::protocol::{self, AttemptFiles, StepRequest, StepResult};
 use crate::record::Recorder;
@@ -128,7 +128,12 @@ fn request(
         cache_dir: ctx.cache_dir.clone(),
         events_file: files.events(),
         result_file: files.result(),
-        runner_pid: std::process::id(),
+        // A job on a cluster node is not the runner's child: 0 says "not tied to a runner".
+        runner_pid: if ctx.executor.outlives_runner() {
+            0
+        } else {
+            std::process::id()
+        },
         gpus: spec.gpus.clone(),
     }
 }
@@ -154,6 +159,16 @@ async fn submit(
         request_file: files.request(),
         log_file: files.log(),
         env,
+        job: JobSpec {
+            name: crate::slurm::script::job_name(
+                ctx.run_id.as_str(),
+                spec.step.id.as_str(),
+                spec.number,
+            ),
+            gpus: spec.step.gpus,
+            resources: spec.step.resources.clone(),
+            timeout: spec.step.timeout,
+        },
     };
     let id = match ctx.executor.submit(launch).await {
         Ok(id) => id,
@@ -245,7 +260,7 @@ async fn conclude(
     reattached: bool,
     elapsed: Duration,
 ) -> AttemptOutcome {
-    let result = protocol::read_result(&files.result());
+    let result = read_result_waiting(&files.result(), ctx.executor.result_wait(), stop).await;
     if let Ok(Some(StepResult::Succeeded { outputs })) = result {
         return recorder.succeed(spec, outputs, elapsed).await;
     }
@@ -282,6 +297,28 @@ async fn conclude(
         }
     };
     recorder.fail(class, message, exit.code, retry).await
+}
+
+/// Reads the result file, waiting up to `wait` for it to appear (a shared file system may show
+/// a job's result late); no wait when the runner stopped the attempt itself.
+async fn read_result_waiting(
+    path: &std::path::Path,
+    wait: Duration,
+    stop: Stop,
+) -> Result<Option<StepResult>, String> {
+    let deadline = Instant::now()
+        + if stop == Stop::No {
+            wait
+        } else {
+            Duration::ZERO
+        };
+    loop {
+        let result = protocol::read_result(path).map_err(|e| e.to_string());
+        if !matches!(result, Ok(None)) || Instant::now() >= deadline {
+            return result;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 async fn interrupt(

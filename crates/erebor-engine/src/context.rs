@@ -9,7 +9,7 @@ use crate::poller::Poller;
 use crate::retry::StoreRetry;
 use erebor_core::RunId;
 use erebor_store::{Store, StoreError};
-use erebor_workflow::HashCache;
+use erebor_workflow::{HashCache, PlannedStep};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,9 +47,35 @@ pub struct RunContext {
     pub retry: StoreRetry,
     /// Polls the executor for every attempt being followed, in one call per tick.
     pub poller: Poller,
+    /// The same run with the other executors steps may choose (`executor:` of a step), each
+    /// with its own poller; their `others` are empty.
+    pub others: Vec<Arc<RunContext>>,
 }
 
 impl RunContext {
+    /// The run's context for the executor named `name` (this one's, or one of `others`).
+    pub fn for_executor(self: &Arc<Self>, name: &str) -> Option<Arc<RunContext>> {
+        if self.executor.name() == name {
+            return Some(Arc::clone(self));
+        }
+        self.others
+            .iter()
+            .find(|other| other.executor.name() == name)
+            .cloned()
+    }
+
+    /// The context whose executor runs `step`: its own `executor:` when it names one this
+    /// runner has, else the run's.
+    pub fn for_step(self: &Arc<Self>, step: &PlannedStep) -> Arc<RunContext> {
+        match step.executor {
+            Some(kind) => self.for_executor(kind.as_str()).unwrap_or_else(|| {
+                tracing::warn!(step = %step.id, executor = kind.as_str(), "this runner has no such executor; the step runs on the run's");
+                Arc::clone(self)
+            }),
+            None => Arc::clone(self),
+        }
+    }
+
     /// Runs a store call the run depends on, retrying transient errors with backoff; any other
     /// error is returned for the caller to fail the run. `what` names it in logs.
     pub async fn durably<T, F, Fut>(&self, what: &str, operation: F) -> Result<T, StoreError>

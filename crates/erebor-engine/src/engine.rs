@@ -33,6 +33,9 @@ pub struct EngineOptions {
     pub limits: Limits,
     /// Starts step processes.
     pub executor: Arc<dyn Executor>,
+    /// Other executors a step may choose with its own `executor:` (e.g. `local` beside
+    /// `slurm`), by [`Executor::name`].
+    pub other_executors: Vec<Arc<dyn Executor>>,
     /// The store URL handed to step processes (for kinds that read the store).
     pub db_url: String,
     /// Time between SIGTERM and SIGKILL when stopping steps.
@@ -224,6 +227,28 @@ impl Engine {
     }
 
     fn shared(&self, run_id: RunId, run_dir: PathBuf, workflow: &Workflow) -> Arc<Shared> {
+        let others = self
+            .options
+            .other_executors
+            .iter()
+            .map(|executor| {
+                let context = self.context(run_id.clone(), run_dir.clone(), workflow, executor);
+                Arc::new(context)
+            })
+            .collect();
+        let mut shared = self.context(run_id, run_dir, workflow, &self.options.executor);
+        shared.others = others;
+        Arc::new(shared)
+    }
+
+    /// The run's context with `executor` (and no others).
+    fn context(
+        &self,
+        run_id: RunId,
+        run_dir: PathBuf,
+        workflow: &Workflow,
+        executor: &Arc<dyn Executor>,
+    ) -> Shared {
         let cache_dir = self.options.home.join("cache");
         let mut child_env = vec![(protocol::DB_ENV.to_owned(), self.options.db_url.clone())];
         let secrets = workflow.params.secrets();
@@ -233,7 +258,7 @@ impl Engine {
                 serde_json::to_string(&secrets).unwrap_or_default(),
             ));
         }
-        Arc::new(Shared {
+        Shared {
             store: self.store.clone(),
             run_id,
             run_dir,
@@ -241,15 +266,16 @@ impl Engine {
             hash_cache: Arc::new(HashCache::open(&cache_dir.join("file-hashes.json"))),
             cache_dir,
             host: process::hostname(),
-            executor: Arc::clone(&self.options.executor),
+            executor: Arc::clone(executor),
             subscribers: self.subscribers.clone(),
             control: self.control.clone(),
             child_env,
             stop_grace: self.options.stop_grace,
             tick: self.options.tick,
             retry: self.options.store_retry.clone(),
-            poller: Poller::start(Arc::clone(&self.options.executor), self.options.tick),
-        })
+            poller: Poller::start(Arc::clone(executor), self.options.tick),
+            others: Vec::new(),
+        }
     }
 
     async fn execute(

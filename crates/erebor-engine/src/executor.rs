@@ -3,9 +3,9 @@
 //! job id on a cluster), polling many attempts in one call, re-attaching to an attempt by its
 //! external id after a runner restart, and cancellation with a grace period.
 //!
-//! A Slurm executor maps onto it: `submit` is `sbatch --parsable` (the job id), `poll` one
-//! `squeue -j ID,ID,…` (and `sacct` for jobs that left the queue), `reattach` a poll of one id,
-//! `cancel` `scancel --signal=TERM` and `scancel` after the grace period; it never signals
+//! The Slurm executor ([`crate::slurm`]) maps onto it: `submit` is `sbatch --parsable` (the job
+//! id), `poll` one `squeue --states=all --jobs=ID,ID,…`, `reattach` a poll of one id, `cancel`
+//! `scancel --signal=TERM` and `scancel` after the grace period; it never signals
 //! [`Executor::changed`] and is polled every tick instead. Files go through a shared file system.
 
 use crate::process::{self, Signal};
@@ -30,6 +30,21 @@ pub struct Launch {
     pub log_file: PathBuf,
     /// Extra environment variables (secrets, `CUDA_VISIBLE_DEVICES`, `EREBOR_DB`).
     pub env: Vec<(String, String)>,
+    /// What a cluster scheduler is asked for (local executors ignore it).
+    pub job: JobSpec,
+}
+
+/// An attempt as a cluster job: its name and what it asks of the scheduler.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobSpec {
+    /// Unique per attempt (run, step, attempt number), so a job can be found by name.
+    pub name: String,
+    /// GPUs from the allocation (`--gres=gpu:N`).
+    pub gpus: u32,
+    /// CPUs, memory and free-form scheduler options.
+    pub resources: erebor_workflow::StepResources,
+    /// The step's `timeout:` (the job's time limit is derived from it).
+    pub timeout: Option<Duration>,
 }
 
 /// How a step process ended.
@@ -109,6 +124,21 @@ pub trait Executor: Send + Sync {
     /// step process is stopped by its parent-death signal, so a new runner re-attaches only
     /// to collect its end).
     fn outlives_runner(&self) -> bool;
+    /// Whether GPUs come from the executor's own allocation (a cluster's) rather than the
+    /// runner's GPU slots.
+    fn allocates_gpus(&self) -> bool {
+        false
+    }
+    /// How long a finished attempt's result file is waited for before it counts as missing
+    /// (a shared file system may show it late).
+    fn result_wait(&self) -> Duration {
+        Duration::ZERO
+    }
+    /// The attempt submitted under this job name, if the executor can look names up (to
+    /// recover a submission whose answer was lost).
+    fn find<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Option<ExternalId>> {
+        Box::pin(async { None })
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -17,6 +17,7 @@
 //! - [`outputs`]: artifacts, metric outputs, `expect:` checks.
 //! - [`executor`]: the executor interface (submit, poll many, re-attach, cancel with a grace
 //!   period) and the `local` and `in-process` executors.
+//! - [`slurm`]: the Slurm executor (sbatch, one squeue per tick, scancel), its batch scripts.
 //! - [`poller`]: one executor poll per tick for every attempt being followed.
 //! - [`protocol`]: the request, events and result files between runner and step process.
 //! - [`step_process`]: the step-process side.
@@ -46,6 +47,7 @@ pub mod record;
 pub mod recover;
 pub mod retry;
 pub mod scheduler;
+pub mod slurm;
 pub mod step_process;
 pub mod summary;
 pub mod tail;
@@ -54,5 +56,6 @@ pub use control::{RunControl, StopLevel};
 pub use engine::{Engine, EngineError, EngineOptions, RunSummary};
 pub use events::{EngineEvent, Subscriber, Subscribers, TracingSubscriber};
 pub use executor::{Executor, ExternalId, InProcessExecutor, JobState, LocalExecutor};
+pub use slurm::{SlurmExecutor, SlurmSettings};
 pub use retry::StoreRetry;
 pub use scheduler::Limits;

@@ -51,7 +51,8 @@ pub struct StepRequest {
     pub events_file: PathBuf,
     /// The result file to write.
     pub result_file: PathBuf,
-    /// The runner's pid: the step exits if its parent is not this process.
+    /// The runner's pid: the step exits if its parent is not this process. 0 for a cluster
+    /// job, which is nobody's child and outlives its runner.
     pub runner_pid: u32,
     /// GPU slots assigned (also in `CUDA_VISIBLE_DEVICES`).
     pub gpus: Vec<u32>,

@@ -26,6 +26,8 @@ pub struct Recovered {
     pub number: u32,
     /// The GPU slots it holds.
     pub gpus: Vec<u32>,
+    /// The executor it runs on ([`crate::executor::Executor::name`]).
+    pub executor: String,
     /// How to follow it.
     pub reattached: Reattached,
 }
@@ -48,16 +50,21 @@ pub async fn recover_attempts(ctx: &RunContext) -> Result<Vec<Recovered>, Engine
     Ok(recovered)
 }
 
-/// Re-attaches to an attempt this runner's executor can follow, if it still knows it.
+/// Re-attaches to an attempt one of this runner's executors can follow, if it still knows it.
 async fn reattach(ctx: &RunContext, attempt: &AttemptRecord) -> Option<Recovered> {
-    let external_id = ExternalId::new(attempt.external_id.clone()?);
-    let followable = attempt.executor == ctx.executor.name()
-        && attempt.status != AttemptStatus::Recorded
-        && (ctx.executor.outlives_runner() || attempt.host == ctx.host);
+    let executor = std::iter::once(ctx)
+        .chain(ctx.others.iter().map(AsRef::as_ref))
+        .map(|c| &c.executor)
+        .find(|e| e.name() == attempt.executor)?;
+    let external_id = match (&attempt.external_id, attempt.status) {
+        (Some(id), status) if status != AttemptStatus::Recorded => ExternalId::new(id.clone()),
+        _ => find_unrecorded(ctx, executor.as_ref(), attempt).await?,
+    };
+    let followable = executor.outlives_runner() || attempt.host == ctx.host;
     if !followable {
         return None;
     }
-    let state = ctx.executor.reattach(&external_id).await;
+    let state = executor.reattach(&external_id).await;
     if let JobState::Lost(why) = &state {
         tracing::info!(step = %attempt.step_id, id = %external_id, "cannot re-attach: {why}");
         return None;
@@ -66,6 +73,7 @@ async fn reattach(ctx: &RunContext, attempt: &AttemptRecord) -> Option<Recovered
         step: attempt.step_id.clone(),
         number: u32::try_from(attempt.number).unwrap_or(u32::MAX),
         gpus: attempt.gpus.clone(),
+        executor: attempt.executor.clone(),
         reattached: Reattached {
             attempt: attempt.id.clone(),
             dir: PathBuf::from(&attempt.dir),
@@ -73,6 +81,37 @@ async fn reattach(ctx: &RunContext, attempt: &AttemptRecord) -> Option<Recovered
             state,
         },
     })
+}
+
+/// The job of an attempt recorded but whose submission was not (the runner died between
+/// `sbatch` and recording its answer): looked up by its job name, and recorded now, so it is
+/// followed instead of submitted twice.
+async fn find_unrecorded(
+    ctx: &RunContext,
+    executor: &dyn crate::executor::Executor,
+    attempt: &AttemptRecord,
+) -> Option<ExternalId> {
+    if !executor.outlives_runner() {
+        return None;
+    }
+    let number = u32::try_from(attempt.number).unwrap_or(u32::MAX);
+    let name =
+        crate::slurm::script::job_name(ctx.run_id.as_str(), attempt.step_id.as_str(), number);
+    let id = executor.find(&name).await?;
+    tracing::warn!(step = %attempt.step_id, job = %id, "found the job of an attempt whose submission was not recorded");
+    let recorded = ctx
+        .durably("recording a recovered submission", || {
+            ctx.store
+                .set_attempt_submitted(&attempt.id, id.as_str(), AttemptStatus::Queued)
+        })
+        .await;
+    match recorded {
+        Ok(()) => Some(id),
+        Err(error) => {
+            tracing::warn!(step = %attempt.step_id, "cannot record the recovered job: {error}");
+            None
+        }
+    }
 }
 
 /// Stops a leftover process of this host, records its events and marks it interrupted.

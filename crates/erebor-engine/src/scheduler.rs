@@ -36,6 +36,18 @@ pub struct Limits {
     pub no_cache: bool,
 }
 
+/// The machine's view of the steps: a step whose executor allocates its own GPUs (a Slurm
+/// job's come from its allocation) takes none of the runner's GPU slots.
+fn step_specs(ctx: &Arc<RunContext>, workflow: &Workflow) -> Vec<StepSpec> {
+    let mut specs = StepSpec::of_workflow(&workflow.steps);
+    for (spec, step) in specs.iter_mut().zip(&workflow.steps) {
+        if ctx.for_step(step).executor.allocates_gpus() {
+            spec.gpus = 0;
+        }
+    }
+    specs
+}
+
 /// Runs the steps of `workflow` not yet done in `records`.
 pub async fn schedule(
     ctx: Arc<RunContext>,
@@ -46,11 +58,7 @@ pub async fn schedule(
     recovered: Vec<Recovered>,
 ) -> Summary {
     let mut pass = Pass {
-        machine: Machine::new(
-            StepSpec::of_workflow(&workflow.steps),
-            &limits.gpus,
-            limits.jobs,
-        ),
+        machine: Machine::new(step_specs(&ctx, workflow), &limits.gpus, limits.jobs),
         ctx,
         workflow,
         registry,
@@ -259,7 +267,7 @@ impl Pass<'_> {
     }
 
     fn submit(&mut self, index: usize, spec: AttemptSpec) {
-        let ctx = Arc::clone(&self.ctx);
+        let ctx = self.ctx.for_step(&spec.step);
         let span = tracing::info_span!("step", step = %spec.step.id, attempt = spec.number);
         let task = self.running.spawn(tracing::Instrument::instrument(
             async move { (index, run_attempt(ctx, spec).await) },
@@ -292,7 +300,10 @@ impl Pass<'_> {
                 }
             }
         };
-        let ctx = Arc::clone(&self.ctx);
+        let ctx = self
+            .ctx
+            .for_executor(&found.executor)
+            .unwrap_or_else(|| Arc::clone(&self.ctx));
         let span = tracing::info_span!("step", step = %found.step, attempt = found.number);
         let task = self.running.spawn(tracing::Instrument::instrument(
             async move { (index, follow_reattached(ctx, spec, found.reattached).await) },

@@ -147,7 +147,8 @@ fn check_request(request: &StepRequest, hosting: Hosting) -> Result<(), StepFail
             protocol::PROTOCOL_VERSION
         )));
     }
-    if hosting == Hosting::ChildProcess {
+    // runner_pid 0: a cluster job, which outlives its runner by design.
+    if hosting == Hosting::ChildProcess && request.runner_pid != 0 {
         if let Err(error) = process::set_parent_death_signal(Signal::Term) {
             tracing::warn!("cannot tie the step to its runner: {error}");
         }

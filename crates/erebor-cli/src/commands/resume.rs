@@ -60,8 +60,8 @@ impl ResumeArgs {
     }
 }
 
-/// Options the run was started with apply again unless given now: `--no-cache`, `--force`
-/// and `--jobs` (GPUs are detected afresh: the machine may differ).
+/// Options the run was started with apply again unless given now: `--no-cache`, `--force`,
+/// `--jobs` and `--executor` (GPUs are detected afresh: the machine may differ).
 fn inherit_options(mut runner: RunnerArgs, stored: &serde_json::Value) -> RunnerArgs {
     if stored.get("no_cache").and_then(|v| v.as_bool()) == Some(true) {
         runner.no_cache = true;
@@ -73,6 +73,12 @@ fn inherit_options(mut runner: RunnerArgs, stored: &serde_json::Value) -> Runner
             .iter()
             .filter_map(|f| f.as_str().map(str::to_owned))
             .collect();
+    }
+    if runner.executor.is_none() {
+        runner.executor = stored
+            .get("executor")
+            .and_then(|v| v.as_str())
+            .and_then(crate::commands::run::ExecutorChoice::from_name);
     }
     if runner.jobs.is_none() {
         runner.jobs = stored

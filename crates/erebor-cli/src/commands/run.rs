@@ -39,9 +39,9 @@ pub struct RunnerArgs {
     /// Never reuse cached results.
     #[arg(long)]
     pub no_cache: bool,
-    /// Where steps run.
-    #[arg(long, value_enum, default_value_t = ExecutorChoice::Local)]
-    pub executor: ExecutorChoice,
+    /// Where steps run (default: the workflow's `executor:`, else local).
+    #[arg(long, value_enum)]
+    pub executor: Option<ExecutorChoice>,
     /// Time a stopped step gets to checkpoint before it is killed.
     #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
     pub stop_grace: Duration,
@@ -55,6 +55,21 @@ pub enum ExecutorChoice {
     /// A thread of the runner per step: for measuring the engine; a crashing step takes the
     /// runner down.
     InProcess,
+    /// A Slurm batch job per attempt (partition, account and options from the workflow's
+    /// `executor:`; see docs/executors.md).
+    Slurm,
+}
+
+impl ExecutorChoice {
+    /// The choice recorded in a run's options under this executor name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "local" => Some(ExecutorChoice::Local),
+            "in-process" => Some(ExecutorChoice::InProcess),
+            "slurm" => Some(ExecutorChoice::Slurm),
+            _ => None,
+        }
+    }
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
@@ -112,18 +127,12 @@ pub fn build_engine(
             );
         }
     }
-    let executor: Arc<dyn erebor_engine::Executor> = match runner.executor {
-        ExecutorChoice::InProcess => Arc::new(erebor_engine::InProcessExecutor::new(
-            globals.registry.clone(),
-        )),
-        ExecutorChoice::Local => Arc::new(
-            erebor_engine::LocalExecutor::current_exe().context("finding the erebor binary")?,
-        ),
-    };
+    let executors = crate::executors::build(runner.executor, workflow, &globals.registry)?;
     let options = EngineOptions {
         home: globals.home(),
         limits,
-        executor,
+        executor: executors.default,
+        other_executors: executors.others,
         db_url: globals.db_url(),
         stop_grace: runner.stop_grace,
         tick: Duration::from_millis(200),

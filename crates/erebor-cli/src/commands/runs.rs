@@ -242,7 +242,31 @@ async fn show(store: &Store, args: ShowArgs) -> anyhow::Result<String> {
             writeln!(out, "{line}")?;
         }
     }
+    cluster_jobs(&attempts, &mut out)?;
     Ok(out)
+}
+
+/// The job id of each attempt that ran on a cluster executor (a local attempt's id is a pid,
+/// of no use once it ended).
+fn cluster_jobs(attempts: &[erebor_store::AttemptRecord], out: &mut String) -> std::fmt::Result {
+    let jobs: Vec<String> = attempts
+        .iter()
+        .filter(|a| a.executor != "local" && a.executor != "in-process")
+        .map(|a| {
+            let id = a.external_id.as_deref().unwrap_or("(not submitted)");
+            format!(
+                "  {} attempt {}: {} job {id}",
+                a.step_id, a.number, a.executor
+            )
+        })
+        .collect();
+    if !jobs.is_empty() {
+        writeln!(out, "\njobs")?;
+        for line in jobs {
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
 }
 
 /// One column of a comparison.

@@ -177,6 +177,7 @@ impl Harness {
                 no_cache: self.no_cache,
             },
             executor,
+            other_executors: Vec::new(),
             db_url: "sqlite://unused".into(),
             stop_grace: Duration::from_secs(2),
             tick: Duration::from_millis(20),
