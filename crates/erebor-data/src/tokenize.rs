@@ -1,5 +1,5 @@
 //! Prompt and target spans: rows rendered with the model's chat template and tokenised with its
-//! tokenizer (both from erebor-model).
+//! tokenizer (both from erebor-text).
 //!
 //! - SFT: the conversation is rendered once; the template reports the byte range of every
 //!   assistant turn (content plus end-of-turn marker), and the tokens overlapping those ranges
@@ -18,7 +18,7 @@ use crate::error::DataError;
 use erebor_core::dataset::{
     ChatMessage, PreferenceRecord, SftRecord, TokenizedPreference, TokenizedSft, TokenizerRef,
 };
-use erebor_model::{ChatTemplate, Tokenizer};
+use erebor_text::{ChatTemplate, TextError, Tokenizer};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
@@ -43,7 +43,7 @@ impl ChatTokenizer {
         source_as_given: &str,
         template_spec: &str,
     ) -> Result<Self, DataError> {
-        let model_error = |error: erebor_model::ModelError| {
+        let model_error = |error: TextError| {
             DataError::Invalid(format!("tokenizer `{source_as_given}`: {error}"))
         };
         let tokenizer = if source.is_dir() {
@@ -74,13 +74,13 @@ impl ChatTokenizer {
     /// the template rewrites the answer so that the sentinel cannot be found.
     pub fn turn_end_ids(&self) -> Result<Vec<u32>, DataError> {
         // Plain text that no template rewrites (the private-use characters are taken: they mark
-        // assistant spans inside erebor-model).
+        // assistant spans inside erebor-text).
         const SENTINEL: &str = "EREBOR_ANSWER_SENTINEL";
         let messages = [
             ChatMessage::user("question"),
             ChatMessage::assistant(SENTINEL),
         ];
-        let fail = |error: erebor_model::ModelError| {
+        let fail = |error: TextError| {
             DataError::Invalid(format!("finding the end-of-turn tokens: {error}"))
         };
         let text = self.template.render(&messages, false).map_err(fail)?;

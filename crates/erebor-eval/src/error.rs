@@ -65,3 +65,11 @@ pub enum EvalError {
 
 /// Result with [`EvalError`].
 pub type Result<T, E = EvalError> = std::result::Result<T, E>;
+
+/// Tokenizer and chat-template failures (erebor-text) arrive as the model error they are
+/// within erebor-model.
+impl From<erebor_model::TextError> for EvalError {
+    fn from(error: erebor_model::TextError) -> Self {
+        EvalError::Model(error.into())
+    }
+}

@@ -123,7 +123,7 @@ fn single_gguf(dir: &Path) -> Result<Option<PathBuf>> {
 
 fn load_tokenizer_if_present(dir: &Path) -> Result<Option<Tokenizer>> {
     if dir.join("tokenizer.json").is_file() {
-        Tokenizer::from_dir(dir).map(Some)
+        Ok(Some(Tokenizer::from_dir(dir)?))
     } else {
         Ok(None)
     }

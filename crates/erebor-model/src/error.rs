@@ -16,6 +16,9 @@ pub enum ModelError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Loading a tokenizer or rendering a chat template failed (erebor-text).
+    #[error(transparent)]
+    Text(#[from] erebor_text::TextError),
     /// A required file is missing from a checkpoint folder.
     #[error("{path}: missing ({what})")]
     MissingFile {

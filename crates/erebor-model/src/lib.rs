@@ -1,7 +1,7 @@
 //! erebor-model: Llama-family causal language models in Burn, from Hugging Face checkpoints.
 //!
-//! - [`tokenizer`]: [`Tokenizer`] over tokenizer.json with special tokens as transformers sets them.
-//! - [`chat`]: [`ChatTemplate`], the checkpoint's Jinja chat template and named built-ins.
+//! - [`tokenizer`], [`chat`]: [`Tokenizer`] and [`ChatTemplate`], re-exported from erebor-text
+//!   (which has no Burn, so data preparation builds without it).
 //! - [`config`]: [`ModelConfig`] from a Hugging Face `config.json` (both RoPE spellings).
 //! - [`model`]: [`CausalLm`], the Burn module (forward, KV cache, HF-style RoPE, GQA).
 //! - [`scoring`]: per-token log-probs in f32 for training ([`scoring::sequence_logprobs`]) and
@@ -50,8 +50,9 @@
 /// The Burn version this crate is built on, for callers that build tensors or devices.
 pub use burn;
 
+pub use erebor_text::{chat, tokenizer};
+
 pub mod batcher;
-pub mod chat;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
@@ -61,7 +62,6 @@ pub mod lora;
 pub mod memory;
 pub mod model;
 pub mod scoring;
-pub mod tokenizer;
 pub mod weights;
 
 pub use batcher::{BatchEvent, BatchRequest, Batcher, EventSink};
@@ -69,6 +69,7 @@ pub use chat::{ChatMessage, ChatTemplate, RenderedChat};
 pub use checkpoint::{Checkpoint, SaveOptions, save_pretrained};
 pub use config::{Architecture, DecoderDims, ModelConfig};
 pub use device::{DeviceSpec, cuda_device_count, training_device};
+pub use erebor_text::TextError;
 pub use error::{ModelError, Result};
 pub use generate::{FinishReason, Generation, GenerationConfig, generate};
 pub use memory::{MemoryEstimate, MemoryPlan, Trainable, estimate_memory};

@@ -105,6 +105,14 @@ impl From<TrainError> for StepFailure {
     }
 }
 
+/// Tokenizer and chat-template failures (erebor-text) arrive as the model error they are
+/// within erebor-model.
+impl From<erebor_model::TextError> for TrainError {
+    fn from(error: erebor_model::TextError) -> Self {
+        TrainError::Model(error.into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,7 +105,7 @@ fn encode_prompt(
     let mut ids = model
         .tokenizer
         .encode_ids(item.context, settings.add_bos)
-        .map_err(EvalError::Model)?;
+        .map_err(EvalError::from)?;
     if ids.is_empty() {
         return Err(error("the prompt encodes to no tokens".into()));
     }

@@ -81,3 +81,11 @@ pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> MtB
     let path = path.into();
     move |source| MtBenchError::Io { path, source }
 }
+
+/// Tokenizer and chat-template failures (erebor-text) arrive as the model error they are
+/// within erebor-model.
+impl From<erebor_model::TextError> for MtBenchError {
+    fn from(error: erebor_model::TextError) -> Self {
+        MtBenchError::Model(error.into())
+    }
+}

@@ -21,7 +21,7 @@ pub(crate) struct SequenceState {
 
 /// The text of `ids` without special tokens (empty without a tokenizer).
 fn decode(tokenizer: Option<&Tokenizer>, ids: &[u32]) -> Result<String> {
-    tokenizer.map_or(Ok(String::new()), |t| t.decode(ids, true))
+    tokenizer.map_or(Ok(String::new()), |t| Ok(t.decode(ids, true)?))
 }
 
 /// `text` cut before the earliest stop string.

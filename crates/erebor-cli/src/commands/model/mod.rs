@@ -49,9 +49,9 @@ impl ModelCommand {
     }
 }
 
-/// Model errors caused by the user's files or flags exit with code 2.
-fn bad(e: ModelError) -> anyhow::Error {
-    anyhow::Error::new(BadInput(e.to_string()))
+/// Model, tokenizer and template errors caused by the user's files or flags exit with code 2.
+fn bad(e: impl Into<ModelError>) -> anyhow::Error {
+    anyhow::Error::new(BadInput(e.into().to_string()))
 }
 
 /// Where and in what precision the model runs.

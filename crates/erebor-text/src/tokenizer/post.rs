@@ -6,7 +6,7 @@ use tokenizers::processors::PostProcessorWrapper;
 use tokenizers::processors::template::TemplateProcessing;
 
 use super::SpecialToken;
-use crate::error::{ModelError, Result};
+use crate::error::{Result, TextError};
 
 /// Replaces the post-processor with one adding BOS and/or EOS, as LlamaTokenizerFast's
 /// `update_post_processor` does.
@@ -23,7 +23,7 @@ pub(super) fn set_bos_eos_post_processor(
     let mut specials = Vec::new();
     let need = |tok: Option<&SpecialToken>, what: &str| {
         tok.cloned().ok_or_else(|| {
-            ModelError::config(
+            TextError::config(
                 path.with_file_name("tokenizer_config.json"),
                 format!("add_{what}_token"),
                 format!("is true but the tokenizer has no {what} token"),
@@ -57,13 +57,13 @@ pub(super) fn set_bos_eos_post_processor(
     let processor = TemplateProcessing::builder()
         .try_single(single.join(" "))
         .and_then(|b| b.try_pair(pair.join(" ")))
-        .map_err(|e| ModelError::Tokenizer {
+        .map_err(|e| TextError::Tokenizer {
             path: path.to_path_buf(),
             message: format!("cannot build the BOS/EOS template: {e}"),
         })?
         .special_tokens(specials)
         .build()
-        .map_err(|e| ModelError::Tokenizer {
+        .map_err(|e| TextError::Tokenizer {
             path: path.to_path_buf(),
             message: format!("cannot build the BOS/EOS template: {e}"),
         })?;

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use erebor_model::{ChatMessage, ChatTemplate, ModelError, Tokenizer};
+use erebor_text::{ChatMessage, ChatTemplate, TextError, Tokenizer};
 use serde_json::Value;
 
 fn goldens() -> Value {
@@ -48,7 +48,7 @@ fn every_golden_case_renders_like_transformers() {
         let got = template.render(&messages, add_gen);
         match (case.get("expected"), got) {
             (Some(want), Ok(text)) => assert_eq!(text, want.as_str().unwrap(), "case {name}"),
-            (None, Err(ModelError::Template { message, .. })) => {
+            (None, Err(TextError::Template { message, .. })) => {
                 let want = case["error"].as_str().unwrap();
                 assert!(
                     message.contains(want),
@@ -154,7 +154,7 @@ fn smollm2_checkpoint_template_inserts_its_default_system_prompt() {
 fn template_errors_name_the_template() {
     let err = ChatTemplate::from_jinja("broken", "{% for m in messages %}", "", "").unwrap_err();
     assert!(
-        matches!(&err, ModelError::Template { name, .. } if name == "broken"),
+        matches!(&err, TextError::Template { name, .. } if name == "broken"),
         "{err}"
     );
     let err = ChatTemplate::builtin("vicuna", None, None).unwrap_err();

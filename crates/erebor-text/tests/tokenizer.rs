@@ -6,7 +6,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use erebor_model::{ModelError, Tokenizer};
+use erebor_text::{TextError, Tokenizer};
 use serde_json::Value;
 
 fn goldens() -> Value {
@@ -29,7 +29,7 @@ fn encodings_and_special_tokens_match_transformers() {
             return;
         };
         let tok = Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
-        let pair = |t: Option<&erebor_model::SpecialToken>| t.map(|t| (t.text.clone(), t.id));
+        let pair = |t: Option<&erebor_text::SpecialToken>| t.map(|t| (t.text.clone(), t.id));
         assert_eq!(pair(tok.bos()), special(&want["bos"]), "{name} bos");
         assert_eq!(pair(tok.eos()), special(&want["eos"]), "{name} eos");
         assert_eq!(pair(tok.pad()), special(&want["pad"]), "{name} pad");
@@ -128,7 +128,7 @@ fn add_bos_token_false_removes_the_bos_a_llama_post_processor_adds() {
 fn bad_tokenizer_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let err = Tokenizer::from_dir(dir.path()).unwrap_err();
-    assert!(matches!(err, ModelError::MissingFile { .. }), "{err}");
+    assert!(matches!(err, TextError::MissingFile { .. }), "{err}");
 
     std::fs::write(
         dir.path().join("tokenizer.json"),
@@ -136,7 +136,7 @@ fn bad_tokenizer_files_are_clear_errors() {
     )
     .unwrap();
     let err = Tokenizer::from_dir(dir.path()).unwrap_err();
-    assert!(matches!(err, ModelError::Tokenizer { .. }), "{err}");
+    assert!(matches!(err, TextError::Tokenizer { .. }), "{err}");
     assert!(err.to_string().contains("tokenizer.json"), "{err}");
 
     let Some(src) = common::shared("tokenizers/smollm2") else {
@@ -163,5 +163,5 @@ fn bad_tokenizer_files_are_clear_errors() {
     )
     .unwrap();
     let err = Tokenizer::from_dir(dir.path()).unwrap_err();
-    assert!(matches!(err, ModelError::Json { line: 1, .. }), "{err}");
+    assert!(matches!(err, TextError::Json { line: 1, .. }), "{err}");
 }

@@ -31,7 +31,7 @@ pub use builtin::{BUILTINS, BuiltinTemplate};
 /// One message of a conversation (the type of erebor-core's dataset rows).
 pub use erebor_core::dataset::ChatMessage;
 
-use crate::error::{ModelError, Result, read_to_string};
+use crate::error::{Result, TextError, read_to_string};
 use crate::tokenizer::Tokenizer;
 use env::{GEN_END, GEN_START, TEMPLATE_NAME};
 
@@ -88,7 +88,7 @@ impl ChatTemplate {
     /// A built-in template by name, with the given BOS/EOS strings (`None`: the template family's
     /// defaults, e.g. `<s>`/`</s>` for llama-2).
     pub fn builtin(name: &str, bos_token: Option<&str>, eos_token: Option<&str>) -> Result<Self> {
-        let b = builtin::find(name).ok_or_else(|| ModelError::Template {
+        let b = builtin::find(name).ok_or_else(|| TextError::Template {
             name: name.to_string(),
             message: format!(
                 "unknown built-in template; known: {}",
@@ -117,7 +117,7 @@ impl ChatTemplate {
             "checkpoint" | "default" => {
                 tokenizer
                     .chat_template()?
-                    .ok_or_else(|| ModelError::Template {
+                    .ok_or_else(|| TextError::Template {
                         name: "checkpoint".into(),
                         message: format!(
                             "the tokenizer at {} has no chat_template; name a built-in ({}) or a .jinja file",
@@ -184,7 +184,7 @@ impl ChatTemplate {
             let prefix = self.render_raw(&messages[..i], true)?;
             let upto = self.render_raw(&messages[..=i], false)?;
             if !upto.starts_with(&prefix) || !text.starts_with(&upto) {
-                return Err(ModelError::Template {
+                return Err(TextError::Template {
                     name: self.name.clone(),
                     message: format!(
                         "cannot locate assistant message {i}: rendering the conversation up to it \
@@ -217,7 +217,7 @@ impl ChatTemplate {
             .iter()
             .any(|m| m.content.contains([GEN_START, GEN_END]))
         {
-            return Err(ModelError::Template {
+            return Err(TextError::Template {
                 name: self.name.clone(),
                 message: "a message contains the private-use characters U+E000/U+E001 that \
                           mark assistant spans"
@@ -262,7 +262,7 @@ fn strip_generation_markers(raw: &str) -> RenderedChat {
     }
 }
 
-fn template_error(name: &str, err: &minijinja::Error) -> ModelError {
+fn template_error(name: &str, err: &minijinja::Error) -> TextError {
     let mut message = match err.detail() {
         Some(detail) => format!("{}: {detail}", err.kind()),
         None => err.kind().to_string(),
@@ -270,7 +270,7 @@ fn template_error(name: &str, err: &minijinja::Error) -> ModelError {
     if let Some(line) = err.line() {
         message.push_str(&format!(" (template line {line})"));
     }
-    ModelError::Template {
+    TextError::Template {
         name: name.to_string(),
         message,
     }

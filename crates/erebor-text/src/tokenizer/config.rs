@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::error::{ModelError, Result, read_json, read_to_string};
+use crate::error::{Result, TextError, read_json, read_to_string};
 
 /// A special token as written in `tokenizer_config.json`: a plain string or an `AddedToken` object.
 #[derive(Debug, Clone, Deserialize)]
@@ -255,8 +255,8 @@ pub(crate) fn class_honours_add_flags(class: Option<&str>) -> bool {
 }
 
 /// Error for a token named in a config file but absent from the vocabulary.
-pub(crate) fn unknown_token(path: &Path, field: &str, token: &str) -> ModelError {
-    ModelError::config(
+pub(crate) fn unknown_token(path: &Path, field: &str, token: &str) -> TextError {
+    TextError::config(
         path,
         field,
         format!("token {token:?} is not in the tokenizer's vocabulary"),

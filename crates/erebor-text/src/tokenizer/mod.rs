@@ -23,7 +23,7 @@ mod post;
 use std::path::{Path, PathBuf};
 
 use crate::chat::ChatTemplate;
-use crate::error::{ModelError, Result};
+use crate::error::{Result, TextError};
 use config::{CompanionFiles, SpecialKind, class_honours_add_flags, unknown_token};
 use post::{clean_up_tokenization, set_bos_eos_post_processor};
 
@@ -82,7 +82,7 @@ impl Tokenizer {
         let dir = dir.as_ref();
         let path = dir.join("tokenizer.json");
         if !path.is_file() {
-            return Err(ModelError::MissingFile {
+            return Err(TextError::MissingFile {
                 path,
                 what: "the Hugging Face tokenizer".into(),
             });
@@ -95,9 +95,9 @@ impl Tokenizer {
         let path = path.as_ref().to_path_buf();
         let mut inner = tokenizers::Tokenizer::from_file(&path).map_err(|e| {
             if let Some(io) = e.downcast_ref::<std::io::Error>() {
-                ModelError::io(&path, std::io::Error::new(io.kind(), io.to_string()))
+                TextError::io(&path, std::io::Error::new(io.kind(), io.to_string()))
             } else {
-                ModelError::Tokenizer {
+                TextError::Tokenizer {
                     path: path.clone(),
                     message: format!("does not parse as a Hugging Face tokenizer.json: {e}"),
                 }
@@ -112,7 +112,7 @@ impl Tokenizer {
                 let id = inner
                     .token_to_id(&text)
                     .ok_or_else(|| unknown_token(&config_path, field, &text))?;
-                return Ok::<_, ModelError>(Some(SpecialToken { text, id }));
+                return Ok::<_, TextError>(Some(SpecialToken { text, id }));
             }
             Ok(files
                 .model_config_id(kind)
@@ -315,8 +315,8 @@ impl Tokenizer {
         &self.inner
     }
 
-    fn err(&self, message: String) -> ModelError {
-        ModelError::Tokenizer {
+    fn err(&self, message: String) -> TextError {
+        TextError::Tokenizer {
             path: self.path.clone(),
             message,
         }
