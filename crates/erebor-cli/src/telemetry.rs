@@ -5,24 +5,13 @@ use crate::cli::GlobalArgs;
 use anyhow::Context;
 use opentelemetry::trace::TracerProvider as _;
 use std::io::Write;
-use std::sync::RwLock;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Secret values that must never reach the log; filled once a workflow's params are known.
-static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
-
-/// Masks these values in every later log line.
-pub fn add_secrets(values: impl IntoIterator<Item = String>) {
-    let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
-    for value in values {
-        if !value.is_empty() && !secrets.contains(&value) {
-            secrets.push(value);
-        }
-    }
-}
+/// Masks these values in every later log line (erebor-core's one redactor).
+pub use erebor_core::secrets::register as add_secrets;
 
 /// Keeps the OTLP exporter alive; flushes it on drop.
 pub struct TelemetryGuard {
@@ -103,26 +92,13 @@ fn otlp_provider(endpoint: &str) -> anyhow::Result<opentelemetry_sdk::trace::Sdk
         .build())
 }
 
-/// Masks every registered secret in `text`.
-pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
-    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
-    if !secrets.iter().any(|secret| text.contains(secret.as_str())) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = text.to_owned();
-    for secret in secrets.iter() {
-        out = out.replace(secret.as_str(), "***");
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 /// stderr, with secrets masked line by line (tracing writes one event per `write`).
 struct RedactingStderr;
 
 impl Write for RedactingStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        std::io::stderr().write_all(redact(&text).as_bytes())?;
+        std::io::stderr().write_all(erebor_core::secrets::redact(&text).as_bytes())?;
         Ok(buf.len())
     }
 

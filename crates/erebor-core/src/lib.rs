@@ -31,6 +31,7 @@ pub mod ids;
 pub mod jsonl;
 pub mod kind;
 pub mod outputs;
+pub mod secrets;
 
 pub use cancel::CancelToken;
 pub use config::{ConfigError, parse_with};

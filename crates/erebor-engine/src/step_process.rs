@@ -6,28 +6,10 @@
 use crate::process::{self, Signal};
 use crate::protocol::{self, StepRequest, StepResult};
 use erebor_core::events::EventWriter;
+use erebor_core::secrets::{self, redact};
 use erebor_core::{CancelToken, FailureClass, StepContext, StepFailure};
 use erebor_workflow::KindRegistry;
-use std::borrow::Cow;
 use std::path::Path;
-use std::sync::OnceLock;
-
-static SECRET_VALUES: OnceLock<Vec<String>> = OnceLock::new();
-
-/// Masks the step's secret values in a line of text before it is logged.
-pub fn redact(text: &str) -> Cow<'_, str> {
-    let Some(secrets) = SECRET_VALUES.get() else {
-        return Cow::Borrowed(text);
-    };
-    if !secrets.iter().any(|s| text.contains(s.as_str())) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = text.to_owned();
-    for secret in secrets {
-        out = out.replace(secret.as_str(), "***");
-    }
-    Cow::Owned(out)
-}
 
 /// Masks secrets in what the step reports (a failure message, a text output) before it is
 /// written to the result file and from there to the store.
@@ -182,13 +164,7 @@ fn run_request(
         Err(error) => return failed(StepFailure::bad_input(error)),
     };
     if hosting == Hosting::ChildProcess {
-        let _ = SECRET_VALUES.set(
-            secrets
-                .values()
-                .filter(|v| !v.is_empty())
-                .cloned()
-                .collect(),
-        );
+        secrets::register(secrets.values().cloned());
     }
     let with = match erebor_workflow::runtime::finalize(&request.with, &secrets) {
         Ok(with) => with,

@@ -115,19 +115,8 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
 /// The newest schema version this binary knows.
 pub const SCHEMA_VERSION: i64 = 5;
 
-/// Masks the password in a database URL for messages.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
+/// Masks the password in a database URL for messages (erebor-core's redactor).
+pub use erebor_core::secrets::redact_url;
 
 impl Store {
     /// Opens the store at `url` and brings its schema up to date.

@@ -227,7 +227,7 @@ impl StepKind for CommandKind {
 
 fn redacted_args(args: &[String]) -> Vec<String> {
     args.iter()
-        .map(|a| erebor_engine::step_process::redact(a).into_owned())
+        .map(|a| erebor_core::secrets::redact(a).into_owned())
         .collect()
 }
 
@@ -287,7 +287,7 @@ fn forward_stdout(
 ) {
     let mut phase: Option<String> = None;
     for line in reader.lines().map_while(Result::ok) {
-        eprintln!("{}", erebor_engine::step_process::redact(&line));
+        eprintln!("{}", erebor_core::secrets::redact(&line));
         if let Some(rest) = line.strip_prefix("erebor:metric ") {
             if let Some((key, index, value)) = parse_metric(rest) {
                 ctx.metrics.record(&key, index, value);
@@ -326,7 +326,7 @@ fn parse_metric(rest: &str) -> Option<(String, u64, f64)> {
 
 fn forward_plain(reader: impl BufRead) {
     for line in reader.lines().map_while(Result::ok) {
-        eprintln!("{}", erebor_engine::step_process::redact(&line));
+        eprintln!("{}", erebor_core::secrets::redact(&line));
     }
 }
 
