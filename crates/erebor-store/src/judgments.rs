@@ -63,6 +63,7 @@ impl Store {
         response_model: Option<&str>,
         content: &str,
     ) -> Result<bool> {
+        self.gate("put_judgment")?;
         let inserted = with_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO judgments (endpoint, request_sha256, repeat_index, request_body, \
