@@ -55,6 +55,11 @@ pub enum Command {
     /// Run history: list, show and compare runs.
     #[command(subcommand)]
     Runs(commands::runs::RunsCommand),
+    /// Recurring runs of a workflow: add, list, pause, resume, remove, history.
+    #[command(subcommand)]
+    Schedule(commands::schedule::ScheduleCommand),
+    /// The daemon that fires schedules' ticks as runs (until SIGTERM).
+    Scheduler(commands::scheduler::SchedulerArgs),
     /// Print the metrics of a run.
     Metrics(commands::metrics::MetricsArgs),
     /// List the step kinds this binary knows, with their outputs.
@@ -80,6 +85,8 @@ impl Command {
             Command::Plan(args) => args.execute(globals),
             Command::Validate(args) => args.execute(globals),
             Command::Runs(args) => args.execute(globals),
+            Command::Schedule(args) => args.execute(globals),
+            Command::Scheduler(args) => args.execute(globals),
             Command::Metrics(args) => args.execute(globals),
             Command::Kinds(args) => args.execute(globals),
             Command::Eval(args) => args.execute(globals),

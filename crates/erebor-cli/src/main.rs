@@ -6,6 +6,7 @@
 //! - [`step_kinds`]: the kinds implemented in the CLI itself (`command`, `report`).
 //! - [`console`]: progress bars for a running workflow.
 //! - [`history`]: reading run history (metrics of steps, display status).
+//! - [`scheduler`]: the `erebor scheduler` daemon: cron ticks, exactly-once firing, regressions.
 //! - [`format`]: tables, times, numbers.
 //! - [`globals`]: options and resources every command shares (store, registry, runtime).
 //! - [`telemetry`]: logging and optional OTLP export.
@@ -20,6 +21,7 @@ mod globals;
 mod history;
 mod kinds;
 mod outcome;
+mod scheduler;
 mod step_kinds;
 mod telemetry;
 

@@ -9,5 +9,7 @@ pub mod plan;
 pub mod resume;
 pub mod run;
 pub mod runs;
+pub mod schedule;
+pub mod scheduler;
 pub mod step_exec;
 pub mod validate;

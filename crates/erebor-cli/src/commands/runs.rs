@@ -101,6 +101,9 @@ async fn list(store: &Store, args: ListArgs) -> anyhow::Result<String> {
         if args.status.as_deref() == Some("killed") && shown != "killed" {
             continue;
         }
+        let shown =
+            crate::commands::schedule::status_with_regression(store, run.id.as_str(), shown)
+                .await?;
         let steps = store.steps_of(&run.id).await?;
         let done = steps.iter().filter(|s| s.status.is_done()).count();
         let end = run.finished_at.unwrap_or_else(erebor_store::now_ms);

@@ -1,0 +1,21 @@
+//! `erebor scheduler`: the daemon that fires schedules' ticks as ordinary runs, exactly once
+//! per (schedule, tick time) however many daemons share the store.
+//!
+//! - [`cron`]: cron expressions in a time zone, and the daylight-saving rule.
+//! - [`policy`]: which ticks fire (`--missed`, `--overlap`); pure.
+//! - [`regression`]: median ± k·MAD bands over earlier fresh runs; pure.
+//! - [`clock`]: the system clock, or the test clock file of `EREBOR_TEST_CLOCK`.
+//! - [`daemon`]: the loop: plan ticks, claim them, re-drive orphans, start and resume runs.
+//! - [`evaluate`]: after a tick's run ends: was it fresh, what did it measure, did it regress.
+//! - [`notify`]: the JSON notice POSTed to a schedule's webhook.
+
+pub mod clock;
+pub mod cron;
+pub mod daemon;
+pub mod evaluate;
+pub mod notify;
+pub mod policy;
+pub mod regression;
+
+/// The steps a schedule runs fresh: `["*"]` is every step.
+pub const FRESH_ALL: &str = "*";
