@@ -140,11 +140,15 @@ pub fn read_result(path: &Path) -> std::io::Result<Option<StepResult>> {
     }
 }
 
+/// [`SECRETS_ENV`] is set but not a JSON object of strings.
+#[derive(Debug, thiserror::Error)]
+#[error("${SECRETS_ENV} is not a JSON object: {0}")]
+pub struct SecretsEnvError(#[source] serde_json::Error);
+
 /// The secrets map from [`SECRETS_ENV`] (empty when unset).
-pub fn secrets_from_env() -> Result<BTreeMap<String, String>, String> {
+pub fn secrets_from_env() -> Result<BTreeMap<String, String>, SecretsEnvError> {
     match std::env::var(SECRETS_ENV) {
-        Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| format!("${SECRETS_ENV} is not a JSON object: {e}")),
+        Ok(text) => serde_json::from_str(&text).map_err(SecretsEnvError),
         Err(_) => Ok(BTreeMap::new()),
     }
 }

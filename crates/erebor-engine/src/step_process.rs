@@ -161,7 +161,7 @@ fn run_request(
     };
     let secrets = match protocol::secrets_from_env() {
         Ok(secrets) => secrets,
-        Err(error) => return failed(StepFailure::bad_input(error)),
+        Err(error) => return failed(StepFailure::bad_input(error.to_string())),
     };
     if hosting == Hosting::ChildProcess {
         secrets::register(secrets.values().cloned());

@@ -155,12 +155,22 @@ pub fn resolve_values(
     result
 }
 
+/// A `--set` flag that is not `NAME=VALUE`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`--set {flag}` must look like `--set name=value`")]
+pub struct SetFlagError {
+    /// The flag's text.
+    pub flag: String,
+}
+
 /// Splits `NAME=VALUE` from a `--set` flag.
-pub fn parse_set_flag(flag: &str) -> Result<(String, String), String> {
+pub fn parse_set_flag(flag: &str) -> Result<(String, String), SetFlagError> {
     match flag.split_once('=') {
         Some((name, value)) if !name.trim().is_empty() => {
             Ok((name.trim().to_owned(), value.to_owned()))
         }
-        _ => Err(format!("`--set {flag}` must look like `--set name=value`")),
+        _ => Err(SetFlagError {
+            flag: flag.to_owned(),
+        }),
     }
 }

@@ -55,7 +55,7 @@ impl ParamType {
     }
 
     /// Checks and normalises a JSON value for this type (an int is accepted as a float).
-    pub fn coerce(self, value: &serde_json::Value) -> Result<serde_json::Value, String> {
+    pub fn coerce(self, value: &serde_json::Value) -> Result<serde_json::Value, ParamValueError> {
         use serde_json::Value as J;
         let ok = match (self, value) {
             (ParamType::String | ParamType::Path, J::String(_)) => true,
@@ -72,43 +72,39 @@ impl ParamType {
         if ok {
             Ok(value.clone())
         } else {
-            Err(format!(
-                "expected {}, found {}",
-                self.describe(),
-                json_type(value)
-            ))
+            Err(ParamValueError::WrongType {
+                expected: self.describe(),
+                found: json_type(value),
+            })
         }
     }
 
     /// Parses a `--set` value for this type.
-    pub fn parse_cli(self, text: &str) -> Result<serde_json::Value, String> {
+    pub fn parse_cli(self, text: &str) -> Result<serde_json::Value, ParamValueError> {
+        let text_owned = || text.to_owned();
         match self {
             ParamType::String | ParamType::Path => Ok(serde_json::Value::String(text.to_owned())),
             ParamType::Int => text
                 .trim()
                 .parse::<i64>()
                 .map(serde_json::Value::from)
-                .map_err(|_| format!("`{text}` is not a whole number")),
+                .map_err(|_| ParamValueError::NotWholeNumber(text_owned())),
             ParamType::Float => text
                 .trim()
                 .parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite())
                 .map(serde_json::Value::from)
-                .ok_or_else(|| format!("`{text}` is not a number")),
+                .ok_or_else(|| ParamValueError::NotNumber(text_owned())),
             ParamType::Bool => match text.trim() {
                 "true" => Ok(serde_json::Value::Bool(true)),
                 "false" => Ok(serde_json::Value::Bool(false)),
-                _ => Err(format!("`{text}` is not `true` or `false`")),
+                _ => Err(ParamValueError::NotBool(text_owned())),
             },
             ParamType::List => {
-                let node = crate::node::parse(text).map_err(|e| {
-                    format!(
-                        "`{text}` is not a YAML list such as `[dpo, dpop]`: {}",
-                        e.location()
-                            .map(|l| format!("column {}", l.column()))
-                            .unwrap_or_default()
-                    )
+                let node = crate::node::parse(text).map_err(|e| ParamValueError::NotList {
+                    text: text_owned(),
+                    column: e.location().map(|l| l.column()),
                 })?;
                 self.coerce(&node.to_json())
             }
@@ -124,6 +120,39 @@ impl ParamType {
             ParamType::List => "a list of scalars",
         }
     }
+}
+
+/// Why a value does not fit a param's type; the message says what was expected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParamValueError {
+    /// A value of another JSON type.
+    #[error("expected {expected}, found {found}")]
+    WrongType {
+        /// What the type takes (`a whole number`, …).
+        expected: &'static str,
+        /// What was given.
+        found: &'static str,
+    },
+    /// An `int` param's text that is not an integer.
+    #[error("`{0}` is not a whole number")]
+    NotWholeNumber(String),
+    /// A `float` param's text that is not a finite number.
+    #[error("`{0}` is not a number")]
+    NotNumber(String),
+    /// A `bool` param's text other than `true` / `false`.
+    #[error("`{0}` is not `true` or `false`")]
+    NotBool(String),
+    /// A `list` param's text that is not YAML.
+    #[error(
+        "`{text}` is not a YAML list such as `[dpo, dpop]`: {}",
+        column.map(|c| format!("column {c}")).unwrap_or_default()
+    )]
+    NotList {
+        /// The text.
+        text: String,
+        /// Where the YAML parser stopped.
+        column: Option<u64>,
+    },
 }
 
 fn json_type(value: &serde_json::Value) -> &'static str {

@@ -205,7 +205,8 @@ pub fn parse_overrides(flags: &[String]) -> anyhow::Result<Vec<(String, String)>
     flags
         .iter()
         .map(|flag| {
-            erebor_workflow::param_values::parse_set_flag(flag).map_err(|e| BadInput(e).into())
+            erebor_workflow::param_values::parse_set_flag(flag)
+                .map_err(|e| BadInput(e.to_string()).into())
         })
         .collect()
 }
