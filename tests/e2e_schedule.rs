@@ -597,10 +597,70 @@ fn bad_input(sandbox: &Sandbox) {
     );
 }
 
+/// A tick while the schedule's earlier run is still going: `--overlap skip` records it as
+/// skipped, `allow` starts a second run beside the first, `queue` starts it when the first ends.
+fn overlapping_ticks_follow_the_policy(sandbox: &Sandbox) {
+    let setup = Setup::new(sandbox, T0);
+    let hold = sandbox.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
+    sandbox.script(
+        "wf/measure.sh",
+        &format!(
+            "#!/bin/sh\nwhile [ -e {} ]; do sleep 0.1; done\necho \"erebor:metric score 0 $1\"\n",
+            hold.display()
+        ),
+    );
+    for overlap in ["skip", "allow", "queue"] {
+        setup.add(
+            overlap,
+            &[
+                "--cron",
+                "*/10 * * * * *",
+                "--overlap",
+                overlap,
+                "--fresh-all",
+            ],
+        );
+    }
+    let _daemon = setup.daemon("overlap", &[]);
+    setup.set_clock(T0 + 10_300);
+    for name in ["skip", "allow", "queue"] {
+        setup.wait_ticks(name, "the first tick started", |t| started(t).len() == 1);
+    }
+    setup.set_clock(T0 + 20_300);
+    let skip = setup.wait_ticks("skip", "the second tick skipped", |t| t.len() == 2);
+    assert_eq!(skip[1].state, TickState::Skipped);
+    assert!(
+        skip[1].error.as_deref().unwrap().contains("--overlap skip"),
+        "{skip:?}"
+    );
+    setup.wait_ticks("allow", "a second run beside the first", |t| {
+        started(t).len() == 2
+    });
+    let queue = setup.wait_ticks("queue", "the second tick claimed", |t| t.len() == 2);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        setup.ticks("queue")[1].state,
+        TickState::Claimed,
+        "{queue:?}"
+    );
+    assert_eq!(
+        setup.run_count(),
+        4,
+        "skip 1, allow 2, queue 1 while the first runs hold"
+    );
+    std::fs::remove_file(&hold).unwrap();
+    setup.wait_evaluated("allow", 2);
+    setup.wait_evaluated("queue", 2);
+    setup.wait_evaluated("skip", 1);
+    assert_eq!(setup.run_count(), 5);
+}
+
 on_both_backends!(
     two_daemons_fire_each_tick_once,
     killed_daemons_leave_nothing_undone,
     missed_ticks_follow_the_policy,
+    overlapping_ticks_follow_the_policy,
     daylight_saving_nights,
     bad_input,
 );
