@@ -62,6 +62,8 @@ pub enum Command {
     Scheduler(commands::scheduler::SchedulerArgs),
     /// Print the metrics of a run.
     Metrics(commands::metrics::MetricsArgs),
+    /// Write a run's report: self-contained HTML, Markdown and PNG charts.
+    Report(commands::report::ReportArgs),
     /// List the step kinds this binary knows, with their outputs.
     Kinds(commands::kinds::KindsArgs),
     /// Evaluate a model on leaderboard or custom tasks (lm-evaluation-harness semantics).
@@ -88,6 +90,7 @@ impl Command {
             Command::Schedule(args) => args.execute(globals),
             Command::Scheduler(args) => args.execute(globals),
             Command::Metrics(args) => args.execute(globals),
+            Command::Report(args) => args.execute(globals),
             Command::Kinds(args) => args.execute(globals),
             Command::Eval(args) => args.execute(globals),
             Command::MtBench(args) => args.execute(globals),

@@ -120,7 +120,7 @@ dl.run { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 
 dl.run dt { color: #666; } dl.run dd { margin: 0; overflow-wrap: anywhere; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 480px), 1fr)); gap: 1rem; align-items: start; }
 figure { margin: 0; background: #fff; border: 1px solid #e2e2e2; border-radius: 4px; padding: 0.4rem; min-width: 0; }
-figure svg { display: block; max-width: 100%; height: auto; }
+figure svg { display: block; width: 100%; height: auto; }
 figcaption { font-size: 0.8rem; text-align: right; color: #666; }
 .table { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; background: #fff; font-size: 0.9rem; margin: 0.3rem 0; }

@@ -7,6 +7,7 @@
 //! - [`line`]: line charts with the arms of a fan-out overlaid, a legend, ticks, axis titles and
 //!   an optional reference line.
 //! - [`radar`]: MT-Bench per category as a radar chart.
+//! - [`markdown`]: the summary and tables as Markdown.
 //! - [`history`]: a metric over time with regressions marked.
 //! - [`timeline`]: the run's steps as bars on a time axis.
 //! - [`axis`]: nice ticks and the value ↔ pixel mapping.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod history;
 pub mod html;
 pub mod line;
+pub mod markdown;
 pub mod model;
 pub mod png;
 pub mod radar;

@@ -6,6 +6,7 @@ pub mod metrics;
 pub mod model;
 pub mod mt_bench;
 pub mod plan;
+pub mod report;
 pub mod resume;
 pub mod run;
 pub mod runs;

@@ -1,32 +1,38 @@
-//! The `report` kind: renders the metrics of chosen steps (e.g. both arms of a
-//! `matrix: {loss: [dpo, dpop]}` fan-out) into `report.md` and a self-contained `report.html`
-//! with inline SVG line charts (arms side by side per metric key, on a shared scale) and a
-//! table of final values. It reads the run store named by `EREBOR_DB`.
+//! The `report` kind: the report of the run it belongs to, as `erebor report RUN` makes it (the
+//! same [`gather`] and [`gather::write`]): a self-contained `report.html` (summary, step
+//! timeline, `expect:` results, the chosen steps' curves with the arms of a fan-out overlaid,
+//! evaluation and MT-Bench tables), `report.md`, and each chart as SVG and PNG in `charts/`.
+//! It reads the run store named by `EREBOR_DB` (the runner sets it for every step process).
 
-pub mod render;
+pub mod gather;
 
 use erebor_core::{
     ConfigError, OutputDecl, OutputType, StepContext, StepFailure, StepKind, StepKindInfo,
     StepOutputs, parse_with,
 };
-use render::{Arm, ReportData};
+use gather::Selection;
 use serde::Deserialize;
 use std::path::Path;
 
 static INFO: StepKindInfo = StepKindInfo {
     name: "report",
-    code_version: 1,
-    summary: "Render the metrics of chosen steps to report.md and a self-contained report.html with charts",
+    code_version: 2,
+    summary: "Render the run's summary and the curves of chosen steps to a self-contained report.html, report.md and PNG charts",
     outputs: &[
         OutputDecl {
             name: "html",
             ty: OutputType::Report,
-            doc: "report.html: SVG line charts per metric key, arms side by side, final values",
+            doc: "report.html: summary, step timeline, expect: results, curves (arms overlaid), evaluation and MT-Bench",
         },
         OutputDecl {
             name: "markdown",
             ty: OutputType::Report,
-            doc: "report.md: final values and a summary per key",
+            doc: "report.md: the summary and tables",
+        },
+        OutputDecl {
+            name: "charts",
+            ty: OutputType::File,
+            doc: "charts/: every chart as NAME.svg and NAME.png",
         },
     ],
 };
@@ -35,9 +41,9 @@ static INFO: StepKindInfo = StepKindInfo {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportConfig {
-    /// Steps to report: ids, single arms (`train[dpop]`) or matrix bases (every arm).
+    /// Steps to chart: ids, single arms (`train[dpop]`) or matrix bases (every arm).
     pub steps: Vec<String>,
-    /// Metric keys to include (default: every key the steps recorded).
+    /// Metric keys to chart (default: every key with more than one point).
     #[serde(default)]
     pub keys: Vec<String>,
     /// The report's title (default: the step id).
@@ -74,88 +80,76 @@ impl StepKind for ReportKind {
                 "report needs the run store: EREBOR_DB is not set for the step process",
             )
         })?;
+        let selection = Selection {
+            steps: config.steps.clone(),
+            keys: config.keys.clone(),
+            title: Some(
+                config
+                    .title
+                    .clone()
+                    .unwrap_or_else(|| ctx.step_id.to_string()),
+            ),
+            compare: Vec::new(),
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| StepFailure::unknown(format!("starting a runtime: {e}")))?;
-        let arms = runtime.block_on(load_arms(&url, ctx.run_id.as_str(), &config))?;
-        let data = ReportData {
-            title: config
-                .title
-                .clone()
-                .unwrap_or_else(|| ctx.step_id.to_string()),
-            run_id: ctx.run_id.to_string(),
-            keys: choose_keys(&config.keys, &arms),
-            arms,
-        };
-        let markdown = ctx.work_dir.join("report.md");
-        let html = ctx.work_dir.join("report.html");
-        let write = |path: &Path, text: String| {
-            std::fs::write(path, text)
-                .map_err(|e| StepFailure::unknown(format!("writing {}: {e}", path.display())))
-        };
-        write(&markdown, render::markdown(&data))?;
-        write(&html, render::html(&data))?;
+        let report = runtime.block_on(async {
+            let store = erebor_store::Store::open(&url)
+                .await
+                .map_err(|e| StepFailure::transient(format!("opening the run store: {e}")))?;
+            let report = gathered(&store, ctx.run_id.as_str(), &selection).await;
+            store.close().await;
+            report
+        })?;
+        check_finished(&report, &config)?;
+        let (html, markdown) = gather::write(&report, &ctx.work_dir)
+            .map_err(|e| StepFailure::unknown(format!("{e:#}")))?;
         ctx.metrics
-            .record("report/steps", 0, data.arms.len() as f64);
+            .record("report/charts", 0, report.charts.len() as f64);
         Ok(StepOutputs::new()
             .with_path("html", &html)
-            .with_path("markdown", &markdown))
+            .with_path("markdown", &markdown)
+            .with_path("charts", ctx.work_dir.join("charts")))
     }
 }
 
-async fn load_arms(
-    url: &str,
+/// The run's report; a selector that names no step is bad input, a store error transient.
+async fn gathered(
+    store: &erebor_store::Store,
     run_id: &str,
+    selection: &Selection,
+) -> Result<erebor_report::Report, StepFailure> {
+    let run = store
+        .find_run(run_id)
+        .await
+        .map_err(|e| StepFailure::transient(format!("reading run {run_id}: {e}")))?;
+    gather::gather(store, &run, selection).await.map_err(|e| {
+        if e.downcast_ref::<crate::outcome::BadInput>().is_some() {
+            StepFailure::bad_input(format!("with.steps: {e}"))
+        } else {
+            StepFailure::transient(format!("reading the run's metrics: {e:#}"))
+        }
+    })
+}
+
+/// Every step the report charts must have finished: its `needs:` must name them.
+fn check_finished(
+    report: &erebor_report::Report,
     config: &ReportConfig,
-) -> Result<Vec<Arm>, StepFailure> {
-    let store = erebor_store::Store::open(url)
-        .await
-        .map_err(|e| StepFailure::transient(format!("opening the run store: {e}")))?;
-    let steps = store
-        .steps_of(&erebor_core::RunId::from(run_id))
-        .await
-        .map_err(|e| StepFailure::transient(format!("reading the run's steps: {e}")))?;
-    let mut arms = Vec::new();
-    for selector in &config.steps {
-        let chosen = crate::history::select_steps(&steps, selector);
-        if chosen.is_empty() {
+) -> Result<(), StepFailure> {
+    for step in &report.steps {
+        let chosen = config.steps.iter().any(|s| {
+            let normalised = erebor_workflow::matrix::normalise_id(s);
+            step.id == normalised || step.id.split('[').next() == Some(normalised.as_str())
+        });
+        if chosen && !matches!(step.status.as_str(), "succeeded" | "cached") {
             return Err(StepFailure::bad_input(format!(
-                "with.steps: run {run_id} has no step `{selector}`"
+                "step `{}` has not finished (status {}); add it to this step's `needs:`",
+                step.id, step.status
             )));
         }
-        for step in chosen {
-            if !step.status.is_done() {
-                return Err(StepFailure::bad_input(format!(
-                    "step `{}` has not finished (status {}); add `{selector}` to this step's `needs:`",
-                    step.step_id, step.status
-                )));
-            }
-            // A reused step's curves come through its `reused_from` link, and say so.
-            let (series, link) = crate::history::step_series(&store, step)
-                .await
-                .map_err(|e| {
-                    StepFailure::transient(format!("reading metrics of {}: {e}", step.step_id))
-                })?;
-            arms.push(Arm {
-                label: crate::history::mark_reused(step.step_id.to_string(), link.as_ref()),
-                series,
-            });
-        }
     }
-    store.close().await;
-    Ok(arms)
-}
-
-fn choose_keys(wanted: &[String], arms: &[Arm]) -> Vec<String> {
-    if !wanted.is_empty() {
-        return wanted.to_vec();
-    }
-    let mut keys: Vec<String> = arms
-        .iter()
-        .flat_map(|arm| arm.series.keys().cloned())
-        .collect();
-    keys.sort();
-    keys.dedup();
-    keys
+    Ok(())
 }
