@@ -9,8 +9,8 @@ pub fn registry() -> KindRegistry {
         .with(crate::step_kinds::noop::NoopKind)
         .with(crate::step_kinds::report::ReportKind)
         .with(erebor_data::ConvertKind)
-        .with(erebor_train::SftKind)
-        .with(erebor_train::PreferenceKind)
+        .with(erebor_train::TrainStepKind::SFT)
+        .with(erebor_train::TrainStepKind::PREFERENCE)
         .with(erebor_eval::EvalKind)
         .with(crate::step_kinds::mt_bench::kind())
 }

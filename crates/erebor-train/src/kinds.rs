@@ -109,13 +109,28 @@ static PREFERENCE_INFO: StepKindInfo = StepKindInfo {
     outputs: &PREFERENCE_OUTPUTS,
 };
 
-/// The `sft` step kind.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SftKind;
+/// The `sft` and `preference` step kinds: one implementation, parameterised by what it trains
+/// (the config, outputs and plan notes differ by [`TrainKind`]; the run loop is shared).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrainStepKind {
+    kind: TrainKind,
+}
 
-/// The `preference` step kind.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PreferenceKind;
+impl TrainStepKind {
+    /// `uses: sft`.
+    pub const SFT: Self = Self {
+        kind: TrainKind::Sft,
+    };
+    /// `uses: preference`.
+    pub const PREFERENCE: Self = Self {
+        kind: TrainKind::Preference,
+    };
+
+    /// What it trains.
+    pub fn kind(self) -> TrainKind {
+        self.kind
+    }
+}
 
 /// Parses the block (closed sets such as `device`, `loss`, `precision` and `lr_schedule` are
 /// enums, so a wrong value fails here) and refuses a device this build cannot use.
@@ -161,13 +176,16 @@ fn notes(with: &serde_json::Value, base_dir: &Path, kind: TrainKind) -> Vec<Stri
     }
 }
 
-impl StepKind for SftKind {
+impl StepKind for TrainStepKind {
     fn info(&self) -> &'static StepKindInfo {
-        &SFT_INFO
+        match self.kind {
+            TrainKind::Sft => &SFT_INFO,
+            TrainKind::Preference => &PREFERENCE_INFO,
+        }
     }
 
     fn validate(&self, with: &serde_json::Value, _base_dir: &Path) -> Result<(), ConfigError> {
-        validate(with, TrainKind::Sft)
+        validate(with, self.kind)
     }
 
     fn outputs_for(&self, with: &serde_json::Value) -> Vec<(String, OutputType)> {
@@ -175,33 +193,14 @@ impl StepKind for SftKind {
     }
 
     fn plan_notes(&self, with: &serde_json::Value, base_dir: &Path) -> Vec<String> {
-        notes(with, base_dir, TrainKind::Sft)
+        notes(with, base_dir, self.kind)
     }
 
     fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {
-        run_sft::run(ctx)
-    }
-}
-
-impl StepKind for PreferenceKind {
-    fn info(&self) -> &'static StepKindInfo {
-        &PREFERENCE_INFO
-    }
-
-    fn validate(&self, with: &serde_json::Value, _base_dir: &Path) -> Result<(), ConfigError> {
-        validate(with, TrainKind::Preference)
-    }
-
-    fn outputs_for(&self, with: &serde_json::Value) -> Vec<(String, OutputType)> {
-        outputs_for(self.info(), with)
-    }
-
-    fn plan_notes(&self, with: &serde_json::Value, base_dir: &Path) -> Vec<String> {
-        notes(with, base_dir, TrainKind::Preference)
-    }
-
-    fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {
-        run_preference::run(ctx)
+        match self.kind {
+            TrainKind::Sft => run_sft::run(ctx),
+            TrainKind::Preference => run_preference::run(ctx),
+        }
     }
 }
 
@@ -218,17 +217,17 @@ mod tests {
                 .map(|(n, _)| n)
                 .collect()
         };
-        let plain = names(&PreferenceKind, json!({"model": "m"}));
+        let plain = names(&TrainStepKind::PREFERENCE, json!({"model": "m"}));
         assert!(!plain.contains(&"adapter".to_owned()));
         assert!(!plain.contains(&"reward_accuracy".to_owned()));
         assert!(plain.contains(&"ref_logps".to_owned()));
         let full = names(
-            &PreferenceKind,
+            &TrainStepKind::PREFERENCE,
             json!({"lora": {"rank": 8}, "eval_split": "eval"}),
         );
         assert!(full.contains(&"adapter".to_owned()));
         assert!(full.contains(&"chosen_after_edit".to_owned()));
-        let sft = names(&SftKind, json!({"eval_split": "eval"}));
+        let sft = names(&TrainStepKind::SFT, json!({"eval_split": "eval"}));
         assert!(sft.contains(&"eval_loss".to_owned()) && !sft.contains(&"ref_logps".to_owned()));
     }
 }

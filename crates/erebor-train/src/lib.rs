@@ -1,7 +1,7 @@
 //! erebor-train: supervised fine-tuning and preference optimisation (DPOP, DPO, IPO, SLiC).
 //!
-//! The step kinds [`SftKind`] (`uses: sft`) and [`PreferenceKind`] (`uses: preference`) are the
-//! entry points; everything else is the machinery behind them, usable on its own.
+//! The step kinds [`TrainStepKind::SFT`] (`uses: sft`) and [`TrainStepKind::PREFERENCE`]
+//! (`uses: preference`) are the entry points; everything else is the machinery behind them, usable on its own.
 //!
 //! Objectives and numerics
 //! - [`losses`]: the preference losses as functions of summed completion log-probs.
@@ -51,4 +51,4 @@ pub mod tensor_io;
 pub mod trainer;
 
 pub use error::TrainError;
-pub use kinds::{PreferenceKind, SftKind};
+pub use kinds::TrainStepKind;

@@ -16,7 +16,7 @@
 
 use erebor_core::{CancelToken, MemorySink, StepContext, StepKind, StepOutputs};
 use erebor_data::ConvertKind;
-use erebor_train::{PreferenceKind, SftKind};
+use erebor_train::TrainStepKind;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -125,14 +125,14 @@ fn dpo_lowers_the_chosen_answer_after_the_edit_and_dpop_keeps_it() {
             sink
         };
     step("sft-data", None, &ConvertKind, &mut vars);
-    let sft = step("sft", None, &SftKind, &mut vars);
+    let sft = step("sft", None, &TrainStepKind::SFT, &mut vars);
     println!("{}", curve(&sft, "eval/loss"));
     step("pairs", None, &ConvertKind, &mut vars);
 
     let mut arms = Vec::new();
     for loss in ["dpo", "dpop"] {
         vars.insert("matrix.loss".into(), Value::String(loss.into()));
-        let sink = step("train", Some(loss), &PreferenceKind, &mut vars);
+        let sink = step("train", Some(loss), &TrainStepKind::PREFERENCE, &mut vars);
         for key in [
             "eval/logps/chosen_after_edit",
             "eval/rewards/accuracies",

@@ -7,7 +7,7 @@ use burn::tensor::{DType, Device};
 use common::*;
 use erebor_core::{CancelToken, MemorySink, StepKind};
 use erebor_model::{CausalLm, ModelConfig};
-use erebor_train::SftKind;
+use erebor_train::TrainStepKind;
 use erebor_train::batch::{SftExample, pack, packed_batch, sft_batch};
 use erebor_train::logps::{BatchTensors, forward_logits, read_f32, token_logps};
 use serde_json::json;
@@ -65,7 +65,7 @@ fn a_packed_sft_step_trains() {
         "max_seq_len": 256, "batch_size": 2, "max_steps": 12, "seed": 1
     });
     let sink = MemorySink::new();
-    SftKind
+    TrainStepKind::SFT
         .run(&context(
             with,
             &dir.path().join("w"),

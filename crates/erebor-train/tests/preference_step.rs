@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use erebor_core::{CancelToken, FailureClass, MemorySink, StepKind, StepOutputs};
-use erebor_train::{PreferenceKind, SftKind};
+use erebor_train::TrainStepKind;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -25,7 +25,7 @@ fn setup(dir: &Path) -> (String, PathBuf) {
         &sink,
         CancelToken::new(),
     );
-    let model = SftKind
+    let model = TrainStepKind::SFT
         .run(&ctx)
         .unwrap()
         .get("model")
@@ -52,7 +52,7 @@ fn run(
     sink: &MemorySink,
 ) -> Result<StepOutputs, erebor_core::StepFailure> {
     let ctx = context(with, work, cache, sink, CancelToken::new());
-    PreferenceKind.run(&ctx)
+    TrainStepKind::PREFERENCE.run(&ctx)
 }
 
 fn report(outputs: &StepOutputs) -> Value {
@@ -286,7 +286,7 @@ fn a_separate_reference_model_is_scored_then_dropped() {
     // Another starting point: the same SFT data, another seed and fewer steps.
     let sft_data = dir.path().join("sft");
     let sink = MemorySink::new();
-    let other = SftKind
+    let other = TrainStepKind::SFT
         .run(&context(
             json!({"model": tiny_arith(), "init": "random", "dataset": sft_data, "lr": 3e-3,
                    "batch_size": 8, "max_steps": 4, "seed": 9}),

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use erebor_core::{CancelToken, MemorySink, MetricsSink, StepKind};
-use erebor_train::{PreferenceKind, SftKind};
+use erebor_train::TrainStepKind;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,7 +46,7 @@ fn run_sft(
         progress: &progress,
         cancel,
     };
-    SftKind.run(&ctx)
+    TrainStepKind::SFT.run(&ctx)
 }
 
 /// Runs the SFT step when spawned by `a_killed_sft_step_resumes_to_the_same_weights`.
@@ -187,7 +187,7 @@ fn a_cancelled_preference_step_checkpoints_and_resumes_to_the_same_weights() {
             progress: &progress,
             cancel,
         };
-        PreferenceKind.run(&ctx)
+        TrainStepKind::PREFERENCE.run(&ctx)
     };
     let straight = run(
         &dir.path().join("straight"),

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use erebor_core::{CancelToken, MemorySink, StepKind};
-use erebor_train::SftKind;
+use erebor_train::TrainStepKind;
 use serde_json::json;
 
 #[test]
@@ -42,7 +42,7 @@ fn sft_learns_the_task_and_reports_every_step() {
         &sink,
         CancelToken::new(),
     );
-    let outputs = SftKind.run(&ctx).unwrap();
+    let outputs = TrainStepKind::SFT.run(&ctx).unwrap();
     let losses = sink.series("train/loss");
     assert_eq!(losses.len(), 40);
     let first = losses[0].1;
@@ -84,7 +84,7 @@ fn lora_trains_only_the_adapters_and_checkpoints_only_them() {
     write_sft_dataset(&data, &[("train", addition_rows(24, 0))]);
     // A starting model with real weights: a short full fine-tune.
     let sink = MemorySink::new();
-    let base = SftKind
+    let base = TrainStepKind::SFT
         .run(&context(
             json!({"model": tiny_arith(), "init": "random", "dataset": data, "lr": 3e-3,
                    "batch_size": 8, "max_steps": 3}),
@@ -101,7 +101,7 @@ fn lora_trains_only_the_adapters_and_checkpoints_only_them() {
     });
     let sink = MemorySink::new();
     let work = dir.path().join("lora");
-    let outputs = SftKind
+    let outputs = TrainStepKind::SFT
         .run(&context(
             with,
             &work,
@@ -162,7 +162,7 @@ fn losses_and_weights(
     name: &str,
 ) -> (Vec<f64>, Vec<f32>) {
     let sink = MemorySink::new();
-    let outputs = SftKind
+    let outputs = TrainStepKind::SFT
         .run(&context(
             with,
             &dir.join(name),

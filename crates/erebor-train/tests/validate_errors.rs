@@ -2,12 +2,14 @@
 //! checked when the workflow is loaded, as `erebor validate`, `plan` and `run` load it: a wrong
 //! value is an error at its line and column listing the supported values, before any step runs.
 
-use erebor_train::{PreferenceKind, SftKind};
+use erebor_train::TrainStepKind;
 use erebor_workflow::{ErrorKind, KindRegistry, LoadOptions, MissingParams, WorkflowErrors};
 use std::path::Path;
 
 fn registry() -> KindRegistry {
-    KindRegistry::new().with(SftKind).with(PreferenceKind)
+    KindRegistry::new()
+        .with(TrainStepKind::SFT)
+        .with(TrainStepKind::PREFERENCE)
 }
 
 fn load(text: &str) -> Result<(), WorkflowErrors> {
