@@ -5,7 +5,8 @@
 //!   are retried with jitter, and before every resubmission the job is looked up by its
 //!   unique name (`squeue --name`), so a submission whose answer was lost is never doubled.
 //! - `poll`: one `squeue --states=all --jobs=…` for every followed job, at most once per
-//!   interval; the interval grows while nothing changes and shrinks when something does.
+//!   interval (1 s to 10 s): it grows while nothing changes and shrinks when something does;
+//!   a job just submitted is known to be queued without asking.
 //!   A failing or garbled `squeue` never changes a state; a job missing from a good answer
 //!   is lost.
 //! - `cancel`: `scancel --signal=TERM --full` (the step checkpoints), then `scancel` after
@@ -66,7 +67,7 @@ impl SlurmSettings {
             command_timeout: Duration::from_secs(30),
             tries: 6,
             retry_delay: Duration::from_secs(2),
-            poll_min: Duration::from_millis(500),
+            poll_min: Duration::from_secs(1),
             poll_max: Duration::from_secs(10),
             result_wait: Duration::from_secs(30),
         }
@@ -273,10 +274,19 @@ impl Inner {
         }
     }
 
+    /// Knows a job just accepted as queued (no `squeue` call needed to say so) and polls at
+    /// the shortest interval again.
+    async fn submitted(&self, id: &ExternalId) {
+        let mut cache = self.cache.lock().await;
+        cache.states.insert(id.clone(), JobState::Queued);
+        cache.interval = self.settings.poll_min;
+    }
+
     /// Makes the next poll ask `squeue` at once (something was just submitted or cancelled).
     async fn expect_change(&self) {
         let mut cache = self.cache.lock().await;
         cache.interval = self.settings.poll_min;
+        cache.at = None;
     }
 }
 
@@ -302,7 +312,7 @@ impl Executor for SlurmExecutor {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(id.clone(), dir);
-            self.inner.expect_change().await;
+            self.inner.submitted(&id).await;
             Ok(id)
         })
     }
