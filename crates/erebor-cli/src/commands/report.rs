@@ -27,6 +27,10 @@ pub struct ReportArgs {
     /// The page title.
     #[arg(long)]
     pub title: Option<String>,
+    /// Chart this schedule's history (its `expect:` metrics over its runs, regressions marked);
+    /// default: the schedule that started the run, if any.
+    #[arg(long)]
+    pub schedule: Option<String>,
 }
 
 impl ReportArgs {
@@ -37,6 +41,7 @@ impl ReportArgs {
             keys: self.key.clone(),
             title: self.title.clone(),
             compare: self.compare.clone(),
+            schedule: self.schedule.clone(),
         };
         let report = globals.runtime()?.block_on(async {
             let store = globals.store().await?;

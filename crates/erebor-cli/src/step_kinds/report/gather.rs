@@ -5,10 +5,10 @@
 
 use crate::history::{mark_reused, select_steps, step_series};
 use erebor_report::model::{
-    EvalRow, EvalTable, ExpectResult, FinalValue, LineChart, MtBenchModel, Reference, Report,
-    RunSummary, Series, StepTiming,
+    EvalRow, EvalTable, ExpectResult, FinalValue, HistoryChart, HistoryPoint, LineChart,
+    MtBenchModel, Reference, Report, RunSummary, Series, StepTiming,
 };
-use erebor_store::{RunRecord, StepRecord, StepStatus, Store};
+use erebor_store::{RunRecord, ScheduleHistoryEntry, StepRecord, StepStatus, Store};
 use std::collections::BTreeMap;
 
 /// What to report on.
@@ -22,6 +22,8 @@ pub struct Selection {
     pub title: Option<String>,
     /// Other runs to overlay: `RUN` (the same steps) or `RUN:STEP`.
     pub compare: Vec<String>,
+    /// The schedule whose history to chart (default: the one that started the run, if any).
+    pub schedule: Option<String>,
 }
 
 /// Metric series per key of one step, with the label it is shown under.
@@ -79,8 +81,67 @@ pub async fn gather(
         charts,
         eval: eval_table(&with_compared),
         mt_bench: mt_bench(&with_compared),
-        history: Vec::new(),
+        history: history(store, run, selection.schedule.as_deref()).await?,
     })
+}
+
+/// The `expect:` metrics of a schedule's runs over time, each run that regressed marked: the
+/// schedule named, or the one whose tick started `run`.
+async fn history(
+    store: &Store,
+    run: &RunRecord,
+    schedule: Option<&str>,
+) -> anyhow::Result<Vec<HistoryChart>> {
+    let name = match schedule {
+        Some(name) => name.to_owned(),
+        None => match store.tick_of_run(run.id.as_str()).await? {
+            Some(tick) => tick.schedule,
+            None => return Ok(Vec::new()),
+        },
+    };
+    let entries = store.schedule_history(&name).await?;
+    if schedule.is_some() && entries.is_empty() {
+        anyhow::bail!(crate::outcome::BadInput(format!(
+            "--schedule {name}: no such schedule, or it has not fired yet"
+        )));
+    }
+    Ok(history_charts(&name, &entries))
+}
+
+/// One chart per measured `step/key` across the ticks that measured it. A point is marked as a
+/// regression when its run regressed and a reason names the key (or no reason names any).
+pub fn history_charts(schedule: &str, entries: &[ScheduleHistoryEntry]) -> Vec<HistoryChart> {
+    let keys: Vec<&str> = dedup(
+        entries
+            .iter()
+            .flat_map(|e| e.tick.measurements.keys().map(String::as_str)),
+    );
+    keys.iter()
+        .map(|key| {
+            let metric = key.split_once('/').map_or(*key, |(_, k)| k);
+            HistoryChart {
+                title: format!("{key} ({schedule})"),
+                y_label: unit_of(metric),
+                points: entries
+                    .iter()
+                    .filter_map(|e| {
+                        let value = *e.tick.measurements.get(*key)?;
+                        let named = e.tick.reasons.iter().any(|r| r.contains(metric));
+                        let unnamed = !e.tick.reasons.iter().any(|r| {
+                            e.tick.measurements.keys().any(|k| {
+                                r.contains(k.split_once('/').map_or(k.as_str(), |(_, m)| m))
+                            })
+                        });
+                        Some(HistoryPoint {
+                            at_ms: e.tick.tick_at,
+                            value,
+                            regressed: e.tick.regressed && (named || unnamed),
+                        })
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 fn dedup<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
@@ -567,4 +628,87 @@ pub fn write(
     std::fs::write(&markdown, erebor_report::markdown::document(report))
         .with_context(|| format!("writing {}", markdown.display()))?;
     Ok((html, markdown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use erebor_store::{TickRecord, TickState};
+
+    fn entry(
+        tick_at: i64,
+        accuracy: f64,
+        regressed: bool,
+        reasons: &[&str],
+    ) -> ScheduleHistoryEntry {
+        ScheduleHistoryEntry {
+            tick: TickRecord {
+                schedule: "nightly".into(),
+                tick_at,
+                state: TickState::Started,
+                run_id: Some(format!("r-{tick_at}")),
+                error: None,
+                owner_host: "h".into(),
+                owner_pid: 1,
+                owner_seen_at: tick_at,
+                evaluated_at: Some(tick_at + 1),
+                fresh: Some(true),
+                measurements: BTreeMap::from([
+                    ("train/eval/rewards/accuracies".to_owned(), accuracy),
+                    ("sft/eval_loss".to_owned(), 0.14),
+                ]),
+                regressed,
+                reasons: reasons.iter().map(|r| (*r).to_owned()).collect(),
+                notified_at: None,
+                notify_error: None,
+            },
+            run_status: Some("succeeded".into()),
+            workflow_hash: None,
+            erebor_version: None,
+        }
+    }
+
+    #[test]
+    fn history_charts_mark_the_regressed_key_only() {
+        let entries = [
+            entry(1_000, 0.95, false, &[]),
+            entry(2_000, 0.96, false, &[]),
+            entry(
+                3_000,
+                0.71,
+                true,
+                &[
+                    "train/eval/rewards/accuracies = 0.71 is outside median 0.955 ± 3·MAD 0.005 = [0.94, 0.97] of 2 earlier fresh runs",
+                ],
+            ),
+        ];
+        let charts = history_charts("nightly", &entries);
+        let titles: Vec<&str> = charts.iter().map(|c| c.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "sft/eval_loss (nightly)",
+                "train/eval/rewards/accuracies (nightly)"
+            ]
+        );
+        let accuracy = &charts[1];
+        assert_eq!(accuracy.y_label, "fraction of pairs");
+        let marked: Vec<(i64, f64, bool)> = accuracy
+            .points
+            .iter()
+            .map(|p| (p.at_ms, p.value, p.regressed))
+            .collect();
+        assert_eq!(
+            marked,
+            [
+                (1_000, 0.95, false),
+                (2_000, 0.96, false),
+                (3_000, 0.71, true)
+            ]
+        );
+        assert!(
+            charts[0].points.iter().all(|p| !p.regressed),
+            "the loss did not regress"
+        );
+    }
 }

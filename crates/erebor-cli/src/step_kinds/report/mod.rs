@@ -90,6 +90,7 @@ impl StepKind for ReportKind {
                     .unwrap_or_else(|| ctx.step_id.to_string()),
             ),
             compare: Vec::new(),
+            schedule: None,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
