@@ -23,6 +23,57 @@ use crate::error::{ModelError, Result, read_json};
 use crate::model::{CausalLm, LoraAdapter, WeightSource};
 use crate::weights::{SafetensorsSource, SafetensorsWriter, SaveDType};
 
+/// A module a training step's `lora.targets` may name: the Llama-family projections by their
+/// Hugging Face names, `lm_head`, or `all-linear` (every linear layer but `lm_head`, as PEFT).
+/// Any other spelling fails where the step's config is parsed, so `erebor validate` points at it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum LoraTarget {
+    /// Attention query projection.
+    #[serde(rename = "q_proj")]
+    QProj,
+    /// Attention key projection.
+    #[serde(rename = "k_proj")]
+    KProj,
+    /// Attention value projection.
+    #[serde(rename = "v_proj")]
+    VProj,
+    /// Attention output projection.
+    #[serde(rename = "o_proj")]
+    OProj,
+    /// MLP gate projection.
+    #[serde(rename = "gate_proj")]
+    GateProj,
+    /// MLP up projection.
+    #[serde(rename = "up_proj")]
+    UpProj,
+    /// MLP down projection.
+    #[serde(rename = "down_proj")]
+    DownProj,
+    /// The output head.
+    #[serde(rename = "lm_head")]
+    LmHead,
+    /// Every linear layer except `lm_head`.
+    #[serde(rename = "all-linear")]
+    AllLinear,
+}
+
+impl LoraTarget {
+    /// The name PEFT's `target_modules` uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoraTarget::QProj => "q_proj",
+            LoraTarget::KProj => "k_proj",
+            LoraTarget::VProj => "v_proj",
+            LoraTarget::OProj => "o_proj",
+            LoraTarget::GateProj => "gate_proj",
+            LoraTarget::UpProj => "up_proj",
+            LoraTarget::DownProj => "down_proj",
+            LoraTarget::LmHead => "lm_head",
+            LoraTarget::AllLinear => "all-linear",
+        }
+    }
+}
+
 /// LoRA settings (PEFT's `LoraConfig` fields erebor uses).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoraConfig {

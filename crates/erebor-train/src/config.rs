@@ -9,6 +9,7 @@ use crate::precision::PrecisionSetting;
 use crate::schedule::{LrDecay, LrSchedule};
 use erebor_core::ConfigError;
 use erebor_model::DeviceSpec;
+use erebor_model::lora::LoraTarget;
 use serde::{Deserialize, Serialize};
 
 /// Which of the two training kinds a config is for.
@@ -45,19 +46,22 @@ pub struct LoraSettings {
     #[serde(default)]
     pub dropout: f64,
     /// Projections that get adapters (HF names: q_proj, k_proj, v_proj, o_proj, gate_proj,
-    /// up_proj, down_proj).
+    /// up_proj, down_proj, lm_head, or all-linear); another name fails to parse.
     #[serde(default = "default_lora_targets")]
-    pub targets: Vec<String>,
+    pub targets: Vec<LoraTarget>,
 }
 
 fn default_lora_alpha() -> f64 {
     16.0
 }
 
-fn default_lora_targets() -> Vec<String> {
-    ["q_proj", "k_proj", "v_proj", "o_proj"]
-        .map(str::to_owned)
-        .to_vec()
+fn default_lora_targets() -> Vec<LoraTarget> {
+    vec![
+        LoraTarget::QProj,
+        LoraTarget::KProj,
+        LoraTarget::VProj,
+        LoraTarget::OProj,
+    ]
 }
 
 /// The `with:` block of a training step.

@@ -1,4 +1,5 @@
 use super::*;
+use erebor_model::lora::LoraTarget;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -130,7 +131,7 @@ fn another_numerics_version_erebor_version_or_adapter_is_never_reused() {
         rank,
         alpha: 16.0,
         dropout: 0.05,
-        targets: vec!["q_proj".into(), "v_proj".into()],
+        targets: vec![LoraTarget::QProj, LoraTarget::VProj],
     };
     assert_eq!(
         fresh_lora_identity(&lora(8), 1),

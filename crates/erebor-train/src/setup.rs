@@ -120,7 +120,7 @@ pub fn lora_config(lora: &LoraSettings) -> LoraConfig {
         rank: lora.rank,
         alpha: lora.alpha,
         dropout: lora.dropout,
-        target_modules: lora.targets.clone(),
+        target_modules: lora.targets.iter().map(|t| t.as_str().to_owned()).collect(),
     }
 }
 

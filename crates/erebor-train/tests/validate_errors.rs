@@ -1,4 +1,4 @@
-//! The closed sets of a training step's `with:` block (device, loss, precision, lr schedule) are
+//! The closed sets of a training step's `with:` block (device, loss, precision, lr schedule, LoRA targets) are
 //! checked when the workflow is loaded, as `erebor validate`, `plan` and `run` load it: a wrong
 //! value is an error at its line and column listing the supported values, before any step runs.
 
@@ -129,4 +129,15 @@ fn a_tch_build_accepts_libtorch_devices() {
         let text = workflow("sft", &format!("      device: {device}"));
         load(&text).unwrap_or_else(|e| panic!("{device}\n{e}"));
     }
+}
+
+#[test]
+fn an_unknown_lora_target_is_an_error_at_its_value() {
+    rejected(
+        "lora_target_qproj",
+        &workflow(
+            "sft",
+            "      lora:\n        rank: 8\n        targets: [q_proj, qproj]",
+        ),
+    );
 }
