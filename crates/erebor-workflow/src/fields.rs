@@ -160,7 +160,7 @@ pub fn duration(node: &Node, what: &str, errors: &mut Vec<WorkflowError>) -> Opt
         Value::Float(seconds) if *seconds >= 0.0 && seconds.is_finite() => {
             Ok(Duration::from_secs_f64(*seconds))
         }
-        Value::Str(text) => parse_duration(text),
+        Value::Str(text) => parse_duration(text).map_err(|e| e.to_string()),
         _ => Err(format!("found {}", node.type_name())),
     };
     match parsed {
@@ -179,11 +179,28 @@ pub fn duration(node: &Node, what: &str, errors: &mut Vec<WorkflowError>) -> Opt
     }
 }
 
+/// Why a duration's text does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Nothing but whitespace.
+    #[error("it is empty")]
+    Empty,
+    /// A unit with no number before it (`h`, `1h m`).
+    #[error("`{0}` has a unit without a number")]
+    NoNumber(String),
+    /// Digits and dots that are not a number (`1.2.3s`).
+    #[error("`{0}` is not a number")]
+    NotANumber(String),
+    /// A unit other than ms, s, m, h, d.
+    #[error("unknown unit `{0}` (use ms, s, m, h or d)")]
+    UnknownUnit(String),
+}
+
 /// Parses `1h30m`, `90s`, `500ms`, `2d`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     if text.is_empty() {
-        return Err("it is empty".to_owned());
+        return Err(DurationError::Empty);
     }
     let mut total = Duration::ZERO;
     let mut rest = text;
@@ -192,11 +209,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("`{text}` has a unit without a number"));
+            return Err(DurationError::NoNumber(text.to_owned()));
         }
         let number: f64 = rest[..digits]
             .parse()
-            .map_err(|_| format!("`{}` is not a number", &rest[..digits]))?;
+            .map_err(|_| DurationError::NotANumber(rest[..digits].to_owned()))?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -209,7 +226,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" | "min" => number * 60.0,
             "h" => number * 3600.0,
             "d" => number * 86400.0,
-            other => return Err(format!("unknown unit `{other}` (use ms, s, m, h or d)")),
+            other => return Err(DurationError::UnknownUnit(other.to_owned())),
         };
         total += Duration::from_secs_f64(seconds);
     }

@@ -73,7 +73,7 @@ impl ExecutorChoice {
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
-    erebor_workflow::fields::parse_duration(text)
+    erebor_workflow::fields::parse_duration(text).map_err(|e| e.to_string())
 }
 
 impl RunArgs {
@@ -81,6 +81,14 @@ impl RunArgs {
     pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         let workflow = load_workflow(globals, &self.file, &self.set)?;
         crate::telemetry::add_secrets(workflow.params.secret_values());
+        let refused = crate::commands::plan::refusals(&workflow, &globals.registry);
+        if !refused.is_empty() {
+            return Err(BadInput(format!(
+                "refused before any step ran:\n  {}",
+                refused.join("\n  ")
+            ))
+            .into());
+        }
         let runtime = globals.runtime()?;
         runtime.block_on(async {
             let store = globals.store().await?;

@@ -34,7 +34,7 @@ pub struct SchedulerArgs {
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
-    erebor_workflow::fields::parse_duration(text)
+    erebor_workflow::fields::parse_duration(text).map_err(|e| e.to_string())
 }
 
 impl SchedulerArgs {
