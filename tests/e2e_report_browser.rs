@@ -10,7 +10,9 @@
 //! legends, titles) and every table from the page's own layout and reports what lies outside its
 //! chart or the page, and whether the page scrolls sideways. Screenshots are kept under the test
 //! target's tmp folder (`e2e_report_browser/`). The plotted points of a chart, read back from the
-//! SVG through its tick labels, equal the metrics `erebor metrics` returns.
+//! SVG through its tick labels, equal the metrics `erebor metrics` returns. Made the last tick of a
+//! schedule (ticks written through the store as the scheduler writes them), the quickstart run's
+//! report charts the schedule's history with the regressed run marked on the regressed key only.
 //!
 //! Chromium (`chromium`, or `EREBOR_CHROMIUM`) must be installed; under CI=true the test fails
 //! without it, elsewhere it skips with a message.
@@ -421,6 +423,59 @@ fn assert_plotted_equals_stored(plotted: &[(f64, f64)], stored: &[(f64, f64)], w
     }
 }
 
+/// Six nightly ticks of a schedule `nightly` whose last one started `run`, evaluated as the
+/// scheduler records them: the last run's DPOP penalty is outside the band of the earlier ones.
+fn schedule_history(sandbox: &Sandbox, run: &str) {
+    sandbox.with_store(async |store| {
+        let schedule = erebor_store::Schedule {
+            name: "nightly".into(),
+            workflow_file: "quickstart.yaml".into(),
+            cron: "0 3 * * *".into(),
+            params: serde_json::json!({}),
+            enabled: true,
+            tz: "UTC".into(),
+            missed: "skip".into(),
+            overlap: "skip".into(),
+            regression_k: 3.0,
+            ..Default::default()
+        };
+        store.put_schedule(&schedule).await.unwrap();
+        let penalties = [0.74, 0.81, 0.78, 0.76, 0.8, 2.9];
+        for (day, penalty) in penalties.iter().enumerate() {
+            let tick_at = 1_764_558_000_000 + day as i64 * 86_400_000;
+            let run_id = if day == 5 { run.to_owned() } else { format!("r-earlier-{day}") };
+            let tick = erebor_store::NewTick {
+                schedule: "nightly",
+                tick_at,
+                state: erebor_store::TickState::Started,
+                run_id: Some(&run_id),
+                error: None,
+                host: "ci",
+                pid: 1,
+            };
+            assert!(store.claim_tick(&tick).await.unwrap());
+            let regressed = day == 5;
+            let evaluation = erebor_store::TickEvaluation {
+                fresh: true,
+                measurements: std::collections::BTreeMap::from([
+                    ("train/eval/dpop/penalty".to_owned(), *penalty),
+                    ("train/reward_accuracy".to_owned(), 0.95 + 0.002 * day as f64),
+                ]),
+                regressed,
+                reasons: if regressed {
+                    vec!["train/eval/dpop/penalty = 2.9 is outside median 0.78 ± 3·MAD 0.02 = [0.72, 0.84] of 5 earlier fresh runs".to_owned()]
+                } else {
+                    Vec::new()
+                },
+            };
+            store
+                .record_tick_evaluation("nightly", tick_at, &evaluation)
+                .await
+                .unwrap();
+        }
+    });
+}
+
 fn sandbox_with_workflows() -> Sandbox {
     let sandbox = Sandbox::new(Backend::Sqlite).unwrap();
     sandbox.script("bin/sft.sh", SFT);
@@ -515,8 +570,30 @@ fn reports_of_real_runs_fit_the_page_in_chromium_and_plot_the_stored_metrics() {
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{chart}");
     }
 
+    // The quickstart run as the last tick of a nightly schedule: its report charts the history.
+    schedule_history(&sandbox, &quickstart);
+    let history = sandbox.path().join("history");
+    sandbox.expect(
+        &["report", &quickstart, "--out", history.to_str().unwrap()],
+        0,
+    );
+    let history_html = std::fs::read_to_string(history.join("report.html")).unwrap();
+    let penalty = chart_svg(&history_html, "train/eval/dpop/penalty (nightly)");
+    assert_eq!(
+        penalty.matches("class=\"regression\"").count(),
+        1,
+        "{penalty}"
+    );
+    let accuracy = chart_svg(&history_html, "train/reward_accuracy (nightly)");
+    assert_eq!(
+        accuracy.matches("class=\"regression\"").count(),
+        0,
+        "{accuracy}"
+    );
+
     let mut charts = 0;
     for (page, name) in [
+        (&history.join("report.html"), "quickstart-history"),
         (&quickstart_page, "quickstart"),
         (&compare_page, "dpo-vs-dpop"),
         (&out.join("report.html"), "report-compare"),

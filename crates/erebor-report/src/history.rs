@@ -27,7 +27,7 @@ pub fn svg(chart: &HistoryChart) -> String {
         },
     ];
     let (frame, labels) = layout(chart, legend_rows(&legend, WIDTH));
-    let height = frame.bottom() + 2.0 * FONT + 14.0 + PAD;
+    let height = frame.bottom() + 2.0 * FONT + 18.0 + PAD;
     let mut svg = open(&chart.title, "history", WIDTH, height);
     title_and_legend(&mut svg, &chart.title, &legend, WIDTH);
     axes(&mut svg, &frame, &labels, "run time (UTC)", &chart.y_label);

@@ -51,7 +51,7 @@ pub fn svg(chart: &LineChart) -> String {
         });
     }
     let frame = layout(chart, legend_rows(&legend, WIDTH));
-    let height = frame.bottom() + 2.0 * FONT + 14.0 + PAD;
+    let height = frame.bottom() + 2.0 * FONT + 18.0 + PAD;
     let mut svg = open(&chart.title, "line", WIDTH, height);
     title_and_legend(&mut svg, &chart.title, &legend, WIDTH);
     axes(
@@ -226,7 +226,7 @@ pub(crate) fn axes(
             "<line class=\"grid\" x1=\"{x:.3}\" y1=\"{:.3}\" x2=\"{x:.3}\" y2=\"{:.3}\" stroke=\"#f0f0f0\"/><text class=\"xtick\" x=\"{x:.3}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#444444\">{}</text>",
             frame.top,
             frame.bottom(),
-            frame.bottom() + FONT + 4.0,
+            frame.bottom() + FONT + 8.0,
             escape(label)
         );
     }
@@ -242,7 +242,7 @@ pub(crate) fn axes(
         svg,
         "<text class=\"axis-title\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#222222\">{}</text>",
         frame.left + frame.width / 2.0,
-        frame.bottom() + 2.0 * FONT + 10.0,
+        frame.bottom() + 2.0 * FONT + 14.0,
         escape(&fit(x_title, frame.width, FONT))
     );
     let (cx, cy) = (PAD + FONT, frame.top + frame.height / 2.0);
