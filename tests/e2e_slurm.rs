@@ -314,10 +314,17 @@ fn long_script(seconds: u32) -> String {
 }
 
 fn long_workflow(sandbox: &Sandbox, seconds: u32) -> (PathBuf, PathBuf) {
+    long_workflow_on(sandbox, seconds, "executor: slurm")
+}
+
+/// The long workflow with `executor` as its executor line (empty: the command line decides).
+fn long_workflow_on(sandbox: &Sandbox, seconds: u32, executor: &str) -> (PathBuf, PathBuf) {
     let markers = sandbox.path().join("markers");
     std::fs::create_dir_all(&markers).unwrap();
     sandbox.script("long.sh", &long_script(seconds));
-    let text = LONG.replace("MARKERS", markers.to_str().unwrap());
+    let text = LONG
+        .replace("MARKERS", markers.to_str().unwrap())
+        .replace("executor: slurm", executor);
     (sandbox.write("long.yaml", &text), markers)
 }
 
@@ -361,8 +368,9 @@ fn unsafe_free_kill(pid: u32, signal: &str) {
 fn a_sigkilled_runner_is_resumed_and_reattaches_to_its_job() {
     let Some(_cluster) = shared() else { return };
     let sandbox = sandbox();
-    let (workflow, markers) = long_workflow(&sandbox, 4);
-    let (mut child, run_id) = start(&sandbox, &workflow, &[]);
+    // Slurm chosen on the command line only: resume must inherit it.
+    let (workflow, markers) = long_workflow_on(&sandbox, 4, "");
+    let (mut child, run_id) = start(&sandbox, &workflow, &["--executor", "slurm"]);
     wait_for("the job to start", Duration::from_secs(30), || {
         markers.join("started").exists()
     });
@@ -473,6 +481,11 @@ fn memory_above_the_node_and_an_unknown_partition_are_clear_errors() {
             && shown.contains("resources.memory"),
         "{shown}"
     );
+    let (_, shown) = bad_input("slurm", "{gpus: 1}");
+    assert!(
+        shown.contains("Invalid generic resource") && shown.contains("resources.gpus"),
+        "{shown}"
+    );
     let (_, shown) = bad_input("{type: slurm, partition: nosuch}", "{}");
     assert!(
         shown.contains("Invalid partition name") && shown.contains("executor.partition"),
@@ -519,6 +532,7 @@ if [ "$FAKE_SLURM_MODE" = lose ] && [ "$count" = 1 ]; then echo $n; exit 0; fi
 echo "$n $name" >> "$d/jobs"
 ( sh "$script" >> "$out" 2>&1; touch "$d/done.$n" ) &
 if [ "$FAKE_SLURM_MODE" = timeout ] && [ "$count" = 1 ]; then sleep 30; fi
+if [ "$FAKE_SLURM_MODE" = hang ] && [ "$count" = 1 ]; then sleep 20; fi
 echo $n
 "#;
 
@@ -545,40 +559,66 @@ while read -r id name; do
 done < "$d/jobs"
 "#;
 
+/// A sandbox with fake `sbatch`, `squeue` and `scancel` and a one-step workflow.
+struct Fake {
+    sandbox: Sandbox,
+    state: PathBuf,
+    workflow: PathBuf,
+}
+
+impl Fake {
+    fn new() -> Self {
+        let sandbox = sandbox();
+        let state = sandbox.path().join("fake-state");
+        std::fs::create_dir_all(&state).unwrap();
+        sandbox.script("fake-bin/sbatch", FAKE_SBATCH);
+        sandbox.script("fake-bin/squeue", FAKE_SQUEUE);
+        sandbox.script("fake-bin/scancel", "#!/bin/sh\nexit 0\n");
+        sandbox.script("work.sh", "#!/bin/sh\necho erebor:metric value 0 7\n");
+        let workflow = sandbox.write(
+            "fake.yaml",
+            "name: fake\nexecutor: slurm\nsteps:\n  - id: work\n    uses: command\n    with: {argv: [./work.sh]}\n",
+        );
+        Self {
+            sandbox,
+            state,
+            workflow,
+        }
+    }
+
+    /// erebor with the fakes first on PATH, in `mode`, and `limit` per Slurm command.
+    fn erebor(&self, mode: &str, limit: &str) -> Command {
+        let bin = self.sandbox.path().join("fake-bin");
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+        let mut command = erebor(&self.sandbox);
+        command
+            .env("PATH", path)
+            .env("FAKE_SLURM_DIR", &self.state)
+            .env("FAKE_SLURM_MODE", mode)
+            .env("EREBOR_SLURM_COMMAND_TIMEOUT", limit)
+            .env("EREBOR_SLURM_RESULT_WAIT", "1s");
+        command
+    }
+
+    fn lines(&self, file: &str) -> usize {
+        std::fs::read_to_string(self.state.join(file))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    }
+}
+
 /// Runs a one-step workflow on fake Slurm programs in `mode`; (exit code, output, run id,
 /// submissions, squeue calls).
 fn on_fake_slurm(mode: &str) -> (Option<i32>, String, String, usize, usize) {
-    let sandbox = sandbox();
-    let bin = sandbox.path().join("fake-bin");
-    let state = sandbox.path().join("fake-state");
-    std::fs::create_dir_all(&state).unwrap();
-    sandbox.script("fake-bin/sbatch", FAKE_SBATCH);
-    sandbox.script("fake-bin/squeue", FAKE_SQUEUE);
-    sandbox.script("fake-bin/scancel", "#!/bin/sh\nexit 0\n");
-    sandbox.script("work.sh", "#!/bin/sh\necho erebor:metric value 0 7\n");
-    let workflow = sandbox.write(
-        "fake.yaml",
-        "name: fake\nexecutor: slurm\nsteps:\n  - id: work\n    uses: command\n    with: {argv: [./work.sh]}\n",
-    );
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let (code, out) = run(erebor(&sandbox)
-        .env("PATH", path)
-        .env("FAKE_SLURM_DIR", &state)
-        .env("FAKE_SLURM_MODE", mode)
-        .env("EREBOR_SLURM_COMMAND_TIMEOUT", "1s")
-        .env("EREBOR_SLURM_RESULT_WAIT", "1s")
-        .arg("run")
-        .arg(&workflow));
-    let lines = |file: &str| {
-        std::fs::read_to_string(state.join(file))
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
-    };
+    let fake = Fake::new();
+    let sandbox = &fake.sandbox;
+    let (code, out) = run(fake.erebor(mode, "1s").arg("run").arg(&fake.workflow));
+    let lines = |file: &str| fake.lines(file);
     let run_id = sandbox.latest_run().unwrap_or_default();
     let shown = if run_id.is_empty() {
         String::new()
     } else {
-        show(&sandbox, &run_id)
+        show(sandbox, &run_id)
     };
     (
         code,
@@ -615,4 +655,46 @@ fn a_job_lost_without_trace_is_lost_and_runs_again() {
     assert!(out.contains("work attempt 1: slurm job 101"), "{out}");
     assert!(out.contains("work attempt 2: slurm job 102"), "{out}");
     assert!(out.contains("is gone from `squeue --states=all`"), "{out}");
+}
+
+#[test]
+fn a_runner_killed_before_recording_its_job_id_finds_the_job_by_name_on_resume() {
+    let fake = Fake::new();
+    // sbatch starts the job, then does not answer: the runner dies waiting for the job id.
+    let mut child = fake
+        .erebor("hang", "60s")
+        .arg("run")
+        .arg(&fake.workflow)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the job to run", Duration::from_secs(30), || {
+        fake.state.join("done.101").exists()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run_id = fake.sandbox.latest_run().unwrap();
+    let (code, out) = run(fake.erebor("normal", "5s").args(["resume", &run_id]));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("submission was not recorded"), "{out}");
+    assert_eq!(fake.lines("submitted"), 1, "not submitted twice: {out}");
+    let shown = show(&fake.sandbox, &run_id);
+    assert!(shown.contains("work attempt 1: slurm job 101"), "{shown}");
+    assert!(!shown.contains("work attempt 2"), "{shown}");
+}
+
+#[test]
+fn plan_leaves_gpus_of_slurm_steps_to_the_allocation() {
+    let sandbox = sandbox();
+    let text = "name: g\nexecutor: slurm\nsteps:\n  - id: train\n    uses: noop\n    resources: {gpus: 2}\n";
+    let workflow = sandbox.write("g.yaml", text);
+    let workflow = workflow.to_str().unwrap();
+    let on_slurm = sandbox.expect(&["plan", workflow, "--gpus", "none"], 0);
+    assert!(!on_slurm.contains("it will fail"), "{on_slurm}");
+    let local = sandbox.expect(
+        &["plan", workflow, "--gpus", "none", "--executor", "local"],
+        0,
+    );
+    assert!(local.contains("needs 2 GPU(s) but only 0"), "{local}");
 }

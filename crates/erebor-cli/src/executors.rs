@@ -58,6 +58,33 @@ pub fn build(
     Ok(Executors { default, others })
 }
 
+/// Which executor runs `step`: its own `executor:`, else `--executor`, else the workflow's
+/// (None: in-process).
+pub fn kind_of(
+    choice: Option<ExecutorChoice>,
+    workflow: &Workflow,
+    step: &erebor_workflow::PlannedStep,
+) -> Option<ExecutorKind> {
+    step.executor.or(match choice {
+        Some(ExecutorChoice::InProcess) => None,
+        Some(ExecutorChoice::Local) => Some(ExecutorKind::Local),
+        Some(ExecutorChoice::Slurm) => Some(ExecutorKind::Slurm),
+        None => Some(workflow.executor.kind.unwrap_or(ExecutorKind::Local)),
+    })
+}
+
+/// The workflow as `erebor plan` should weigh it: steps that run on Slurm take their GPUs from
+/// the allocation, not from the runner's slots.
+pub fn for_planning(choice: Option<ExecutorChoice>, workflow: &Workflow) -> Workflow {
+    let mut planned = workflow.clone();
+    for step in &mut planned.steps {
+        if kind_of(choice, workflow, step) == Some(ExecutorKind::Slurm) {
+            step.gpus = 0;
+        }
+    }
+    planned
+}
+
 fn one(kind: ExecutorKind, workflow: &Workflow) -> anyhow::Result<Arc<dyn Executor>> {
     Ok(match kind {
         ExecutorKind::Local => Arc::new(

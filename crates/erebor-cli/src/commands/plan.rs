@@ -28,6 +28,7 @@ impl PlanArgs {
     /// Prints the plan.
     pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         let workflow = load_workflow(globals, &self.file, &self.set)?;
+        let workflow = crate::executors::for_planning(self.runner.executor, &workflow);
         let limits = self.runner.limits()?;
         let cache = HashCache::open(&globals.home().join("cache").join("file-hashes.json"));
         let entries = globals.runtime()?.block_on(async {

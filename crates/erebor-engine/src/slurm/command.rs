@@ -98,6 +98,8 @@ pub fn classify(program: &str, stderr: &str) -> SlurmError {
         || lower.contains("memory specification")
     {
         " (no node of the partition has that many CPUs, that much memory (`resources.memory`) or those GPUs; see `sinfo -N -l`)"
+    } else if lower.contains("invalid generic resource") {
+        " (no node of the partition has those GRES: `resources.gpus: N` asks for `--gres=gpu:N`; see `sinfo -o \"%P %G\"`)"
     } else if lower.contains("invalid account") {
         " (check `executor.account` in the workflow against `sacctmgr show assoc user=$USER`)"
     } else {
