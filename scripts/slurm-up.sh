@@ -108,6 +108,8 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=64
 ReturnToService=2
+# Schedule held (--begin) and waiting jobs within seconds, not the default minute.
+SchedulerParameters=sched_interval=2,bf_interval=2
 MailProg=/bin/true
 MinJobAge=86400
 KillWait=10

@@ -698,3 +698,23 @@ fn plan_leaves_gpus_of_slurm_steps_to_the_allocation() {
     );
     assert!(local.contains("needs 2 GPU(s) but only 0"), "{local}");
 }
+
+#[test]
+fn the_timeout_counts_from_when_the_job_runs_not_while_it_is_queued() {
+    let Some(_cluster) = shared() else { return };
+    let sandbox = sandbox();
+    sandbox.script(
+        "quick.sh",
+        "#!/bin/sh\nsleep 1\necho erebor:metric ran 0 1\n",
+    );
+    // Held in the queue for 6 s by --begin, then runs for 1 s, under a 4 s timeout.
+    let text = "name: held\nexecutor: slurm\nsteps:\n  - id: held\n    uses: command\n    timeout: 4s\n    resources: {sbatch: [\"--begin=now+6\"]}\n    with: {argv: [./quick.sh]}\n";
+    let workflow = sandbox.write("held.yaml", text);
+    let started = Instant::now();
+    let (code, out) = run(erebor(&sandbox).arg("run").arg(&workflow));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(6),
+        "the job was held"
+    );
+}

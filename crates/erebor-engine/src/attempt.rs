@@ -389,7 +389,8 @@ async fn supervise(
     let mut control = ctx.control.subscribe();
     let mut ticker = tokio::time::interval(ctx.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let timeout_at = spec.step.timeout.map(|t| tokio::time::Instant::now() + t);
+    // The timeout counts from when the attempt runs, not while a cluster keeps it queued.
+    let mut timeout_at = None;
     let mut stop = Stop::No;
     let mut applied = StopLevel::Run;
     let mut recorded = states.borrow().clone();
@@ -410,7 +411,12 @@ async fn supervise(
         match state {
             JobState::Finished(exit) => return Ok((JobEnd::Finished(exit), stop)),
             JobState::Lost(why) => return Ok((JobEnd::Lost(why), stop)),
-            now => record_state(ctx, recorder, &mut recorded, now).await?,
+            now => {
+                if timeout_at.is_none() && now != JobState::Queued {
+                    timeout_at = spec.step.timeout.map(|t| tokio::time::Instant::now() + t);
+                }
+                record_state(ctx, recorder, &mut recorded, now).await?
+            }
         }
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
         tokio::select! {
