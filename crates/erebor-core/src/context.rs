@@ -35,6 +35,12 @@ impl StepContext<'_> {
         resolve_path(&self.base_dir, path)
     }
 
+    /// Resolves a model from `with:`: a local path, or `hf://models/OWNER/NAME[@REV]` through
+    /// the model mirror ([`crate::hub_models`]).
+    pub fn resolve_model(&self, spec: &str) -> Result<PathBuf, crate::hub_models::ModelRefError> {
+        crate::hub_models::resolve_model(&self.base_dir, spec)
+    }
+
     /// The folder for checkpoints, under the work folder.
     pub fn checkpoint_dir(&self) -> PathBuf {
         self.work_dir.join("checkpoints")

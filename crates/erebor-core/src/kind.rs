@@ -101,6 +101,13 @@ pub trait StepKind: Send + Sync {
         Vec::new()
     }
 
+    /// Why the step cannot run on the hardware erebor sees (its memory estimate against the
+    /// device's memory), known before anything runs; `erebor plan` and `erebor run` refuse the
+    /// workflow then. None by default, and when the step's inputs are not there yet.
+    fn plan_refusal(&self, _with: &serde_json::Value, _base_dir: &Path) -> Option<String> {
+        None
+    }
+
     /// Runs the step. Outputs go under `ctx.work_dir`.
     fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure>;
 }

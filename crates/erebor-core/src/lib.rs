@@ -17,6 +17,7 @@
 //! - [`dataset`]: the on-disk format of converted datasets, written by `convert`, read by training.
 //! - [`jsonl`]: JSON-lines reading and writing with line numbers in errors.
 //! - [`files`]: atomic whole-file writes.
+//! - [`hub_models`]: `hf://models/OWNER/NAME[@REV]` model references, resolved from a local mirror.
 
 pub mod cancel;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod events;
 pub mod failure;
 pub mod files;
 pub mod hash_cache;
+pub mod hub_models;
 pub mod ids;
 pub mod jsonl;
 pub mod kind;

@@ -122,6 +122,8 @@ pub struct PlanEntry {
     pub gpus: Vec<u32>,
     /// The kind's notes.
     pub notes: Vec<String>,
+    /// Why the kind refuses to run the step here (e.g. memory), before anything runs.
+    pub refusal: Option<String>,
 }
 
 /// Plans a workflow against the store's history.
@@ -139,6 +141,7 @@ pub async fn plan(
             continue;
         };
         let notes = kind.plan_notes(&step.with, &workflow.base_dir);
+        let refusal = kind.plan_refusal(&step.with, &workflow.base_dir);
         let computed = fingerprint::compute(
             step,
             kind.as_ref(),
@@ -202,6 +205,7 @@ pub async fn plan(
             reasons,
             gpus: Vec::new(),
             notes,
+            refusal,
         });
     }
     assign_gpus(&mut entries, limits);

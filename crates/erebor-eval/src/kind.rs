@@ -189,6 +189,19 @@ impl EvalStepConfig {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EvalKind;
 
+/// An `hf://models/...` reference the model mirror cannot resolve, as an evaluation error.
+pub fn model_ref_error(spec: &str, error: erebor_core::hub_models::ModelRefError) -> EvalError {
+    EvalError::Hub {
+        uri: spec.to_owned(),
+        message: error
+            .to_string()
+            .strip_prefix(&format!("{spec}: "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| error.to_string()),
+        transient: false,
+    }
+}
+
 /// The failure class of an evaluation error.
 pub fn failure_of(error: EvalError) -> StepFailure {
     let class = match &error {
@@ -255,13 +268,12 @@ impl StepKind for EvalKind {
         let tasks = build_tasks(&specs, &config.task_options(&ctx.base_dir, &ctx.cache_dir))
             .map_err(failure_of)?;
         let cache_root = config.resume.then(|| ctx.cache_dir.join("eval"));
-        let model = LoadedModel::load_with_hash_memo(
-            &ctx.resolve(&config.model),
-            device,
-            dtype,
-            cache_root.as_deref(),
-        )
-        .map_err(failure_of)?;
+        let model_dir = ctx
+            .resolve_model(&config.model)
+            .map_err(|e| failure_of(model_ref_error(&config.model, e)))?;
+        let model =
+            LoadedModel::load_with_hash_memo(&model_dir, device, dtype, cache_root.as_deref())
+                .map_err(failure_of)?;
         let output_dir = ctx.work_dir.join("eval");
         if output_dir.exists() {
             std::fs::remove_dir_all(&output_dir).map_err(|e| {

@@ -2,7 +2,7 @@
 
 use crate::config::{TrainConfig, TrainKind};
 use crate::{plan, run_preference, run_sft};
-use erebor_core::kind::resolve_path;
+use erebor_core::hub_models::resolve_model;
 use erebor_core::{
     ConfigError, OutputDecl, OutputType, StepContext, StepFailure, StepKind, StepKindInfo,
     StepOutputs,
@@ -170,10 +170,19 @@ fn outputs_for(info: &StepKindInfo, with: &serde_json::Value) -> Vec<(String, Ou
 }
 
 fn notes(with: &serde_json::Value, base_dir: &Path, kind: TrainKind) -> Vec<String> {
-    match TrainConfig::parse(with, kind) {
-        Ok(config) => plan::memory_notes(&config, kind, &resolve_path(base_dir, &config.model)),
-        Err(_) => Vec::new(),
+    let Ok(config) = TrainConfig::parse(with, kind) else {
+        return Vec::new();
+    };
+    match resolve_model(base_dir, &config.model) {
+        Ok(model_dir) => plan::memory_notes(&config, kind, &model_dir),
+        Err(error) => vec![format!("memory: not estimated: {error}")],
     }
+}
+
+fn refusal(with: &serde_json::Value, base_dir: &Path, kind: TrainKind) -> Option<String> {
+    let config = TrainConfig::parse(with, kind).ok()?;
+    let model_dir = resolve_model(base_dir, &config.model).ok()?;
+    plan::memory_refusal(&config, kind, &model_dir)
 }
 
 impl StepKind for TrainStepKind {
@@ -194,6 +203,10 @@ impl StepKind for TrainStepKind {
 
     fn plan_notes(&self, with: &serde_json::Value, base_dir: &Path) -> Vec<String> {
         notes(with, base_dir, self.kind)
+    }
+
+    fn plan_refusal(&self, with: &serde_json::Value, base_dir: &Path) -> Option<String> {
+        refusal(with, base_dir, self.kind)
     }
 
     fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {

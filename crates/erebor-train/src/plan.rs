@@ -7,6 +7,7 @@
 use crate::config::{TrainConfig, TrainKind};
 use crate::precision::Precision;
 use crate::setup::lora_config;
+use erebor_model::DeviceSpec;
 use erebor_model::lora::adapter_parameter_count;
 use erebor_model::{MemoryEstimate, MemoryPlan, ModelConfig, Trainable, estimate_memory};
 use std::path::Path;
@@ -83,13 +84,40 @@ pub fn budget(config: &TrainConfig) -> (f64, String) {
     if let Some(gb) = config.memory_budget_gb {
         return (gb * 1e9, format!("the configured {gb} GB"));
     }
-    if config.device.is_cuda() {
-        return (80e9, format!("80 GB of {}", config.device));
+    if let DeviceSpec::Cuda(index) = config.device {
+        return match cuda_memory(index) {
+            Some(bytes) => (bytes, format!("{:.0} GB of {}", bytes / 1e9, config.device)),
+            None => (
+                80e9,
+                format!(
+                    "80 GB of {} (assumed: nvidia-smi did not answer)",
+                    config.device
+                ),
+            ),
+        };
     }
     match total_ram() {
         Some(bytes) => (bytes, format!("{:.0} GB of RAM", bytes / 1e9)),
         None => (f64::INFINITY, "unknown RAM".into()),
     }
+}
+
+/// Total memory of CUDA device `index` as `nvidia-smi` reports it (MiB), in bytes.
+fn cuda_memory(index: usize) -> Option<f64> {
+    let output = std::process::Command::new("nvidia-smi")
+        .args([
+            "--query-gpu=memory.total",
+            "--format=csv,noheader,nounits",
+            &format!("--id={index}"),
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let mib: f64 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .ok()?;
+    Some(mib * 1024.0 * 1024.0)
 }
 
 fn total_ram() -> Option<f64> {
@@ -99,21 +127,61 @@ fn total_ram() -> Option<f64> {
     Some(kib * 1024.0)
 }
 
-/// The estimate and whether it fits, as `plan` lines.
-pub fn memory_notes(config: &TrainConfig, kind: TrainKind, model_dir: &Path) -> Vec<String> {
-    let model = match ModelConfig::from_dir(model_dir) {
-        Ok(model) => model,
-        Err(_) => {
-            return vec![format!(
-                "memory: estimated when the step starts (no model config at `{}` yet)",
-                config.model
-            )];
-        }
-    };
+/// The memory check of a step whose model config can be read before it runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryCheck {
+    /// The `plan` line ([`describe`]).
+    pub line: String,
+    /// Bytes the estimate needs.
+    pub needed: u64,
+    /// Bytes of the budget, and where they come from.
+    pub budget: (f64, String),
+    /// Whether it fits with [`HEADROOM`].
+    pub fits: bool,
+}
+
+/// The check against the memory the step's device has; `None` when the model config is not
+/// there yet (an upstream step's output).
+pub fn memory_check(
+    config: &TrainConfig,
+    kind: TrainKind,
+    model_dir: &Path,
+) -> Option<MemoryCheck> {
+    let model = ModelConfig::from_dir(model_dir).ok()?;
     let footprint = footprint(config, kind, &model);
     let estimate = footprint.estimate(&model);
     let (bytes, source) = budget(config);
-    vec![describe(&footprint, &estimate, bytes, &source)]
+    Some(MemoryCheck {
+        line: describe(&footprint, &estimate, bytes, &source),
+        needed: estimate.total(),
+        fits: fits(&estimate, bytes),
+        budget: (bytes, source),
+    })
+}
+
+/// The estimate and whether it fits, as `plan` lines.
+pub fn memory_notes(config: &TrainConfig, kind: TrainKind, model_dir: &Path) -> Vec<String> {
+    match memory_check(config, kind, model_dir) {
+        Some(check) => vec![check.line],
+        None => vec![format!(
+            "memory: estimated when the step starts (no model config at `{}` yet)",
+            config.model
+        )],
+    }
+}
+
+/// Why `plan` and `run` refuse the step: the memory it needs against the memory it sees.
+pub fn memory_refusal(config: &TrainConfig, kind: TrainKind, model_dir: &Path) -> Option<String> {
+    let check = memory_check(config, kind, model_dir).filter(|c| !c.fits)?;
+    let (bytes, source) = &check.budget;
+    Some(format!(
+        "needs {:.1} GB of memory, sees {source} ({:.1} GB usable with 10% headroom) on {}: \
+         cannot train {} here (set memory_budget_gb to override)",
+        check.needed as f64 / 1e9,
+        HEADROOM * bytes / 1e9,
+        config.device,
+        config.model,
+    ))
 }
 
 /// One line: mode, estimate, verdict (with advice when it does not fit).

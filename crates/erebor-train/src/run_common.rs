@@ -30,6 +30,13 @@ pub fn run_step(
     Ok(train(ctx, &config)?)
 }
 
+/// The step's model folder: a local path, or `hf://models/OWNER/NAME[@REV]` from the model
+/// mirror (`EREBOR_HF_MODELS`); a reference not in the mirror is a configuration error naming it.
+pub fn resolve_model(ctx: &StepContext<'_>, spec: &str) -> Result<PathBuf, TrainError> {
+    ctx.resolve_model(spec)
+        .map_err(|e| TrainError::Config(e.to_string()))
+}
+
 /// The step's dataset folder and manifest, refused when it holds the other kind of rows.
 pub fn open_dataset(
     ctx: &StepContext<'_>,
@@ -130,7 +137,7 @@ pub fn finish(
     let model_dir = match lora {
         Some(lora) => {
             let dir = ctx.work_dir.join("adapter");
-            let source = ctx.resolve(&config_model);
+            let source = resolve_model(ctx, &config_model)?;
             erebor_model::lora::save_adapter(
                 &outcome.model.valid(),
                 &lora_config(lora),

@@ -8,7 +8,7 @@ use crate::ref_logps::{
     RefLogpsKey, RefLogpsRow, cached_ref_logps, fresh_lora_identity,
 };
 use crate::run_common::{
-    dataset_error, finish, log_precision, loop_settings, open_dataset, run_step,
+    dataset_error, finish, log_precision, loop_settings, open_dataset, resolve_model, run_step,
 };
 use crate::setup::{
     Runtime, StartModel, check_tokenizer, fingerprint, load_start_model, model_hash, runtime,
@@ -128,7 +128,7 @@ struct PreferenceData {
 /// Opens the dataset, checks its tokenizer against the model's, and loads the splits.
 fn load_data(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<PreferenceData, TrainError> {
     let (dataset_dir, manifest) = open_dataset(ctx, config, DatasetKind::Preference)?;
-    let model_dir = ctx.resolve(&config.model);
+    let model_dir = resolve_model(ctx, &config.model)?;
     let model_config = erebor_model::ModelConfig::from_dir(&model_dir)?;
     let tokenizer = erebor_model::Tokenizer::from_dir(&model_dir)?;
     check_tokenizer(&dataset_dir, &manifest, &tokenizer)?;
@@ -187,7 +187,7 @@ fn reference_pass(
     data: &PreferenceData,
 ) -> Result<ReferencePass, TrainError> {
     let (reference_dir, reference_init) = match &config.reference {
-        Some(path) => (ctx.resolve(path), ModelInit::Pretrained),
+        Some(path) => (resolve_model(ctx, path)?, ModelInit::Pretrained),
         None => (data.model_dir.clone(), config.init),
     };
     let reference_hash = model_hash(&reference_dir, reference_init, config.seed)?;

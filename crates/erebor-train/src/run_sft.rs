@@ -2,7 +2,7 @@
 
 use crate::config::{TrainConfig, TrainKind};
 use crate::run_common::{
-    dataset_error, finish, log_precision, loop_settings, open_dataset, run_step,
+    dataset_error, finish, log_precision, loop_settings, open_dataset, resolve_model, run_step,
 };
 use crate::setup::{
     check_tokenizer, fingerprint, load_start_model, model_hash, runtime, with_lora,
@@ -23,7 +23,7 @@ fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, Tra
     let runtime = runtime(config)?;
     log_precision(&runtime);
     let (dataset_dir, manifest) = open_dataset(ctx, config, DatasetKind::Sft)?;
-    let model_dir = ctx.resolve(&config.model);
+    let model_dir = resolve_model(ctx, &config.model)?;
     let mut start = load_start_model(&model_dir, config.init, config.seed, &runtime)?;
     start.model = with_lora(start.model, config.lora.as_ref(), config.seed)?;
     check_tokenizer(&dataset_dir, &manifest, &start.tokenizer)?;

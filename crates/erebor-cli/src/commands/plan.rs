@@ -45,8 +45,33 @@ impl PlanArgs {
             _ => render_text(&workflow, &entries),
         };
         print!("{text}");
-        Ok(Outcome::Success)
+        let refused: Vec<String> = entries
+            .iter()
+            .filter_map(|e| Some(format!("step {}: {}", e.step.id, e.refusal.as_ref()?)))
+            .collect();
+        if refused.is_empty() {
+            return Ok(Outcome::Success);
+        }
+        for line in &refused {
+            eprintln!("error: refused: {line}");
+        }
+        Ok(Outcome::BadInput)
     }
+}
+
+/// The steps the hardware here cannot run, as `step ID: why` (the kinds' plan-time refusals,
+/// e.g. a training step whose memory estimate exceeds the device's memory). `erebor run`
+/// refuses the workflow on any before a step starts.
+pub fn refusals(workflow: &Workflow, registry: &erebor_workflow::KindRegistry) -> Vec<String> {
+    workflow
+        .steps
+        .iter()
+        .filter_map(|step| {
+            let kind = registry.get(&step.kind)?;
+            let why = kind.plan_refusal(&step.with, &workflow.base_dir)?;
+            Some(format!("step {}: {why}", step.id))
+        })
+        .collect()
 }
 
 fn render_text(workflow: &Workflow, entries: &[PlanEntry]) -> String {

@@ -131,8 +131,10 @@ pub fn run_convert(
     let mut boundary_retokenised = 0;
     let mut turn_end = Vec::new();
     if let Some(source) = &config.tokenizer {
+        let tokenizer_dir = erebor_core::hub_models::resolve_model(env.base_dir, source)
+            .map_err(|e| DataError::Invalid(format!("tokenizer: {e}")))?;
         let chat = ChatTokenizer::load(
-            &erebor_core::kind::resolve_path(env.base_dir, source),
+            &tokenizer_dir,
             source,
             config.chat_template.as_deref().unwrap_or("checkpoint"),
         )?;

@@ -278,7 +278,9 @@ fn local_answers(
     model_id: &str,
     answers_file: &Path,
 ) -> Result<(BTreeMap<u64, AnswerRecord>, Option<AnswerStats>, bool)> {
-    let path = resolve(ctx.base_dir, config.model.as_deref().unwrap_or_default());
+    let spec = config.model.as_deref().unwrap_or_default();
+    let path = erebor_core::hub_models::resolve_model(ctx.base_dir, spec)
+        .map_err(|e| crate::kind::model_ref_error(spec, e))?;
     let device = config.device;
     let dtype = config
         .dtype
