@@ -56,6 +56,6 @@ pub use control::{RunControl, StopLevel};
 pub use engine::{Engine, EngineError, EngineOptions, RunSummary};
 pub use events::{EngineEvent, Subscriber, Subscribers, TracingSubscriber};
 pub use executor::{Executor, ExternalId, InProcessExecutor, JobState, LocalExecutor};
-pub use slurm::{SlurmExecutor, SlurmSettings};
 pub use retry::StoreRetry;
 pub use scheduler::Limits;
+pub use slurm::{SlurmExecutor, SlurmSettings};

@@ -2,13 +2,13 @@
 //! let each step kind validate its own `with:` block.
 
 use crate::error::{ErrorKind, WorkflowError, WorkflowErrors, suggestion, syntax_error};
+use crate::executors::{ExecutorDecl, ExecutorKind, StepResources};
 use crate::matrix::{self, Arm};
 use crate::node::{self, Pos};
 use crate::param_values::{self, MissingParams, ParamValues};
 use crate::params::ParamDecl;
 use crate::registry::KindRegistry;
 use crate::resolve::{IndexedStep, Resolver, SourceText, StepIndex};
-use crate::executors::{ExecutorDecl, ExecutorKind, StepResources};
 use crate::schema::{self, Expectation, StepDecl};
 use crate::validate::validate_with_kinds;
 use erebor_core::StepId;
