@@ -413,6 +413,69 @@ impl Executor for SlurmExecutor {
 mod tests {
     use super::*;
 
+    /// An executor whose `squeue` is a script printing `answer` and logging each call.
+    fn with_fake_squeue(dir: &std::path::Path, answer: &str) -> SlurmExecutor {
+        use std::os::unix::fs::PermissionsExt;
+        let script = dir.join("squeue");
+        let log = dir.join("calls");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$@\" >> '{}'\nprintf '%s\\n' '{answer}'\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut settings = SlurmSettings::new("/bin/true".into(), ClusterOptions::default());
+        settings.squeue = script.display().to_string();
+        settings.poll_min = Duration::from_secs(60);
+        SlurmExecutor::new(settings)
+    }
+
+    fn calls(dir: &std::path::Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn one_squeue_call_for_all_jobs_and_none_within_the_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let executor = with_fake_squeue(dir.path(), "4|RUNNING|0|None|\n5|PENDING|0|Priority|");
+        let ids = [
+            ExternalId::new("4"),
+            ExternalId::new("5"),
+            ExternalId::new("6"),
+        ];
+        let states = executor.poll(&ids).await;
+        assert_eq!(states[0], JobState::Running);
+        assert_eq!(states[1], JobState::Queued);
+        assert!(matches!(&states[2], JobState::Lost(why) if why.contains("gone")));
+        // Within the interval the answer is reused, for all of them or some.
+        assert_eq!(executor.poll(&ids).await, states);
+        assert_eq!(executor.poll(&ids[..1]).await, states[..1]);
+        let calls = calls(dir.path());
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert!(calls[0].contains("--jobs=4,5,6") && calls[0].contains("--states=all"));
+    }
+
+    #[tokio::test]
+    async fn a_garbled_answer_changes_no_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let executor = with_fake_squeue(dir.path(), "<html>502 Bad Gateway</html>");
+        let id = ExternalId::new("7");
+        executor.inner.submitted(&id).await;
+        executor.inner.expect_change().await;
+        assert_eq!(
+            executor.poll(std::slice::from_ref(&id)).await,
+            [JobState::Queued]
+        );
+        assert_eq!(calls(dir.path()).len(), 1);
+    }
+
     #[test]
     fn job_ids_from_sbatch() {
         assert_eq!(parse_job_id("42\n"), Some(ExternalId::new("42")));
