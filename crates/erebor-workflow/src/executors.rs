@@ -221,7 +221,7 @@ pub fn read_resources(
 fn memory(node: &Node, what: &str, errors: &mut Vec<WorkflowError>) -> Option<u64> {
     let parsed = match &node.value {
         Value::Int(mb) if *mb > 0 => Ok(*mb as u64),
-        Value::Str(text) => parse_memory(text),
+        Value::Str(text) => parse_memory(text).map_err(|e| e.to_string()),
         _ => Err(format!("found {}", node.type_name())),
     };
     match parsed {
@@ -240,8 +240,22 @@ fn memory(node: &Node, what: &str, errors: &mut Vec<WorkflowError>) -> Option<u6
     }
 }
 
+/// Why a memory amount does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MemoryError {
+    /// No leading digits.
+    #[error("`{0}` does not start with a whole number")]
+    NoNumber(String),
+    /// A suffix other than K, M, G, T (with an optional B or iB).
+    #[error("unknown unit `{0}`")]
+    UnknownUnit(String),
+    /// Rounds to 0 MiB.
+    #[error("it is zero")]
+    Zero,
+}
+
 /// `16G` → 16384 (MiB); `512M` → 512; `1T` → 1048576; `2048` → 2048; `1024K` → 1.
-pub fn parse_memory(text: &str) -> Result<u64, String> {
+pub fn parse_memory(text: &str) -> Result<u64, MemoryError> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => text.split_at(at),
@@ -249,18 +263,18 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
     };
     let value: u64 = number
         .parse()
-        .map_err(|_| format!("`{text}` does not start with a whole number"))?;
+        .map_err(|_| MemoryError::NoNumber(text.to_owned()))?;
     let unit = unit.trim().trim_end_matches(['B', 'b', 'i']);
     let kib = match unit.to_ascii_uppercase().as_str() {
         "K" => value,
         "" | "M" => value.saturating_mul(1024),
         "G" => value.saturating_mul(1024 * 1024),
         "T" => value.saturating_mul(1024 * 1024 * 1024),
-        other => return Err(format!("unknown unit `{other}`")),
+        other => return Err(MemoryError::UnknownUnit(other.to_owned())),
     };
     let mb = kib.div_ceil(1024);
     if mb == 0 {
-        return Err("it is zero".to_owned());
+        return Err(MemoryError::Zero);
     }
     Ok(mb)
 }
