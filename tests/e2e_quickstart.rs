@@ -12,6 +12,8 @@
 //! DPOP paper's claim, as crates/erebor-train/tests/failure_mode.rs asserts it: DPOP keeps the
 //! chosen answers' log-probs after the edit at the reference's, DPO lowers them.
 
+#[path = "browser/mod.rs"]
+mod browser;
 mod common;
 
 use common::{Backend, Sandbox};
@@ -213,6 +215,57 @@ fn the_readme_quickstart_trains_dpop_records_it_and_caches_it() {
     assert!(plan.contains("6 steps, 4 cached, 2 to run"), "{plan}");
 
     dpo_fails_the_quickstart_checks(&sandbox, &run, dpop_after_edit);
+    reports_in_chromium(&sandbox, &run);
+}
+
+/// The reports users open (docs/reports.md): dpo-vs-dpop now runs only its report step (its
+/// arms are reused from the quickstart's and the DPO run's `train`); its page overlays both
+/// arms on one chart whose plotted points equal the stored metrics, with the reference model
+/// (index 0) dashed; it and `erebor report` of the quickstart open in headless Chromium with
+/// every label inside its chart and the page (screenshots in target/tmp/e2e_quickstart/).
+fn reports_in_chromium(sandbox: &Sandbox, quickstart: &str) {
+    let Some(chromium) = browser::chromium() else {
+        return;
+    };
+    as_the_readme(sandbox, &["run", "workflows/dpo-vs-dpop.yaml", "-q"], 0);
+    let dpo_vs_dpop = sandbox.latest_run().unwrap();
+    let page = sandbox
+        .home()
+        .join("runs")
+        .join(&dpo_vs_dpop)
+        .join("steps/compare/report.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    let svg = browser::chart_svg(&html, "eval/logps/chosen_after_edit");
+    assert!(
+        svg.contains("class=\"reference\"") && svg.contains("</title>train[dpo] (reused from "),
+        "{svg}"
+    );
+    let dpop = format!("train[dpop] (reused from {quickstart}:train)");
+    let plotted = browser::plotted(svg, &dpop);
+    let stored = &metrics_of(sandbox, quickstart, "train")["eval/logps/chosen_after_edit"];
+    assert_eq!(plotted.len(), stored.len(), "{plotted:?} vs {stored:?}");
+    for ((px, py), (index, value)) in plotted.iter().zip(stored) {
+        assert!(
+            (px - *index as f64).abs() < 0.01 && (py - value).abs() < 1e-4,
+            "plotted ({px}, {py}), stored ({index}, {value})"
+        );
+    }
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e_quickstart");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = sandbox.path().join("quickstart-report");
+    as_the_readme(
+        sandbox,
+        &["report", quickstart, "--out", out.to_str().unwrap()],
+        0,
+    );
+    browser::check_in_browser(
+        &chromium,
+        &out.join("report.html"),
+        &shots,
+        "quickstart",
+        1400,
+    );
+    browser::check_in_browser(&chromium, &page, &shots, "dpo-vs-dpop", 1400);
 }
 
 /// `--set loss=dpo`: the preference is learned, but by pushing the chosen answers down, so the
