@@ -242,6 +242,28 @@ fn smaug_72b_eval_runs_end_to_end_on_a_stand_in_through_the_mirror() {
         "{both}"
     );
     let run_id = sandbox.latest_run().unwrap();
+
+    // `erebor eval` outside a workflow takes the same reference.
+    let out = sandbox.path().join("eval-out");
+    let mut eval = sandbox.erebor();
+    eval.env(MIRROR_ENV, &mirror);
+    let table = common::expect_exit(
+        eval,
+        &[
+            "eval",
+            "hf://models/abacusai/Smaug-72B-v0.1",
+            "--tasks",
+            "arc_challenge",
+            "--limit",
+            "2",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        0,
+    );
+    assert!(table.contains("|arc_challenge"), "{table}");
     let json = sandbox.expect(&["metrics", &run_id, "--format", "json"], 0);
     let rows: Value = serde_json::from_str(&json).unwrap();
     let text = rows.to_string();

@@ -2,7 +2,7 @@
 //! `lm_eval`. The results table goes to stdout; progress and logs to stderr; results and
 //! samples files (lm-eval 0.4's formats) to `--output DIR/<model>/`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -21,7 +21,8 @@ use crate::outcome::{BadInput, Outcome};
 /// Arguments of `erebor eval`.
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
-    /// The model: a Hugging Face checkpoint folder or a .gguf file.
+    /// The model: a Hugging Face checkpoint folder, a .gguf file, or `hf://models/OWNER/NAME[@REV]`
+    /// from the `EREBOR_HF_MODELS` mirror.
     pub model: PathBuf,
     /// Comma-separated tasks: leaderboard names (arc_challenge, arc_easy, hellaswag, mmlu,
     /// truthfulqa, winogrande, gsm8k) or custom task files (.yaml).
@@ -118,8 +119,14 @@ impl EvalArgs {
                 .clone()
                 .unwrap_or_else(|| globals.home().join("cache").join("eval"))
         });
+        // `hf://models/OWNER/NAME[@REV]` from the EREBOR_HF_MODELS mirror (docs/recipes.md).
+        let model_dir = match self.model.to_str() {
+            Some(spec) => erebor_core::hub_models::resolve_model(Path::new(""), spec)
+                .map_err(|e| BadInput(e.to_string()))?,
+            None => self.model.clone(),
+        };
         let model =
-            LoadedModel::load_with_hash_memo(&self.model, device, dtype, cache_root.as_deref())
+            LoadedModel::load_with_hash_memo(&model_dir, device, dtype, cache_root.as_deref())
                 .map_err(bad)?;
         let output = self
             .output
