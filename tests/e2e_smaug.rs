@@ -282,3 +282,83 @@ fn smaug_72b_eval_runs_end_to_end_on_a_stand_in_through_the_mirror() {
         );
     }
 }
+
+/// A small SFT of `hf://models/test/tiny` (through the mirror) on 40 synthetic problems.
+fn tiny_sft_workflow(tokenizer: &Path) -> String {
+    format!(
+        r#"name: cached-oversized
+steps:
+  - id: data
+    uses: convert
+    with:
+      sources:
+        - name: arith
+          synthetic: {{count: 40, seed: 1, steps: [2, 2], start: [2, 20], operand: [1, 9], max_value: 30, operations: [add, sub]}}
+          map: gsm8k
+      tokenizer: {}
+  - id: train
+    uses: sft
+    with:
+      model: hf://models/test/tiny
+      init: random
+      seed: 1
+      dataset: ${{{{ steps.data.outputs.dataset }}}}
+      device: cpu
+      lr: 1.0e-3
+      batch_size: 8
+      epochs: 1
+"#,
+        tokenizer.display()
+    )
+}
+
+/// A training step whose estimate no longer fits is refused only when it would run: reused
+/// from the cache, `plan` notes it and `run` proceeds; forced to run, both refuse. The machine
+/// "shrinks" by swapping the mirrored model's config.json for the 72B one: the mirror's
+/// contents are not part of the fingerprint (the reference is), so the step stays cached.
+#[test]
+fn a_cached_oversized_training_step_is_noted_not_refused() {
+    let sandbox = Sandbox::new(Backend::Sqlite).unwrap();
+    let mirror = sandbox.path().join("mirror");
+    let model = mirror.join("test/tiny");
+    std::fs::create_dir_all(&model).unwrap();
+    let source = repo_root().join("workflows/models/tiny-arith");
+    for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(source.join(file), model.join(file)).unwrap();
+    }
+    let file = sandbox.write("wf.yaml", &tiny_sft_workflow(&source));
+    let file = file.to_str().unwrap();
+    let erebor = || {
+        let mut command = sandbox.erebor();
+        command.env(MIRROR_ENV, &mirror);
+        command
+    };
+    common::expect_exit(erebor(), &["run", file], 0);
+    let first = sandbox.latest_run().unwrap();
+
+    let big = config_mirror().join("moreh/MoMo-72B-lora-1.8.7-DPO/config.json");
+    std::fs::copy(big, model.join("config.json")).unwrap();
+    let plan = common::expect_exit(erebor(), &["plan", file], 0);
+    assert!(plan.contains("2 steps, 2 cached, 0 to run"), "{plan}");
+    assert!(
+        plan.contains(&format!(
+            "note: not refused: reused from run {first}; running it here would be refused: needs "
+        )),
+        "{plan}"
+    );
+    let stdout = common::expect_exit(erebor(), &["run", file], 0);
+    let second = sandbox.latest_run().unwrap();
+    assert_ne!(first, second, "{stdout}");
+
+    let output = erebor()
+        .args(["run", file, "--force", "train"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("refused before any step ran") && stderr.contains("step train: needs "),
+        "{stderr}"
+    );
+    assert_eq!(sandbox.latest_run(), Some(second));
+}

@@ -122,8 +122,38 @@ pub struct PlanEntry {
     pub gpus: Vec<u32>,
     /// The kind's notes.
     pub notes: Vec<String>,
-    /// Why the kind refuses to run the step here (e.g. memory), before anything runs.
+    /// Why the kind refuses to run the step here (e.g. memory), before anything runs. Only a
+    /// step that will run is refused: a cached step's refusal becomes a note (see
+    /// [`refusal_of_cached`]).
     pub refusal: Option<String>,
+}
+
+/// The refusals of a plan as `step ID: why`, in plan order: what `erebor plan` and `erebor run`
+/// refuse the workflow on. Cached steps never appear (their refusal is a note).
+pub fn refusals(entries: &[PlanEntry]) -> Vec<String> {
+    entries
+        .iter()
+        .filter_map(|e| Some(format!("step {}: {}", e.step.id, e.refusal.as_ref()?)))
+        .collect()
+}
+
+/// A kind's refusal of a step the plan reuses from the cache: nothing is refused (the step
+/// does not run, so the hardware it would need does not matter), and the note says what would
+/// be refused if it ran (`--force`, `--no-cache`, a changed input).
+fn refusal_of_cached(
+    status: &PlanStatus,
+    refusal: Option<String>,
+    notes: &mut Vec<String>,
+) -> Option<String> {
+    match (status, refusal) {
+        (PlanStatus::Cached { from_run }, Some(why)) => {
+            notes.push(format!(
+                "not refused: reused from run {from_run}; running it here would be refused: {why}"
+            ));
+            None
+        }
+        (_, refusal) => refusal,
+    }
 }
 
 /// Plans a workflow against the store's history.
@@ -140,8 +170,7 @@ pub async fn plan(
         let Some(kind) = registry.get(&step.kind) else {
             continue;
         };
-        let notes = kind.plan_notes(&step.with, &workflow.base_dir);
-        let refusal = kind.plan_refusal(&step.with, &workflow.base_dir);
+        let mut notes = kind.plan_notes(&step.with, &workflow.base_dir);
         let computed = fingerprint::compute(
             step,
             kind.as_ref(),
@@ -198,6 +227,8 @@ pub async fn plan(
             let steps = upstream_runs.iter().map(|s| (*s).to_owned()).collect();
             reasons.push(PlanReason::UpstreamRuns(steps));
         }
+        let refusal = kind.plan_refusal(&step.with, &workflow.base_dir);
+        let refusal = refusal_of_cached(&status, refusal, &mut notes);
         entries.push(PlanEntry {
             step: step.clone(),
             fingerprint,

@@ -23,7 +23,7 @@ pub fn run_step(
     train: impl FnOnce(&StepContext<'_>, &TrainConfig) -> Result<StepOutputs, TrainError>,
 ) -> Result<StepOutputs, StepFailure> {
     let config = TrainConfig::parse(&ctx.with, kind)?;
-    let model_dir = ctx.resolve(&config.model);
+    let model_dir = resolve_model(ctx, &config.model)?;
     let model_config = ModelConfig::from_dir(&model_dir)
         .map_err(|e| StepFailure::bad_input(format!("model: {e}")))?;
     check_memory(&config, kind, &model_config)?;

@@ -45,10 +45,7 @@ impl PlanArgs {
             _ => render_text(&workflow, &entries),
         };
         print!("{text}");
-        let refused: Vec<String> = entries
-            .iter()
-            .filter_map(|e| Some(format!("step {}: {}", e.step.id, e.refusal.as_ref()?)))
-            .collect();
+        let refused = erebor_engine::plan::refusals(&entries);
         if refused.is_empty() {
             return Ok(Outcome::Success);
         }
@@ -59,19 +56,23 @@ impl PlanArgs {
     }
 }
 
-/// The steps the hardware here cannot run, as `step ID: why` (the kinds' plan-time refusals,
-/// e.g. a training step whose memory estimate exceeds the device's memory). `erebor run`
-/// refuses the workflow on any before a step starts.
-pub fn refusals(workflow: &Workflow, registry: &erebor_workflow::KindRegistry) -> Vec<String> {
-    workflow
-        .steps
-        .iter()
-        .filter_map(|step| {
-            let kind = registry.get(&step.kind)?;
-            let why = kind.plan_refusal(&step.with, &workflow.base_dir)?;
-            Some(format!("step {}: {why}", step.id))
-        })
-        .collect()
+/// The steps the hardware here cannot run among those this run will run, as `step ID: why`
+/// (the kinds' plan-time refusals, e.g. a training step whose memory estimate exceeds the
+/// device's memory). A step reused from the cache is not refused (the plan notes it).
+/// `erebor run` refuses the workflow on any before a step starts.
+pub async fn refusals(
+    globals: &Globals,
+    store: &erebor_store::Store,
+    runner: &RunnerArgs,
+    workflow: &Workflow,
+) -> anyhow::Result<Vec<String>> {
+    let planned = crate::executors::for_planning(runner.executor, workflow);
+    let cache = HashCache::open(&globals.home().join("cache").join("file-hashes.json"));
+    let limits = runner.limits()?;
+    let entries =
+        erebor_engine::plan::plan(&planned, &globals.registry, store, &cache, &limits).await?;
+    let _ = cache.persist();
+    Ok(erebor_engine::plan::refusals(&entries))
 }
 
 fn render_text(workflow: &Workflow, entries: &[PlanEntry]) -> String {

@@ -81,17 +81,18 @@ impl RunArgs {
     pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         let workflow = load_workflow(globals, &self.file, &self.set)?;
         crate::telemetry::add_secrets(workflow.params.secret_values());
-        let refused = crate::commands::plan::refusals(&workflow, &globals.registry);
-        if !refused.is_empty() {
-            return Err(BadInput(format!(
-                "refused before any step ran:\n  {}",
-                refused.join("\n  ")
-            ))
-            .into());
-        }
         let runtime = globals.runtime()?;
         runtime.block_on(async {
             let store = globals.store().await?;
+            let refused =
+                crate::commands::plan::refusals(globals, &store, &self.runner, &workflow).await?;
+            if !refused.is_empty() {
+                return Err(BadInput(format!(
+                    "refused before any step ran:\n  {}",
+                    refused.join("\n  ")
+                ))
+                .into());
+            }
             let (engine, _control) = build_engine(globals, store, &self.runner, &workflow)?;
             let summary = engine.run(&workflow).await?;
             Ok(report(&summary))
@@ -163,7 +164,8 @@ pub fn build_engine(
             options,
             subscribers,
             control.clone(),
-        ),
+        )
+        .with_run_data(Arc::new(crate::step_kinds::report::ReportRunData)),
         control,
     ))
 }

@@ -32,7 +32,13 @@ static NOOP: StepKindInfo = StepKindInfo {
     }],
 };
 
+/// The `refuse_key`s whose noop steps the hardware "cannot run" ([`StepKind::plan_refusal`]):
+/// outside the `with:` block, so changing it leaves fingerprints (and cache hits) as they are,
+/// as a smaller machine does.
+pub static REFUSING: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
 /// Logs `points` points of `loss` and returns `score` = `value`; sleeps `sleep_ms` first.
+/// Refused at plan time while its `refuse_key` is in [`REFUSING`].
 pub struct Noop;
 
 impl StepKind for Noop {
@@ -41,6 +47,14 @@ impl StepKind for Noop {
     }
     fn validate(&self, _with: &serde_json::Value, _base_dir: &Path) -> Result<(), ConfigError> {
         Ok(())
+    }
+    fn plan_refusal(&self, with: &serde_json::Value, _base_dir: &Path) -> Option<String> {
+        let key = with.get("refuse_key")?.as_str()?;
+        REFUSING
+            .lock()
+            .unwrap()
+            .contains(key)
+            .then(|| format!("needs 1000.0 GB of memory, sees 1.0 GB ({key})"))
     }
     fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {
         let number = |key: &str| ctx.with.get(key).and_then(serde_json::Value::as_f64);
