@@ -21,6 +21,10 @@ pub struct StepContext<'a> {
     pub work_dir: PathBuf,
     /// Folder shared by all runs for reusable intermediate results (downloads, hashes).
     pub cache_dir: PathBuf,
+    /// The run's recorded data as a JSON file the runner wrote for this attempt, for kinds
+    /// whose [`StepKind::needs_run_data`](crate::StepKind::needs_run_data) is true (what it
+    /// holds is between the kind and the runner's gatherer); None for the others.
+    pub run_data: Option<PathBuf>,
     /// Scalar metrics go here.
     pub metrics: &'a dyn MetricsSink,
     /// Progress goes here.

@@ -108,6 +108,14 @@ pub trait StepKind: Send + Sync {
         None
     }
 
+    /// Whether the runner must gather the run's recorded data (steps, metrics, results) for
+    /// this step before it starts; the step then finds it as JSON at
+    /// [`StepContext::run_data`](crate::StepContext::run_data) and needs no access to the run
+    /// store. False by default.
+    fn needs_run_data(&self) -> bool {
+        false
+    }
+
     /// Runs the step. Outputs go under `ctx.work_dir`.
     fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure>;
 }

@@ -135,6 +135,7 @@ fn request(
             std::process::id()
         },
         gpus: spec.gpus.clone(),
+        run_data: None,
     }
 }
 
@@ -148,7 +149,15 @@ async fn submit(
     recorder: &Recorder<'_>,
 ) -> Result<(ExternalId, JobState), AttemptOutcome> {
     let unknown = |message: String| recorder.fail(FailureClass::Unknown, message, None, false);
-    let request = request(ctx, spec, attempt, files);
+    let mut request = request(ctx, spec, attempt, files);
+    match run_data(ctx, &request, files).await {
+        Ok(path) => request.run_data = path,
+        Err(failure) => {
+            return Err(recorder
+                .fail(failure.class, failure.message, None, false)
+                .await);
+        }
+    }
     if let Err(error) = protocol::write_json_atomic(&files.request(), &request) {
         return Err(unknown(format!("cannot write the request: {error}")).await);
     }
@@ -200,6 +209,36 @@ async fn submit(
         return Err(AttemptOutcome::from_store_error(what, error));
     }
     Ok((id, state))
+}
+
+/// Gathers the run's data for a kind that needs it and writes it into the attempt's folder;
+/// `Ok(None)` for other kinds.
+async fn run_data(
+    ctx: &RunContext,
+    request: &StepRequest,
+    files: &AttemptFiles,
+) -> Result<Option<PathBuf>, StepFailure> {
+    if !ctx.run_data_kinds.contains(&request.kind) {
+        return Ok(None);
+    }
+    let Some(source) = &ctx.run_data else {
+        return Err(StepFailure::bad_input(format!(
+            "kind `{}` needs the run's data and this runner has no gatherer for it",
+            request.kind
+        )));
+    };
+    let wanted = crate::run_data::RunDataRequest {
+        run_id: &request.run_id,
+        step_id: &request.step_id,
+        kind: &request.kind,
+        with: &request.with,
+    };
+    let data = source.gather(&ctx.store, wanted).await?;
+    let path = files.run_data();
+    protocol::write_json_atomic(&path, &data).map_err(|error| {
+        StepFailure::unknown(format!("cannot write {}: {error}", path.display()))
+    })?;
+    Ok(Some(path))
 }
 
 /// How the executor last saw the attempt.

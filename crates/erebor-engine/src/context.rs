@@ -10,6 +10,7 @@ use crate::retry::StoreRetry;
 use erebor_core::RunId;
 use erebor_store::{Store, StoreError};
 use erebor_workflow::{HashCache, PlannedStep};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,6 +48,11 @@ pub struct RunContext {
     pub retry: StoreRetry,
     /// Polls the executor for every attempt being followed, in one call per tick.
     pub poller: Poller,
+    /// Gathers the run's data for kinds that need it ([`crate::run_data`]); None: such kinds
+    /// fail as bad input.
+    pub run_data: Option<Arc<dyn crate::run_data::RunDataSource>>,
+    /// The kinds whose steps get the run's data gathered (`needs_run_data`).
+    pub run_data_kinds: BTreeSet<String>,
     /// The same run with the other executors steps may choose (`executor:` of a step), each
     /// with its own poller; their `others` are empty.
     pub others: Vec<Arc<RunContext>>,

@@ -12,6 +12,7 @@ use crate::protocol;
 use crate::recover::Recovered;
 use crate::recover::recover_attempts;
 use crate::retry::StoreRetry;
+use crate::run_data::RunDataSource;
 use crate::scheduler::{Limits, Summary, schedule};
 use erebor_core::RunId;
 use erebor_store::{NewRun, NewStep, RunRecord, RunStatus, Store};
@@ -64,6 +65,7 @@ pub struct Engine {
     options: EngineOptions,
     subscribers: Subscribers,
     control: RunControl,
+    run_data: Option<Arc<dyn RunDataSource>>,
 }
 
 impl Engine {
@@ -81,7 +83,16 @@ impl Engine {
             options,
             subscribers,
             control,
+            run_data: None,
         }
+    }
+
+    /// This engine with `source` gathering the run's data for kinds that need it (`report`);
+    /// without one their steps fail as bad input.
+    #[must_use]
+    pub fn with_run_data(mut self, source: Arc<dyn RunDataSource>) -> Self {
+        self.run_data = Some(source);
+        self
     }
 
     /// Runs a loaded workflow as a new run.
@@ -274,6 +285,13 @@ impl Engine {
             tick: self.options.tick,
             retry: self.options.store_retry.clone(),
             poller: Poller::start(Arc::clone(executor), self.options.tick),
+            run_data: self.run_data.clone(),
+            run_data_kinds: self
+                .registry
+                .iter()
+                .filter(|kind| kind.needs_run_data())
+                .map(|kind| kind.info().name.to_owned())
+                .collect(),
             others: Vec::new(),
         }
     }

@@ -20,6 +20,7 @@
 //! - [`slurm`]: the Slurm executor (sbatch, one squeue per tick, scancel), its batch scripts.
 //! - [`poller`]: one executor poll per tick for every attempt being followed.
 //! - [`protocol`]: the request, events and result files between runner and step process.
+//! - [`run_data`]: the run's recorded data gathered by the runner for kinds that need it.
 //! - [`step_process`]: the step-process side.
 //! - [`events`]: engine events and subscribers.
 //! - [`control`]: cancelling a run.
@@ -46,6 +47,7 @@ pub mod protocol;
 pub mod record;
 pub mod recover;
 pub mod retry;
+pub mod run_data;
 pub mod scheduler;
 pub mod slurm;
 pub mod step_process;
@@ -57,5 +59,6 @@ pub use engine::{Engine, EngineError, EngineOptions, RunSummary};
 pub use events::{EngineEvent, Subscriber, Subscribers, TracingSubscriber};
 pub use executor::{Executor, ExternalId, InProcessExecutor, JobState, LocalExecutor};
 pub use retry::StoreRetry;
+pub use run_data::{RunDataRequest, RunDataSource};
 pub use scheduler::Limits;
 pub use slurm::{SlurmExecutor, SlurmSettings};

@@ -7,6 +7,7 @@
 //! events.jsonl   StepEvents (metrics, progress), appended by the step, tailed by the runner
 //! result.json    StepResult, written atomically by the step when it ends
 //! step.log       the step process's stdout and stderr
+//! run-data.json  the run's recorded data, for kinds that need it (see [`crate::run_data`])
 //! ```
 //!
 //! Secret params are not in `request.json`: the runner passes them in the
@@ -56,6 +57,10 @@ pub struct StepRequest {
     pub runner_pid: u32,
     /// GPU slots assigned (also in `CUDA_VISIBLE_DEVICES`).
     pub gpus: Vec<u32>,
+    /// The run's recorded data the runner gathered for this attempt (`run-data.json` in the
+    /// attempt's folder), for kinds that need it; absent for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_data: Option<PathBuf>,
 }
 
 /// How a step process ended.
@@ -105,6 +110,11 @@ impl AttemptFiles {
     /// `result.json`.
     pub fn result(&self) -> PathBuf {
         self.dir.join("result.json")
+    }
+
+    /// `run-data.json`.
+    pub fn run_data(&self) -> PathBuf {
+        self.dir.join("run-data.json")
     }
 
     /// `step.log`.

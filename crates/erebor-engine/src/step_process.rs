@@ -197,6 +197,7 @@ fn run_request(
         base_dir: request.base_dir.clone(),
         work_dir: request.work_dir.clone(),
         cache_dir: request.cache_dir.clone(),
+        run_data: request.run_data.clone(),
         metrics: &events,
         progress: &events,
         cancel: cancel.clone(),

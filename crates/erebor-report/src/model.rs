@@ -1,8 +1,9 @@
 //! What a report shows: plain data, gathered by the caller (the CLI reads it from the run
 //! store). Times are seconds or milliseconds since the Unix epoch as noted; values are as stored.
+//! Serialisable: the runner gathers a report step's data and hands it over as JSON.
 
 /// A whole report.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     /// The page title.
     pub title: String,
@@ -25,7 +26,7 @@ pub struct Report {
 }
 
 /// The run a report is about.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunSummary {
     /// Run id.
     pub id: String,
@@ -48,7 +49,7 @@ pub struct RunSummary {
 }
 
 /// One step of the run, for the timeline.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StepTiming {
     /// Step id (`train[dpop]`).
     pub id: String,
@@ -65,7 +66,7 @@ pub struct StepTiming {
 }
 
 /// One `expect:` check and its outcome.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExpectResult {
     /// The step it belongs to.
     pub step: String,
@@ -78,7 +79,7 @@ pub struct ExpectResult {
 }
 
 /// The last value of a metric of a step.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FinalValue {
     /// Step id (marked `(reused from RUN:STEP)` where it was read through a link).
     pub step: String,
@@ -89,7 +90,7 @@ pub struct FinalValue {
 }
 
 /// A line chart of one metric key.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LineChart {
     /// Title (the metric key).
     pub title: String,
@@ -104,7 +105,7 @@ pub struct LineChart {
 }
 
 /// One series of a chart: (x, y) points in x order; non-finite y values break the line.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Series {
     /// Legend label (`train[dpop]`).
     pub label: String,
@@ -113,7 +114,7 @@ pub struct Series {
 }
 
 /// A horizontal reference line.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Reference {
     /// Its legend label.
     pub label: String,
@@ -122,7 +123,7 @@ pub struct Reference {
 }
 
 /// Evaluation results: one row per task metric, one column per model (step).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EvalTable {
     /// Column titles: the evaluated models (step ids, or `RUN:STEP` for compared runs).
     pub models: Vec<String>,
@@ -133,7 +134,7 @@ pub struct EvalTable {
 }
 
 /// One task metric across models.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EvalRow {
     /// Task name (`arc_challenge`).
     pub task: String,
@@ -146,7 +147,7 @@ pub struct EvalRow {
 }
 
 /// MT-Bench scores of one model.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MtBenchModel {
     /// The model (step id).
     pub name: String,
@@ -161,7 +162,7 @@ pub struct MtBenchModel {
 }
 
 /// A metric over time across runs.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HistoryChart {
     /// Title (the metric key, and the schedule).
     pub title: String,
@@ -172,7 +173,7 @@ pub struct HistoryChart {
 }
 
 /// One run's value of a metric.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HistoryPoint {
     /// When the run was made (ms since epoch).
     pub at_ms: i64,

@@ -528,7 +528,8 @@ impl Daemon {
             options,
             subscribers,
             self.control.clone(),
-        ))
+        )
+        .with_run_data(Arc::new(crate::step_kinds::report::ReportRunData)))
     }
 }
 

@@ -166,6 +166,7 @@ pub fn context<'a>(
         base_dir: PathBuf::from("/"),
         work_dir: work.to_owned(),
         cache_dir: cache.to_owned(),
+        run_data: None,
         metrics: sink,
         progress: sink,
         cancel,

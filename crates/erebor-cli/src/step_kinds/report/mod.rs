@@ -2,7 +2,9 @@
 //! same [`gather`] and [`gather::write`]): a self-contained `report.html` (summary, step
 //! timeline, `expect:` results, the chosen steps' curves with the arms of a fan-out overlaid,
 //! evaluation and MT-Bench tables), `report.md`, and each chart as SVG and PNG in `charts/`.
-//! It reads the run store named by `EREBOR_DB` (the runner sets it for every step process).
+//! It never opens the run store: the runner gathers the report's data ([`ReportRunData`], the
+//! same [`gather::gather`]) before the step starts and hands it over as JSON through the step
+//! protocol ([`erebor_engine::run_data`]).
 
 pub mod gather;
 
@@ -10,6 +12,8 @@ use erebor_core::{
     ConfigError, OutputDecl, OutputType, StepContext, StepFailure, StepKind, StepKindInfo,
     StepOutputs, parse_with,
 };
+use erebor_engine::run_data::{Gathering, RunDataRequest, RunDataSource};
+use erebor_store::Store;
 use gather::Selection;
 use serde::Deserialize;
 use std::path::Path;
@@ -73,37 +77,13 @@ impl StepKind for ReportKind {
         Vec::new()
     }
 
+    fn needs_run_data(&self) -> bool {
+        true
+    }
+
     fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {
         let config: ReportConfig = parse_with(&ctx.with)?;
-        let url = std::env::var(erebor_engine::protocol::DB_ENV).map_err(|_| {
-            StepFailure::bad_input(
-                "report needs the run store: EREBOR_DB is not set for the step process",
-            )
-        })?;
-        let selection = Selection {
-            steps: config.steps.clone(),
-            keys: config.keys.clone(),
-            title: Some(
-                config
-                    .title
-                    .clone()
-                    .unwrap_or_else(|| ctx.step_id.to_string()),
-            ),
-            compare: Vec::new(),
-            schedule: None,
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| StepFailure::unknown(format!("starting a runtime: {e}")))?;
-        let report = runtime.block_on(async {
-            let store = erebor_store::Store::open(&url)
-                .await
-                .map_err(|e| StepFailure::transient(format!("opening the run store: {e}")))?;
-            let report = gathered(&store, ctx.run_id.as_str(), &selection).await;
-            store.close().await;
-            report
-        })?;
+        let report = read_run_data(ctx)?;
         check_finished(&report, &config)?;
         let (html, markdown) = gather::write(&report, &ctx.work_dir)
             .map_err(|e| StepFailure::unknown(format!("{e:#}")))?;
@@ -116,9 +96,55 @@ impl StepKind for ReportKind {
     }
 }
 
+/// The report data the runner gathered for this attempt ([`ReportRunData`]).
+fn read_run_data(ctx: &StepContext<'_>) -> Result<erebor_report::Report, StepFailure> {
+    let path = ctx.run_data.as_ref().ok_or_else(|| {
+        StepFailure::bad_input(
+            "report needs the run's data: the request names no run-data file (runner and step binaries differ?)",
+        )
+    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| StepFailure::unknown(format!("reading {}: {e}", path.display())))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| StepFailure::unknown(format!("reading {}: {e}", path.display())))
+}
+
+/// What a `report` step draws: its `with:` as a [`Selection`] (title: the step id by default).
+fn selection(config: ReportConfig, step_id: &str) -> Selection {
+    Selection {
+        steps: config.steps,
+        keys: config.keys,
+        title: Some(config.title.unwrap_or_else(|| step_id.to_owned())),
+        compare: Vec::new(),
+        schedule: None,
+    }
+}
+
+/// Gathers a `report` step's data in the runner (which has the store open): the
+/// [`erebor_report::Report`] that `erebor report RUN` would gather for its selection, as JSON.
+pub struct ReportRunData;
+
+impl RunDataSource for ReportRunData {
+    fn gather<'a>(&'a self, store: &'a Store, request: RunDataRequest<'a>) -> Gathering<'a> {
+        Box::pin(async move {
+            if request.kind != INFO.name {
+                return Err(StepFailure::bad_input(format!(
+                    "no run data is gathered for kind `{}`",
+                    request.kind
+                )));
+            }
+            let config: ReportConfig = parse_with(request.with)?;
+            let selection = selection(config, request.step_id.as_str());
+            let report = gathered(store, request.run_id.as_str(), &selection).await?;
+            serde_json::to_value(&report)
+                .map_err(|e| StepFailure::unknown(format!("serialising the report data: {e}")))
+        })
+    }
+}
+
 /// The run's report; a selector that names no step is bad input, a store error transient.
 async fn gathered(
-    store: &erebor_store::Store,
+    store: &Store,
     run_id: &str,
     selection: &Selection,
 ) -> Result<erebor_report::Report, StepFailure> {
