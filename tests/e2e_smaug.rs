@@ -362,3 +362,74 @@ fn a_cached_oversized_training_step_is_noted_not_refused() {
     );
     assert_eq!(sandbox.latest_run(), Some(second));
 }
+
+/// ../shared/data/mt_bench, or None (a failure under CI=true).
+fn mt_bench_data() -> Option<PathBuf> {
+    let dir = leaderboard_data()?.with_file_name("mt_bench");
+    assert!(dir.exists(), "{} is missing", dir.display());
+    Some(dir)
+}
+
+/// `erebor mt-bench hf://models/...` resolves through the mirror as `erebor eval` does: missing,
+/// it fails naming the reference and the folder looked at; mirrored, the stand-in answers and
+/// the files take the repository's name (`stand-in-v0.1`, dot included).
+#[test]
+fn mt_bench_takes_an_hf_models_reference_from_the_mirror() {
+    let Some(data) = mt_bench_data() else {
+        return;
+    };
+    let sandbox = Sandbox::new(Backend::Sqlite).unwrap();
+    let mirror = sandbox.path().join("mirror");
+    std::fs::create_dir_all(&mirror).unwrap();
+    let out = sandbox.path().join("mt-out");
+    let reference = "hf://models/test/stand-in-v0.1";
+    let args = [
+        "mt-bench",
+        reference,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--limit",
+        "1",
+        "--max-new-tokens",
+        "4",
+        "--temperature",
+        "0",
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    let mut missing = sandbox.erebor();
+    missing.env(MIRROR_ENV, &mirror);
+    let output = missing.args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let folder = mirror.join("test/stand-in-v0.1");
+    assert!(
+        stderr.contains(&format!("{reference}: not in the model mirror"))
+            && stderr.contains(&folder.display().to_string()),
+        "{stderr}"
+    );
+
+    save_stand_in(&folder);
+    let mut run = sandbox.erebor();
+    run.env(MIRROR_ENV, &mirror);
+    common::expect_exit(run, &args, 0);
+    let answers = out.join("stand-in-v0.1/model_answer/stand-in-v0.1.jsonl");
+    let text =
+        std::fs::read_to_string(&answers).unwrap_or_else(|e| panic!("{}: {e}", answers.display()));
+    let first_question: Value = serde_json::from_str(
+        std::fs::read_to_string(data.join("question.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    assert_eq!(rows[0]["question_id"], first_question["question_id"]);
+    assert_eq!(rows[0]["model_id"], "stand-in-v0.1");
+    assert_eq!(rows[0]["choices"][0]["turns"].as_array().unwrap().len(), 2);
+}

@@ -119,12 +119,7 @@ impl EvalArgs {
                 .clone()
                 .unwrap_or_else(|| globals.home().join("cache").join("eval"))
         });
-        // `hf://models/OWNER/NAME[@REV]` from the EREBOR_HF_MODELS mirror (docs/recipes.md).
-        let model_dir = match self.model.to_str() {
-            Some(spec) => erebor_core::hub_models::resolve_model(Path::new(""), spec)
-                .map_err(|e| BadInput(e.to_string()))?,
-            None => self.model.clone(),
-        };
+        let model_dir = resolve_model_arg(&self.model)?;
         let model =
             LoadedModel::load_with_hash_memo(&model_dir, device, dtype, cache_root.as_deref())
                 .map_err(bad)?;
@@ -215,5 +210,17 @@ impl ProgressReporter for BarProgress {
         if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             bar.set_position(position);
         }
+    }
+}
+
+/// The model folder or file a command's MODEL argument names: a local path (relative to the
+/// current directory), or `hf://models/OWNER/NAME[@REV]` from the `EREBOR_HF_MODELS` mirror
+/// (docs/recipes.md); a reference that does not resolve is bad input naming it, the folder
+/// looked at and how to fill it. `erebor eval` and `erebor mt-bench` take MODEL through this.
+pub fn resolve_model_arg(model: &Path) -> Result<PathBuf, BadInput> {
+    match model.to_str() {
+        Some(spec) => erebor_core::hub_models::resolve_model(Path::new(""), spec)
+            .map_err(|e| BadInput(e.to_string())),
+        None => Ok(model.to_owned()),
     }
 }

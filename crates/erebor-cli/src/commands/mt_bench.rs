@@ -2,7 +2,7 @@
 //! gen_model_answer.py, gen_judgment.py and show_result.py: answers, judgments (cached in the
 //! run store), and the scores on stdout. Files go to `--output DIR/<model_id>/`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use erebor_core::{MemorySink, NullProgress, StepEvent};
 use erebor_eval::mt_bench::{
@@ -17,7 +17,8 @@ use erebor_model::DeviceSpec;
 /// Arguments of `erebor mt-bench`.
 #[derive(Debug, clap::Args)]
 pub struct MtBenchArgs {
-    /// The model: a Hugging Face checkpoint folder or a .gguf file (or use --answers /
+    /// The model: a Hugging Face checkpoint folder, a .gguf file, or
+    /// `hf://models/OWNER/NAME[@REV]` from the `EREBOR_HF_MODELS` mirror (or use --answers /
     /// --answers-from-url).
     pub model: Option<PathBuf>,
     /// Folder with question.jsonl, judge_prompts.jsonl and reference_answer/.
@@ -106,7 +107,8 @@ fn endpoint(url: String, model: String, key: Option<String>, timeout_s: f64) -> 
 }
 
 impl MtBenchArgs {
-    fn config(&self) -> anyhow::Result<MtBenchConfig> {
+    /// The settings, with `model` the resolved MODEL argument.
+    fn config(&self, model: Option<&Path>) -> anyhow::Result<MtBenchConfig> {
         let mode = match self.mode.as_str() {
             "single" => Mode::Single,
             "pairwise" => Mode::Pairwise,
@@ -114,7 +116,7 @@ impl MtBenchArgs {
         };
         let path = |p: &PathBuf| p.display().to_string();
         let config = MtBenchConfig {
-            model: self.model.as_ref().map(path),
+            model: model.map(|m| m.display().to_string()),
             answers_from: self.answers_from_url.clone().map(|url| {
                 endpoint(
                     url,
@@ -155,12 +157,16 @@ impl MtBenchArgs {
 
     /// Answers, judges, writes the files and prints the scores.
     pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
-        let config = self.config()?;
-        let default_id = self
+        let model = self
             .model
-            .as_ref()
-            .or(self.answers.as_ref())
-            .and_then(|p| p.file_stem())
+            .as_deref()
+            .map(crate::commands::eval::resolve_model_arg)
+            .transpose()?;
+        let config = self.config(model.as_deref())?;
+        let default_id = model
+            .as_deref()
+            .or(self.answers.as_deref())
+            .and_then(default_model_id)
             .map_or_else(
                 || {
                     config
@@ -197,6 +203,17 @@ impl MtBenchArgs {
         })?;
         print_summary(&outcome);
         Ok(Outcome::Success)
+    }
+}
+
+/// The name a model or answers file goes by when no `--model-id` is given: a folder's name
+/// (`hf://models/abacusai/Smaug-72B-v0.1` is `Smaug-72B-v0.1`, its mirror folder's name), a
+/// file's name without its extension (`m.gguf` is `m`).
+fn default_model_id(path: &Path) -> Option<&std::ffi::OsStr> {
+    if path.is_dir() {
+        path.file_name()
+    } else {
+        path.file_stem()
     }
 }
 
