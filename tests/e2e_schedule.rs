@@ -73,6 +73,28 @@ impl<'a> Setup<'a> {
         self.erebor(&all, 0)
     }
 
+    /// `wait_evaluated` with a longer limit, for ticks whose runs train models.
+    fn wait_evaluated_within(
+        &self,
+        schedule: &str,
+        count: usize,
+        limit: Duration,
+    ) -> Vec<TickRecord> {
+        let start = Instant::now();
+        loop {
+            let ticks = self.ticks(schedule);
+            if ticks.iter().filter(|t| t.evaluated_at.is_some()).count() >= count {
+                return ticks;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "timed out waiting for {count} evaluated ticks; ticks: {ticks:#?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     /// Starts a daemon (polling every 100 ms); `env` adds variables.
     fn daemon(&self, tag: &str, env: &[(&str, &str)]) -> Daemon {
         let log = self.sandbox.path().join(format!("daemon-{tag}.log"));
@@ -664,3 +686,77 @@ on_both_backends!(
     daylight_saving_nights,
     bad_input,
 );
+
+/// The README's quickstart as a schedule (issue 17's proof): every 10 test-clock seconds with
+/// `--fresh train`, three ticks. The second tick is switched to `--set loss=dpo`: DPO's chosen
+/// log-likelihood falls far below the reference, so the train step's `expect:` on the DPOP
+/// penalty misses and that tick's run is marked regressed; the webhook receives exactly one
+/// notice. Ticks 2 and 3 retrain (`train` is fresh) and reuse the SFT from tick 1. SQLite only:
+/// the run takes minutes, and the store paths are the ones the small schedules cover on both.
+#[test]
+fn the_quickstart_scheduled_with_a_forced_regression() {
+    let sandbox = Sandbox::new(common::Backend::Sqlite).unwrap();
+    let setup = Setup::new(&sandbox, T0);
+    let hook = Webhook::start();
+    let quickstart = common::repo_root().join("workflows/quickstart.yaml");
+    let file = quickstart.display().to_string();
+    let add = |loss: &str, replace: bool| {
+        let set = format!("loss={loss}");
+        let mut args = vec![
+            "schedule",
+            "add",
+            "quickstart",
+            file.as_str(),
+            "--cron",
+            "*/10 * * * * *",
+            "--fresh",
+            "train",
+            "--notify-env",
+            "QUICKSTART_HOOK",
+            "--set",
+            &set,
+        ];
+        if replace {
+            args.push("--replace");
+        }
+        setup.erebor(&args, 0);
+    };
+    add("dpop", false);
+    let _daemon = setup.daemon("quickstart", &[("QUICKSTART_HOOK", hook.url.as_str())]);
+    for (i, loss) in ["dpop", "dpo", "dpop"].iter().enumerate() {
+        if i > 0 {
+            add(loss, true);
+        }
+        setup.set_clock(T0 + 10_000 * (i as i64 + 1) + 300);
+        setup.wait_evaluated_within("quickstart", i + 1, Duration::from_secs(900));
+    }
+    let ticks = setup.ticks("quickstart");
+    assert_eq!(started(&ticks).len(), 3, "{ticks:#?}");
+    for (i, tick) in ticks.iter().enumerate() {
+        assert_eq!(
+            tick.fresh,
+            Some(true),
+            "tick {i}: train ran fresh: {tick:?}"
+        );
+        assert_eq!(tick.regressed, i == 1, "tick {i}: {tick:?}");
+    }
+    assert!(
+        ticks[1].reasons.iter().any(|r| r.contains("expect: train")),
+        "the DPO tick misses the train step's expect: {:?}",
+        ticks[1].reasons
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hook.bodies().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let notices = hook.bodies();
+    assert_eq!(
+        notices.len(),
+        1,
+        "one notice, for the DPO tick: {notices:#?}"
+    );
+    assert_eq!(notices[0]["run_id"].as_str(), ticks[1].run_id.as_deref());
+    let history = setup.erebor(&["schedule", "history", "quickstart"], 0);
+    assert_eq!(history.matches("regressed").count(), 1, "{history}");
+}
