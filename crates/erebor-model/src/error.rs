@@ -49,22 +49,6 @@ pub enum ModelError {
         /// What is wrong.
         message: String,
     },
-    /// The tokenizer file could not be loaded or used.
-    #[error("tokenizer {path}: {message}")]
-    Tokenizer {
-        /// The tokenizer.json file.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
-    /// A chat template failed to compile or render (including `raise_exception` in the template).
-    #[error("chat template `{name}`: {message}")]
-    Template {
-        /// The template's name (`checkpoint`, a built-in name, or a file).
-        name: String,
-        /// The error, with the template line where known.
-        message: String,
-    },
     /// A weights file is malformed (bad header, truncated data, unsupported dtype).
     #[error("{path}: {message}")]
     Weights {
