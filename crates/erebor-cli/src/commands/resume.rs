@@ -89,9 +89,9 @@ fn inherit_options(mut runner: RunnerArgs, stored: &serde_json::Value) -> Runner
     runner
 }
 
-/// The run's stored param values as `--set` text; masked secrets are left out (they must be
-/// given again).
-fn stored_params_as_overrides(params: &serde_json::Value) -> Vec<(String, String)> {
+/// Stored param values (a run's or a schedule's) as `--set` text; masked secrets are left out
+/// (they must be given again, or come from the environment of the scheduler).
+pub(crate) fn stored_params_as_overrides(params: &serde_json::Value) -> Vec<(String, String)> {
     let Some(map) = params.as_object() else {
         return Vec::new();
     };

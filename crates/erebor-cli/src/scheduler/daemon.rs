@@ -23,6 +23,7 @@ use super::clock::Clock;
 use super::cron::CronSpec;
 use super::evaluate::{DEFAULT_K, evaluate, fresh_steps_of};
 use super::policy::{Missed, Overlap, due_ticks, may_start};
+use crate::commands::resume::stored_params_as_overrides;
 use crate::commands::run::ExecutorChoice;
 use anyhow::Context;
 use erebor_engine::{
@@ -472,7 +473,7 @@ impl Daemon {
 
     /// Loads the schedule's workflow file with its `--set` values.
     fn load(&self, schedule: &Schedule) -> anyhow::Result<Workflow> {
-        let overrides = params_as_overrides(&schedule.params);
+        let overrides = stored_params_as_overrides(&schedule.params);
         let options = LoadOptions {
             overrides,
             missing: MissingParams::Error,
@@ -491,7 +492,7 @@ impl Daemon {
     fn stored_workflow(&self, run: &RunRecord) -> anyhow::Result<Workflow> {
         let (text, file, base_dir) = Engine::resume_workflow_text(run);
         let options = LoadOptions {
-            overrides: params_as_overrides(&run.params),
+            overrides: stored_params_as_overrides(&run.params),
             missing: MissingParams::Error,
             ..LoadOptions::default()
         };
@@ -531,22 +532,4 @@ impl Daemon {
         )
         .with_run_data(Arc::new(crate::step_kinds::report::ReportRunData)))
     }
-}
-
-/// Stored param values as `--set` pairs; masked secrets are left out (they come from the
-/// environment of the scheduler).
-pub fn params_as_overrides(params: &serde_json::Value) -> Vec<(String, String)> {
-    let Some(map) = params.as_object() else {
-        return Vec::new();
-    };
-    map.iter()
-        .filter(|(_, value)| value.as_str() != Some("***"))
-        .map(|(name, value)| {
-            let text = match value {
-                serde_json::Value::String(text) => text.clone(),
-                other => other.to_string(),
-            };
-            (name.clone(), text)
-        })
-        .collect()
 }
