@@ -433,3 +433,46 @@ fn mt_bench_takes_an_hf_models_reference_from_the_mirror() {
     assert_eq!(rows[0]["model_id"], "stand-in-v0.1");
     assert_eq!(rows[0]["choices"][0]["turns"].as_array().unwrap().len(), 2);
 }
+
+/// An `eval` step gets a memory note in `plan` (weights in its dtype, logits, KV cache and one
+/// layer for its batch) and is refused when that exceeds 90% of this machine's memory: the 72B
+/// config from the config-only mirror, in f32 on the CPU.
+#[test]
+fn an_eval_step_of_a_72b_model_is_estimated_and_refused_where_it_cannot_fit() {
+    let sandbox = Sandbox::new(Backend::Sqlite).unwrap();
+    let file = sandbox.write(
+        "eval72.yaml",
+        "name: eval72\nsteps:\n  - id: score\n    uses: eval\n    with:\n      model: hf://models/moreh/MoMo-72B-lora-1.8.7-DPO\n      tasks: [arc_challenge]\n      data_dir: data\n      device: cpu\n      batch_size: 2\n      max_length: 512\n",
+    );
+    let output = sandbox
+        .erebor()
+        .env(MIRROR_ENV, config_mirror())
+        .args(["plan", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    let line = stdout
+        .lines()
+        .find(|l| {
+            l.contains("note: memory (evaluation, 72.29B params in F32, batch 2 x 512 tokens)")
+        })
+        .unwrap_or_else(|| panic!("no evaluation memory note:\n{stdout}"));
+    let total = line.split(" = ").nth(1).unwrap();
+    let needed: f64 = total.split_whitespace().next().unwrap().parse().unwrap();
+    // 72.29B parameters in f32 are 289 GB before the batch.
+    assert!((289.0..300.0).contains(&needed), "{line}");
+    if needed <= 0.9 * ram_gb() {
+        assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    } else {
+        assert_eq!(output.status.code(), Some(2), "{stdout}\n{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "step score: needs {needed:.1} GB of memory, sees "
+            )) && stderr.contains("cannot evaluate hf://models/moreh/MoMo-72B-lora-1.8.7-DPO here"),
+            "{stderr}"
+        );
+    }
+}

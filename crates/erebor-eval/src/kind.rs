@@ -253,6 +253,28 @@ impl StepKind for EvalKind {
         EvalStepConfig::parse(with).map(|_| ())
     }
 
+    fn plan_notes(&self, with: &serde_json::Value, base_dir: &Path) -> Vec<String> {
+        let Ok(config) = EvalStepConfig::parse(with) else {
+            return Vec::new();
+        };
+        let check = erebor_core::hub_models::resolve_model(base_dir, &config.model)
+            .ok()
+            .and_then(|dir| crate::plan_memory::memory_check(&config, &dir));
+        match check {
+            Some(check) => vec![check.line],
+            None => vec![format!(
+                "memory: estimated when the step starts (no model config at `{}` yet)",
+                config.model
+            )],
+        }
+    }
+
+    fn plan_refusal(&self, with: &serde_json::Value, base_dir: &Path) -> Option<String> {
+        let config = EvalStepConfig::parse(with).ok()?;
+        let dir = erebor_core::hub_models::resolve_model(base_dir, &config.model).ok()?;
+        crate::plan_memory::memory_refusal(&config, &dir)
+    }
+
     fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {
         let config = EvalStepConfig::parse(&ctx.with)?;
         let device = config.device;

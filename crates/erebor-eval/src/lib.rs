@@ -16,6 +16,7 @@
 //! - [`hub`]: task data named `hf://datasets/...`, resolved through erebor-data's Hub reader.
 //! - [`output`]: lm-eval 0.4's results JSON and samples JSONL, the results table.
 //! - [`kind`]: [`EvalKind`], the `eval` step kind (metrics as `bench/<task>/<metric>`).
+//! - [`plan_memory`]: the `eval` step's memory estimate and refusal at plan time.
 //! - [`mt_bench`]: MT-Bench answers, the LLM judge with its cache, scores, the `mt-bench` kind.
 //! - [`error`]: [`EvalError`], naming the file, line, task or document involved.
 
@@ -31,6 +32,7 @@ pub mod kind;
 pub mod metrics;
 pub mod mt_bench;
 pub mod output;
+pub mod plan_memory;
 pub mod pyrandom;
 pub mod task;
 pub mod tasks;

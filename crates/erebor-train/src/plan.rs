@@ -7,7 +7,6 @@
 use crate::config::{TrainConfig, TrainKind};
 use crate::precision::Precision;
 use crate::setup::lora_config;
-use erebor_model::DeviceSpec;
 use erebor_model::lora::adapter_parameter_count;
 use erebor_model::{MemoryEstimate, MemoryPlan, ModelConfig, Trainable, estimate_memory};
 use std::path::Path;
@@ -15,9 +14,8 @@ use std::path::Path;
 /// Default context used when `max_seq_len` is not set.
 pub const DEFAULT_MAX_SEQ_LEN: usize = 2048;
 
-/// Share of the budget an estimate may use: allocator slack and the framework's own workspace
-/// are not counted.
-pub const HEADROOM: f64 = 0.9;
+/// Share of the budget an estimate may use (erebor-model's, shared with evaluation steps).
+pub use erebor_model::memory::budget::HEADROOM;
 
 /// Sequence length a step uses: `max_seq_len`, else the model's context capped at 2048.
 pub fn effective_seq_len(config: &TrainConfig, model: &ModelConfig) -> usize {
@@ -84,47 +82,7 @@ pub fn budget(config: &TrainConfig) -> (f64, String) {
     if let Some(gb) = config.memory_budget_gb {
         return (gb * 1e9, format!("the configured {gb} GB"));
     }
-    if let DeviceSpec::Cuda(index) = config.device {
-        return match cuda_memory(index) {
-            Some(bytes) => (bytes, format!("{:.0} GB of {}", bytes / 1e9, config.device)),
-            None => (
-                80e9,
-                format!(
-                    "80 GB of {} (assumed: nvidia-smi did not answer)",
-                    config.device
-                ),
-            ),
-        };
-    }
-    match total_ram() {
-        Some(bytes) => (bytes, format!("{:.0} GB of RAM", bytes / 1e9)),
-        None => (f64::INFINITY, "unknown RAM".into()),
-    }
-}
-
-/// Total memory of CUDA device `index` as `nvidia-smi` reports it (MiB), in bytes.
-fn cuda_memory(index: usize) -> Option<f64> {
-    let output = std::process::Command::new("nvidia-smi")
-        .args([
-            "--query-gpu=memory.total",
-            "--format=csv,noheader,nounits",
-            &format!("--id={index}"),
-        ])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())?;
-    let mib: f64 = String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .ok()?;
-    Some(mib * 1024.0 * 1024.0)
-}
-
-fn total_ram() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024.0)
+    erebor_model::memory::budget::device_budget(config.device)
 }
 
 /// The memory check of a step whose model config can be read before it runs.

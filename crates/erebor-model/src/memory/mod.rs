@@ -23,6 +23,8 @@ use std::fmt;
 
 use crate::config::ModelConfig;
 
+pub mod budget;
+
 /// What the run trains.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Trainable {
@@ -182,6 +184,24 @@ pub fn estimate_memory(config: &ModelConfig, plan: &MemoryPlan) -> MemoryEstimat
         activations,
         logits,
     }
+}
+
+/// Bytes an inference pass of `batch_size` sequences of `seq_len` tokens needs beyond the
+/// weights and logits of [`estimate_memory`] with [`Trainable::Nothing`]: the key/value cache of
+/// every layer (generation keeps it; scoring holds each layer's keys and values the same way)
+/// and the working set of one layer's forward (nothing is kept for a backward pass), in
+/// `compute_bytes` per element.
+pub fn inference_working_set(
+    config: &ModelConfig,
+    batch_size: usize,
+    seq_len: usize,
+    compute_bytes: usize,
+) -> u64 {
+    let tokens = (batch_size * seq_len) as u64;
+    let kv = (config.num_kv_heads * config.head_dim) as u64;
+    let kv_cache = config.num_layers as u64 * tokens * 2 * kv;
+    let one_layer = tokens * activations_per_token_layer(config, seq_len, false);
+    (kv_cache + one_layer) * compute_bytes as u64
 }
 
 #[cfg(test)]
