@@ -9,7 +9,7 @@ mod common;
 #[path = "../crates/erebor-eval/tests/mt_bench_server/mod.rs"]
 mod mt_bench_server;
 
-use common::{Backend, Sandbox, repo_root};
+use common::{Backend, Sandbox};
 use mt_bench_server::{Behaviour, JudgeServer};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -17,20 +17,7 @@ use std::time::{Duration, Instant};
 
 /// ../shared/data/mt_bench, or None (a failure under CI=true).
 fn mt_bench_data() -> Option<PathBuf> {
-    let dir = std::env::var_os("EREBOR_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared"))
-        .join("data/mt_bench");
-    if dir.exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{} is missing and CI=true",
-        dir.display()
-    );
-    eprintln!("skipping: {} not found (set EREBOR_SHARED)", dir.display());
-    None
+    common::shared_path("data/mt_bench")
 }
 
 const WORKFLOW: &str = r#"

@@ -209,6 +209,25 @@ fn admin(sql: &str) {
     });
 }
 
+/// `rel` inside ../shared (or `$EREBOR_SHARED`), or None with a message when it is absent; under
+/// `CI=true` a missing fixture fails the test instead of skipping it.
+pub fn shared_path(rel: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("EREBOR_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared"))
+        .join(rel);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{} is missing and CI=true",
+        path.display()
+    );
+    eprintln!("skipping: {} not found (set EREBOR_SHARED)", path.display());
+    None
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
