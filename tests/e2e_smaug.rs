@@ -21,6 +21,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 const MIRROR_ENV: &str = "EREBOR_HF_MODELS";
+use erebor_model::memory::budget::BUDGET_ENV;
 
 fn recipe(name: &str) -> String {
     repo_root()
@@ -140,20 +141,7 @@ fn the_72b_plan_and_run_refuse_naming_the_memory_needed_and_seen() {
 
 /// ../shared/data/leaderboard, or None (a failure under CI=true).
 fn leaderboard_data() -> Option<PathBuf> {
-    let dir = std::env::var_os("EREBOR_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared"))
-        .join("data/leaderboard");
-    if dir.exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{} is missing and CI=true",
-        dir.display()
-    );
-    eprintln!("skipping: {} not found (set EREBOR_SHARED)", dir.display());
-    None
+    common::shared_path("data/leaderboard")
 }
 
 /// A random tiny-arith model (config, safetensors, tokenizer) saved into `dir`: the stand-in
@@ -314,8 +302,7 @@ steps:
 
 /// A training step whose estimate no longer fits is refused only when it would run: reused
 /// from the cache, `plan` notes it and `run` proceeds; forced to run, both refuse. The machine
-/// "shrinks" by swapping the mirrored model's config.json for the 72B one: the mirror's
-/// contents are not part of the fingerprint (the reference is), so the step stays cached.
+/// "shrinks" through EREBOR_MEMORY_BUDGET_GB, which is not part of any fingerprint.
 #[test]
 fn a_cached_oversized_training_step_is_noted_not_refused() {
     let sandbox = Sandbox::new(Backend::Sqlite).unwrap();
@@ -336,9 +323,14 @@ fn a_cached_oversized_training_step_is_noted_not_refused() {
     common::expect_exit(erebor(), &["run", file], 0);
     let first = sandbox.latest_run().unwrap();
 
-    let big = config_mirror().join("moreh/MoMo-72B-lora-1.8.7-DPO/config.json");
-    std::fs::copy(big, model.join("config.json")).unwrap();
-    let plan = common::expect_exit(erebor(), &["plan", file], 0);
+    // A machine too small for the step: the budget override, which is not part of the
+    // fingerprint (the mirror's files are: changing them would make the step run again).
+    let small = || {
+        let mut command = erebor();
+        command.env(BUDGET_ENV, "0.000001");
+        command
+    };
+    let plan = common::expect_exit(small(), &["plan", file], 0);
     assert!(plan.contains("2 steps, 2 cached, 0 to run"), "{plan}");
     assert!(
         plan.contains(&format!(
@@ -346,11 +338,11 @@ fn a_cached_oversized_training_step_is_noted_not_refused() {
         )),
         "{plan}"
     );
-    let stdout = common::expect_exit(erebor(), &["run", file], 0);
+    let stdout = common::expect_exit(small(), &["run", file], 0);
     let second = sandbox.latest_run().unwrap();
     assert_ne!(first, second, "{stdout}");
 
-    let output = erebor()
+    let output = small()
         .args(["run", file, "--force", "train"])
         .output()
         .unwrap();
@@ -363,11 +355,40 @@ fn a_cached_oversized_training_step_is_noted_not_refused() {
     assert_eq!(sandbox.latest_run(), Some(second));
 }
 
+/// A step naming `hf://models/...` is fingerprinted by the mirrored folder's files: replacing
+/// them under the same reference makes the step run again instead of reusing the old result.
+#[test]
+fn a_changed_mirrored_model_is_not_reused_from_the_cache() {
+    let sandbox = Sandbox::new(Backend::Sqlite).unwrap();
+    let mirror = sandbox.path().join("mirror");
+    let model = mirror.join("test/tiny");
+    std::fs::create_dir_all(&model).unwrap();
+    let source = repo_root().join("workflows/models/tiny-arith");
+    for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(source.join(file), model.join(file)).unwrap();
+    }
+    let file = sandbox.write("wf.yaml", &tiny_sft_workflow(&source));
+    let file = file.to_str().unwrap();
+    let erebor = || {
+        let mut command = sandbox.erebor();
+        command.env(MIRROR_ENV, &mirror);
+        command
+    };
+    common::expect_exit(erebor(), &["run", file], 0);
+    let plan = common::expect_exit(erebor(), &["plan", file], 0);
+    assert!(plan.contains("2 steps, 2 cached, 0 to run"), "{plan}");
+    let config = std::fs::read_to_string(model.join("config.json")).unwrap();
+    std::fs::write(model.join("config.json"), format!("{config}\n")).unwrap();
+    let plan = common::expect_exit(erebor(), &["plan", file], 0);
+    assert!(
+        plan.contains("1 cached, 1 to run"),
+        "the step on the changed mirror must run again: {plan}"
+    );
+}
+
 /// ../shared/data/mt_bench, or None (a failure under CI=true).
 fn mt_bench_data() -> Option<PathBuf> {
-    let dir = leaderboard_data()?.with_file_name("mt_bench");
-    assert!(dir.exists(), "{} is missing", dir.display());
-    Some(dir)
+    common::shared_path("data/mt_bench")
 }
 
 /// `erebor mt-bench hf://models/...` resolves through the mirror as `erebor eval` does: missing,

@@ -87,7 +87,8 @@ pub trait StepKind: Send + Sync {
     }
 
     /// Files and folders named in `with:` whose contents belong in the step fingerprint. The
-    /// default takes every string value that names an existing path.
+    /// default takes every string value that names an existing path, and every
+    /// `hf://models/...` reference as the mirror folder it resolves to.
     fn input_paths(&self, with: &serde_json::Value, base_dir: &Path) -> Vec<PathBuf> {
         let mut paths = Vec::new();
         collect_existing_paths(with, base_dir, &mut paths);
@@ -133,7 +134,16 @@ pub fn resolve_path(base_dir: &Path, path: impl AsRef<Path>) -> PathBuf {
 fn collect_existing_paths(value: &serde_json::Value, base_dir: &Path, out: &mut Vec<PathBuf>) {
     match value {
         serde_json::Value::String(text) if !text.is_empty() && !text.contains('\n') => {
-            let candidate = resolve_path(base_dir, text);
+            // An `hf://models/...` reference counts as the mirrored folder it resolves to, so
+            // replacing the mirror's files changes the step's fingerprint as a local path would.
+            let candidate = if text.starts_with("hf://models/") {
+                match crate::hub_models::resolve_model(base_dir, text) {
+                    Ok(folder) => folder,
+                    Err(_) => return,
+                }
+            } else {
+                resolve_path(base_dir, text)
+            };
             if candidate.exists() {
                 out.push(candidate);
             }

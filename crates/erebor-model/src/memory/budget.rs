@@ -8,9 +8,22 @@ use crate::device::DeviceSpec;
 /// are not counted.
 pub const HEADROOM: f64 = 0.9;
 
+/// Overrides the memory every device is taken to have, in GB (for a machine whose reading is
+/// wrong, e.g. a container limit below the host's RAM, and for tests). Not part of any step's
+/// fingerprint: it decides whether a step may run here, not what it computes.
+pub const BUDGET_ENV: &str = "EREBOR_MEMORY_BUDGET_GB";
+
 /// Bytes of memory `device` has, and where the figure comes from (`25 GB of RAM`,
-/// `80 GB of cuda:0`, `80 GB of cuda:0 (assumed: nvidia-smi did not answer)`).
+/// `80 GB of cuda:0`, `80 GB of cuda:0 (assumed: nvidia-smi did not answer)`,
+/// `2 GB (EREBOR_MEMORY_BUDGET_GB)`).
 pub fn device_budget(device: DeviceSpec) -> (f64, String) {
+    if let Some(gb) = std::env::var(BUDGET_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|gb| *gb > 0.0 && gb.is_finite())
+    {
+        return (gb * 1e9, format!("{gb} GB ({BUDGET_ENV})"));
+    }
     if let DeviceSpec::Cuda(index) = device {
         return match cuda_memory(index) {
             Some(bytes) => (bytes, format!("{:.0} GB of {device}", bytes / 1e9)),
