@@ -56,7 +56,7 @@ fn main() {
     let config = ModelConfig::benchmark_shape(&model_name).expect("--model tiny10m|qwen2-0.5b");
     let device: Device = training_device(spec.device().expect("device compiled in"), false);
     let model = CausalLm::random(&config, 1, 0.02, &device, dtype);
-    // The plan `erebor plan` makes for a preference step (erebor_train::plan::footprint): both
+    // The plan `erebor plan` makes for a preference step (erebor_train::memory_plan::footprint): both
     // sequences of every pair in one pass, full fine-tuning, AdamW's two moments.
     let estimate = estimate_memory(
         &config,

@@ -1,7 +1,7 @@
 //! The `sft` and `preference` step kinds.
 
 use crate::config::{TrainConfig, TrainKind};
-use crate::{plan, run_preference, run_sft};
+use crate::{memory_plan, run_preference, run_sft};
 use erebor_core::hub_models::resolve_model;
 use erebor_core::{
     ConfigError, OutputDecl, OutputType, StepContext, StepFailure, StepKind, StepKindInfo,
@@ -174,7 +174,7 @@ fn notes(with: &serde_json::Value, base_dir: &Path, kind: TrainKind) -> Vec<Stri
         return Vec::new();
     };
     match resolve_model(base_dir, &config.model) {
-        Ok(model_dir) => plan::memory_notes(&config, kind, &model_dir),
+        Ok(model_dir) => memory_plan::memory_notes(&config, kind, &model_dir),
         Err(error) => vec![format!("memory: not estimated: {error}")],
     }
 }
@@ -182,7 +182,7 @@ fn notes(with: &serde_json::Value, base_dir: &Path, kind: TrainKind) -> Vec<Stri
 fn refusal(with: &serde_json::Value, base_dir: &Path, kind: TrainKind) -> Option<String> {
     let config = TrainConfig::parse(with, kind).ok()?;
     let model_dir = resolve_model(base_dir, &config.model).ok()?;
-    plan::memory_refusal(&config, kind, &model_dir)
+    memory_plan::memory_refusal(&config, kind, &model_dir)
 }
 
 impl StepKind for TrainStepKind {

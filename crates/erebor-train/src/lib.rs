@@ -23,7 +23,7 @@
 //! - [`config`]: the `with:` block of the `sft` and `preference` steps.
 //! - [`trainer`]: the optimizer-step loop shared by both kinds (accumulation, clipping, resume).
 //! - [`setup`]: device, precision, starting model, tokenizer check, fingerprint, saving.
-//! - [`plan`]: the memory estimate `erebor plan` shows (erebor-model's estimator under the
+//! - [`memory_plan`]: the memory estimate `erebor plan` shows (erebor-model's estimator under the
 //!   training policy) and the run-time check.
 //! - [`kinds`], [`run_sft`], [`run_preference`], [`run_common`]: the step kinds.
 //! - [`error`]: [`TrainError`], mapped onto the engine's failure classes.
@@ -35,9 +35,9 @@ pub mod error;
 pub mod kinds;
 pub mod logps;
 pub mod losses;
+pub mod memory_plan;
 pub mod metrics;
 pub mod optim;
-pub mod plan;
 pub mod precision;
 pub mod preference;
 pub mod ref_logps;

@@ -4,8 +4,8 @@
 use crate::TrainError;
 use crate::checkpoint::checkpoint_name;
 use crate::config::{TrainConfig, TrainKind};
+use crate::memory_plan;
 use crate::optim::AdamW;
-use crate::plan;
 use crate::setup::{Runtime, lora_config, save_model};
 use crate::trainer::{LoopOutcome, LoopSettings};
 use burn::module::Module;
@@ -75,11 +75,11 @@ pub fn check_memory(
     kind: TrainKind,
     model: &ModelConfig,
 ) -> Result<(), StepFailure> {
-    let footprint = plan::footprint(config, kind, model);
+    let footprint = memory_plan::footprint(config, kind, model);
     let estimate = footprint.estimate(model);
-    let (budget, source) = plan::budget(config);
-    let line = plan::describe(&footprint, &estimate, budget, &source);
-    if plan::fits(&estimate, budget) {
+    let (budget, source) = memory_plan::budget(config);
+    let line = memory_plan::describe(&footprint, &estimate, budget, &source);
+    if memory_plan::fits(&estimate, budget) {
         tracing::info!("{line}");
         Ok(())
     } else if config.device.is_cuda() {

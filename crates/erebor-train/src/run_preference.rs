@@ -14,7 +14,7 @@ use crate::setup::{
     Runtime, StartModel, check_tokenizer, fingerprint, load_start_model, model_hash, runtime,
     with_lora,
 };
-use crate::{TrainError, plan, trainer};
+use crate::{TrainError, memory_plan, trainer};
 use erebor_core::content::hash_path;
 use erebor_core::dataset::{DatasetKind, TokenizedPreference, read_tokenized_preference};
 use erebor_core::{StepContext, StepFailure, StepOutputs};
@@ -132,7 +132,7 @@ fn load_data(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<PreferenceDa
     let model_config = erebor_model::ModelConfig::from_dir(&model_dir)?;
     let tokenizer = erebor_model::Tokenizer::from_dir(&model_dir)?;
     check_tokenizer(&dataset_dir, &manifest, &tokenizer)?;
-    let max_seq_len = plan::effective_seq_len(config, &model_config);
+    let max_seq_len = memory_plan::effective_seq_len(config, &model_config);
     let max_prompt_len = config.max_prompt_len.unwrap_or(max_seq_len / 2);
     let mut splits = vec![load_split(
         &dataset_dir,

@@ -8,7 +8,7 @@ use crate::setup::{
     check_tokenizer, fingerprint, load_start_model, model_hash, runtime, with_lora,
 };
 use crate::sft::{SftObjective, sft_units};
-use crate::{TrainError, plan, trainer};
+use crate::{TrainError, memory_plan, trainer};
 use erebor_core::content::hash_path;
 use erebor_core::dataset::{DatasetKind, read_tokenized_sft};
 use erebor_core::{StepContext, StepFailure, StepOutputs};
@@ -27,7 +27,7 @@ fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, Tra
     let mut start = load_start_model(&model_dir, config.init, config.seed, &runtime)?;
     start.model = with_lora(start.model, config.lora.as_ref(), config.seed)?;
     check_tokenizer(&dataset_dir, &manifest, &start.tokenizer)?;
-    let max_seq_len = plan::effective_seq_len(config, start.model.config());
+    let max_seq_len = memory_plan::effective_seq_len(config, start.model.config());
 
     let rows =
         read_tokenized_sft(&dataset_dir, &config.split).map_err(dataset_error(&dataset_dir))?;

@@ -183,5 +183,5 @@ pub fn describe(
 }
 
 #[cfg(test)]
-#[path = "plan_tests.rs"]
+#[path = "memory_plan_tests.rs"]
 mod tests;
