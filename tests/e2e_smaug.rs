@@ -300,26 +300,48 @@ steps:
     )
 }
 
+/// A `hf://models/test/tiny` mirror holding tiny-arith's config and tokenizer (`init: random`
+/// needs no weights), and the two-step SFT workflow over it.
+struct TinyMirror {
+    mirror: PathBuf,
+    model: PathBuf,
+    workflow: PathBuf,
+}
+
+impl TinyMirror {
+    fn new(sandbox: &Sandbox) -> Self {
+        let mirror = sandbox.path().join("mirror");
+        let model = mirror.join("test/tiny");
+        std::fs::create_dir_all(&model).unwrap();
+        let source = repo_root().join("workflows/models/tiny-arith");
+        for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+            std::fs::copy(source.join(file), model.join(file)).unwrap();
+        }
+        let workflow = sandbox.write("wf.yaml", &tiny_sft_workflow(&source));
+        Self {
+            mirror,
+            model,
+            workflow,
+        }
+    }
+
+    /// `erebor` in the sandbox with the mirror configured.
+    fn erebor(&self, sandbox: &Sandbox) -> std::process::Command {
+        let mut command = sandbox.erebor();
+        command.env(MIRROR_ENV, &self.mirror);
+        command
+    }
+}
+
 /// A training step whose estimate no longer fits is refused only when it would run: reused
 /// from the cache, `plan` notes it and `run` proceeds; forced to run, both refuse. The machine
 /// "shrinks" through EREBOR_MEMORY_BUDGET_GB, which is not part of any fingerprint.
 #[test]
 fn a_cached_oversized_training_step_is_noted_not_refused() {
     let sandbox = Sandbox::new(Backend::Sqlite).unwrap();
-    let mirror = sandbox.path().join("mirror");
-    let model = mirror.join("test/tiny");
-    std::fs::create_dir_all(&model).unwrap();
-    let source = repo_root().join("workflows/models/tiny-arith");
-    for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
-        std::fs::copy(source.join(file), model.join(file)).unwrap();
-    }
-    let file = sandbox.write("wf.yaml", &tiny_sft_workflow(&source));
-    let file = file.to_str().unwrap();
-    let erebor = || {
-        let mut command = sandbox.erebor();
-        command.env(MIRROR_ENV, &mirror);
-        command
-    };
+    let tiny = TinyMirror::new(&sandbox);
+    let file = tiny.workflow.to_str().unwrap();
+    let erebor = || tiny.erebor(&sandbox);
     common::expect_exit(erebor(), &["run", file], 0);
     let first = sandbox.latest_run().unwrap();
 
@@ -360,25 +382,15 @@ fn a_cached_oversized_training_step_is_noted_not_refused() {
 #[test]
 fn a_changed_mirrored_model_is_not_reused_from_the_cache() {
     let sandbox = Sandbox::new(Backend::Sqlite).unwrap();
-    let mirror = sandbox.path().join("mirror");
-    let model = mirror.join("test/tiny");
-    std::fs::create_dir_all(&model).unwrap();
-    let source = repo_root().join("workflows/models/tiny-arith");
-    for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
-        std::fs::copy(source.join(file), model.join(file)).unwrap();
-    }
-    let file = sandbox.write("wf.yaml", &tiny_sft_workflow(&source));
-    let file = file.to_str().unwrap();
-    let erebor = || {
-        let mut command = sandbox.erebor();
-        command.env(MIRROR_ENV, &mirror);
-        command
-    };
+    let tiny = TinyMirror::new(&sandbox);
+    let file = tiny.workflow.to_str().unwrap();
+    let erebor = || tiny.erebor(&sandbox);
     common::expect_exit(erebor(), &["run", file], 0);
     let plan = common::expect_exit(erebor(), &["plan", file], 0);
     assert!(plan.contains("2 steps, 2 cached, 0 to run"), "{plan}");
-    let config = std::fs::read_to_string(model.join("config.json")).unwrap();
-    std::fs::write(model.join("config.json"), format!("{config}\n")).unwrap();
+    let config = tiny.model.join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}\n")).unwrap();
     let plan = common::expect_exit(erebor(), &["plan", file], 0);
     assert!(
         plan.contains("1 cached, 1 to run"),
