@@ -15,6 +15,18 @@ use sha2::{Digest, Sha256};
 use super::error::{MtBenchError, Result, io};
 use super::pyformat;
 
+/// MT-Bench's eight categories in the order of its question file (FastChat's radar charts use it).
+pub const CATEGORIES: [&str; 8] = [
+    "writing",
+    "roleplay",
+    "reasoning",
+    "math",
+    "coding",
+    "extraction",
+    "stem",
+    "humanities",
+];
+
 /// Categories whose judgments show the judge a reference answer (FastChat's `NEED_REF_CATS`).
 pub const NEED_REF_CATS: [&str; 4] = ["math", "reasoning", "coding", "arena-hard-200"];
 

@@ -506,16 +506,7 @@ fn fewshot(step: &StepData, task: &str) -> String {
 }
 
 /// FastChat's category order for the radar chart.
-const MT_BENCH_CATEGORIES: [&str; 8] = [
-    "writing",
-    "roleplay",
-    "reasoning",
-    "math",
-    "coding",
-    "extraction",
-    "stem",
-    "humanities",
-];
+const MT_BENCH_CATEGORIES: [&str; 8] = erebor_eval::mt_bench::data::CATEGORIES;
 
 /// MT-Bench scores of each step that ran it.
 fn mt_bench(steps: &[&StepData]) -> Vec<MtBenchModel> {
