@@ -197,7 +197,7 @@ impl<W: Write + Send> MetricsSink for EventWriter<W> {
 impl<W: Write + Send> ProgressReporter for EventWriter<W> {
     fn start_phase(&self, phase: &str, total: Option<u64>) {
         let mut state = lock(&self.state);
-        state.phase = phase.to_owned();
+        phase.clone_into(&mut state.phase);
         state.total = total;
         state.last_progress = Some(Instant::now());
         let event = StepEvent::Progress {
@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn progress_is_throttled_but_the_last_position_is_kept() {
-        let writer = EventWriter::with_progress_interval(Vec::new(), Duration::from_secs(3600));
+        let writer = EventWriter::with_progress_interval(Vec::new(), Duration::from_hours(1));
         writer.start_phase("tokenise", Some(100));
         for position in 1..=100 {
             writer.set_position(position);

@@ -89,8 +89,7 @@ impl HashCache {
             .modified()
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+            .map_or(0, |d| d.as_nanos());
         if let Some(hit) = lock(&self.entries).get(&key)
             && hit.size == size
             && hit.mtime_ns == mtime_ns

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// The type of a declared output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OutputType {
-    /// A Hugging Face checkpoint folder (config.json, safetensors, tokenizer, chat template).
+    /// A Hugging Face checkpoint folder (`config.json`, safetensors, tokenizer, chat template).
     Model,
     /// A PEFT-style LoRA adapter folder.
     Adapter,

@@ -51,6 +51,7 @@ impl StepOutputs {
     }
 
     /// Adds a path output.
+    #[must_use]
     pub fn with_path(mut self, name: &str, path: impl AsRef<Path>) -> Self {
         self.values
             .insert(name.to_owned(), OutputValue::Path(path.as_ref().to_owned()));
@@ -58,6 +59,7 @@ impl StepOutputs {
     }
 
     /// Adds a metric output.
+    #[must_use]
     pub fn with_metric(mut self, name: &str, value: f64) -> Self {
         self.values
             .insert(name.to_owned(), OutputValue::Metric(value));
@@ -65,6 +67,7 @@ impl StepOutputs {
     }
 
     /// Adds a text output.
+    #[must_use]
     pub fn with_text(mut self, name: &str, text: impl Into<String>) -> Self {
         self.values
             .insert(name.to_owned(), OutputValue::Text(text.into()));

@@ -7,14 +7,14 @@
 //! [`redact_url`] masks the password of a database or endpoint URL for messages.
 
 use std::borrow::Cow;
-use std::sync::RwLock;
+use std::sync::{PoisonError, RwLock};
 
 /// The registered values, longest first (so a secret that contains another is masked whole).
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
 /// Masks these values in every later [`redact`] call. Empty values are ignored.
 pub fn register(values: impl IntoIterator<Item = String>) {
-    let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    let mut secrets = SECRETS.write().unwrap_or_else(PoisonError::into_inner);
     for value in values {
         if !value.is_empty() && !secrets.contains(&value) {
             secrets.push(value);
@@ -25,7 +25,7 @@ pub fn register(values: impl IntoIterator<Item = String>) {
 
 /// `text` with every registered secret replaced by `***` (borrowed when none occurs).
 pub fn redact(text: &str) -> Cow<'_, str> {
-    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    let secrets = SECRETS.read().unwrap_or_else(PoisonError::into_inner);
     if !secrets.iter().any(|secret| text.contains(secret.as_str())) {
         return Cow::Borrowed(text);
     }
