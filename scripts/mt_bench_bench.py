@@ -25,6 +25,16 @@ Usage (from the repository root, the evaluation venv):
   .venv-eval/bin/python scripts/mt_bench_bench.py --erebor target/debug/erebor \
       --gguf ../shared/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf \
       --per-category 2 --max-new-tokens 256
+
+On a machine shared with other work, `--interleave` runs the engines category by category
+(erebor then transformers batched; afterwards transformers one question at a time on `--hf-one`'s
+categories), each segment timed with the load average before and after it, and sums the totals;
+the result is rewritten after each segment (`--keep`), so a run cut short still reports. All 80:
+  .venv-eval/bin/python scripts/mt_bench_bench.py --erebor target/debug/erebor \
+      --gguf ../shared/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf \
+      --per-category 10 --max-new-tokens 256 --interleave --hf-batch 8 --hf-one greedy
+Answers that differ from erebor's are located (`first_differences`: first differing token and
+transformers' logit gap there).
 """
 import argparse
 import json
@@ -192,7 +202,140 @@ def identical(a, b, questions):
     return {"turn1": same[0], "turn2": same[1], "of_each": len(questions)}
 
 
-def main():
+def first_differences(hf, questions, e_answers, h_answers):
+    """Where each answer that differs from erebor's first departs from it: both texts
+    re-tokenized, the first differing token, and transformers' logits for the next token after
+    the prompt and the common prefix (one unpadded forward). `gap` is the logit of
+    transformers' token minus that of erebor's: near 0 is an f32 argmax tie, a large gap a real
+    divergence. A text that ended there is scored as its best stop token."""
+    rows = []
+    for q in questions:
+        qid = q["question_id"]
+        for turn in range(2):
+            a, b = e_answers[qid][turn], h_answers[qid][turn]
+            if a == b:
+                continue
+            ta = hf.tok(a, add_special_tokens=False).input_ids
+            tb = hf.tok(b, add_special_tokens=False).input_ids
+            i = next((k for k, (x, y) in enumerate(zip(ta, tb)) if x != y), min(len(ta), len(tb)))
+            prompt = hf.tok(hf.prompt(conversation(q, turn, e_answers[qid])),
+                            add_special_tokens=False).input_ids
+            with hf.torch.no_grad():
+                logits = hf.model(hf.torch.tensor([prompt + ta[:i]])).logits[0, -1]
+            stop = max(hf.stop_ids, key=lambda t: logits[t].item())
+            ea = ta[i] if i < len(ta) else stop
+            tr = tb[i] if i < len(tb) else stop
+            rows.append({"question_id": qid, "category": q["category"], "turn": turn + 1,
+                         "token_index": i, "erebor_token": hf.tok.decode([ea]),
+                         "transformers_token": hf.tok.decode([tr]),
+                         "top1_token": hf.tok.decode([int(logits.argmax())]),
+                         "gap": round(logits[tr].item() - logits[ea].item(), 6)})
+    return rows
+
+
+def timed(run):
+    """`run()` with the load average (1, 5, 15 min) before and after it in its result."""
+    before = os.getloadavg()
+    result, answers = run()
+    result["load_avg_before"] = before
+    result["load_avg_after"] = os.getloadavg()
+    return result, answers
+
+
+def summed(segments, engine):
+    """One engine's totals over the interleaved segments that ran it."""
+    rows = [(s["category"], s[engine]) for s in segments if engine in s]
+    if not rows:
+        return None
+    tokens = sum(r["tokens"] for _, r in rows)
+    seconds = sum(r["generate_s"] for _, r in rows)
+    total = {"categories": [c for c, _ in rows], "tokens": tokens,
+             "generate_s": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 2)}
+    if engine == "erebor":
+        total["process_wall_s"] = round(sum(r["process_wall_s"] for _, r in rows), 2)
+    else:
+        total["identical_to_erebor"] = {
+            k: sum(r["identical_to_erebor"][k] for _, r in rows)
+            for k in ("turn1", "turn2", "of_each")}
+    return total
+
+
+def interleaved(args, hf, hf_dir, questions, work, keep):
+    """Per category: erebor, then transformers batched (`--hf-batch`), each timed on its own
+    with the load average around it, so that load from other processes falls on both engines
+    alike; then, category by category again, transformers one question at a time on `--hf-one`'s
+    categories (the slowest run, last so that a run cut short still has every category of the
+    first two). The result is rewritten after each segment; totals are the sums."""
+    one_cats = set() if args.hf_one == "none" else set(categories_of(args.hf_one))
+    order = [c for c in categories_of(args.categories) if any(q["category"] == c for q in questions)]
+    segments, answers = [], {"erebor": {}, "transformers_batched": {}, "transformers_batch1": {}}
+
+    def hf_segment(seg, name, batch, qs):
+        e_ans = {q["question_id"]: answers["erebor"][q["question_id"]] for q in qs}
+        seg[name], h_ans = timed(lambda: run_hf(hf, qs, e_ans, args.max_new_tokens, batch,
+                                                args.turn2_context))
+        seg[name]["identical_to_erebor"] = identical(e_ans, h_ans, qs)
+        seg[name]["first_differences"] = first_differences(hf, qs, e_ans, h_ans)
+        answers[name].update(h_ans)
+
+    def progress(seg, complete=False):
+        print(json.dumps({k: v for k, v in seg.items() if k != "questions"}), file=sys.stderr,
+              flush=True)
+        totals = {e: summed(segments, e) for e in answers}
+        result = {"segments": segments, "totals": {e: t for e, t in totals.items() if t},
+                  "complete": complete}
+        keep(result, answers)
+        return result
+
+    for cat in order:
+        qs = [q for q in questions if q["category"] == cat]
+        cat_work = os.path.join(work, cat)
+        write_data_dir(args.data_dir, qs, os.path.join(cat_work, "data"))
+        seg = {"category": cat, "questions": [q["question_id"] for q in qs]}
+        seg["erebor"], e_ans = timed(lambda: run_erebor(
+            args.erebor, hf_dir, os.path.join(cat_work, "data"), cat_work, args.max_new_tokens,
+            args.batch_size))
+        answers["erebor"].update(e_ans)
+        if args.hf_batch > 1:
+            hf_segment(seg, "transformers_batched", args.hf_batch, qs)
+        segments.append(seg)
+        result = progress(seg)
+    for seg in segments:
+        if seg["category"] in one_cats:
+            hf_segment(seg, "transformers_batch1", 1,
+                       [q for q in questions if q["category"] == seg["category"]])
+            result = progress(seg)
+    result["complete"] = True
+    return result, answers
+
+
+def sequential(args, hf, hf_dir, questions, work):
+    """erebor on every question, then transformers one question at a time, then batched."""
+    data_dir = os.path.join(work, "data")
+    write_data_dir(args.data_dir, questions, data_dir)
+    load_before = os.getloadavg()
+    erebor, e_answers = run_erebor(args.erebor, hf_dir, data_dir, work, args.max_new_tokens,
+                                   args.batch_size)
+    result = {"load_avg_before": load_before, "load_avg_after_erebor": os.getloadavg(),
+              "erebor": erebor}
+    answers = {"erebor": e_answers}
+    one, answers["transformers_batch1"] = run_hf(hf, questions, e_answers, args.max_new_tokens,
+                                                 1, args.turn2_context)
+    one["identical_to_erebor"] = identical(e_answers, answers["transformers_batch1"], questions)
+    result["transformers_batch1"] = one
+    if args.hf_batch > 1:
+        many, answers["transformers_batched"] = run_hf(hf, questions, e_answers,
+                                                       args.max_new_tokens, args.hf_batch,
+                                                       args.turn2_context)
+        many["identical_to_erebor"] = identical(e_answers, answers["transformers_batched"],
+                                                questions)
+        result["transformers_batched"] = many
+    result["load_avg_after"] = os.getloadavg()
+    result["erebor_speedup_vs_batch1"] = round(erebor["tokens_per_s"] / one["tokens_per_s"], 2)
+    return result, answers
+
+
+def arguments():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--erebor", default="target/debug/erebor")
@@ -206,48 +349,59 @@ def main():
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=8, help="erebor's --batch-size")
     ap.add_argument("--hf-batch", type=int, default=0, help="also run transformers batched")
+    ap.add_argument("--interleave", action="store_true",
+                    help="per category (in --categories' order): erebor, then transformers "
+                         "batched, each timed with the load average around it; then "
+                         "transformers one at a time on --hf-one's categories; totals summed")
+    ap.add_argument("--hf-one", default="all",
+                    help="with --interleave: the categories transformers also answers one "
+                         "question at a time (all, greedy, none or a list)")
     ap.add_argument("--turn2-context", choices=["erebor", "own"], default="erebor")
-    ap.add_argument("--keep", help="copy the answers and results into this folder")
-    args = ap.parse_args()
+    ap.add_argument("--keep", help="copy the answers and results into this folder (with "
+                                   "--interleave, rewritten after each category)")
+    return ap.parse_args()
+
+
+def keeper(folder):
+    """A function that writes (result, answers) into `folder`, or does nothing without one."""
+    def keep(result, answers):
+        if not folder:
+            return
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "answers.json"), "w") as f:
+            json.dump(answers, f, indent=1)
+        with open(os.path.join(folder, "result.json"), "w") as f:
+            json.dump(result, f, indent=1)
+    return keep
+
+
+def main():
+    args = arguments()
     work = tempfile.mkdtemp(prefix="mt_bench_bench_")
     hf_dir = os.path.join(work, "hf")
     subprocess.run([args.erebor, "model", "convert", args.gguf, hf_dir], check=True,
                    stdout=subprocess.DEVNULL)
     questions = subset_questions(args.data_dir, categories_of(args.categories),
                                  args.per_category)
-    data_dir = os.path.join(work, "data")
-    write_data_dir(args.data_dir, questions, data_dir)
-    load_before = os.getloadavg()
-    erebor, e_answers = run_erebor(args.erebor, hf_dir, data_dir, work, args.max_new_tokens,
-                                   args.batch_size)
-    load_after_erebor = os.getloadavg()
     hf = Hf(hf_dir)
     hf.generate([hf.prompt([{"role": "user", "content": questions[0]["turns"][0]}])], 16,
                 0.0)  # warm-up
+    keep = keeper(args.keep)
+    if args.interleave:
+        runs, answers = interleaved(args, hf, hf_dir, questions, work, keep)
+    else:
+        runs, answers = sequential(args, hf, hf_dir, questions, work)
     result = {"questions": [q["question_id"] for q in questions],
               "categories": args.categories, "temperature": 0.0,
-              "max_new_tokens": args.max_new_tokens, "turn2_context": args.turn2_context,
-              "torch_threads": hf.torch.get_num_threads(), "load_avg_before": load_before,
-              "load_avg_after_erebor": load_after_erebor,
-              "erebor": erebor}
-    one, h_answers = run_hf(hf, questions, e_answers, args.max_new_tokens, 1,
-                            args.turn2_context)
-    one["identical_to_erebor"] = identical(e_answers, h_answers, questions)
-    result["transformers_batch1"] = one
-    if args.hf_batch > 1:
-        many, b_answers = run_hf(hf, questions, e_answers, args.max_new_tokens, args.hf_batch,
-                                 args.turn2_context)
-        many["identical_to_erebor"] = identical(e_answers, b_answers, questions)
-        result["transformers_batched"] = many
-    result["load_avg_after"] = os.getloadavg()
-    result["erebor_speedup_vs_batch1"] = round(erebor["tokens_per_s"] / one["tokens_per_s"], 2)
+              "max_new_tokens": args.max_new_tokens, "erebor_batch_size": args.batch_size,
+              "hf_batch": args.hf_batch, "turn2_context": args.turn2_context,
+              "torch_threads": hf.torch.get_num_threads(), **runs}
+    if not args.interleave:  # interleaved segments locate their own differences
+        result["first_differences"] = {
+            name: first_differences(hf, questions, answers["erebor"], got)
+            for name, got in answers.items() if name != "erebor"}
     print(json.dumps(result, indent=1))
-    if args.keep:
-        os.makedirs(args.keep, exist_ok=True)
-        with open(os.path.join(args.keep, "answers.json"), "w") as f:
-            json.dump({"erebor": e_answers, "transformers_batch1": h_answers}, f, indent=1)
-        with open(os.path.join(args.keep, "result.json"), "w") as f:
-            json.dump(result, f, indent=1)
+    keep(result, answers)
 
 
 if __name__ == "__main__":
