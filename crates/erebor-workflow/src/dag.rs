@@ -58,8 +58,7 @@ fn find_cycle(deps: &[Vec<usize>], remaining: &[usize]) -> Vec<usize> {
                 .iter()
                 .enumerate()
                 .min_by_key(|(_, n)| **n)
-                .map(|(i, _)| i)
-                .unwrap_or(0);
+                .map_or(0, |(i, _)| i);
             cycle.rotate_left(lowest);
             let first = cycle[0];
             cycle.push(first);

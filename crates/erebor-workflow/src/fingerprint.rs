@@ -215,8 +215,7 @@ pub fn compute(
         let hash = cache.hash(&path)?;
         let shown = path
             .strip_prefix(base_dir)
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|_| path.clone());
+            .map_or_else(|_| path.clone(), Path::to_path_buf);
         inputs.insert(shown.display().to_string(), hash.sha256);
     }
     let upstream = step

@@ -127,8 +127,7 @@ impl Node {
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Int(i) => serde_json::Value::from(*i),
             Value::Float(f) => serde_json::Number::from_f64(*f)
-                .map(serde_json::Value::Number)
-                .unwrap_or(serde_json::Value::Null),
+                .map_or(serde_json::Value::Null, serde_json::Value::Number),
             Value::Str(s) => serde_json::Value::String(s.clone()),
             Value::Seq(items) => {
                 serde_json::Value::Array(items.iter().map(Node::to_json).collect())
@@ -166,8 +165,7 @@ impl Node {
             (PathStep::Key(name), Value::Map(entries)) => entries
                 .iter()
                 .find(|(k, _)| k.name == *name)
-                .map(|(k, _)| k.pos)
-                .unwrap_or(node.pos),
+                .map_or(node.pos, |(k, _)| k.pos),
             _ => self.locate(path),
         }
     }

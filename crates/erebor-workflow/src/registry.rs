@@ -33,6 +33,7 @@ impl KindRegistry {
     }
 
     /// Builder form of [`KindRegistry::register`].
+    #[must_use]
     pub fn with(mut self, kind: impl StepKind + 'static) -> Self {
         self.register(kind);
         self

@@ -98,8 +98,7 @@ impl SourceText<'_> {
         let start_byte = line
             .char_indices()
             .nth(start_char)
-            .map(|(b, _)| b)
-            .unwrap_or(line.len());
+            .map_or(line.len(), |(b, _)| b);
         match line[start_byte..].find(needle) {
             Some(found) => {
                 let col = line[..start_byte + found].chars().count() + 1;
