@@ -220,7 +220,7 @@ pub fn read_resources(
 
 fn memory(node: &Node, what: &str, errors: &mut Vec<WorkflowError>) -> Option<u64> {
     let parsed = match &node.value {
-        Value::Int(mb) if *mb > 0 => Ok(*mb as u64),
+        Value::Int(mb) if *mb > 0 => Ok(mb.unsigned_abs()),
         Value::Str(text) => parse_memory(text).map_err(|e| e.to_string()),
         _ => Err(format!("found {}", node.type_name())),
     };

@@ -127,13 +127,13 @@ pub fn boolean(node: &Node, what: &str, errors: &mut Vec<WorkflowError>) -> Opti
 
 /// A non-negative integer that fits `u32`.
 pub fn count(node: &Node, what: &str, errors: &mut Vec<WorkflowError>) -> Option<u32> {
-    match &node.value {
-        Value::Int(value) if *value >= 0 && *value <= i64::from(u32::MAX) => Some(*value as u32),
-        _ => {
-            errors.push(mismatch(node, what, "a whole number ≥ 0"));
-            None
-        }
+    if let Value::Int(value) = &node.value
+        && let Ok(count) = u32::try_from(*value)
+    {
+        return Some(count);
     }
+    errors.push(mismatch(node, what, "a whole number ≥ 0"));
+    None
 }
 
 /// A list of strings with their positions.
@@ -156,7 +156,7 @@ pub fn string_list(node: &Node, what: &str, errors: &mut Vec<WorkflowError>) -> 
 /// A duration such as `90s`, `10m`, `2h`, `1h30m`, `500ms`, `1d`; a bare number is seconds.
 pub fn duration(node: &Node, what: &str, errors: &mut Vec<WorkflowError>) -> Option<Duration> {
     let parsed = match &node.value {
-        Value::Int(seconds) if *seconds >= 0 => Ok(Duration::from_secs(*seconds as u64)),
+        Value::Int(seconds) if *seconds >= 0 => Ok(Duration::from_secs(seconds.unsigned_abs())),
         Value::Float(seconds) if *seconds >= 0.0 && seconds.is_finite() => {
             Ok(Duration::from_secs_f64(*seconds))
         }
@@ -240,9 +240,9 @@ mod tests {
     #[test]
     fn durations_parse_with_units() {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_mins(90)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_hours(48)));
         assert!(parse_duration("3 weeks").is_err());
         assert!(parse_duration("h").is_err());
     }

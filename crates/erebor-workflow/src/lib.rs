@@ -17,7 +17,7 @@
 //! - [`runtime`]: substituting outputs and secrets when a step is about to run.
 //! - [`fingerprint`]: step fingerprints and why two differ.
 //! - [`registry`]: the step kinds a binary knows.
-//! - [`error`]: errors with file:line:col and advice.
+//! - [`error`]: errors with `file:line:col` and advice.
 
 pub mod dag;
 pub mod error;

@@ -58,12 +58,13 @@ impl ParamType {
     pub fn coerce(self, value: &serde_json::Value) -> Result<serde_json::Value, ParamValueError> {
         use serde_json::Value as J;
         let ok = match (self, value) {
-            (ParamType::String | ParamType::Path, J::String(_)) => true,
             (ParamType::Int, J::Number(n)) => n.is_i64() || n.is_u64(),
             (ParamType::Float, J::Number(n)) => {
                 return Ok(J::from(n.as_f64().unwrap_or_default()));
             }
-            (ParamType::Bool, J::Bool(_)) => true,
+            (ParamType::String | ParamType::Path, J::String(_)) | (ParamType::Bool, J::Bool(_)) => {
+                true
+            }
             (ParamType::List, J::Array(items)) => items
                 .iter()
                 .all(|item| matches!(item, J::String(_) | J::Number(_) | J::Bool(_))),

@@ -102,7 +102,7 @@ impl SourceText<'_> {
         match line[start_byte..].find(needle) {
             Some(found) => {
                 let col = line[..start_byte + found].chars().count() + 1;
-                Pos::new(pos.line, col as u32)
+                Pos::new(pos.line, u32::try_from(col).unwrap_or(u32::MAX))
             }
             None => pos,
         }

@@ -116,6 +116,10 @@ impl Comparison {
             Comparison::Above => value > threshold,
             Comparison::AtMost => value <= threshold,
             Comparison::Below => value < threshold,
+            #[allow(
+                clippy::float_cmp,
+                reason = "`equal` asks for the exact value the user wrote"
+            )]
             Comparison::Equal => value == threshold,
         }
     }
