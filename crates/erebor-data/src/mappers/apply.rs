@@ -1,0 +1,121 @@
+//! [`apply`]: one row through its source's mapping; [`row_id`]: the id its records get.
+
+use super::spec::{MapSpec, Mapped, Record};
+use super::{preference, sft};
+use crate::builders::low_edit::LowEditSkip;
+use crate::error::{RowError, RowLocation};
+use crate::fields::Fields;
+use crate::read::RawRow;
+use erebor_core::dataset::{PreferenceRecord, SftRecord};
+
+/// The id of a row: `LABEL/OWN_ID` where the row has an `id`-like field, else `LABEL/LINE`
+/// (`LABEL/GROUP:ROW` for Parquet).
+pub fn row_id(label: &str, fields: &Fields<'_>) -> String {
+    let own = ["id", "task_id", "question_id", "ind"]
+        .iter()
+        .find_map(|key| fields.scalar_text(key));
+    match own {
+        Some(own) => format!("{label}/{own}"),
+        None => match fields.location {
+            RowLocation::Line { line, .. } => format!("{label}/{line}"),
+            RowLocation::Parquet { row_group, row, .. } => format!("{label}/{row_group}:{row}"),
+            RowLocation::Generated { index, .. } => format!("{label}/{index}"),
+        },
+    }
+}
+
+/// Applies `spec` to one row. `label` prefixes ids; `system` is a system prompt for mappings
+/// whose rows carry none.
+pub fn apply(
+    spec: &MapSpec,
+    label: &str,
+    system: Option<&str>,
+    row: &RawRow,
+) -> Result<Mapped, RowError> {
+    let fields = Fields::new(row);
+    fields.object()?;
+    let id = row_id(label, &fields);
+    let pairs = |records: Vec<PreferenceRecord>| {
+        Mapped::Records(records.into_iter().map(Record::Preference).collect())
+    };
+    let one_sft = |record: SftRecord| Mapped::Records(vec![Record::Sft(record)]);
+    use crate::builders::multiple_choice as mc;
+    Ok(match spec {
+        MapSpec::Arc => pairs(mc::parse_arc(&fields, id)?.pairs(system)),
+        MapSpec::Hellaswag => pairs(mc::parse_hellaswag(&fields, id)?.pairs(system)),
+        MapSpec::MultipleChoice {
+            question,
+            choices,
+            gold,
+        } => pairs(mc::parse_generic(&fields, id, question, choices, gold)?.pairs(system)),
+        MapSpec::LowEdit(options) => match preference::low_edit(&fields, id, system, options)? {
+            Ok(record) => pairs(vec![record]),
+            Err(skip) => Mapped::Skipped(skip_reason(skip)),
+        },
+        MapSpec::OrcaDpo => pairs(vec![preference::named(
+            &fields,
+            id,
+            system,
+            "question",
+            "chosen",
+            "rejected",
+            Some("system"),
+        )?]),
+        MapSpec::TruthyDpo => pairs(vec![preference::named(
+            &fields,
+            id,
+            system,
+            "prompt",
+            "chosen",
+            "rejected",
+            Some("system"),
+        )?]),
+        MapSpec::PreferenceFields {
+            prompt,
+            chosen,
+            rejected,
+            system: system_field,
+        } => pairs(vec![preference::named(
+            &fields,
+            id,
+            system,
+            prompt,
+            chosen,
+            rejected,
+            system_field.as_deref(),
+        )?]),
+        MapSpec::Ultrafeedback => pairs(vec![preference::ultrafeedback(&fields, id, system)?]),
+        MapSpec::Messages { field } => one_sft(sft::messages(
+            &fields,
+            id,
+            system,
+            field.as_deref().unwrap_or("messages"),
+        )?),
+        MapSpec::Sharegpt { field } => one_sft(sft::sharegpt(
+            &fields,
+            id,
+            system,
+            field.as_deref().unwrap_or("conversations"),
+        )?),
+        MapSpec::Alpaca => one_sft(sft::alpaca(&fields, id, system)?),
+        MapSpec::Gsm8k { keep_annotations } => {
+            one_sft(sft::gsm8k(&fields, id, system, *keep_annotations)?)
+        }
+        MapSpec::SftFields {
+            prompt,
+            response,
+            system: system_field,
+        } => one_sft(sft::named(
+            &fields,
+            id,
+            system,
+            prompt,
+            response,
+            system_field.as_deref(),
+        )?),
+    })
+}
+
+fn skip_reason(skip: LowEditSkip) -> &'static str {
+    skip.as_str()
+}
