@@ -156,7 +156,7 @@ fn encode(state: &AppState, text: &str) -> Result<Vec<u32>, ApiError> {
         .info
         .tokenizer
         .encode_ids(text, false)
-        .map_err(|e| ApiError::internal(format!("tokenizing the prompt: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("tokenising the prompt: {e}")))?;
     if ids.is_empty() {
         return Err(ApiError::invalid("the prompt is empty", Some("prompt")));
     }
