@@ -1,6 +1,6 @@
 //! The `sft` and `preference` step kinds.
 
-use crate::config::{TrainConfig, TrainKind};
+use crate::config::{TrainKind, TrainSettings};
 use crate::{memory_plan, run_preference, run_sft};
 use erebor_core::hub_models::resolve_model;
 use erebor_core::{
@@ -135,7 +135,7 @@ impl TrainStepKind {
 /// Parses the block (closed sets such as `device`, `loss`, `precision` and `lr_schedule` are
 /// enums, so a wrong value fails here) and refuses a device this build cannot use.
 fn validate(with: &serde_json::Value, kind: TrainKind) -> Result<(), ConfigError> {
-    let config = TrainConfig::parse(with, kind)?;
+    let config = TrainSettings::parse(with, kind)?;
     if !config.device.is_compiled_in() {
         let supported: Vec<String> = DeviceSpec::compiled_in_spellings()
             .iter()
@@ -170,7 +170,7 @@ fn outputs_for(info: &StepKindInfo, with: &serde_json::Value) -> Vec<(String, Ou
 }
 
 fn notes(with: &serde_json::Value, base_dir: &Path, kind: TrainKind) -> Vec<String> {
-    let Ok(config) = TrainConfig::parse(with, kind) else {
+    let Ok(config) = TrainSettings::parse(with, kind) else {
         return Vec::new();
     };
     match resolve_model(base_dir, &config.model) {
@@ -180,7 +180,7 @@ fn notes(with: &serde_json::Value, base_dir: &Path, kind: TrainKind) -> Vec<Stri
 }
 
 fn refusal(with: &serde_json::Value, base_dir: &Path, kind: TrainKind) -> Option<String> {
-    let config = TrainConfig::parse(with, kind).ok()?;
+    let config = TrainSettings::parse(with, kind).ok()?;
     let model_dir = resolve_model(base_dir, &config.model).ok()?;
     memory_plan::memory_refusal(&config, kind, &model_dir)
 }

@@ -4,7 +4,7 @@
 //! element from the [`Precision`] policy, AdamW's two moments, the rows a step's batch puts
 //! through the model, the budget and its 10% headroom, and advice when a run does not fit.
 
-use crate::config::{TrainConfig, TrainKind};
+use crate::config::{TrainKind, TrainSettings};
 use crate::precision::Precision;
 use crate::setup::lora_config;
 use erebor_model::lora::adapter_parameter_count;
@@ -18,7 +18,7 @@ pub const DEFAULT_MAX_SEQ_LEN: usize = 2048;
 pub use erebor_model::memory::budget::HEADROOM;
 
 /// Sequence length a step uses: `max_seq_len`, else the model's context capped at 2048.
-pub fn effective_seq_len(config: &TrainConfig, model: &ModelConfig) -> usize {
+pub fn effective_seq_len(config: &TrainSettings, model: &ModelConfig) -> usize {
     config
         .max_seq_len
         .unwrap_or_else(|| model.max_position_embeddings.min(DEFAULT_MAX_SEQ_LEN))
@@ -45,7 +45,7 @@ impl StepFootprint {
 }
 
 /// The footprint of one forward/backward pass of a step.
-pub fn footprint(config: &TrainConfig, kind: TrainKind, model: &ModelConfig) -> StepFootprint {
+pub fn footprint(config: &TrainSettings, kind: TrainKind, model: &ModelConfig) -> StepFootprint {
     let precision = config.precision.resolve(config.device);
     let rows = match kind {
         TrainKind::Sft => config.batch_size,
@@ -78,7 +78,7 @@ pub fn fits(estimate: &MemoryEstimate, budget: f64) -> bool {
 }
 
 /// The memory budget in bytes and where it comes from.
-pub fn budget(config: &TrainConfig) -> (f64, String) {
+pub fn budget(config: &TrainSettings) -> (f64, String) {
     if let Some(gb) = config.memory_budget_gb {
         return (gb * 1e9, format!("the configured {gb} GB"));
     }
@@ -101,7 +101,7 @@ pub struct MemoryCheck {
 /// The check against the memory the step's device has; `None` when the model config is not
 /// there yet (an upstream step's output).
 pub fn memory_check(
-    config: &TrainConfig,
+    config: &TrainSettings,
     kind: TrainKind,
     model_dir: &Path,
 ) -> Option<MemoryCheck> {
@@ -118,7 +118,7 @@ pub fn memory_check(
 }
 
 /// The estimate and whether it fits, as `plan` lines.
-pub fn memory_notes(config: &TrainConfig, kind: TrainKind, model_dir: &Path) -> Vec<String> {
+pub fn memory_notes(config: &TrainSettings, kind: TrainKind, model_dir: &Path) -> Vec<String> {
     match memory_check(config, kind, model_dir) {
         Some(check) => vec![check.line],
         None => vec![format!(
@@ -129,7 +129,7 @@ pub fn memory_notes(config: &TrainConfig, kind: TrainKind, model_dir: &Path) -> 
 }
 
 /// Why `plan` and `run` refuse the step: the memory it needs against the memory it sees.
-pub fn memory_refusal(config: &TrainConfig, kind: TrainKind, model_dir: &Path) -> Option<String> {
+pub fn memory_refusal(config: &TrainSettings, kind: TrainKind, model_dir: &Path) -> Option<String> {
     let check = memory_check(config, kind, model_dir).filter(|c| !c.fits)?;
     let (bytes, source) = &check.budget;
     Some(format!(

@@ -17,7 +17,7 @@ fn plan_flags_a_7b_full_fine_tune_and_passes_lora() {
     llama2_7b(dir.path());
     let with = json!({"model": "m", "dataset": "d", "lr": 1e-6, "loss": "dpop", "beta": 0.3,
                       "device": "cuda:0", "batch_size": 8, "max_seq_len": 512});
-    let config = TrainConfig::parse(&with, TrainKind::Preference).unwrap();
+    let config = TrainSettings::parse(&with, TrainKind::Preference).unwrap();
     let notes = memory_notes(&config, TrainKind::Preference, dir.path());
     assert_eq!(notes.len(), 1);
     assert!(
@@ -34,7 +34,7 @@ fn plan_flags_a_7b_full_fine_tune_and_passes_lora() {
     let mut with = with;
     with["lora"] = json!({"rank": 16});
     with["gradient_checkpointing"] = json!(true);
-    let config = TrainConfig::parse(&with, TrainKind::Preference).unwrap();
+    let config = TrainSettings::parse(&with, TrainKind::Preference).unwrap();
     let notes = memory_notes(&config, TrainKind::Preference, dir.path());
     assert!(notes[0].contains("LoRA r=16"), "{}", notes[0]);
     // Without nvidia-smi the 80 GB are assumed, and the line says so after the device name.
@@ -48,7 +48,7 @@ fn a_step_that_does_not_fit_is_refused_naming_the_memory_needed_and_seen() {
     let with = json!({"model": "hf://models/meta-llama/Llama-2-7b-chat-hf", "dataset": "d",
                       "lr": 1e-6, "loss": "dpop", "beta": 0.3, "device": "cuda:0", "batch_size": 8,
                       "max_seq_len": 512, "memory_budget_gb": 80.0});
-    let config = TrainConfig::parse(&with, TrainKind::Preference).unwrap();
+    let config = TrainSettings::parse(&with, TrainKind::Preference).unwrap();
     let check = memory_check(&config, TrainKind::Preference, dir.path()).unwrap();
     assert!(!check.fits);
     let refusal = memory_refusal(&config, TrainKind::Preference, dir.path()).unwrap();
@@ -63,7 +63,7 @@ fn a_step_that_does_not_fit_is_refused_naming_the_memory_needed_and_seen() {
     let mut with = with;
     with["lora"] = json!({"rank": 16});
     with["gradient_checkpointing"] = json!(true);
-    let config = TrainConfig::parse(&with, TrainKind::Preference).unwrap();
+    let config = TrainSettings::parse(&with, TrainKind::Preference).unwrap();
     assert_eq!(
         memory_refusal(&config, TrainKind::Preference, dir.path()),
         None
@@ -78,7 +78,7 @@ fn a_step_that_does_not_fit_is_refused_naming_the_memory_needed_and_seen() {
 #[test]
 fn a_model_made_by_an_earlier_step_is_estimated_at_run_time() {
     let with = json!({"model": "${{ steps.sft.outputs.model }}", "dataset": "d", "lr": 1e-4});
-    let config = TrainConfig::parse(&with, TrainKind::Sft).unwrap();
+    let config = TrainSettings::parse(&with, TrainKind::Sft).unwrap();
     let notes = memory_notes(&config, TrainKind::Sft, Path::new("/no/such/model"));
     assert!(
         notes[0].starts_with("memory: estimated when the step starts"),
@@ -96,14 +96,14 @@ fn llama2_7b_config() -> ModelConfig {
 
 const LLAMA_7B_PARAMS: u64 = 6_738_415_616;
 
-fn step(precision: &str, extra: serde_json::Value) -> TrainConfig {
+fn step(precision: &str, extra: serde_json::Value) -> TrainSettings {
     let mut with = json!({"model": "m", "dataset": "d", "lr": 1e-5, "device": "cuda:0",
                           "precision": precision, "batch_size": 8, "max_seq_len": 512,
                           "gradient_checkpointing": true});
     for (key, value) in extra.as_object().unwrap() {
         with[key] = value.clone();
     }
-    TrainConfig::parse(&with, TrainKind::Sft).unwrap()
+    TrainSettings::parse(&with, TrainKind::Sft).unwrap()
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use crate::TrainError;
 use crate::checkpoint::checkpoint_name;
-use crate::config::{TrainConfig, TrainKind};
+use crate::config::{KindConfig, TrainKind, TrainSettings};
 use crate::memory_plan;
 use crate::optim::AdamW;
 use crate::setup::{Runtime, lora_config, save_model};
@@ -15,18 +15,18 @@ use erebor_model::{ModelConfig, Tokenizer};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-/// The `run` of a training step: parses the config, checks the memory estimate against the
-/// model's config before anything is loaded, then trains.
-pub fn run_step(
+/// The `run` of a training step: parses the kind's config, checks the memory estimate against
+/// the model's config before anything is loaded, then trains.
+pub fn run_step<C: KindConfig>(
     ctx: &StepContext<'_>,
-    kind: TrainKind,
-    train: impl FnOnce(&StepContext<'_>, &TrainConfig) -> Result<StepOutputs, TrainError>,
+    train: impl FnOnce(&StepContext<'_>, &C) -> Result<StepOutputs, TrainError>,
 ) -> Result<StepOutputs, StepFailure> {
-    let config = TrainConfig::parse(&ctx.with, kind)?;
-    let model_dir = resolve_model(ctx, &config.model)?;
+    let config = C::parse(&ctx.with)?;
+    let settings = config.settings();
+    let model_dir = resolve_model(ctx, &settings.model)?;
     let model_config = ModelConfig::from_dir(&model_dir)
         .map_err(|e| StepFailure::bad_input(format!("model: {e}")))?;
-    check_memory(&config, kind, &model_config)?;
+    check_memory(settings, C::KIND, &model_config)?;
     Ok(train(ctx, &config)?)
 }
 
@@ -40,7 +40,7 @@ pub fn resolve_model(ctx: &StepContext<'_>, spec: &str) -> Result<PathBuf, Train
 /// The step's dataset folder and manifest, refused when it holds the other kind of rows.
 pub fn open_dataset(
     ctx: &StepContext<'_>,
-    config: &TrainConfig,
+    config: &TrainSettings,
     kind: DatasetKind,
 ) -> Result<(PathBuf, DatasetManifest), TrainError> {
     let dir = ctx.resolve(&config.dataset);
@@ -71,7 +71,7 @@ pub fn log_precision(runtime: &Runtime) {
 
 /// Refuses to start on CUDA when the estimate does not fit the budget; warns on CPU.
 pub fn check_memory(
-    config: &TrainConfig,
+    config: &TrainSettings,
     kind: TrainKind,
     model: &ModelConfig,
 ) -> Result<(), StepFailure> {
@@ -95,7 +95,7 @@ pub fn check_memory(
 /// Loop settings from the config, the context and the runtime.
 pub fn loop_settings<'a>(
     ctx: &'a StepContext<'a>,
-    config: &TrainConfig,
+    config: &TrainSettings,
     runtime: &Runtime,
     total_steps: u64,
     fingerprint: String,
@@ -105,7 +105,7 @@ pub fn loop_settings<'a>(
         grad_accum: config.grad_accum,
         total_steps,
         schedule: config.schedule(total_steps),
-        optimizer: AdamW::new(config.adamw()),
+        optimizer: AdamW::new(config.adamw),
         max_grad_norm: config.max_grad_norm,
         seed: config.seed,
         checkpoint_every: config.checkpoint_every,
@@ -128,7 +128,7 @@ pub fn finish(
     tokenizer: &Tokenizer,
     raw_config: Option<&serde_json::Value>,
     outcome: &LoopOutcome,
-    config: &TrainConfig,
+    config: &TrainSettings,
     extra: serde_json::Value,
 ) -> Result<StepOutputs, TrainError> {
     let lora = config.lora.as_ref();

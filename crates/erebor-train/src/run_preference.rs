@@ -1,7 +1,7 @@
 //! `run` of the `preference` step.
 
 use crate::batch::{PairExample, prepare_pairs};
-use crate::config::{ModelInit, TrainConfig, TrainKind};
+use crate::config::{ModelInit, PreferenceConfig, TrainSettings};
 use crate::preference::{CHOSEN_AFTER_EDIT, PairObjective, PairUnit, reference_logps};
 use crate::ref_logps::{
     CacheOutcome, EREBOR_VERSION, REF_LOGPS_FORMAT_VERSION, REF_LOGPS_NUMERICS_VERSION, RefLogps,
@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 /// Trains, saves and reports a `preference` step.
 pub fn run(ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {
-    run_step(ctx, TrainKind::Preference, train)
+    run_step(ctx, train)
 }
 
 struct Split {
@@ -53,14 +53,13 @@ fn load_split(
     })
 }
 
-fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, TrainError> {
-    let objective = config
-        .objective()
-        .ok_or_else(|| TrainError::Config("loss and beta are required".into()))?;
+fn train(ctx: &StepContext<'_>, preference: &PreferenceConfig) -> Result<StepOutputs, TrainError> {
+    let config = &preference.settings;
+    let objective = preference.objective;
     let runtime = runtime(config)?;
     log_precision(&runtime);
-    let data = load_data(ctx, config)?;
-    let reference = reference_pass(ctx, config, &runtime, &data)?;
+    let data = load_data(ctx, preference)?;
+    let reference = reference_pass(ctx, preference, &runtime, &data)?;
     let (units, eval_units) = pair_units(&data.splits, &reference.values, &reference.path)?;
     let total_steps = config.total_steps(units.len());
     let model_hash = model_hash(&data.model_dir, config.init, config.seed)?;
@@ -126,14 +125,18 @@ struct PreferenceData {
 }
 
 /// Opens the dataset, checks its tokenizer against the model's, and loads the splits.
-fn load_data(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<PreferenceData, TrainError> {
+fn load_data(
+    ctx: &StepContext<'_>,
+    preference: &PreferenceConfig,
+) -> Result<PreferenceData, TrainError> {
+    let config = &preference.settings;
     let (dataset_dir, manifest) = open_dataset(ctx, config, DatasetKind::Preference)?;
     let model_dir = resolve_model(ctx, &config.model)?;
     let model_config = erebor_model::ModelConfig::from_dir(&model_dir)?;
     let tokenizer = erebor_model::Tokenizer::from_dir(&model_dir)?;
     check_tokenizer(&dataset_dir, &manifest, &tokenizer)?;
     let max_seq_len = memory_plan::effective_seq_len(config, &model_config);
-    let max_prompt_len = config.max_prompt_len.unwrap_or(max_seq_len / 2);
+    let max_prompt_len = preference.max_prompt_len.unwrap_or(max_seq_len / 2);
     let mut splits = vec![load_split(
         &dataset_dir,
         &config.split,
@@ -160,7 +163,7 @@ fn load_data(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<PreferenceDa
 /// forward.
 fn load_policy(
     model_dir: &Path,
-    config: &TrainConfig,
+    config: &TrainSettings,
     runtime: &Runtime,
 ) -> Result<StartModel, TrainError> {
     let mut start = load_start_model(model_dir, config.init, config.seed, runtime)?;
@@ -182,16 +185,17 @@ struct ReferencePass {
 /// The reference model's log-probs of every pair, from the cache or computed.
 fn reference_pass(
     ctx: &StepContext<'_>,
-    config: &TrainConfig,
+    preference: &PreferenceConfig,
     runtime: &Runtime,
     data: &PreferenceData,
 ) -> Result<ReferencePass, TrainError> {
-    let (reference_dir, reference_init) = match &config.reference {
+    let config = &preference.settings;
+    let (reference_dir, reference_init) = match &preference.reference {
         Some(path) => (resolve_model(ctx, path)?, ModelInit::Pretrained),
         None => (data.model_dir.clone(), config.init),
     };
     let reference_hash = model_hash(&reference_dir, reference_init, config.seed)?;
-    let same_model = config.reference.is_none();
+    let same_model = preference.reference.is_none();
     let key = ref_logps_key(config, runtime, data, &reference_hash, same_model);
     // The policy is loaded inside when the reference is the policy's start (and kept for
     // training); a distinct reference is loaded, used and dropped before the policy is loaded,
@@ -235,7 +239,7 @@ fn reference_pass(
 
 /// What the reference log-probs depend on: a cache entry is reused only when all of it matches.
 fn ref_logps_key(
-    config: &TrainConfig,
+    config: &TrainSettings,
     runtime: &Runtime,
     data: &PreferenceData,
     reference_hash: &str,

@@ -1,6 +1,6 @@
 //! `run` of the `sft` step.
 
-use crate::config::{TrainConfig, TrainKind};
+use crate::config::SftConfig;
 use crate::run_common::{
     dataset_error, finish, log_precision, loop_settings, open_dataset, resolve_model, run_step,
 };
@@ -16,10 +16,11 @@ use serde_json::json;
 
 /// Trains, saves and reports an `sft` step.
 pub fn run(ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {
-    run_step(ctx, TrainKind::Sft, train)
+    run_step(ctx, train)
 }
 
-fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, TrainError> {
+fn train(ctx: &StepContext<'_>, sft: &SftConfig) -> Result<StepOutputs, TrainError> {
+    let config = &sft.settings;
     let runtime = runtime(config)?;
     log_precision(&runtime);
     let (dataset_dir, manifest) = open_dataset(ctx, config, DatasetKind::Sft)?;
@@ -32,7 +33,7 @@ fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, Tra
     let rows =
         read_tokenized_sft(&dataset_dir, &config.split).map_err(dataset_error(&dataset_dir))?;
     let (units, dropped) =
-        sft_units(&rows, max_seq_len, config.packing).map_err(|e| TrainError::Dataset {
+        sft_units(&rows, max_seq_len, sft.packing).map_err(|e| TrainError::Dataset {
             path: dataset_dir.join(format!("{}.tokens.jsonl", config.split)),
             message: e.to_string(),
         })?;
@@ -47,7 +48,7 @@ fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, Tra
         Some(split) => {
             let rows =
                 read_tokenized_sft(&dataset_dir, split).map_err(dataset_error(&dataset_dir))?;
-            sft_units(&rows, max_seq_len, config.packing)
+            sft_units(&rows, max_seq_len, sft.packing)
                 .map_err(|e| TrainError::Dataset {
                     path: dataset_dir.join(format!("{split}.tokens.jsonl")),
                     message: e.to_string(),
@@ -65,14 +66,14 @@ fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, Tra
     tracing::info!(
         rows = rows.len(),
         units = units.len(),
-        packing = config.packing,
+        packing = sft.packing,
         total_steps,
         max_seq_len,
         "sft data ready"
     );
 
     let mut objective = SftObjective {
-        packing: config.packing,
+        packing: sft.packing,
         eval_rows,
         eval_batch_size: config.batch_size,
         compute_dtype: runtime.compute_dtype,
@@ -89,7 +90,7 @@ fn train(ctx: &StepContext<'_>, config: &TrainConfig) -> Result<StepOutputs, Tra
         "rows": rows.len(),
         "dropped_rows": dropped,
         "units": units.len(),
-        "packing": config.packing,
+        "packing": sft.packing,
         "max_seq_len": max_seq_len,
         "eval": outcome.final_eval,
     });

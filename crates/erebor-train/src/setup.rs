@@ -3,7 +3,7 @@
 //! the trained model in Hugging Face layout.
 
 use crate::TrainError;
-use crate::config::{LoraSettings, ModelInit, TrainConfig};
+use crate::config::{LoraSettings, ModelInit, TrainSettings};
 use crate::precision::Precision;
 use burn::module::Module;
 use burn::tensor::{DType, Device};
@@ -33,7 +33,7 @@ pub struct Runtime {
 }
 
 /// Resolves `config.device` and `config.precision`.
-pub fn runtime(config: &TrainConfig) -> Result<Runtime, TrainError> {
+pub fn runtime(config: &TrainSettings) -> Result<Runtime, TrainError> {
     let spec = config.device;
     let precision = config.precision.resolve(spec);
     // Weights are stored in `dtype`; under bf16-mixed they are f32 master weights and the
