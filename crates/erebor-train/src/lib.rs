@@ -30,7 +30,6 @@
 
 pub mod batch;
 pub mod checkpoint;
-pub mod chunked_logps;
 pub mod config;
 pub mod error;
 pub mod kinds;
