@@ -359,16 +359,40 @@ mod tests {
         std::fs::write(
             &script,
             format!(
-                "#!/bin/sh\necho \"$@\" >> '{}'\nprintf '%s\\n' '{answer}'\n",
+                "#!/bin/sh\n[ -n \"$FAKE_PROBE\" ] && exit 0\necho \"$@\" >> '{}'\nprintf '%s\\n' '{answer}'\n",
                 log.display()
             ),
         )
         .unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        wait_until_executable(&script);
         let mut settings = SlurmSettings::new("/bin/true".into(), ClusterOptions::default());
         settings.squeue = script.display().to_string();
         settings.poll_min = Duration::from_secs(60);
         SlurmExecutor::new(settings)
+    }
+
+    /// Runs the fresh script once (unlogged) until exec stops failing with ETXTBSY: a thread of
+    /// another test that forked while the script was open for writing keeps a writable copy of
+    /// the descriptor until its child execs, and until then Linux refuses to run the file.
+    fn wait_until_executable(script: &std::path::Path) {
+        const ETXTBSY: i32 = 26;
+        for _ in 0..500 {
+            match std::process::Command::new(script)
+                .env("FAKE_PROBE", "1")
+                .status()
+            {
+                Ok(status) => {
+                    assert!(status.success(), "{}: {status}", script.display());
+                    return;
+                }
+                Err(e) if e.raw_os_error() == Some(ETXTBSY) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("{}: {e}", script.display()),
+            }
+        }
+        panic!("{}: still busy after 5 s", script.display());
     }
 
     fn calls(dir: &std::path::Path) -> Vec<String> {
