@@ -5,9 +5,9 @@ use erebor_workflow::KindRegistry;
 /// Every step kind `uses:` may name.
 pub fn registry() -> KindRegistry {
     KindRegistry::new()
-        .with(crate::step_kinds::command::CommandKind)
-        .with(crate::step_kinds::noop::NoopKind)
-        .with(crate::step_kinds::report::ReportKind)
+        .with(erebor_steps::CommandKind)
+        .with(erebor_steps::NoopKind)
+        .with(erebor_steps::ReportKind)
         .with(erebor_data::ConvertKind)
         .with(erebor_train::TrainStepKind::SFT)
         .with(erebor_train::TrainStepKind::PREFERENCE)

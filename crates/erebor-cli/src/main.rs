@@ -3,7 +3,7 @@
 //! - [`cli`]: the clap command line, one subcommand per command group.
 //! - [`commands`]: the command implementations, one module per group.
 //! - [`kinds`]: the step kinds this binary runs, one line each.
-//! - [`step_kinds`]: the kinds implemented in the CLI itself (`command`, `report`).
+//! - [`step_kinds`]: the store side of kinds from other crates (`mt-bench` cache, `report` data).
 //! - [`console`]: progress bars for a running workflow.
 //! - [`history`]: reading run history (metrics of steps, display status).
 //! - [`scheduler`]: the `erebor scheduler` daemon: cron ticks, exactly-once firing, regressions.

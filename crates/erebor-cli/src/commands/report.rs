@@ -57,7 +57,7 @@ impl ReportArgs {
             .out
             .clone()
             .unwrap_or_else(|| globals.home().join("reports").join(&report.run.id));
-        let (html, markdown) = gather::write(&report, &out)?;
+        let (html, markdown) = erebor_steps::report::write(&report, &out)?;
         println!("{}", html.display());
         println!("{}", markdown.display());
         println!("{}", out.join("charts").display());

@@ -1,11 +1,8 @@
-//! Step kinds implemented in the CLI crate.
+//! The CLI's side of step kinds that need the run store, which only the CLI may open. The kinds
+//! themselves live in their crates (`command`, `noop` and `report` in erebor-steps).
 //!
-//! - [`command`]: an external program, given as an argv list (never a shell).
 //! - [`mt_bench`]: the `mt-bench` kind's judgment cache over the run store.
-//! - [`noop`]: does nothing (joins dependencies, measures overhead).
-//! - [`report`]: metrics of chosen steps rendered to Markdown and self-contained HTML.
+//! - [`report`]: gathering a `report` step's data from the store in the runner.
 
-pub mod command;
 pub mod mt_bench;
-pub mod noop;
 pub mod report;

@@ -1,7 +1,7 @@
 //! Gathering a report's data from the run store: the run, its steps and timings, `expect:`
 //! results (re-read from the run's stored workflow text), metric series per step (a reused
 //! step's through its `reused_from` link), evaluation and MT-Bench results, and the series of
-//! compared runs. `erebor report` and the `report` step kind both call [`gather`].
+//! compared runs. `erebor report` and the runner (for a `report` step) both call [`gather`].
 
 use crate::history::{mark_reused, select_steps, step_series};
 use erebor_report::model::{
@@ -585,40 +585,6 @@ fn timing(step: &StepData) -> StepTiming {
         finished_ms: step.record.finished_at,
         reused_from: step.record.reused_from().map(|l| l.to_string()),
     }
-}
-
-/// Writes `report.html`, `report.md` and `charts/NAME.svg` + `.png` into `dir`; returns the
-/// HTML and Markdown paths.
-pub fn write(
-    report: &Report,
-    dir: &std::path::Path,
-) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
-    use anyhow::Context;
-    let charts_dir = dir.join("charts");
-    std::fs::create_dir_all(&charts_dir)
-        .with_context(|| format!("creating {}", charts_dir.display()))?;
-    let renderer = erebor_report::png::PngRenderer::with_system_fonts();
-    if renderer.font_faces() == 0 {
-        tracing::warn!(
-            "no system fonts found: the PNG charts have no text (install fonts-dejavu-core)"
-        );
-    }
-    for chart in erebor_report::html::charts(report) {
-        let svg_path = charts_dir.join(format!("{}.svg", chart.name));
-        std::fs::write(&svg_path, &chart.svg)
-            .with_context(|| format!("writing {}", svg_path.display()))?;
-        let png = renderer.render(&chart.title, &chart.svg, 2.0)?;
-        let png_path = charts_dir.join(format!("{}.png", chart.name));
-        std::fs::write(&png_path, png)
-            .with_context(|| format!("writing {}", png_path.display()))?;
-    }
-    let html = dir.join("report.html");
-    std::fs::write(&html, erebor_report::html::page(report, Some("charts")))
-        .with_context(|| format!("writing {}", html.display()))?;
-    let markdown = dir.join("report.md");
-    std::fs::write(&markdown, erebor_report::markdown::document(report))
-        .with_context(|| format!("writing {}", markdown.display()))?;
-    Ok((html, markdown))
 }
 
 #[cfg(test)]

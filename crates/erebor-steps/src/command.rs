@@ -343,4 +343,51 @@ mod tests {
         assert_eq!(parse_metric("train/loss x 0.25"), None);
         assert_eq!(parse_metric("train/loss 3 0.25 extra"), None);
     }
+
+    #[test]
+    fn validate_wants_a_program_and_variable_names() {
+        let base = Path::new(".");
+        let ok = serde_json::json!({"argv": ["python3", "train.py", 3], "env": {"SEED": 1}});
+        assert!(CommandKind.validate(&ok, base).is_ok());
+        let no_program = CommandKind
+            .validate(&serde_json::json!({"argv": []}), base)
+            .unwrap_err();
+        assert!(
+            no_program.message.contains("at least the program"),
+            "{no_program}"
+        );
+        let bad_name = CommandKind
+            .validate(
+                &serde_json::json!({"argv": ["true"], "env_allow": ["A=B"]}),
+                base,
+            )
+            .unwrap_err();
+        assert!(
+            bad_name.message.contains("`A=B` is not a variable name"),
+            "{bad_name}"
+        );
+        let empty_output = CommandKind
+            .validate(
+                &serde_json::json!({"argv": ["true"], "outputs": {"model": ""}}),
+                base,
+            )
+            .unwrap_err();
+        assert!(empty_output.message.contains("is empty"), "{empty_output}");
+    }
+
+    #[test]
+    fn declared_outputs_follow_the_config() {
+        let with = serde_json::json!({
+            "argv": ["true"],
+            "outputs": {"model": "out/model.safetensors"},
+            "metric_outputs": ["eval/loss"],
+        });
+        assert_eq!(
+            CommandKind.outputs_for(&with),
+            [
+                ("model".to_owned(), OutputType::File),
+                ("eval/loss".to_owned(), OutputType::Metric)
+            ]
+        );
+    }
 }

@@ -38,3 +38,18 @@ impl StepKind for NoopKind {
         Ok(StepOutputs::new())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn with_must_be_an_empty_mapping() {
+        let base = Path::new(".");
+        assert!(NoopKind.validate(&json!({}), base).is_ok());
+        let key = NoopKind.validate(&json!({"sleep": 1}), base).unwrap_err();
+        assert!(key.message.contains("unknown field `sleep`"), "{key}");
+        assert!(NoopKind.validate(&json!([]), base).is_err());
+    }
+}
