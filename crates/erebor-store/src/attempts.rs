@@ -9,6 +9,20 @@ use crate::records::{
 use erebor_core::{AttemptId, RunId, StepId};
 use sqlx::Row;
 
+/// Ends the attempt's step: status, outputs (kept when none are given), failure and `expect:`
+/// failures.
+const END_STEP_SQL: &str = "UPDATE steps SET status = $3, outputs = COALESCE($4, outputs), \
+     failure_class = $5, failure_message = $6, finished_at = $7, expect_failures = $8 \
+     WHERE run_id = $1 AND step_id = $2";
+
+/// Records one artifact of a finished attempt.
+const INSERT_ARTIFACT_SQL: &str = "INSERT INTO artifacts (id, run_id, step_id, attempt_id, name, \
+     output_type, path, sha256, bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// Records one input of an artifact (its lineage); an input listed twice is kept once.
+const INSERT_ARTIFACT_INPUT_SQL: &str = "INSERT INTO artifact_inputs (artifact_id, input_path, \
+     input_sha256, input_artifact_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+
 const ATTEMPT_COLUMNS: &str = "id, run_id, step_id, number, status, executor, external_id, host, dir, \
      gpus, started_at, submitted_at, finished_at, exit_code, failure_class, failure_message";
 
@@ -153,10 +167,11 @@ impl Store {
         self.gate("finish_attempt")?;
         let attempt = attempt_id.as_str();
         let now = now_ms();
-        let (class, message) = match &end.failure {
-            Some((class, message)) => (Some(class.as_str()), Some(message.as_str())),
-            None => (None, None),
-        };
+        let (class, message) = end
+            .failure
+            .as_ref()
+            .map(|(class, message)| (class.as_str(), message.as_str()))
+            .unzip();
         let finish = format!(
             "UPDATE attempts SET status = $2, finished_at = $3, exit_code = $4, failure_class = $5, \
              failure_message = $6 WHERE id = $1 AND status IN {LIVE_ATTEMPT_STATUSES} RETURNING run_id, step_id"
@@ -175,50 +190,43 @@ impl Store {
             match row {
                 None => true,
                 Some((run_id, step_id)) => {
-                    sqlx::query(
-                        "UPDATE steps SET status = $3, outputs = COALESCE($4, outputs), failure_class = $5, \
-                         failure_message = $6, finished_at = $7, expect_failures = $8 \
-                         WHERE run_id = $1 AND step_id = $2",
-                    )
-                    .bind(&run_id)
-                    .bind(&step_id)
-                    .bind(end.step_status.as_str())
-                    .bind(end.outputs.as_ref().map(|o| o.to_string()))
-                    .bind(class)
-                    .bind(message)
-                    .bind((end.step_status != StepStatus::Running).then_some(now))
-                    .bind(serde_json::to_string(&end.expect_failures).unwrap_or_else(|_| "[]".into()))
-                    .execute(&mut *tx)
-                    .await?;
-                    for artifact in &end.artifacts {
-                        let id = uuid::Uuid::now_v7().to_string();
-                        sqlx::query(
-                            "INSERT INTO artifacts (id, run_id, step_id, attempt_id, name, output_type, path, \
-                             sha256, bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                        )
-                        .bind(&id)
+                    sqlx::query(END_STEP_SQL)
                         .bind(&run_id)
                         .bind(&step_id)
-                        .bind(attempt)
-                        .bind(&artifact.name)
-                        .bind(&artifact.output_type)
-                        .bind(&artifact.path)
-                        .bind(&artifact.sha256)
-                        .bind(i64::try_from(artifact.bytes).unwrap_or(i64::MAX))
-                        .bind(now)
+                        .bind(end.step_status.as_str())
+                        .bind(end.outputs.as_ref().map(ToString::to_string))
+                        .bind(class)
+                        .bind(message)
+                        .bind((end.step_status != StepStatus::Running).then_some(now))
+                        .bind(
+                            serde_json::to_string(&end.expect_failures)
+                                .unwrap_or_else(|_| "[]".into()),
+                        )
                         .execute(&mut *tx)
                         .await?;
-                        for (path, sha, source) in &artifact.inputs {
-                            sqlx::query(
-                                "INSERT INTO artifact_inputs (artifact_id, input_path, input_sha256, input_artifact_id) \
-                                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                            )
+                    for artifact in &end.artifacts {
+                        let id = uuid::Uuid::now_v7().to_string();
+                        sqlx::query(INSERT_ARTIFACT_SQL)
                             .bind(&id)
-                            .bind(path)
-                            .bind(sha)
-                            .bind(source)
+                            .bind(&run_id)
+                            .bind(&step_id)
+                            .bind(attempt)
+                            .bind(&artifact.name)
+                            .bind(&artifact.output_type)
+                            .bind(&artifact.path)
+                            .bind(&artifact.sha256)
+                            .bind(i64::try_from(artifact.bytes).unwrap_or(i64::MAX))
+                            .bind(now)
                             .execute(&mut *tx)
                             .await?;
+                        for (path, sha, source) in &artifact.inputs {
+                            sqlx::query(INSERT_ARTIFACT_INPUT_SQL)
+                                .bind(&id)
+                                .bind(path)
+                                .bind(sha)
+                                .bind(source)
+                                .execute(&mut *tx)
+                                .await?;
                         }
                     }
                     tx.commit().await?;

@@ -190,6 +190,7 @@ impl Store {
     }
 
     /// The same store (same pool) with every write passed through `gate` first.
+    #[must_use]
     pub fn with_write_gate(&self, gate: std::sync::Arc<dyn WriteGate>) -> Self {
         Self {
             gate: Some(Gate(gate)),

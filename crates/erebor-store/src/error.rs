@@ -64,6 +64,17 @@ pub enum StoreError {
     /// Any database error (included in the message, not chained).
     #[error("database error: {0}")]
     Db(sqlx::Error),
+    /// A metric index too large for the store's signed 64-bit `idx` column.
+    #[error(
+        "metric {key:?} has index {index}, above the largest the store keeps ({})",
+        i64::MAX
+    )]
+    MetricIndex {
+        /// The metric's key.
+        key: String,
+        /// The index given.
+        index: u64,
+    },
     /// Creating the database folder failed.
     #[error("cannot create {path}: {source}")]
     Io {
@@ -174,9 +185,12 @@ fn is_transient_sqlx(error: &sqlx::Error) -> bool {
         sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => {
             let sqlite = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some();
-            db.code().is_some_and(|code| match sqlite {
-                true => is_transient_sqlite_code(&code),
-                false => is_transient_sqlstate(&code),
+            db.code().is_some_and(|code| {
+                if sqlite {
+                    is_transient_sqlite_code(&code)
+                } else {
+                    is_transient_sqlstate(&code)
+                }
             })
         }
         _ => false,
@@ -192,7 +206,7 @@ fn is_transient_sqlite_code(code: &str) -> bool {
         .is_ok_and(|number| matches!(number & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
 }
 
-/// Postgres SQLSTATEs worth retrying: 40001 serialization_failure, 40P01 deadlock_detected,
+/// Postgres SQLSTATEs worth retrying: 40001 `serialization_failure`, 40P01 `deadlock_detected`,
 /// class 08 connection exceptions, 57P01..57P03 the server shutting down or starting.
 fn is_transient_sqlstate(code: &str) -> bool {
     matches!(code, "40001" | "40P01" | "57P01" | "57P02" | "57P03") || code.starts_with("08")

@@ -2,7 +2,7 @@
 //! from a running attempt. Readable while the run goes on.
 
 use crate::db::{Backend, Store, now_ms, with_pool};
-use crate::error::{Result, id_column};
+use crate::error::{Result, StoreError, id_column};
 use crate::records::{AttemptStatus, MetricPoint, MetricRow, StepLink, StepRecord};
 use erebor_core::{AttemptId, RunId, StepId};
 use sqlx::{AssertSqlSafe, Row};
@@ -18,6 +18,15 @@ pub struct MetricFilter {
     pub step: Option<StepId>,
     /// Only this key.
     pub key: Option<String>,
+}
+
+/// The point's index as the store's `idx` column holds it; one above `i64::MAX` is
+/// [`StoreError::MetricIndex`] instead of wrapping to a negative index.
+fn stored_index(point: &MetricPoint) -> Result<i64> {
+    i64::try_from(point.index).map_err(|_| StoreError::MetricIndex {
+        key: point.key.clone(),
+        index: point.index,
+    })
 }
 
 impl Store {
@@ -40,7 +49,10 @@ impl Store {
         let inserted = match &self.backend {
             Backend::Postgres(pool) => {
                 let keys: Vec<&str> = points.iter().map(|p| p.key.as_str()).collect();
-                let indexes: Vec<i64> = points.iter().map(|p| p.index as i64).collect();
+                let indexes = points
+                    .iter()
+                    .map(stored_index)
+                    .collect::<Result<Vec<i64>>>()?;
                 let values: Vec<f64> = points.iter().map(|p| p.value).collect();
                 sqlx::query(
                     "INSERT INTO metrics (run_id, step_id, attempt_id, key, idx, value, recorded_at) \
@@ -92,7 +104,7 @@ impl Store {
                         let value = (!point.value.is_nan()).then_some(point.value);
                         query = query
                             .bind(point.key.as_str())
-                            .bind(point.index as i64)
+                            .bind(stored_index(point)?)
                             .bind(value);
                     }
                     inserted += query.execute(&mut *tx).await?.rows_affected();

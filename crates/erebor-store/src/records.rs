@@ -140,7 +140,7 @@ pub struct NewRun {
     pub workflow_hash: String,
     /// Param values, secrets masked (JSON object).
     pub params: serde_json::Value,
-    /// Runner options (jobs, gpus, force, no_cache) as JSON.
+    /// Runner options (jobs, gpus, force, `no_cache`) as JSON.
     pub options: serde_json::Value,
     /// Runner host.
     pub host: String,

@@ -47,7 +47,11 @@ async fn upgrade_keeps_data(old: Store, reopen: impl AsyncFnOnce() -> Store) {
         .await
         .unwrap();
     assert_eq!(metrics.len(), 1);
-    assert_eq!(metrics[0].value, 2.5);
+    assert_eq!(
+        metrics[0].value.to_bits(),
+        2.5_f64.to_bits(),
+        "read back exactly"
+    );
     assert_eq!(
         store.find_cached("fp-old").await.unwrap()[0]
             .run_id
@@ -132,7 +136,7 @@ async fn sqlite_upgrade_from_schema_1_keeps_data() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn postgres_upgrade_from_schema_1_keeps_data() {
-    let Some((_, schema)) = skip_or_schema().await else {
+    let Some(schema) = skip_or_schema() else {
         return;
     };
     RAW.with(|r| *r.borrow_mut() = RawDb::Postgres(schema.0.clone()));
@@ -149,12 +153,12 @@ async fn postgres_upgrade_from_schema_1_keeps_data() {
     schema.drop_schema().await;
 }
 
-async fn skip_or_schema() -> Option<((), common::PgSchema)> {
+fn skip_or_schema() -> Option<common::PgSchema> {
     if std::env::var("EREBOR_TEST_SKIP_POSTGRES").as_deref() == Ok("1") {
         eprintln!("skipping the Postgres half: EREBOR_TEST_SKIP_POSTGRES=1");
         return None;
     }
-    Some(((), common::PgSchema(common::fresh_schema())))
+    Some(common::PgSchema(common::fresh_schema()))
 }
 
 /// A database marked with a schema version newer than this binary's is refused, untouched.
@@ -199,7 +203,7 @@ async fn sqlite_refuses_a_newer_schema() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn postgres_refuses_a_newer_schema() {
-    let Some((_, schema)) = skip_or_schema().await else {
+    let Some(schema) = skip_or_schema() else {
         return;
     };
     RAW.with(|r| *r.borrow_mut() = RawDb::Postgres(schema.0.clone()));

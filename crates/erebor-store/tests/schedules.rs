@@ -28,7 +28,7 @@ fn nightly() -> Schedule {
     }
 }
 
-fn tick<'a>(tick_at: i64, run_id: &'a str, pid: u32) -> NewTick<'a> {
+fn tick(tick_at: i64, run_id: &str, pid: u32) -> NewTick<'_> {
     NewTick {
         schedule: "nightly",
         tick_at,
@@ -157,6 +157,32 @@ async fn ticks_move_through_their_states(store: Store) {
         Some("r-1")
     );
     store.heartbeat_ticks("host-b", 22).await.unwrap();
+    let evaluation = evaluate_and_notify(&store).await;
+    let stored = store.tick_of_run("r-1").await.unwrap().unwrap();
+    assert_eq!(stored.state, TickState::Started);
+    assert_eq!(
+        (stored.owner_host.as_str(), stored.owner_pid),
+        ("host-b", 22)
+    );
+    assert_eq!(stored.fresh, Some(true));
+    assert_eq!(stored.measurements, evaluation.measurements);
+    assert!(stored.regressed);
+    assert_eq!(stored.reasons, evaluation.reasons);
+    assert_eq!(
+        stored.notify_error.as_deref(),
+        Some("the webhook answered 500")
+    );
+    let history = store.schedule_history("nightly").await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].run_status.as_deref(), Some("running"));
+    assert_eq!(history[0].workflow_hash.as_deref(), Some("abc"));
+    assert_eq!(history[0].erebor_version.as_deref(), Some("0.1.0"));
+    a_tick_whose_workflow_no_longer_loads_fails(&store).await;
+}
+
+/// Records an evaluation of the `nightly` tick at 60 s (which closes it), claims its notice
+/// (once only) and records a failed webhook; returns the evaluation recorded.
+async fn evaluate_and_notify(store: &Store) -> TickEvaluation {
     let evaluation = TickEvaluation {
         fresh: true,
         measurements: BTreeMap::from([("eval/acc".to_owned(), 0.5)]),
@@ -180,26 +206,11 @@ async fn ticks_move_through_their_states(store: Store) {
         .set_notify_error("nightly", 60_000, "the webhook answered 500")
         .await
         .unwrap();
-    let stored = store.tick_of_run("r-1").await.unwrap().unwrap();
-    assert_eq!(stored.state, TickState::Started);
-    assert_eq!(
-        (stored.owner_host.as_str(), stored.owner_pid),
-        ("host-b", 22)
-    );
-    assert_eq!(stored.fresh, Some(true));
-    assert_eq!(stored.measurements, evaluation.measurements);
-    assert!(stored.regressed);
-    assert_eq!(stored.reasons, evaluation.reasons);
-    assert_eq!(
-        stored.notify_error.as_deref(),
-        Some("the webhook answered 500")
-    );
-    let history = store.schedule_history("nightly").await.unwrap();
-    assert_eq!(history.len(), 1);
-    assert_eq!(history[0].run_status.as_deref(), Some("running"));
-    assert_eq!(history[0].workflow_hash.as_deref(), Some("abc"));
-    assert_eq!(history[0].erebor_version.as_deref(), Some("0.1.0"));
-    // A tick whose workflow no longer loads fails with the error.
+    evaluation
+}
+
+/// A tick whose workflow no longer loads ends `failed` with the load error.
+async fn a_tick_whose_workflow_no_longer_loads_fails(store: &Store) {
     assert!(store.claim_tick(&tick(120_000, "r-2", 22)).await.unwrap());
     store
         .set_tick_state(

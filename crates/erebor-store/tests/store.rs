@@ -153,6 +153,18 @@ async fn finished_steps_are_found_by_fingerprint(store: Store) {
     assert_eq!(last.fingerprint.as_deref(), Some("fp-a"));
 }
 
+/// Records `points` for step `train` of run `r-m` from `attempt`.
+async fn record_train(store: &Store, attempt: &str, points: &[MetricPoint]) -> Result<u64> {
+    store
+        .record_metrics(
+            &RunId::from("r-m"),
+            &StepId::from("train"),
+            &AttemptId::from(attempt),
+            points,
+        )
+        .await
+}
+
 async fn metrics_are_recorded_exactly_once_and_stale_attempts_are_refused(store: Store) {
     store.create_run(&new_run("r-m", "w"), &[]).await.unwrap();
     store
@@ -166,46 +178,60 @@ async fn metrics_are_recorded_exactly_once_and_stale_attempts_are_refused(store:
     let batch: Vec<_> = (0..5)
         .map(|i| point("train/loss", i, 1.0 / (i + 1) as f64))
         .collect();
-    assert_eq!(
-        store
-            .record_metrics(
-                &RunId::from("r-m"),
-                &StepId::from("train"),
-                &AttemptId::from("att-a"),
-                &batch
-            )
-            .await
-            .unwrap(),
-        5
-    );
+    assert_eq!(record_train(&store, "att-a", &batch).await.unwrap(), 5);
     // The same events replayed (a runner re-reading an events file) add nothing.
+    assert_eq!(record_train(&store, "att-a", &batch).await.unwrap(), 0);
     assert_eq!(
-        store
-            .record_metrics(
-                &RunId::from("r-m"),
-                &StepId::from("train"),
-                &AttemptId::from("att-a"),
-                &batch
-            )
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        store
-            .record_metrics(
-                &RunId::from("r-m"),
-                &StepId::from("train"),
-                &AttemptId::from("att-a"),
-                &[point("train/loss", 5, f64::NAN)]
-            )
+        record_train(&store, "att-a", &[point("train/loss", 5, f64::NAN)])
             .await
             .unwrap(),
         1
     );
+    // An index the store's signed column cannot hold is refused, not wrapped to a negative one.
+    let refused = record_train(&store, "att-a", &[point("train/loss", u64::MAX, 1.0)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            StoreError::MetricIndex {
+                index: u64::MAX,
+                ..
+            }
+        ),
+        "{refused}"
+    );
     assert_eq!(store.metric_count(&RunId::from("r-m")).await.unwrap(), 6);
 
-    // The attempt is interrupted (a resume took over): its writes are refused.
+    interrupted_attempts_are_refused(&store).await;
+
+    // The resumed attempt records the rest; the merged series takes the newest value per index.
+    store
+        .start_attempt(&attempt("att-b", "r-m", "train", 2))
+        .await
+        .unwrap();
+    let resumed = [point("train/loss", 5, 0.15), point("train/loss", 6, 0.14)];
+    assert_eq!(record_train(&store, "att-b", &resumed).await.unwrap(), 2);
+    let rows = store
+        .metrics(&RunId::from("r-m"), &MetricFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 8);
+    assert!(
+        rows.iter()
+            .any(|r| r.index == 5 && r.value.is_nan() && r.attempt_id.as_str() == "att-a")
+    );
+    let merged = merge_attempts(&rows);
+    let series = &merged["train/loss"];
+    assert_eq!(series.len(), 7);
+    assert_eq!(series[5], (5, 0.15));
+    assert_eq!(series[6], (6, 0.14));
+    assert_eq!(series[1], (1, 0.5));
+}
+
+/// Interrupts `att-a` (a resume took over): a second interrupt is a no-op, and its metrics
+/// and its finish are refused as stale; the step is left interrupted.
+async fn interrupted_attempts_are_refused(store: &Store) {
     assert!(
         store
             .interrupt_attempt(&AttemptId::from("att-a"), "runner died")
@@ -218,13 +244,7 @@ async fn metrics_are_recorded_exactly_once_and_stale_attempts_are_refused(store:
             .await
             .unwrap()
     );
-    let refused = store
-        .record_metrics(
-            &RunId::from("r-m"),
-            &StepId::from("train"),
-            &AttemptId::from("att-a"),
-            &[point("train/loss", 9, 0.1)],
-        )
+    let refused = record_train(store, "att-a", &[point("train/loss", 9, 0.1)])
         .await
         .unwrap_err();
     assert!(
@@ -248,40 +268,6 @@ async fn metrics_are_recorded_exactly_once_and_stale_attempts_are_refused(store:
             .status,
         StepStatus::Interrupted
     );
-
-    // The resumed attempt records the rest; the merged series takes the newest value per index.
-    store
-        .start_attempt(&attempt("att-b", "r-m", "train", 2))
-        .await
-        .unwrap();
-    let resumed = [point("train/loss", 5, 0.15), point("train/loss", 6, 0.14)];
-    assert_eq!(
-        store
-            .record_metrics(
-                &RunId::from("r-m"),
-                &StepId::from("train"),
-                &AttemptId::from("att-b"),
-                &resumed
-            )
-            .await
-            .unwrap(),
-        2
-    );
-    let rows = store
-        .metrics(&RunId::from("r-m"), &MetricFilter::default())
-        .await
-        .unwrap();
-    assert_eq!(rows.len(), 8);
-    assert!(
-        rows.iter()
-            .any(|r| r.index == 5 && r.value.is_nan() && r.attempt_id.as_str() == "att-a")
-    );
-    let merged = merge_attempts(&rows);
-    let series = &merged["train/loss"];
-    assert_eq!(series.len(), 7);
-    assert_eq!(series[5], (5, 0.15));
-    assert_eq!(series[6], (6, 0.14));
-    assert_eq!(series[1], (1, 0.5));
 }
 
 async fn large_batches_are_split_and_counted(store: Store) {
@@ -320,7 +306,7 @@ async fn large_batches_are_split_and_counted(store: Store) {
         .await
         .unwrap();
     assert_eq!(only_b.len(), 10_000);
-    assert_eq!(only_b[9_999].value, 19_999.0);
+    assert_eq!(only_b[9_999].value.to_bits(), 19_999.0_f64.to_bits());
 }
 
 async fn finishing_records_outputs_artifacts_and_lineage(store: Store) {

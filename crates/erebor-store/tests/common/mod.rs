@@ -1,5 +1,6 @@
 //! Store tests run every scenario on SQLite (a temp file) and on Postgres (a fresh schema per
-//! test in the database named by EREBOR_TEST_POSTGRES, default postgres://postgres@127.0.0.1:5432/test).
+//! test in the database named by `EREBOR_TEST_POSTGRES`, default
+//! `postgres://postgres@127.0.0.1:5432/test`).
 
 #![allow(dead_code)]
 
@@ -31,7 +32,7 @@ pub fn fresh_schema() -> String {
 }
 
 /// A store in a fresh Postgres schema, or `None` (with a message) when
-/// EREBOR_TEST_SKIP_POSTGRES=1. Without that variable an unreachable Postgres fails the test.
+/// `EREBOR_TEST_SKIP_POSTGRES=1`. Without that variable an unreachable Postgres fails the test.
 pub async fn postgres_store() -> Option<(Store, PgSchema)> {
     if std::env::var("EREBOR_TEST_SKIP_POSTGRES").as_deref() == Ok("1") {
         eprintln!("skipping the Postgres half: EREBOR_TEST_SKIP_POSTGRES=1");
