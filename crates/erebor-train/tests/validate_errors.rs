@@ -42,10 +42,16 @@ fn workflow(uses: &str, extra: &str) -> String {
 }
 
 fn rejected(name: &str, text: &str) {
+    refused(name, ErrorKind::TypeMismatch, text);
+}
+
+/// `text` fails to load with exactly one error, of `kind`, which matches the snapshot `name`.
+fn refused(name: &str, kind: ErrorKind, text: &str) {
     let errors = load(text).expect_err("the workflow should be rejected");
     assert!(
-        errors.has(ErrorKind::TypeMismatch),
-        "{name}: expected a type-mismatch error, got:\n{errors}"
+        errors.has(kind),
+        "{name}: expected a {} error, got:\n{errors}",
+        kind.as_str()
     );
     assert_eq!(errors.errors.len(), 1, "{name}: one error\n{errors}");
     insta::assert_snapshot!(name, errors.to_string());
@@ -140,4 +146,29 @@ fn an_unknown_lora_target_is_an_error_at_its_value() {
             "      lora:\n        rank: 8\n        targets: [q_proj, qproj]",
         ),
     );
+}
+
+#[test]
+fn a_preference_only_key_in_an_sft_step_is_an_error_at_its_line() {
+    refused(
+        "sft_beta",
+        ErrorKind::StepConfig,
+        &workflow("sft", "      beta: 0.3"),
+    );
+}
+
+#[test]
+fn packing_in_a_preference_step_is_an_error_at_its_line() {
+    refused(
+        "preference_packing",
+        ErrorKind::StepConfig,
+        &workflow("preference", "      packing: true"),
+    );
+}
+
+#[test]
+fn a_preference_step_without_a_loss_is_an_error() {
+    let text = workflow("preference", "").replace("      loss: dpop\n", "");
+    assert!(!text.contains("loss:"), "{text}");
+    refused("preference_no_loss", ErrorKind::StepConfig, &text);
 }
