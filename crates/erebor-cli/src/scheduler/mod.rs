@@ -8,14 +8,15 @@
 //! - [`daemon`]: the loop: plan ticks, claim them, re-drive orphans, start and resume runs.
 //! - [`evaluate`]: after a tick's run ends: was it fresh, what did it measure, did it regress.
 //! - [`notify`]: the JSON notice POSTed to a schedule's webhook.
+//! - [`FRESH_ALL`]: the entry of a schedule's fresh steps that means every step.
 
 pub mod clock;
 pub mod cron;
 pub mod daemon;
 pub mod evaluate;
+mod fresh;
 pub mod notify;
 pub mod policy;
 pub mod regression;
 
-/// The steps a schedule runs fresh: `["*"]` is every step.
-pub const FRESH_ALL: &str = "*";
+pub use fresh::FRESH_ALL;

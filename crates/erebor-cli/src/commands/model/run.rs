@@ -9,7 +9,7 @@ use erebor_model::{
 };
 use serde_json::json;
 
-use super::{DeviceArgs, bad, tokenizer_of};
+use super::load::{DeviceArgs, bad, tokenizer_of};
 use crate::outcome::{BadInput, Outcome};
 
 /// Arguments of `erebor model generate`.

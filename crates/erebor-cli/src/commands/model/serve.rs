@@ -10,7 +10,7 @@ use erebor_model::device::parse_dtype;
 use erebor_serve::{Limits, ServeOptions};
 use serde_json::json;
 
-use super::{DeviceArgs, bad};
+use super::load::{DeviceArgs, bad};
 use crate::globals::Globals;
 use crate::outcome::{BadInput, Outcome};
 

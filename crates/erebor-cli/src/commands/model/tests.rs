@@ -1,7 +1,13 @@
 //! Tests of `erebor model` on the shared fixtures.
 
+use super::load::DeviceArgs;
 use super::*;
+use crate::outcome::Outcome;
 use crate::outcome::outcome_of_error;
+use erebor_model::burn::tensor::DType;
+use erebor_model::weights::SafetensorsSource;
+use erebor_model::{Checkpoint, DeviceSpec};
+use std::path::PathBuf;
 
 fn shared(rel: &str) -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
