@@ -299,7 +299,8 @@ fn value_cells(body: &mut String, values: &[Option<f64>]) {
     let several = values.iter().flatten().count() > 1;
     for value in values {
         match value {
-            Some(v) if several && *v == best => {
+            // `best` is the largest value, so only a value equal to it is not below it.
+            Some(v) if several && *v >= best => {
                 let _ = write!(body, "<td class=\"best\">{}</td>", number(*v));
             }
             Some(v) => {

@@ -54,6 +54,9 @@ impl PngRenderer {
             message: e.to_string(),
         })?;
         let size = tree.size();
+        // Sizes are positive; one too large for `u32` saturates, and `Pixmap::new` refuses it
+        // as `ReportError::Size`.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let (width, height) = (
             (size.width() * scale).ceil() as u32,
             (size.height() * scale).ceil() as u32,

@@ -16,8 +16,10 @@ pub fn number(value: f64) -> String {
     let text = if value.fract() == 0.0 && value.abs() < 1e15 {
         format!("{value:.0}")
     } else if value.abs() >= 1e-4 {
+        // `value` is finite and at least 1e-4 in size: its decimal exponent is within -4..=308.
+        #[allow(clippy::cast_possible_truncation)]
         let magnitude = value.abs().log10().floor() as i32;
-        let decimals = (5 - magnitude).clamp(0, 12) as usize;
+        let decimals = usize::try_from(5 - magnitude).map_or(0, |d| d.min(12));
         let text = format!("{value:.decimals$}");
         text.trim_end_matches('0').trim_end_matches('.').to_owned()
     } else {
@@ -29,7 +31,10 @@ pub fn number(value: f64) -> String {
 /// A tick label: `value` with as many decimals as the tick step needs (step 0.05 → 2).
 pub fn tick_label(value: f64, step: f64) -> String {
     let decimals = if step > 0.0 && step.is_finite() {
-        (-(step.log10().floor()) as i32).max(0) as usize
+        // A finite positive `step` has a decimal exponent within -324..=308.
+        #[allow(clippy::cast_possible_truncation)]
+        let exponent = step.log10().floor() as i32;
+        usize::try_from(-exponent).unwrap_or(0)
     } else {
         2
     };
@@ -63,6 +68,8 @@ pub fn duration(seconds: f64) -> String {
     if seconds < 10.0 {
         return format!("{seconds:.1} s");
     }
+    // Finite and at least 10 (checked above); beyond `u64::MAX` seconds it saturates.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let whole = seconds.round() as u64;
     match whole {
         0..60 => format!("{whole} s"),

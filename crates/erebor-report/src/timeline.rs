@@ -84,7 +84,7 @@ pub fn svg(steps: &[StepTiming], run_start_ms: i64) -> String {
     let _ = writeln!(
         svg,
         "<text class=\"axis-title\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">time since the run started ({unit}; ticks every {} {unit})</text>",
-        (left + right) / 2.0,
+        f64::midpoint(left, right),
         bottom + 2.0 * FONT + 10.0,
         tick_label(axis.step, axis.step)
     );

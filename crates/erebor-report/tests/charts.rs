@@ -9,6 +9,7 @@ use erebor_report::model::{
 };
 use erebor_report::png::PngRenderer;
 use erebor_report::text::parse_number;
+use resvg::tiny_skia::{Pixmap, PremultipliedColorU8};
 
 /// The value of attribute `name` in the tag text `tag`.
 fn attr(tag: &str, name: &str) -> Option<String> {
@@ -221,7 +222,11 @@ fn radar_vertices_are_the_category_scores() {
         .collect();
     // The 10-ring's first vertex is straight above the centre; the opposite one straight below.
     let (top, bottom) = (outer[0], outer[4]);
-    let (cx, cy, radius) = (top.0, (top.1 + bottom.1) / 2.0, (bottom.1 - top.1) / 2.0);
+    let (cx, cy, radius) = (
+        top.0,
+        f64::midpoint(top.1, bottom.1),
+        (bottom.1 - top.1) / 2.0,
+    );
     for (model, (tag, _)) in models.iter().zip(
         rings
             .iter()
@@ -260,31 +265,41 @@ fn png_export_paints_the_series_where_the_svg_plots_them() {
     let (x0, y0) = first.split(' ').next().unwrap().split_once(',').unwrap();
     let (x0, y0): (f64, f64) = (x0.parse().unwrap(), y0.parse().unwrap());
     let pixmap = renderer.pixmap("train/loss", &svg, 2.0).unwrap();
-    let width: f64 = attr(&svg, "width").unwrap().parse().unwrap();
-    assert_eq!(f64::from(pixmap.width()), width * 2.0);
+    let width: u32 = attr(&svg, "width").unwrap().parse().unwrap();
+    assert_eq!(pixmap.width(), width * 2);
     // Halfway along the flat line: the series colour #0072b2.
-    let pixel = pixmap
-        .pixel(((x0 + 150.0) * 2.0) as u32, (y0 * 2.0) as u32)
-        .unwrap();
+    let pixel = pixel_at(&pixmap, (x0 + 150.0) * 2.0, y0 * 2.0);
     assert_eq!(
         (pixel.red(), pixel.green(), pixel.blue()),
         (0x00, 0x72, 0xb2)
     );
     // Well inside the plot but away from the line and grid: white.
-    let blank = pixmap
-        .pixel(((x0 + 150.0) * 2.0) as u32, ((y0 + 33.0) * 2.0) as u32)
-        .unwrap();
+    let blank = pixel_at(&pixmap, (x0 + 150.0) * 2.0, (y0 + 33.0) * 2.0);
     assert_eq!((blank.red(), blank.green(), blank.blue()), (255, 255, 255));
     let png = renderer.render("train/loss", &svg, 1.0).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
 }
 
+/// The pixel of `pixmap` that holds the point (`x`, `y`) (in pixels, inside the image).
+fn pixel_at(pixmap: &Pixmap, x: f64, y: f64) -> PremultipliedColorU8 {
+    assert!(
+        x >= 0.0 && y >= 0.0 && x < f64::from(pixmap.width()) && y < f64::from(pixmap.height()),
+        "({x}, {y}) is outside the image"
+    );
+    // Both are checked to lie inside the image just above: whole pixels, no wrap.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let (x, y) = (x as u32, y as u32);
+    pixmap.pixel(x, y).unwrap()
+}
+
 #[test]
 fn history_marks_each_regression() {
-    let points: Vec<HistoryPoint> = (0..6)
-        .map(|i| HistoryPoint {
+    let points: Vec<HistoryPoint> = [0.61, 0.63, 0.58, 0.64, 0.64, 0.55]
+        .into_iter()
+        .zip(0_i64..)
+        .map(|(value, i)| HistoryPoint {
             at_ms: 1_764_547_200_000 + i * 86_400_000,
-            value: [0.61, 0.63, 0.58, 0.64, 0.64, 0.55][i as usize],
+            value,
             regressed: i == 2 || i == 5,
         })
         .collect();
