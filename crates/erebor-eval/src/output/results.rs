@@ -283,7 +283,7 @@ pub fn results_document(report: &EvalReport, info: &RunInfo) -> PyValue {
     if !s.groups.is_empty() {
         entries.push(("groups".into(), PyValue::Dict(s.groups)));
     }
-    let name = super::sanitize_model_name(&info.model);
+    let name = super::files::sanitize_model_name(&info.model);
     entries.extend([
         ("group_subtasks".into(), PyValue::Dict(s.subtasks)),
         ("configs".into(), PyValue::Dict(s.configs)),
