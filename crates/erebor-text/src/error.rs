@@ -33,7 +33,7 @@ pub enum TextError {
         line: usize,
         /// 1-based column.
         column: usize,
-        /// serde_json's message, with the field path where known.
+        /// `serde_json`'s message, with the field path where known.
         message: String,
     },
     /// A field of a tokenizer or model config has a value erebor cannot use.

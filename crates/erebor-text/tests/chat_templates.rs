@@ -1,5 +1,5 @@
 //! Chat templates against golden strings rendered by transformers' `apply_chat_template` /
-//! `render_jinja_template` (tests/fixtures/goldens.json, made by tests/fixtures/make_goldens.py;
+//! `render_jinja_template` (`tests/fixtures/goldens.json`, made by `tests/fixtures/make_goldens.py`;
 //! it records the transformers and jinja2 versions), plus the SmolLM2 checkpoint template through
 //! the real tokenizer files in ../shared.
 
@@ -80,7 +80,7 @@ fn generation_tags_give_transformers_assistant_spans() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|s| s[0].as_u64().unwrap() as usize..s[1].as_u64().unwrap() as usize)
+            .map(|s| json_usize(&s[0])..json_usize(&s[1]))
             .collect();
         assert_eq!(rendered.assistant_spans, want, "case {name}");
         for span in &rendered.assistant_spans {
@@ -172,4 +172,9 @@ fn template_errors_name_the_template() {
             .contains("Conversation roles must alternate"),
         "{err}"
     );
+}
+
+/// A JSON non-negative integer as `usize`.
+fn json_usize(v: &serde_json::Value) -> usize {
+    usize::try_from(v.as_u64().unwrap()).unwrap()
 }

@@ -16,7 +16,7 @@ fn goldens() -> Value {
 
 fn special(v: &Value) -> Option<(String, u32)> {
     match (v[0].as_str(), v[1].as_u64()) {
-        (Some(t), Some(id)) => Some((t.to_string(), id as u32)),
+        (Some(t), Some(id)) => Some((t.to_string(), u32::try_from(id).unwrap())),
         _ => None,
     }
 }
@@ -35,7 +35,7 @@ fn encodings_and_special_tokens_match_transformers() {
         assert_eq!(pair(tok.pad()), special(&want["pad"]), "{name} pad");
         assert_eq!(
             tok.vocab_size(),
-            want["vocab_size"].as_u64().unwrap() as usize,
+            usize::try_from(want["vocab_size"].as_u64().unwrap()).unwrap(),
             "{name}"
         );
         for case in want["cases"].as_array().unwrap() {
@@ -60,8 +60,8 @@ fn encodings_and_special_tokens_match_transformers() {
                 .iter()
                 .map(|o| {
                     (
-                        o[0].as_u64().unwrap() as usize,
-                        o[1].as_u64().unwrap() as usize,
+                        usize::try_from(o[0].as_u64().unwrap()).unwrap(),
+                        usize::try_from(o[1].as_u64().unwrap()).unwrap(),
                     )
                 })
                 .collect();

@@ -1,4 +1,4 @@
-//! Named built-in chat templates, verbatim from the tokenizer_config.json of the models that
+//! Named built-in chat templates, verbatim from the `tokenizer_config.json` of the models that
 //! defined them, with the BOS/EOS strings those models use when the checkpoint gives none.
 
 /// A built-in template: its Jinja source and default BOS/EOS strings.

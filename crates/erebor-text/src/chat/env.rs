@@ -67,12 +67,11 @@ fn raise_exception(message: String) -> Result<Value, Error> {
 }
 
 /// `strftime_now(fmt)`: the current UTC time formatted with the common strftime codes.
-fn strftime_now(format: String) -> Result<Value, Error> {
+fn strftime_now(format: &str) -> Value {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    Ok(Value::from(strftime_utc(secs, &format)))
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    Value::from(strftime_utc(secs, format))
 }
 
 /// Formats a UNIX time (UTC) with `%Y %m %d %H %M %S %B %b %d %A %a %%`.
@@ -112,8 +111,12 @@ pub(crate) fn strftime_utc(secs: i64, format: &str) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let weekday = DAYS[days.rem_euclid(7) as usize];
-    let month_name = MONTHS[(month - 1) as usize];
+    // `rem_euclid(7)` is in 0..7 and `month` in 1..=12: both are valid indexes.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let (weekday, month_name) = (
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+    );
     let mut out = String::new();
     let mut chars = format.chars();
     while let Some(c) = chars.next() {
@@ -132,12 +135,11 @@ pub(crate) fn strftime_utc(secs: i64, format: &str) -> String {
             Some('b') => out.push_str(&month_name[..3]),
             Some('A') => out.push_str(weekday),
             Some('a') => out.push_str(&weekday[..3]),
-            Some('%') => out.push('%'),
+            Some('%') | None => out.push('%'),
             Some(other) => {
                 out.push('%');
                 out.push(other);
             }
-            None => out.push('%'),
         }
     }
     out
@@ -145,7 +147,9 @@ pub(crate) fn strftime_utc(secs: i64, format: &str) -> String {
 
 /// `tojson` as transformers overrides it: `json.dumps(x, ensure_ascii=False, indent=indent,
 /// separators=separators, sort_keys=sort_keys)`, keys in insertion order.
-fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, Error> {
+// minijinja hands keyword arguments over only by value (`Kwargs` is no `ArgType` by reference).
+#[allow(clippy::needless_pass_by_value)]
+fn tojson(value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
     let indent: Option<usize> = kwargs.get("indent")?;
     let sort_keys: Option<bool> = kwargs.get("sort_keys")?;
     let separators: Option<Vec<String>> = kwargs.get("separators")?;
@@ -169,7 +173,7 @@ fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, Error> {
         key_sep,
     };
     let mut out = String::new();
-    write_py_json(&value, &style, 0, &mut out)?;
+    write_py_json(value, &style, 0, &mut out)?;
     Ok(Value::from_safe_string(out))
 }
 
@@ -225,7 +229,7 @@ fn write_py_json(
                 return Ok(());
             }
             if style.sort_keys {
-                keys.sort_by_key(|k| k.to_string());
+                keys.sort_by_key(ToString::to_string);
             }
             out.push('{');
             for (i, k) in keys.iter().enumerate() {

@@ -44,7 +44,8 @@ impl std::fmt::Debug for ChatTemplate {
             .field("bos_token", &self.bos_token)
             .field("eos_token", &self.eos_token)
             .field("system_prompt", &self.system_prompt)
-            .finish()
+            .field("has_generation_tags", &self.has_generation_tags)
+            .finish_non_exhaustive()
     }
 }
 
@@ -121,6 +122,7 @@ impl ChatTemplate {
 
     /// This template with a system prompt override: the first message, if it is a system
     /// message, gets this content; otherwise a system message is inserted first.
+    #[must_use]
     pub fn with_system_prompt(mut self, prompt: impl Into<String>) -> Self {
         self.system_prompt = Some(prompt.into());
         self
@@ -184,7 +186,7 @@ impl ChatTemplate {
         let mut out = messages.to_vec();
         if let Some(prompt) = &self.system_prompt {
             match out.first_mut() {
-                Some(first) if first.role == "system" => first.content = prompt.clone(),
+                Some(first) if first.role == "system" => first.content.clone_from(prompt),
                 _ => out.insert(0, ChatMessage::system(prompt.clone())),
             }
         }

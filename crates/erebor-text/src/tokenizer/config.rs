@@ -31,7 +31,7 @@ impl TokenSpec {
     }
 }
 
-/// `chat_template` in tokenizer_config.json: one template, or a list of named ones.
+/// `chat_template` in `tokenizer_config.json`: one template, or a list of named ones.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub(crate) enum TemplateSpec {
@@ -74,6 +74,8 @@ pub(crate) struct TokenizerConfigFile {
 }
 
 /// `special_tokens_map.json` (older checkpoints keep special tokens there).
+// The fields are named as the file's keys, which serde reads them by.
+#[allow(clippy::struct_field_names)]
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct SpecialTokensMapFile {
     #[serde(default)]
@@ -86,7 +88,7 @@ pub(crate) struct SpecialTokensMapFile {
     pub(crate) unk_token: Option<TokenSpec>,
 }
 
-/// A token id, or a list of them (`eos_token_id` in config.json / generation_config.json).
+/// A token id, or a list of them (`eos_token_id` in `config.json` / `generation_config.json`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub(crate) enum IdOrIds {
@@ -104,6 +106,8 @@ impl IdOrIds {
 }
 
 /// The token-id fields of `config.json` and `generation_config.json`.
+// The fields are named as the files' keys, which serde reads them by.
+#[allow(clippy::struct_field_names)]
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct TokenIdsFile {
     #[serde(default)]
@@ -198,7 +202,7 @@ impl CompanionFiles {
         })
     }
 
-    /// The text of a special token: tokenizer_config.json first, then special_tokens_map.json.
+    /// The text of a special token: `tokenizer_config.json` first, then `special_tokens_map.json`.
     pub(crate) fn token_text(&self, which: SpecialKind) -> Option<String> {
         let (a, b) = match which {
             SpecialKind::Bos => (
@@ -244,7 +248,7 @@ pub(crate) enum SpecialKind {
 }
 
 /// A tokenizer class whose transformers implementation rebuilds the post-processor from the
-/// `add_bos_token` / `add_eos_token` flags (LlamaTokenizerFast and its relatives).
+/// `add_bos_token` / `add_eos_token` flags (`LlamaTokenizerFast` and its relatives).
 pub(crate) fn class_honours_add_flags(class: Option<&str>) -> bool {
     let Some(class) = class else { return false };
     let class = class.trim_end_matches("Fast");

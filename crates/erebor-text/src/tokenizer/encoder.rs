@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::config::{CompanionFiles, SpecialKind, class_honours_add_flags, unknown_token};
-use super::post::{clean_up_tokenization, set_bos_eos_post_processor};
+use super::config::{CompanionFiles, IdOrIds, SpecialKind, class_honours_add_flags, unknown_token};
+use super::post::{AddSpecial, clean_up_tokenization, set_bos_eos_post_processor};
 use super::tokens::{Encoding, SpecialToken};
 use crate::chat::ChatTemplate;
 use crate::error::{Result, TextError};
@@ -34,7 +34,7 @@ impl std::fmt::Debug for Tokenizer {
             .field("bos", &self.bos)
             .field("eos", &self.eos)
             .field("pad", &self.pad)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -52,7 +52,7 @@ impl Tokenizer {
         Self::from_file(path)
     }
 
-    /// Loads a tokenizer.json; tokenizer_config.json, config.json etc. are read from its folder.
+    /// Loads a `tokenizer.json`; `tokenizer_config.json`, `config.json` etc. are read from its folder.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let mut inner = tokenizers::Tokenizer::from_file(&path).map_err(|e| {
@@ -89,16 +89,11 @@ impl Tokenizer {
         if class_honours_add_flags(cfg.tokenizer_class.as_deref())
             && (cfg.add_bos_token.is_some() || cfg.add_eos_token.is_some())
         {
-            let add_bos = cfg.add_bos_token.unwrap_or(true);
-            let add_eos = cfg.add_eos_token.unwrap_or(false);
-            set_bos_eos_post_processor(
-                &mut inner,
-                &path,
-                bos.as_ref(),
-                eos.as_ref(),
-                add_bos,
-                add_eos,
-            )?;
+            let add = AddSpecial {
+                bos: cfg.add_bos_token.unwrap_or(true),
+                eos: cfg.add_eos_token.unwrap_or(false),
+            };
+            set_bos_eos_post_processor(&mut inner, &path, bos.as_ref(), eos.as_ref(), add)?;
         }
 
         let stop_ids = files
@@ -106,9 +101,11 @@ impl Tokenizer {
             .eos_token_id
             .as_ref()
             .or(files.model_config.eos_token_id.as_ref())
-            .map(|ids| ids.to_vec())
+            .map(IdOrIds::to_vec)
             .or_else(|| eos.as_ref().map(|t| vec![t.id]))
             .unwrap_or_default();
+        // Kept only when positive and below 1e12: the cast drops only a fraction.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let model_max_length = cfg
             .model_max_length
             .filter(|v| *v > 0.0 && *v < 1e12)
@@ -213,19 +210,15 @@ impl Tokenizer {
     /// The id used to fill padded positions: the pad token, else EOS, else 0. Padded positions
     /// are always masked, so the value only has to be a valid id.
     pub fn pad_id_or_fallback(&self) -> u32 {
-        self.pad
-            .as_ref()
-            .or(self.eos.as_ref())
-            .map(|t| t.id)
-            .unwrap_or(0)
+        self.pad.as_ref().or(self.eos.as_ref()).map_or(0, |t| t.id)
     }
 
-    /// Token ids that end generation (generation_config.json, else config.json, else EOS).
+    /// Token ids that end generation (`generation_config.json`, else `config.json`, else EOS).
     pub fn stop_token_ids(&self) -> &[u32] {
         &self.stop_ids
     }
 
-    /// `model_max_length` from tokenizer_config.json when it is a real limit.
+    /// `model_max_length` from `tokenizer_config.json` when it is a real limit.
     pub fn model_max_length(&self) -> Option<usize> {
         self.model_max_length
     }
@@ -256,16 +249,16 @@ impl Tokenizer {
 
     /// BOS text for templates (empty when the tokenizer has none).
     pub fn bos_text(&self) -> &str {
-        self.bos.as_ref().map(|t| t.text.as_str()).unwrap_or("")
+        self.bos.as_ref().map_or("", |t| t.text.as_str())
     }
 
     /// EOS text for templates (empty when the tokenizer has none).
     pub fn eos_text(&self) -> &str {
-        self.eos.as_ref().map(|t| t.text.as_str()).unwrap_or("")
+        self.eos.as_ref().map_or("", |t| t.text.as_str())
     }
 
     /// The tokenizer files to copy when saving a checkpoint: tokenizer.json plus the companion
-    /// files present (tokenizer_config.json, special_tokens_map.json, chat_template.*).
+    /// files present (`tokenizer_config.json`, `special_tokens_map.json`, `chat_template.*`).
     pub fn files(&self) -> Vec<PathBuf> {
         let mut files = vec![self.path.clone()];
         files.extend(self.companion_files.iter().cloned());

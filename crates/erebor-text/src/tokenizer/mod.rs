@@ -7,13 +7,13 @@
 //!   `add_special_tokens = true` adds BOS/EOS the way `tokenizer(text)` does in transformers,
 //!   `false` is what `apply_chat_template(tokenize=True)` and continuation scoring use.
 //! - [`Tokenizer::decode`] with or without special tokens.
-//! - [`Tokenizer::bos`], [`Tokenizer::eos`], [`Tokenizer::pad`]: from tokenizer_config.json
-//!   (or special_tokens_map.json), falling back to the ids in config.json;
-//!   [`Tokenizer::stop_token_ids`]: generation_config.json's `eos_token_id` (int or list), else
+//! - [`Tokenizer::bos`], [`Tokenizer::eos`], [`Tokenizer::pad`]: from `tokenizer_config.json`
+//!   (or `special_tokens_map.json`), falling back to the ids in `config.json`;
+//!   [`Tokenizer::stop_token_ids`]: `generation_config.json`'s `eos_token_id` (int or list), else
 //!   config.json's, else the tokenizer's EOS, as `generate` uses them.
 //! - [`Tokenizer::chat_template`]: the checkpoint's template ready to render (see [`crate::chat`]).
 //!
-//! `add_bos_token` / `add_eos_token` in tokenizer_config.json are honoured for the tokenizer
+//! `add_bos_token` / `add_eos_token` in `tokenizer_config.json` are honoured for the tokenizer
 //! classes whose transformers implementation rebuilds its post-processor from them (Llama,
 //! CodeLlama, Gemma, Cohere); for other classes tokenizer.json's post-processor decides.
 

@@ -8,15 +8,23 @@ use tokenizers::processors::template::TemplateProcessing;
 use super::SpecialToken;
 use crate::error::{Result, TextError};
 
-/// Replaces the post-processor with one adding BOS and/or EOS, as LlamaTokenizerFast's
+/// Which of BOS and EOS the post-processor adds (`add_bos_token` / `add_eos_token`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AddSpecial {
+    /// Put BOS before each sequence.
+    pub(super) bos: bool,
+    /// Put EOS after each sequence.
+    pub(super) eos: bool,
+}
+
+/// Replaces the post-processor with one adding BOS and/or EOS, as `LlamaTokenizerFast`'s
 /// `update_post_processor` does.
 pub(super) fn set_bos_eos_post_processor(
     inner: &mut tokenizers::Tokenizer,
     path: &Path,
     bos: Option<&SpecialToken>,
     eos: Option<&SpecialToken>,
-    add_bos: bool,
-    add_eos: bool,
+    add: AddSpecial,
 ) -> Result<()> {
     let mut single = Vec::new();
     let mut pair = Vec::new();
@@ -30,7 +38,7 @@ pub(super) fn set_bos_eos_post_processor(
             )
         })
     };
-    if add_bos {
+    if add.bos {
         let b = need(bos, "bos")?;
         single.push(format!("{}:0", b.text));
         pair.push(format!("{}:0", b.text));
@@ -38,18 +46,18 @@ pub(super) fn set_bos_eos_post_processor(
     }
     single.push("$A:0".to_string());
     pair.push("$A:0".to_string());
-    if add_eos {
+    if add.eos {
         let e = need(eos, "eos")?;
         single.push(format!("{}:0", e.text));
         pair.push(format!("{}:0", e.text));
         specials.push((e.text.clone(), e.id));
     }
-    if add_bos {
+    if add.bos {
         let b = need(bos, "bos")?;
         pair.push(format!("{}:1", b.text));
     }
     pair.push("$B:1".to_string());
-    if add_eos {
+    if add.eos {
         let e = need(eos, "eos")?;
         pair.push(format!("{}:1", e.text));
     }
