@@ -72,83 +72,105 @@ fn axis_values(
     errors: &mut Vec<WorkflowError>,
 ) -> Option<Vec<serde_json::Value>> {
     let what = format!("matrix axis `{}` of step `{step_id}`", axis.name);
-    let values: Vec<(serde_json::Value, &Node)> = match &axis.values.value {
-        Value::Seq(items) => items.iter().map(|item| (item.to_json(), item)).collect(),
+    match written_values(axis, params, &what)
+        .and_then(|values| checked_values(values, &axis.values, &what))
+    {
+        Ok(values) => Some(values),
+        Err(error) => {
+            errors.push(error);
+            None
+        }
+    }
+}
+
+/// The axis's values, each with the node it was written at: a YAML list, or the list param
+/// named by the axis's one template (every value then at the template).
+fn written_values<'a>(
+    axis: &'a MatrixAxis,
+    params: &ParamValues,
+    what: &str,
+) -> Result<Vec<(serde_json::Value, &'a Node)>, WorkflowError> {
+    match &axis.values.value {
+        Value::Seq(items) => Ok(items.iter().map(|item| (item.to_json(), item)).collect()),
         Value::Str(text) if template::has_template(text) => {
-            let param = match template::parse(text) {
-                Ok(segments) => match segments.as_slice() {
-                    [
-                        Segment::Expr {
-                            expr: Expr::Param(name),
-                            ..
-                        },
-                    ] => name.clone(),
-                    _ => {
-                        errors.push(WorkflowError::new(
-                            ErrorKind::BadTemplate,
-                            axis.values.pos,
-                            format!("{what} must be a list or exactly one `${{{{ params.NAME }}}}` naming a list param"),
-                        ));
-                        return None;
-                    }
-                },
-                Err(error) => {
-                    errors.push(
-                        WorkflowError::new(ErrorKind::BadTemplate, axis.values.pos, error.message)
-                            .help(error.help),
-                    );
-                    return None;
-                }
-            };
-            match params.values.get(&param) {
-                Some(serde_json::Value::Array(items)) => items
-                    .iter()
-                    .map(|item| (item.clone(), &axis.values))
-                    .collect(),
-                Some(other) => {
-                    errors.push(WorkflowError::new(
-                        ErrorKind::TypeMismatch,
-                        axis.values.pos,
-                        format!(
-                            "{what} names param `{param}`, which is {} and not a list",
-                            json_kind(other)
-                        ),
-                    ));
-                    return None;
-                }
-                None => {
-                    errors.push(
-                        WorkflowError::new(
-                            ErrorKind::UnknownReference,
-                            axis.values.pos,
-                            format!("{what} names param `{param}`, which is not declared"),
-                        )
-                        .help(crate::error::suggestion(
-                            &param,
-                            params.values.keys().map(String::as_str),
-                            "params",
-                        )),
-                    );
-                    return None;
-                }
-            }
+            let param = template_param(text, &axis.values, what)?;
+            param_list(&param, &axis.values, params, what)
         }
-        _ => {
-            errors.push(crate::fields::mismatch(
-                &axis.values,
-                &what,
-                "a list of values",
-            ));
-            return None;
+        _ => Err(crate::fields::mismatch(
+            &axis.values,
+            what,
+            "a list of values",
+        )),
+    }
+}
+
+/// The param named by `text`, which must be exactly one `${{ params.NAME }}`.
+fn template_param(text: &str, node: &Node, what: &str) -> Result<String, WorkflowError> {
+    let segments = template::parse(text).map_err(|error| {
+        WorkflowError::new(ErrorKind::BadTemplate, node.pos, error.message).help(error.help)
+    })?;
+    match segments.as_slice() {
+        [
+            Segment::Expr {
+                expr: Expr::Param(name),
+                ..
+            },
+        ] => Ok(name.clone()),
+        _ => Err(WorkflowError::new(
+            ErrorKind::BadTemplate,
+            node.pos,
+            format!(
+                "{what} must be a list or exactly one `${{{{ params.NAME }}}}` naming a list param"
+            ),
+        )),
+    }
+}
+
+/// The values of list param `param`, each placed at `node` (the template naming it).
+fn param_list<'a>(
+    param: &str,
+    node: &'a Node,
+    params: &ParamValues,
+    what: &str,
+) -> Result<Vec<(serde_json::Value, &'a Node)>, WorkflowError> {
+    match params.values.get(param) {
+        Some(serde_json::Value::Array(items)) => {
+            Ok(items.iter().map(|item| (item.clone(), node)).collect())
         }
-    };
-    if values.is_empty() {
-        errors.push(WorkflowError::new(
+        Some(other) => Err(WorkflowError::new(
             ErrorKind::TypeMismatch,
-            axis.values.pos,
+            node.pos,
+            format!(
+                "{what} names param `{param}`, which is {} and not a list",
+                json_kind(other)
+            ),
+        )),
+        None => Err(WorkflowError::new(
+            ErrorKind::UnknownReference,
+            node.pos,
+            format!("{what} names param `{param}`, which is not declared"),
+        )
+        .help(crate::error::suggestion(
+            param,
+            params.values.keys().map(String::as_str),
+            "params",
+        ))),
+    }
+}
+
+/// The values once each is known to make a label (a non-empty scalar without `[`, `]` or `,`)
+/// and no label repeats; there must be at least one (else the error is at `axis_node`).
+fn checked_values(
+    values: Vec<(serde_json::Value, &Node)>,
+    axis_node: &Node,
+    what: &str,
+) -> Result<Vec<serde_json::Value>, WorkflowError> {
+    if values.is_empty() {
+        return Err(WorkflowError::new(
+            ErrorKind::TypeMismatch,
+            axis_node.pos,
             format!("{what} has no values"),
         ));
-        return None;
     }
     let mut seen: Vec<String> = Vec::new();
     let mut out = Vec::new();
@@ -161,25 +183,25 @@ fn axis_values(
                 | serde_json::Value::Bool(_)
         );
         if !scalar || label.is_empty() || label.contains(['[', ']', ',']) {
-            errors.push(WorkflowError::new(
+            return Err(WorkflowError::new(
                 ErrorKind::TypeMismatch,
                 node.pos,
-                format!("{what}: each value must be a non-empty string, number or boolean without `[`, `]` or `,`"),
+                format!(
+                    "{what}: each value must be a non-empty string, number or boolean without `[`, `]` or `,`"
+                ),
             ));
-            return None;
         }
         if seen.contains(&label) {
-            errors.push(WorkflowError::new(
+            return Err(WorkflowError::new(
                 ErrorKind::TypeMismatch,
                 node.pos,
                 format!("{what} lists `{label}` twice"),
             ));
-            return None;
         }
         seen.push(label);
         out.push(value);
     }
-    Some(out)
+    Ok(out)
 }
 
 fn json_kind(value: &serde_json::Value) -> &'static str {

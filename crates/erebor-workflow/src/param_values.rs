@@ -70,7 +70,32 @@ pub fn resolve_values(
     missing: MissingParams,
     errors: &mut Vec<WorkflowError>,
 ) -> ParamValues {
-    let mut result = ParamValues::default();
+    let mut result = ParamValues {
+        values: override_values(params, overrides, errors),
+        secret_names: Vec::new(),
+    };
+    for decl in params {
+        if decl.secret {
+            result.secret_names.push(decl.name.clone());
+        }
+        if result.values.contains_key(&decl.name) {
+            continue;
+        }
+        if let Some(value) = fallback_value(decl, env, missing, errors) {
+            result.values.insert(decl.name.clone(), value);
+        }
+    }
+    result
+}
+
+/// The values given by `--set` flags; a flag naming an undeclared param, or a value that does
+/// not parse as its param's type, is an error and gives no value.
+fn override_values(
+    params: &[ParamDecl],
+    overrides: &[(String, String)],
+    errors: &mut Vec<WorkflowError>,
+) -> BTreeMap<String, serde_json::Value> {
+    let mut values = BTreeMap::new();
     for (name, text) in overrides {
         let Some(decl) = params.iter().find(|p| &p.name == name) else {
             errors.push(
@@ -89,7 +114,7 @@ pub fn resolve_values(
         };
         match decl.ty.parse_cli(text) {
             Ok(value) => {
-                result.values.insert(name.clone(), value);
+                values.insert(name.clone(), value);
             }
             Err(reason) => errors.push(WorkflowError::new(
                 ErrorKind::BadParam,
@@ -101,58 +126,52 @@ pub fn resolve_values(
             )),
         }
     }
-    for decl in params {
-        if decl.secret {
-            result.secret_names.push(decl.name.clone());
-        }
-        if result.values.contains_key(&decl.name) {
-            continue;
-        }
-        if let Some(text) = decl.env.as_deref().and_then(env) {
-            match decl.ty.parse_cli(&text) {
-                Ok(value) => {
-                    result.values.insert(decl.name.clone(), value);
-                    continue;
-                }
-                Err(reason) => errors.push(WorkflowError::new(
-                    ErrorKind::BadParam,
-                    decl.pos,
-                    format!(
-                        "${} (for param `{}`): {reason}",
-                        decl.env.as_deref().unwrap_or_default(),
-                        decl.name
-                    ),
-                )),
-            }
-        }
-        if let Some(default) = &decl.default {
-            result.values.insert(decl.name.clone(), default.clone());
-            continue;
-        }
-        match missing {
-            MissingParams::Error => {
-                let mut help = format!("pass `--set {}=...`", decl.name);
-                if let Some(var) = &decl.env {
-                    help.push_str(&format!(" or set ${var}"));
-                }
-                errors.push(
-                    WorkflowError::new(
-                        ErrorKind::BadParam,
-                        decl.pos,
-                        format!("param `{}` has no value", decl.name),
-                    )
-                    .help(help),
-                );
-            }
-            MissingParams::Placeholder => {
-                result.values.insert(
-                    decl.name.clone(),
-                    serde_json::Value::String(format!("<{}>", decl.name)),
-                );
-            }
+    values
+}
+
+/// The value of a param no `--set` gives: its environment variable's (an error if it does not
+/// parse, then falling through), else its default, else by `missing` an error or a placeholder.
+fn fallback_value(
+    decl: &ParamDecl,
+    env: &dyn Fn(&str) -> Option<String>,
+    missing: MissingParams,
+    errors: &mut Vec<WorkflowError>,
+) -> Option<serde_json::Value> {
+    if let Some(text) = decl.env.as_deref().and_then(env) {
+        match decl.ty.parse_cli(&text) {
+            Ok(value) => return Some(value),
+            Err(reason) => errors.push(WorkflowError::new(
+                ErrorKind::BadParam,
+                decl.pos,
+                format!(
+                    "${} (for param `{}`): {reason}",
+                    decl.env.as_deref().unwrap_or_default(),
+                    decl.name
+                ),
+            )),
         }
     }
-    result
+    if let Some(default) = &decl.default {
+        return Some(default.clone());
+    }
+    match missing {
+        MissingParams::Error => {
+            let mut help = format!("pass `--set {}=...`", decl.name);
+            if let Some(var) = &decl.env {
+                help.push_str(&format!(" or set ${var}"));
+            }
+            errors.push(
+                WorkflowError::new(
+                    ErrorKind::BadParam,
+                    decl.pos,
+                    format!("param `{}` has no value", decl.name),
+                )
+                .help(help),
+            );
+            None
+        }
+        MissingParams::Placeholder => Some(serde_json::Value::String(format!("<{}>", decl.name))),
+    }
 }
 
 /// A `--set` flag that is not `NAME=VALUE`.

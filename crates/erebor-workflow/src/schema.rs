@@ -209,21 +209,7 @@ fn read_step(index: usize, node: &Node, errors: &mut Vec<WorkflowError>) -> Opti
     };
     let what = provisional.as_str();
     let fields = Fields::read(node, what, STEP_KEYS, errors)?;
-    let id_node = fields.require("id", what, errors)?;
-    let id = fields::string(id_node, &format!("`id` of {what}"), errors)?;
-    if !crate::template::is_name(&id) {
-        errors.push(
-            WorkflowError::new(
-                ErrorKind::TypeMismatch,
-                id_node.pos,
-                format!("step id `{id}` may only use letters, digits, `_` and `-`"),
-            )
-            .help(
-                "matrix arms get `[value]` appended automatically; do not write brackets in `id`",
-            ),
-        );
-        return None;
-    }
+    let (id, id_node) = read_step_id(&fields, what, errors)?;
     let uses_node = fields.require("uses", what, errors)?;
     let uses = fields::string(uses_node, &format!("`uses` of {what}"), errors)?;
     let description = fields
@@ -233,28 +219,7 @@ fn read_step(index: usize, node: &Node, errors: &mut Vec<WorkflowError>) -> Opti
         .get("needs")
         .map(|n| fields::string_list(n, &format!("`needs` of {what}"), errors))
         .unwrap_or_default();
-    let with = match fields.get("with") {
-        Some(node) if node.value == Value::Null => Node {
-            value: Value::Map(Vec::new()),
-            pos: node.pos,
-        },
-        Some(node) if matches!(node.value, Value::Map(_)) => node.clone(),
-        Some(node) => {
-            errors.push(fields::mismatch(
-                node,
-                &format!("`with` of {what}"),
-                "a mapping",
-            ));
-            Node {
-                value: Value::Map(Vec::new()),
-                pos: node.pos,
-            }
-        }
-        None => Node {
-            value: Value::Map(Vec::new()),
-            pos: node.pos,
-        },
-    };
+    let with = read_with(fields.get("with"), node, what, errors);
     let matrix = fields
         .get("matrix")
         .map(|n| read_matrix(n, what, errors))
@@ -300,6 +265,57 @@ fn read_step(index: usize, node: &Node, errors: &mut Vec<WorkflowError>) -> Opti
         cache,
         expect,
     })
+}
+
+/// A step's `id`, which must be a plain name (matrix arms add their brackets), and its node.
+fn read_step_id<'a>(
+    fields: &Fields<'a>,
+    what: &str,
+    errors: &mut Vec<WorkflowError>,
+) -> Option<(String, &'a Node)> {
+    let id_node = fields.require("id", what, errors)?;
+    let id = fields::string(id_node, &format!("`id` of {what}"), errors)?;
+    if !crate::template::is_name(&id) {
+        errors.push(
+            WorkflowError::new(
+                ErrorKind::TypeMismatch,
+                id_node.pos,
+                format!("step id `{id}` may only use letters, digits, `_` and `-`"),
+            )
+            .help(
+                "matrix arms get `[value]` appended automatically; do not write brackets in `id`",
+            ),
+        );
+        return None;
+    }
+    Some((id, id_node))
+}
+
+/// A step's `with:` mapping; empty (at the key, or at the step when absent) when it is absent,
+/// null or not a mapping (an error then).
+fn read_with(
+    with: Option<&Node>,
+    step: &Node,
+    what: &str,
+    errors: &mut Vec<WorkflowError>,
+) -> Node {
+    let empty_at = |pos| Node {
+        value: Value::Map(Vec::new()),
+        pos,
+    };
+    match with {
+        Some(node) if node.value == Value::Null => empty_at(node.pos),
+        Some(node) if matches!(node.value, Value::Map(_)) => node.clone(),
+        Some(node) => {
+            errors.push(fields::mismatch(
+                node,
+                &format!("`with` of {what}"),
+                "a mapping",
+            ));
+            empty_at(node.pos)
+        }
+        None => empty_at(step.pos),
+    }
 }
 
 /// A step's `resources:`: GPU slots, and what a cluster executor asks its scheduler for.

@@ -188,68 +188,14 @@ pub fn load_str(
         return Err(fail(errors));
     }
 
-    // Expand matrices into the index that templates and needs resolve against.
-    let mut index = StepIndex { steps: Vec::new() };
-    let mut origin: Vec<usize> = Vec::new();
-    for (decl_index, decl) in parsed.steps.iter().enumerate() {
-        let raw_with = decl.with.to_json();
-        let outputs = registry
-            .get(&decl.uses)
-            .map(|kind| kind.outputs_for(&raw_with))
-            .unwrap_or_default();
-        for arm in matrix::expand(&decl.id, &decl.matrix, &params, &mut errors) {
-            index.steps.push(IndexedStep {
-                id: matrix::arm_id(&decl.id, &arm),
-                base: decl.id.clone(),
-                arm,
-                outputs: outputs.clone(),
-            });
-            origin.push(decl_index);
-        }
-    }
+    let (index, origin) = expand_matrices(&parsed.steps, registry, &params, &mut errors);
     if !errors.is_empty() {
         return Err(fail(errors));
     }
-
-    // Resolve templates and dependencies.
-    let mut withs = Vec::with_capacity(index.steps.len());
-    let mut deps: Vec<Vec<usize>> = Vec::with_capacity(index.steps.len());
-    for (current, &decl_index) in origin.iter().enumerate() {
-        let decl = &parsed.steps[decl_index];
-        let mut resolver = Resolver {
-            params: &params,
-            index: &index,
-            source: SourceText(text),
-            current,
-            errors: Vec::new(),
-            deps: BTreeSet::new(),
-        };
-        let with = resolver.resolve(&decl.with);
-        let mut step_deps = resolver.deps;
-        errors.extend(resolver.errors);
-        for (reference, pos) in &decl.needs {
-            match index.targets(reference, &index.steps[current].arm) {
-                Ok(targets) => step_deps.extend(targets),
-                Err(reason) => {
-                    let base = reference.split('[').next().unwrap_or_default();
-                    errors.push(
-                        WorkflowError::new(
-                            ErrorKind::MissingDependency,
-                            *pos,
-                            format!("step `{}` needs `{reference}`, but {reason}", decl.id),
-                        )
-                        .help(suggestion(base, index.bases(), "steps")),
-                    );
-                }
-            }
-        }
-        withs.push(with);
-        deps.push(step_deps.into_iter().collect());
-    }
+    let (withs, deps) = resolve_steps(&parsed.steps, &index, &origin, &params, text, &mut errors);
     if !errors.is_empty() {
         return Err(fail(errors));
     }
-
     let order = match crate::dag::topological_order(&deps) {
         Ok(order) => order,
         Err(cycle) => {
@@ -261,10 +207,140 @@ pub fn load_str(
             )]));
         }
     };
+    let expanded = Expanded {
+        decls: &parsed.steps,
+        index: &index,
+        origin: &origin,
+    };
+    let steps = planned_steps(&expanded, &order, &withs, &deps);
 
+    let decl_of = |step: &PlannedStep| parsed.steps.iter().find(|d| d.id == step.base);
+    validate_with_kinds(&steps, &decl_of, &index, registry, base_dir, &mut errors);
+    if !errors.is_empty() {
+        return Err(fail(errors));
+    }
+
+    Ok(Workflow {
+        name: parsed.name,
+        description: parsed.description,
+        file: file.to_owned(),
+        base_dir: base_dir.to_owned(),
+        text_hash: hex::encode(Sha256::digest(text.as_bytes())),
+        text: source.clone(),
+        param_decls: parsed.params,
+        params,
+        executor: parsed.executor,
+        steps,
+    })
+}
+
+/// The steps after matrix expansion: each expanded step's declaration is `decls[origin[i]]`.
+struct Expanded<'a> {
+    decls: &'a [StepDecl],
+    index: &'a StepIndex,
+    origin: &'a [usize],
+}
+
+/// Expands matrices into the index that templates and needs resolve against, and for each
+/// expanded step the index of its declaration.
+fn expand_matrices(
+    decls: &[StepDecl],
+    registry: &KindRegistry,
+    params: &ParamValues,
+    errors: &mut Vec<WorkflowError>,
+) -> (StepIndex, Vec<usize>) {
+    let mut index = StepIndex { steps: Vec::new() };
+    let mut origin: Vec<usize> = Vec::new();
+    for (decl_index, decl) in decls.iter().enumerate() {
+        let raw_with = decl.with.to_json();
+        let outputs = registry
+            .get(&decl.uses)
+            .map(|kind| kind.outputs_for(&raw_with))
+            .unwrap_or_default();
+        for arm in matrix::expand(&decl.id, &decl.matrix, params, errors) {
+            index.steps.push(IndexedStep {
+                id: matrix::arm_id(&decl.id, &arm),
+                base: decl.id.clone(),
+                arm,
+                outputs: outputs.clone(),
+            });
+            origin.push(decl_index);
+        }
+    }
+    (index, origin)
+}
+
+/// Resolves each expanded step's templates; returns its `with:` and the steps it depends on
+/// (referenced outputs and `needs:`).
+fn resolve_steps(
+    decls: &[StepDecl],
+    index: &StepIndex,
+    origin: &[usize],
+    params: &ParamValues,
+    text: &str,
+    errors: &mut Vec<WorkflowError>,
+) -> (Vec<serde_json::Value>, Vec<Vec<usize>>) {
+    let mut withs = Vec::with_capacity(index.steps.len());
+    let mut deps: Vec<Vec<usize>> = Vec::with_capacity(index.steps.len());
+    for (current, &decl_index) in origin.iter().enumerate() {
+        let decl = &decls[decl_index];
+        let mut resolver = Resolver {
+            params,
+            index,
+            source: SourceText(text),
+            current,
+            errors: Vec::new(),
+            deps: BTreeSet::new(),
+        };
+        let with = resolver.resolve(&decl.with);
+        let mut step_deps = resolver.deps;
+        errors.extend(resolver.errors);
+        needs_targets(decl, index, current, &mut step_deps, errors);
+        withs.push(with);
+        deps.push(step_deps.into_iter().collect());
+    }
+    (withs, deps)
+}
+
+/// Adds the targets of expanded step `current`'s `needs:` to `deps`; a reference to no step is
+/// an error.
+fn needs_targets(
+    decl: &StepDecl,
+    index: &StepIndex,
+    current: usize,
+    deps: &mut BTreeSet<usize>,
+    errors: &mut Vec<WorkflowError>,
+) {
+    for (reference, pos) in &decl.needs {
+        match index.targets(reference, &index.steps[current].arm) {
+            Ok(targets) => deps.extend(targets),
+            Err(reason) => {
+                let base = reference.split('[').next().unwrap_or_default();
+                errors.push(
+                    WorkflowError::new(
+                        ErrorKind::MissingDependency,
+                        *pos,
+                        format!("step `{}` needs `{reference}`, but {reason}", decl.id),
+                    )
+                    .help(suggestion(base, index.bases(), "steps")),
+                );
+            }
+        }
+    }
+}
+
+/// The expanded steps in `order`, each with its resolved `with:` and its dependencies in plan
+/// order.
+fn planned_steps(
+    expanded: &Expanded<'_>,
+    order: &[usize],
+    withs: &[serde_json::Value],
+    deps: &[Vec<usize>],
+) -> Vec<PlannedStep> {
+    let index = expanded.index;
     let mut steps = Vec::with_capacity(order.len());
-    for &i in &order {
-        let decl = &parsed.steps[origin[i]];
+    for &i in order {
+        let decl = &expanded.decls[expanded.origin[i]];
         let mut needs: Vec<usize> = deps[i].clone();
         needs.sort_by_key(|d| order.iter().position(|o| o == d));
         steps.push(PlannedStep {
@@ -289,25 +365,7 @@ pub fn load_str(
             pos: decl.id_pos,
         });
     }
-
-    let decl_of = |step: &PlannedStep| parsed.steps.iter().find(|d| d.id == step.base);
-    validate_with_kinds(&steps, &decl_of, &index, registry, base_dir, &mut errors);
-    if !errors.is_empty() {
-        return Err(fail(errors));
-    }
-
-    Ok(Workflow {
-        name: parsed.name,
-        description: parsed.description,
-        file: file.to_owned(),
-        base_dir: base_dir.to_owned(),
-        text_hash: hex::encode(Sha256::digest(text.as_bytes())),
-        text: source.clone(),
-        param_decls: parsed.params,
-        params,
-        executor: parsed.executor,
-        steps,
-    })
+    steps
 }
 
 fn check_ids_and_kinds(
