@@ -138,35 +138,7 @@ impl StepKind for CommandKind {
         let config: CommandConfig = parse_with(&ctx.with)?;
         let argv: Vec<String> = config.argv.iter().map(Arg::text).collect();
         let program = resolve_program(&argv[0], &ctx.base_dir)?;
-        let cwd = config
-            .cwd
-            .as_deref()
-            .map(|dir| resolve_path(&ctx.base_dir, dir))
-            .unwrap_or_else(|| ctx.work_dir.clone());
-        let mut command = std::process::Command::new(&program);
-        command
-            .args(&argv[1..])
-            .current_dir(&cwd)
-            .env_clear()
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        for name in &config.env_allow {
-            if let Some(value) = std::env::var_os(name) {
-                command.env(name, value);
-            }
-        }
-        command
-            .envs(config.env.iter().map(|(k, v)| (k, v.text())))
-            .env("EREBOR_RUN_ID", ctx.run_id.as_str())
-            .env("EREBOR_STEP_ID", ctx.step_id.as_str())
-            .env("EREBOR_ATTEMPT_ID", ctx.attempt_id.as_str())
-            .env("EREBOR_WORK_DIR", &ctx.work_dir)
-            .env("EREBOR_BASE_DIR", &ctx.base_dir);
-        if let Some(devices) = std::env::var_os("CUDA_VISIBLE_DEVICES") {
-            command.env("CUDA_VISIBLE_DEVICES", devices);
-        }
-        process::die_with_parent(&mut command, Signal::Kill);
+        let mut command = build_command(&config, &program, &argv[1..], ctx);
         tracing::info!(program = %program.display(), args = ?redacted_args(&argv[1..]), "starting command");
         let mut child = command.spawn().map_err(|error| {
             StepFailure::bad_input(format!("cannot start `{}`: {error}", program.display()))
@@ -185,44 +157,99 @@ impl StepKind for CommandKind {
             }
             wait_or_cancel(&mut child, ctx)
         })?;
-
-        if !status.success() {
-            use std::os::unix::process::ExitStatusExt;
-            return Err(match (status.code(), status.signal()) {
-                (Some(code), _) => StepFailure::unknown(format!(
-                    "`{}` exited with code {code} (its output is in the step log)",
-                    argv[0]
-                )),
-                (None, Some(signal)) => {
-                    StepFailure::unknown(format!("`{}` was killed by signal {signal}", argv[0]))
-                }
-                _ => StepFailure::unknown(format!("`{}` failed: {status}", argv[0])),
-            });
-        }
-        let mut outputs = StepOutputs::new();
-        for (name, relative) in &config.outputs {
-            let path = resolve_path(&ctx.work_dir, relative);
-            if !path.exists() {
-                return Err(StepFailure::fatal(format!(
-                    "`{}` exited 0 but did not write outputs.{name} ({})",
-                    argv[0],
-                    path.display()
-                )));
-            }
-            outputs = outputs.with_path(name, path);
-        }
-        let last = last_metrics.lock().unwrap_or_else(|e| e.into_inner());
-        for key in &config.metric_outputs {
-            let Some(value) = last.get(key) else {
-                return Err(StepFailure::fatal(format!(
-                    "`{}` printed no `erebor:metric {key} ...` line for metric output `{key}`",
-                    argv[0]
-                )));
-            };
-            outputs = outputs.with_metric(key, *value);
-        }
-        Ok(outputs)
+        check_status(status, &argv[0])?;
+        let last = last_metrics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        collect_outputs(&config, &last, &argv[0], &ctx.work_dir)
     }
+}
+
+/// The command to start: `program` with `args` in the configured folder (default: the step's
+/// work folder), with only the allowed, configured and `EREBOR_*` environment variables (and
+/// `CUDA_VISIBLE_DEVICES`), stdin closed, stdout and stderr piped, killed with its parent.
+fn build_command(
+    config: &CommandConfig,
+    program: &Path,
+    args: &[String],
+    ctx: &StepContext<'_>,
+) -> std::process::Command {
+    let cwd = config.cwd.as_deref().map_or_else(
+        || ctx.work_dir.clone(),
+        |dir| resolve_path(&ctx.base_dir, dir),
+    );
+    let mut command = std::process::Command::new(program);
+    command
+        .args(args)
+        .current_dir(&cwd)
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for name in &config.env_allow {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    command
+        .envs(config.env.iter().map(|(k, v)| (k, v.text())))
+        .env("EREBOR_RUN_ID", ctx.run_id.as_str())
+        .env("EREBOR_STEP_ID", ctx.step_id.as_str())
+        .env("EREBOR_ATTEMPT_ID", ctx.attempt_id.as_str())
+        .env("EREBOR_WORK_DIR", &ctx.work_dir)
+        .env("EREBOR_BASE_DIR", &ctx.base_dir);
+    if let Some(devices) = std::env::var_os("CUDA_VISIBLE_DEVICES") {
+        command.env("CUDA_VISIBLE_DEVICES", devices);
+    }
+    process::die_with_parent(&mut command, Signal::Kill);
+    command
+}
+
+/// An unsuccessful exit of `program` as a failure naming its code or signal.
+fn check_status(status: std::process::ExitStatus, program: &str) -> Result<(), StepFailure> {
+    use std::os::unix::process::ExitStatusExt;
+    if status.success() {
+        return Ok(());
+    }
+    Err(match (status.code(), status.signal()) {
+        (Some(code), _) => StepFailure::unknown(format!(
+            "`{program}` exited with code {code} (its output is in the step log)"
+        )),
+        (None, Some(signal)) => {
+            StepFailure::unknown(format!("`{program}` was killed by signal {signal}"))
+        }
+        _ => StepFailure::unknown(format!("`{program}` failed: {status}")),
+    })
+}
+
+/// The step's outputs after a successful exit: each configured file (which must exist, relative
+/// to `work_dir`) and the last value of each metric output (which must have been printed).
+fn collect_outputs(
+    config: &CommandConfig,
+    last: &BTreeMap<String, f64>,
+    program: &str,
+    work_dir: &Path,
+) -> Result<StepOutputs, StepFailure> {
+    let mut outputs = StepOutputs::new();
+    for (name, relative) in &config.outputs {
+        let path = resolve_path(work_dir, relative);
+        if !path.exists() {
+            return Err(StepFailure::fatal(format!(
+                "`{program}` exited 0 but did not write outputs.{name} ({})",
+                path.display()
+            )));
+        }
+        outputs = outputs.with_path(name, path);
+    }
+    for key in &config.metric_outputs {
+        let Some(value) = last.get(key) else {
+            return Err(StepFailure::fatal(format!(
+                "`{program}` printed no `erebor:metric {key} ...` line for metric output `{key}`"
+            )));
+        };
+        outputs = outputs.with_metric(key, *value);
+    }
+    Ok(outputs)
 }
 
 fn redacted_args(args: &[String]) -> Vec<String> {
@@ -293,7 +320,7 @@ fn forward_stdout(
                 ctx.metrics.record(&key, index, value);
                 last_metrics
                     .lock()
-                    .unwrap_or_else(|e| e.into_inner())
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .insert(key, value);
             } else {
                 eprintln!(
