@@ -8,7 +8,7 @@
 //! Rows are GSM8K test solutions from ../shared (annotations stripped, final line rewritten the
 //! MetaMathQA way) repeated with distinct ids, or synthetic 4-8 step problems when ../shared is
 //! absent. Phase 1 times reading + low-edit building + statistics + writing without a
-//! tokenizer; phase 2 times tokenisation with the SmolLM2 tokenizer on the first TOKENISE_ROWS.
+//! tokenizer; phase 2 times tokenisation with the SmolLM2 tokenizer on the first `TOKENISE_ROWS`.
 
 use erebor_core::{CancelToken, MemorySink};
 use erebor_data::builders::low_edit::strip_annotations;
@@ -63,8 +63,8 @@ fn write_rows(path: &Path, rows: usize, solutions: &[(String, String)]) -> u64 {
     std::fs::metadata(path).expect("metadata").len()
 }
 
-fn convert(config: serde_json::Value, base: &Path, work: &Path) -> (f64, serde_json::Value) {
-    let config = ConvertConfig::parse(&config).expect("config");
+fn convert(config: &serde_json::Value, base: &Path, work: &Path) -> (f64, serde_json::Value) {
+    let config = ConvertConfig::parse(config).expect("config");
     let sink = MemorySink::new();
     let env = ConvertEnv {
         base_dir: base,
@@ -96,7 +96,7 @@ fn main() {
     println!("input: {rows} rows, {:.1} MB", bytes as f64 / 1e6);
 
     let (seconds, report) = convert(
-        json!({"sources": [{"path": "metamath.jsonl", "map": {"type": "low_edit", "seed": 1}}], "split": {"eval_rows": 1000}}),
+        &json!({"sources": [{"path": "metamath.jsonl", "map": {"type": "low_edit", "seed": 1}}], "split": {"eval_rows": 1000}}),
         dir.path(),
         &dir.path().join("untokenised"),
     );
@@ -121,7 +121,7 @@ fn main() {
         &solutions(&shared),
     );
     let (seconds, report) = convert(
-        json!({"sources": [{"path": "small.jsonl", "map": {"type": "low_edit", "seed": 1}}], "tokenizer": tokenizer.display().to_string()}),
+        &json!({"sources": [{"path": "small.jsonl", "map": {"type": "low_edit", "seed": 1}}], "tokenizer": tokenizer.display().to_string()}),
         dir.path(),
         &dir.path().join("tokenised"),
     );

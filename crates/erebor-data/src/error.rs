@@ -50,7 +50,7 @@ impl fmt::Display for RowLocation {
 
 /// A row whose content is wrong for the mapping applied to it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{location}: {}{message}", field_prefix(.field))]
+#[error("{location}: {}{message}", field_prefix(.field.as_deref()))]
 pub struct RowError {
     /// Where the row is.
     pub location: RowLocation,
@@ -60,9 +60,8 @@ pub struct RowError {
     pub message: String,
 }
 
-fn field_prefix(field: &Option<String>) -> String {
+fn field_prefix(field: Option<&str>) -> String {
     field
-        .as_ref()
         .map(|field| format!("field `{field}`: "))
         .unwrap_or_default()
 }

@@ -136,7 +136,7 @@ impl<'a> Fields<'a> {
     pub fn index(&self, path: &str) -> Result<usize, RowError> {
         let value = self.require(path)?;
         let parsed = match value {
-            Value::Number(number) => number.as_u64().map(|n| n as usize),
+            Value::Number(number) => number.as_u64().and_then(|n| usize::try_from(n).ok()),
             Value::String(text) => text.trim().parse::<usize>().ok(),
             _ => None,
         };

@@ -121,6 +121,8 @@ impl SplitConfig {
 
     fn target(&self, total: usize) -> usize {
         match (self.eval_fraction, self.eval_rows) {
+            // `check` keeps the fraction within 0..1: a row count between 0 and `total`.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             (Some(fraction), _) => (total as f64 * fraction).round() as usize,
             (None, Some(rows)) => rows.min(total),
             (None, None) => 0,

@@ -96,7 +96,7 @@ impl Summary {
         let median = if count % 2 == 1 {
             sorted[count / 2]
         } else {
-            (sorted[count / 2 - 1] + sorted[count / 2]) / 2.0
+            f64::midpoint(sorted[count / 2 - 1], sorted[count / 2])
         };
         Self {
             count,
@@ -217,7 +217,10 @@ mod tests {
             (summary.mean, summary.median, summary.min, summary.max),
             (2.5, 2.5, 1.0, 4.0)
         );
-        assert_eq!(Summary::of(&[5.0, 1.0, 9.0]).median, 5.0);
+        assert_eq!(
+            Summary::of(&[5.0, 1.0, 9.0]).median.to_bits(),
+            5.0_f64.to_bits()
+        );
         assert_eq!(
             words("12 + 5 = 17\n#### 17"),
             ["12", "+", "5", "=", "17", "#", "#", "#", "#", "17"]

@@ -103,7 +103,7 @@ impl ChatTokenizer {
         &self.tokenizer
     }
 
-    fn fail(&self, id: &str, error: impl std::fmt::Display) -> DataError {
+    fn fail(id: &str, error: impl std::fmt::Display) -> DataError {
         DataError::Invalid(format!("row `{id}`: {error}"))
     }
 
@@ -112,19 +112,21 @@ impl ChatTokenizer {
         let rendered = self
             .template
             .render_with_assistant_spans(&record.messages)
-            .map_err(|error| self.fail(&record.id, error))?;
+            .map_err(|error| Self::fail(&record.id, error))?;
         let encoding = self
             .tokenizer
             .encode(&rendered.text, false)
-            .map_err(|error| self.fail(&record.id, error))?;
+            .map_err(|error| Self::fail(&record.id, error))?;
+        let token_count = u32::try_from(encoding.offsets.len())
+            .map_err(|_| Self::fail(&record.id, "more tokens than a u32 position can number"))?;
         let mut target_spans: Vec<[u32; 2]> = Vec::new();
         for span in &rendered.assistant_spans {
             let mut covered = encoding
                 .offsets
                 .iter()
-                .enumerate()
-                .filter(|(_, (start, end))| *start < span.end && *end > span.start)
-                .map(|(index, _)| index as u32);
+                .zip(0..token_count)
+                .filter(|((start, end), _)| *start < span.end && *end > span.start)
+                .map(|(_, index)| index);
             let Some(first) = covered.next() else {
                 continue;
             };
@@ -135,7 +137,7 @@ impl ChatTokenizer {
             }
         }
         if target_spans.is_empty() {
-            return Err(self.fail(
+            return Err(Self::fail(
                 &record.id,
                 "the rendered conversation has no assistant tokens",
             ));
@@ -159,7 +161,7 @@ impl ChatTokenizer {
             }
             self.template
                 .render(&messages, answer.is_none())
-                .map_err(|error| self.fail(&record.id, error))
+                .map_err(|error| Self::fail(&record.id, error))
         };
         let prompt = render(None)?;
         let chosen = render(Some(&record.chosen))?;
@@ -168,7 +170,7 @@ impl ChatTokenizer {
         let encode = |text: &str| {
             self.tokenizer
                 .encode_ids(text, false)
-                .map_err(|error| self.fail(&record.id, error))
+                .map_err(|error| Self::fail(&record.id, error))
         };
         let prompt_ids = encode(&prompt[..shared])?;
         let mut retokenised = false;
@@ -184,7 +186,7 @@ impl ChatTokenizer {
         let chosen_ids = completion(&chosen)?;
         let rejected_ids = completion(&rejected)?;
         if chosen_ids.is_empty() || rejected_ids.is_empty() {
-            return Err(self.fail(&record.id, "a completion renders to no tokens"));
+            return Err(Self::fail(&record.id, "a completion renders to no tokens"));
         }
         Ok((
             TokenizedPreference {

@@ -1,5 +1,5 @@
 //! The `convert` step kind end to end: `with:` validation, the dataset folder that training
-//! reads, the report, metrics, skip_invalid, the contamination refusal and the eval split.
+//! reads, the report, metrics, `skip_invalid`, the contamination refusal and the eval split.
 
 use erebor_core::dataset::{
     DatasetKind, DatasetManifest, read_tokenized_preference, read_tokenized_sft,

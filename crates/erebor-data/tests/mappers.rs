@@ -1,6 +1,6 @@
 //! The format mappings on rows shaped like the public datasets they are named after
-//! (Intel/orca_dpo_pairs, jondurbin/truthy-dpo-v0.1, HuggingFaceH4/ultrafeedback_binarized,
-//! tatsu-lab/alpaca, OpenAI-style messages), and their errors.
+//! (`Intel/orca_dpo_pairs`, `jondurbin/truthy-dpo-v0.1`, `HuggingFaceH4/ultrafeedback_binarized`,
+//! `tatsu-lab/alpaca`, OpenAI-style messages), and their errors.
 
 use erebor_core::dataset::{ChatMessage, PreferenceRecord, SftRecord};
 use erebor_data::RowLocation;

@@ -49,7 +49,7 @@ fn pairs(path: &Path, spec: &MapSpec) -> (usize, Vec<PreferenceRecord>, usize) {
                 out.extend(records.into_iter().map(|record| match record {
                     Record::Preference(pair) => pair,
                     Record::Sft(_) => panic!("not a pair"),
-                }))
+                }));
             }
             Mapped::Skipped(_) => skipped += 1,
         }

@@ -1,5 +1,5 @@
 //! Readers and mappings on every format: rows come back in order with their place, and a bad
-//! row names its file:line (or Parquet row group and row) and field exactly.
+//! row names its `file:line` (or Parquet row group and row) and field exactly.
 
 use erebor_data::mappers::{self, MapSpec, Mapped, Record};
 use erebor_data::read::{Format, RawRow, SourceFile, expand_local, read_all, read_file};

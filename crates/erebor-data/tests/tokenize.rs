@@ -1,5 +1,5 @@
 //! Prompt/target spans against references made with jinja2 and the Python `tokenizers`
-//! package (tests/fixtures/make_token_reference.py), on the SmolLM2 (ChatML) and Llama-2
+//! package (`tests/fixtures/make_token_reference.py`), on the SmolLM2 (ChatML) and Llama-2
 //! tokenizers in ../shared.
 
 use erebor_core::dataset::{ChatMessage, PreferenceRecord, SftRecord};
@@ -51,7 +51,7 @@ fn ids(value: &Value) -> Vec<u32> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|id| id.as_u64().unwrap() as u32)
+        .map(|id| u32::try_from(id.as_u64().unwrap()).unwrap())
         .collect()
 }
 
@@ -78,8 +78,8 @@ fn sft_targets_are_the_assistant_turns_with_their_end_of_turn_tokens() {
             .iter()
             .map(|span| {
                 [
-                    span[0].as_u64().unwrap() as u32,
-                    span[1].as_u64().unwrap() as u32,
+                    u32::try_from(span[0].as_u64().unwrap()).unwrap(),
+                    u32::try_from(span[1].as_u64().unwrap()).unwrap(),
                 ]
             })
             .collect();

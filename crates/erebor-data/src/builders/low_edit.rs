@@ -94,7 +94,10 @@ pub fn corrupt_solution(solution: &str, rng: &mut impl rand::Rng) -> Result<LowE
             .map(|found| found.range())
             .collect();
         for found in ANNOTATED_RESULT.captures_iter(line) {
-            let result = found.get(1).expect("group 1");
+            // Group 1 is not optional: every match has it.
+            let Some(result) = found.get(1) else {
+                continue;
+            };
             let mut ranges = vec![result.range()];
             if let Some(visible) = found
                 .get(2)
@@ -105,7 +108,10 @@ pub fn corrupt_solution(solution: &str, rng: &mut impl rand::Rng) -> Result<LowE
             candidates.push((index, ranges));
         }
         for found in RESULT.captures_iter(line) {
-            let result = found.get(1).expect("group 1");
+            // Group 1 is not optional: every match has it.
+            let Some(result) = found.get(1) else {
+                continue;
+            };
             let inside = annotations
                 .iter()
                 .any(|annotation| annotation.contains(&result.start()));
@@ -145,7 +151,7 @@ pub fn perturb(original: &str, rng: &mut impl rand::Rng) -> String {
         .split_once('.')
         .map_or(0, |(_, fraction)| fraction.len());
     let units: u128 = plain.replace('.', "").parse().unwrap_or(0);
-    let largest_step = (units / 5).clamp(1, u128::from(u64::MAX)) as u64;
+    let largest_step = u64::try_from((units / 5).max(1)).unwrap_or(u64::MAX);
     let step = u128::from(rng.random_range(1..=largest_step));
     let value = if rng.random_bool(0.5) && units >= step {
         units - step

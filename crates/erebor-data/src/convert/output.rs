@@ -46,101 +46,110 @@ fn without_suffix<'a>(ids: &'a [u32], suffix: &[u32]) -> &'a [u32] {
 /// measure the answers' own tokens: `turn_end` (the template's end-of-turn tokens, the same in
 /// every completion) is cut off both completions first, as the paper measures the answers.
 pub fn measure(kind: DatasetKind, split: &SplitRows, turn_end: &[u32]) -> SplitReport {
-    let rows = split.records.len() as u64;
     match kind {
-        DatasetKind::Preference => {
-            let measures: Vec<PairMeasure> = match &split.tokens {
-                Some(SplitTokens::Preference(tokens)) => tokens
-                    .iter()
-                    .map(|row| {
-                        PairMeasure::of(
-                            row.prompt_ids.len(),
-                            without_suffix(&row.chosen_ids, turn_end),
-                            without_suffix(&row.rejected_ids, turn_end),
-                        )
-                    })
-                    .collect(),
-                _ => split
-                    .records
-                    .iter()
-                    .filter_map(|record| match record {
-                        Record::Preference(pair) => Some(PairMeasure::of(
-                            words(&prompt_text(record)).len(),
-                            &words(&pair.chosen),
-                            &words(&pair.rejected),
-                        )),
-                        Record::Sft(_) => None,
-                    })
-                    .collect(),
-            };
-            let unit = if split.tokens.is_some() {
-                "tokens"
-            } else {
-                "words"
-            };
-            SplitReport {
-                rows,
-                preference: Some(PreferenceStats::of(unit, &measures)),
-                sft: None,
-            }
-        }
-        DatasetKind::Sft => {
-            let messages: Vec<f64> = split
-                .records
+        DatasetKind::Preference => measure_pairs(split, turn_end),
+        DatasetKind::Sft => measure_conversations(split),
+    }
+}
+
+/// [`measure`] for preference pairs: prompt and answer lengths, `turn_end` cut off the answers.
+fn measure_pairs(split: &SplitRows, turn_end: &[u32]) -> SplitReport {
+    let rows = split.records.len() as u64;
+    let measures: Vec<PairMeasure> = match &split.tokens {
+        Some(SplitTokens::Preference(tokens)) => tokens
+            .iter()
+            .map(|row| {
+                PairMeasure::of(
+                    row.prompt_ids.len(),
+                    without_suffix(&row.chosen_ids, turn_end),
+                    without_suffix(&row.rejected_ids, turn_end),
+                )
+            })
+            .collect(),
+        _ => split
+            .records
+            .iter()
+            .filter_map(|record| match record {
+                Record::Preference(pair) => Some(PairMeasure::of(
+                    words(&prompt_text(record)).len(),
+                    &words(&pair.chosen),
+                    &words(&pair.rejected),
+                )),
+                Record::Sft(_) => None,
+            })
+            .collect(),
+    };
+    let unit = if split.tokens.is_some() {
+        "tokens"
+    } else {
+        "words"
+    };
+    SplitReport {
+        rows,
+        preference: Some(PreferenceStats::of(unit, &measures)),
+        sft: None,
+    }
+}
+
+/// [`measure`] for SFT conversations: messages, total and target lengths.
+fn measure_conversations(split: &SplitRows) -> SplitReport {
+    let rows = split.records.len() as u64;
+    let messages: Vec<f64> = split
+        .records
+        .iter()
+        .map(|record| match record {
+            Record::Sft(sft) => sft.messages.len() as f64,
+            Record::Preference(_) => 0.0,
+        })
+        .collect();
+    let (unit, total, target): (&str, Vec<f64>, Vec<f64>) = match &split.tokens {
+        Some(SplitTokens::Sft(tokens)) => (
+            "tokens",
+            tokens
                 .iter()
-                .map(|record| match record {
-                    Record::Sft(sft) => sft.messages.len() as f64,
-                    Record::Preference(_) => 0.0,
-                })
-                .collect();
-            let (unit, total, target): (&str, Vec<f64>, Vec<f64>) = match &split.tokens {
-                Some(SplitTokens::Sft(tokens)) => (
-                    "tokens",
-                    tokens
-                        .iter()
-                        .map(|row| row.input_ids.len() as f64)
-                        .collect(),
-                    tokens
-                        .iter()
-                        .map(|row| row.target_tokens() as f64)
-                        .collect(),
-                ),
-                _ => {
-                    let count = |record: &Record, targets_only: bool| match record {
-                        Record::Sft(sft) => sft
-                            .messages
-                            .iter()
-                            .filter(|m| !targets_only || m.role == "assistant")
-                            .map(|m| words(&m.content).len())
-                            .sum::<usize>() as f64,
-                        Record::Preference(_) => 0.0,
-                    };
-                    (
-                        "words",
-                        split.records.iter().map(|r| count(r, false)).collect(),
-                        split.records.iter().map(|r| count(r, true)).collect(),
-                    )
-                }
+                .map(|row| row.input_ids.len() as f64)
+                .collect(),
+            tokens
+                .iter()
+                .map(|row| row.target_tokens() as f64)
+                .collect(),
+        ),
+        _ => {
+            let count = |record: &Record, targets_only: bool| match record {
+                Record::Sft(sft) => sft
+                    .messages
+                    .iter()
+                    .filter(|m| !targets_only || m.role == "assistant")
+                    .map(|m| words(&m.content).len())
+                    .sum::<usize>() as f64,
+                Record::Preference(_) => 0.0,
             };
-            SplitReport {
-                rows,
-                preference: None,
-                sft: Some(SftStats {
-                    unit: unit.into(),
-                    count: split.records.len(),
-                    messages: Summary::of(&messages),
-                    total_length: Summary::of(&total),
-                    target_length: Summary::of(&target),
-                }),
-            }
+            (
+                "words",
+                split.records.iter().map(|r| count(r, false)).collect(),
+                split.records.iter().map(|r| count(r, true)).collect(),
+            )
         }
+    };
+    SplitReport {
+        rows,
+        preference: None,
+        sft: Some(SftStats {
+            unit: unit.into(),
+            count: split.records.len(),
+            messages: Summary::of(&messages),
+            total_length: Summary::of(&total),
+            target_length: Summary::of(&target),
+        }),
     }
 }
 
 fn write_rows<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<u64, DataError> {
     let to_data_error = |error: erebor_core::jsonl::JsonlError| match error {
         erebor_core::jsonl::JsonlError::Io { path, source } => DataError::io(path, source),
-        other => DataError::Invalid(other.to_string()),
+        other @ erebor_core::jsonl::JsonlError::Parse { .. } => {
+            DataError::Invalid(other.to_string())
+        }
     };
     let mut writer = JsonlWriter::create(path).map_err(to_data_error)?;
     for row in rows {

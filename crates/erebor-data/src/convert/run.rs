@@ -11,8 +11,9 @@ use crate::contamination::{ContaminationIndex, OverlapKind};
 use crate::error::DataError;
 use crate::hub::HubClient;
 use crate::mappers::Record;
-use crate::ops::{dedupe_by, prompt_text, split};
+use crate::ops::{DedupeCounts, dedupe_by, prompt_text, split};
 use crate::tokenize::ChatTokenizer;
+use erebor_core::dataset::TokenizerRef;
 use erebor_core::{CancelToken, MetricsSink, ProgressReporter};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,7 +49,9 @@ pub struct ConvertOutput {
 fn hub_client(config: &ConvertConfig, cache_dir: &Path) -> HubClient {
     let mut client = HubClient::from_env(cache_dir);
     if let Some(endpoint) = &config.hub.endpoint {
-        client.endpoint = endpoint.trim_end_matches('/').to_owned();
+        endpoint
+            .trim_end_matches('/')
+            .clone_into(&mut client.endpoint);
     }
     if let Some(retries) = config.hub.retries {
         client.retries = retries;
@@ -81,6 +84,90 @@ pub fn run_convert(
 
     let clock = Instant::now();
     let (loaded, contamination) = check_contamination(config, loaded, &load_env)?;
+    let (mut splits, dedupe) = dedupe_and_split(config, loaded);
+    seconds.insert("filter_and_split".to_owned(), clock.elapsed().as_secs_f64());
+
+    let clock = Instant::now();
+    let tokenised = tokenise_splits(config, env, &mut splits, &mut invalid)?;
+    if tokenised.reference.is_some() {
+        seconds.insert("tokenise".to_owned(), clock.elapsed().as_secs_f64());
+    }
+
+    let clock = Instant::now();
+    let kind = config.kind();
+    let split_reports: BTreeMap<String, _> = splits
+        .iter()
+        .map(|split_rows| {
+            (
+                split_rows.name.clone(),
+                measure(kind, split_rows, &tokenised.turn_end),
+            )
+        })
+        .collect();
+    let mut report = ConvertReport {
+        kind,
+        sources,
+        invalid_rows: invalid,
+        contamination,
+        dedupe,
+        length_filter: tokenised.length_filter,
+        tokenizer: tokenised.reference.clone(),
+        boundary_retokenised: tokenised.boundary_retokenised,
+        splits: split_reports,
+        seconds: BTreeMap::new(),
+    };
+    seconds.insert("statistics".to_owned(), clock.elapsed().as_secs_f64());
+    if splits[0].records.is_empty() {
+        return Err(DataError::Invalid(format!(
+            "the training split is empty after conversion:\n{}",
+            report.summary()
+        )));
+    }
+
+    let clock = Instant::now();
+    std::fs::create_dir_all(env.work_dir).map_err(|error| DataError::io(env.work_dir, error))?;
+    let dataset_dir = env.work_dir.join("dataset");
+    let stats = dataset_stats(&report);
+    write_dataset(
+        &dataset_dir,
+        kind,
+        &splits,
+        tokenised.reference.as_ref(),
+        stats,
+    )?;
+    seconds.insert("write".to_owned(), clock.elapsed().as_secs_f64());
+    report.seconds = seconds;
+
+    let report_path = env.work_dir.join("report.json");
+    let text = serde_json::to_string_pretty(&report)
+        .map_err(|error| DataError::Invalid(error.to_string()))?;
+    std::fs::write(&report_path, text).map_err(|error| DataError::io(&report_path, error))?;
+    report.record_metrics(env.metrics);
+    tracing::info!("convert summary:\n{}", report.summary());
+    Ok(ConvertOutput {
+        dataset_dir,
+        report_path,
+        report,
+    })
+}
+
+/// The statistics the dataset folder keeps from the report: per split, de-duplication,
+/// contamination and invalid rows.
+fn dataset_stats(report: &ConvertReport) -> serde_json::Value {
+    serde_json::json!({
+        "splits": report.splits,
+        "dedupe": report.dedupe,
+        "contamination": report.contamination.as_ref().map(|c| serde_json::json!({"flagged": c.flagged, "dropped": c.dropped})),
+        "invalid_rows": report.invalid_rows.count,
+    })
+}
+
+/// Explicit eval rows, de-duplicated (when asked) together with the rest, then the rest split
+/// into train and held-out eval rows: `train` first, `eval` when it has rows.
+fn dedupe_and_split(
+    config: &ConvertConfig,
+    loaded: Vec<LoadedRecord>,
+) -> (Vec<SplitRows>, Option<DedupeCounts>) {
     // Explicit eval rows first, so a training row identical to one of them is the one dropped.
     let (mut eval_rows, mut train_rows): (Vec<LoadedRecord>, Vec<LoadedRecord>) = loaded
         .into_iter()
@@ -123,97 +210,63 @@ pub fn run_convert(
             tokens: None,
         });
     }
-    seconds.insert("filter_and_split".to_owned(), clock.elapsed().as_secs_f64());
+    (splits, dedupe)
+}
 
-    let clock = Instant::now();
-    let mut tokenizer_ref = None;
-    let mut length_filter = None;
-    let mut boundary_retokenised = 0;
-    let mut turn_end = Vec::new();
-    if let Some(source) = &config.tokenizer {
-        let tokenizer_dir = erebor_core::hub_models::resolve_model(env.base_dir, source)
-            .map_err(|e| DataError::Invalid(format!("tokenizer: {e}")))?;
-        let chat = ChatTokenizer::load(
-            &tokenizer_dir,
-            source,
-            config.chat_template.as_deref().unwrap_or("checkpoint"),
-        )?;
-        let mut removed = 0u64;
-        let total: u64 = splits.iter().map(|split| split.records.len() as u64).sum();
-        env.progress.start_phase("tokenise", Some(total));
-        for split_rows in &mut splits {
-            let outcome =
-                super::tokenise::tokenise_split(&chat, config, split_rows, env, &mut invalid)?;
-            removed += outcome.too_long;
-            boundary_retokenised += outcome.boundary_retokenised;
-        }
-        if config.max_length.is_some() || config.max_prompt_length.is_some() {
-            length_filter = Some(LengthFilterReport {
-                max_length: config.max_length,
-                max_prompt_length: config.max_prompt_length,
-                removed,
-            });
-        }
-        tokenizer_ref = Some(chat.reference().clone());
-        turn_end = chat.turn_end_ids()?;
-        seconds.insert("tokenise".to_owned(), clock.elapsed().as_secs_f64());
-    }
+/// What tokenising the splits gave the report (all empty without a `tokenizer:`).
+struct Tokenised {
+    /// The tokenizer used.
+    reference: Option<TokenizerRef>,
+    /// Rows removed for length, when a limit was set.
+    length_filter: Option<LengthFilterReport>,
+    /// Rows whose prompt/answer boundary had to be tokenised again.
+    boundary_retokenised: u64,
+    /// The template's end-of-turn tokens, cut off answers before measuring them.
+    turn_end: Vec<u32>,
+}
 
-    let clock = Instant::now();
-    let kind = config.kind();
-    let split_reports: BTreeMap<String, _> = splits
-        .iter()
-        .map(|split_rows| {
-            (
-                split_rows.name.clone(),
-                measure(kind, split_rows, &turn_end),
-            )
-        })
-        .collect();
-    let mut report = ConvertReport {
-        kind,
-        sources,
-        invalid_rows: invalid,
-        contamination,
-        dedupe,
-        length_filter,
-        tokenizer: tokenizer_ref.clone(),
-        boundary_retokenised,
-        splits: split_reports,
-        seconds: BTreeMap::new(),
+/// Tokenises every split with the configured tokenizer and chat template, dropping rows over
+/// the length limits; does nothing without a `tokenizer:`.
+fn tokenise_splits(
+    config: &ConvertConfig,
+    env: &ConvertEnv<'_>,
+    splits: &mut [SplitRows],
+    invalid: &mut InvalidRows,
+) -> Result<Tokenised, DataError> {
+    let mut tokenised = Tokenised {
+        reference: None,
+        length_filter: None,
+        boundary_retokenised: 0,
+        turn_end: Vec::new(),
     };
-    seconds.insert("statistics".to_owned(), clock.elapsed().as_secs_f64());
-    if splits[0].records.is_empty() {
-        return Err(DataError::Invalid(format!(
-            "the training split is empty after conversion:\n{}",
-            report.summary()
-        )));
+    let Some(source) = &config.tokenizer else {
+        return Ok(tokenised);
+    };
+    let tokenizer_dir = erebor_core::hub_models::resolve_model(env.base_dir, source)
+        .map_err(|e| DataError::Invalid(format!("tokenizer: {e}")))?;
+    let chat = ChatTokenizer::load(
+        &tokenizer_dir,
+        source,
+        config.chat_template.as_deref().unwrap_or("checkpoint"),
+    )?;
+    let mut removed = 0u64;
+    let total: u64 = splits.iter().map(|split| split.records.len() as u64).sum();
+    env.progress.start_phase("tokenise", Some(total));
+    for split_rows in splits.iter_mut() {
+        let outcome = super::tokenise::tokenise_split(&chat, config, split_rows, env, invalid)?;
+        removed += outcome.too_long;
+        tokenised.boundary_retokenised += outcome.boundary_retokenised;
     }
-
-    let clock = Instant::now();
-    std::fs::create_dir_all(env.work_dir).map_err(|error| DataError::io(env.work_dir, error))?;
-    let dataset_dir = env.work_dir.join("dataset");
-    let stats = serde_json::json!({
-        "splits": report.splits,
-        "dedupe": report.dedupe,
-        "contamination": report.contamination.as_ref().map(|c| serde_json::json!({"flagged": c.flagged, "dropped": c.dropped})),
-        "invalid_rows": report.invalid_rows.count,
-    });
-    write_dataset(&dataset_dir, kind, &splits, tokenizer_ref.as_ref(), stats)?;
-    seconds.insert("write".to_owned(), clock.elapsed().as_secs_f64());
-    report.seconds = seconds;
-
-    let report_path = env.work_dir.join("report.json");
-    let text = serde_json::to_string_pretty(&report)
-        .map_err(|error| DataError::Invalid(error.to_string()))?;
-    std::fs::write(&report_path, text).map_err(|error| DataError::io(&report_path, error))?;
-    report.record_metrics(env.metrics);
-    tracing::info!("convert summary:\n{}", report.summary());
-    Ok(ConvertOutput {
-        dataset_dir,
-        report_path,
-        report,
-    })
+    if config.max_length.is_some() || config.max_prompt_length.is_some() {
+        tokenised.length_filter = Some(LengthFilterReport {
+            max_length: config.max_length,
+            max_prompt_length: config.max_prompt_length,
+            removed,
+        });
+    }
+    tokenised.reference = Some(chat.reference().clone());
+    tokenised.turn_end = chat.turn_end_ids()?;
+    Ok(tokenised)
 }
 
 /// How many flagged rows the report quotes.

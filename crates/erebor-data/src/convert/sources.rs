@@ -3,7 +3,7 @@
 
 use super::config::{EvalSetConfig, SourceConfig, SourceSplit};
 use crate::builders::multiple_choice::parse_hellaswag;
-use crate::builders::synth;
+use crate::builders::synth::{self, SynthConfig};
 use crate::error::{DataError, RowLocation};
 use crate::fields::Fields;
 use crate::hub::HubClient;
@@ -66,7 +66,7 @@ pub struct SourceReport {
 pub struct InvalidRows {
     /// How many were skipped.
     pub count: u64,
-    /// The first few errors, each naming file:line and field.
+    /// The first few errors, each naming `file:line` and field.
     pub examples: Vec<String>,
 }
 
@@ -126,116 +126,152 @@ pub fn load_sources(
     sources: &[SourceConfig],
     env: &LoadEnv<'_>,
 ) -> Result<(Vec<LoadedRecord>, Vec<SourceReport>, InvalidRows), DataError> {
-    let mut records = Vec::new();
+    let mut gathered = Gathered::default();
     let mut reports = Vec::new();
-    let mut invalid = InvalidRows::default();
-    let mut total_rows = 0u64;
     env.progress.start_phase("read", None);
     for (index, source) in sources.iter().enumerate() {
-        let mut report = SourceReport::default();
-        let mut rows = Vec::new();
-        if let Some(synthetic) = &source.synthetic {
-            let label = source.name.clone().unwrap_or_else(|| "synthetic".into());
-            report.name = label.clone();
-            for row in 0..synthetic.count as u64 {
-                let problem = synth::generate(synthetic, row);
-                let value = serde_json::to_value(&problem)
-                    .map_err(|error| DataError::Invalid(error.to_string()))?;
-                rows.push((
-                    label.clone(),
-                    RawRow {
-                        location: RowLocation::Generated {
-                            source: format!("sources.{index}.synthetic"),
-                            index: row,
-                        },
-                        value,
-                    },
-                ));
+        reports.push(load_source(index, source, env, &mut gathered)?);
+    }
+    env.progress.set_position(gathered.total_rows);
+    Ok((gathered.records, reports, gathered.invalid))
+}
+
+/// What reading the sources has gathered so far, over all of them.
+#[derive(Default)]
+struct Gathered {
+    records: Vec<LoadedRecord>,
+    invalid: InvalidRows,
+    total_rows: u64,
+}
+
+impl Gathered {
+    /// Maps one row of `source` (labelled `label`) into records, counted in `report`. A
+    /// malformed row is counted and quoted under `skip_invalid`, and is the error otherwise.
+    fn visit_row(
+        &mut self,
+        env: &LoadEnv<'_>,
+        source: &SourceConfig,
+        label: &str,
+        row: Result<RawRow, DataError>,
+        report: &mut SourceReport,
+    ) -> Result<(), DataError> {
+        report.rows_read += 1;
+        self.total_rows += 1;
+        if self.total_rows.is_multiple_of(4096) {
+            if env.cancel.is_cancelled() {
+                return Err(DataError::Cancelled);
             }
+            env.progress.set_position(self.total_rows);
         }
-        let mut files = Vec::new();
-        for spec in &source.path {
-            files.extend(resolve(spec, env.base_dir, env.hub)?);
-        }
-        report.name = source
-            .name
-            .clone()
-            .unwrap_or_else(|| match files.as_slice() {
-                [one] => stem(&one.name),
-                _ if !report.name.is_empty() => report.name.clone(),
-                _ => format!("source{index}"),
-            });
-        let mut visit_row = |label: &str,
-                             row: Result<RawRow, DataError>,
-                             report: &mut SourceReport|
-         -> Result<(), DataError> {
-            report.rows_read += 1;
-            total_rows += 1;
-            if total_rows.is_multiple_of(4096) {
-                if env.cancel.is_cancelled() {
-                    return Err(DataError::Cancelled);
-                }
-                env.progress.set_position(total_rows);
-            }
-            let mapped = row
-                .and_then(|row| Ok(mappers::apply(&source.map, label, env.system_prompt, &row)?));
-            match mapped {
-                Ok(Mapped::Records(made)) => {
-                    report.records += made.len() as u64;
-                    records.extend(made.into_iter().map(|record| LoadedRecord {
+        let mapped =
+            row.and_then(|row| Ok(mappers::apply(&source.map, label, env.system_prompt, &row)?));
+        match mapped {
+            Ok(Mapped::Records(made)) => {
+                report.records += made.len() as u64;
+                self.records
+                    .extend(made.into_iter().map(|record| LoadedRecord {
                         record,
                         split: source.split,
                     }));
-                }
-                Ok(Mapped::Skipped(reason)) => {
-                    *report.skipped.entry(reason.to_owned()).or_default() += 1
-                }
-                Err(error @ (DataError::Row(_) | DataError::Syntax { .. })) if env.skip_invalid => {
-                    report.invalid += 1;
-                    invalid.count += 1;
-                    if invalid.examples.len() < INVALID_EXAMPLES {
-                        invalid.examples.push(error.to_string());
-                    }
-                }
-                Err(error) => return Err(error),
             }
-            Ok(())
-        };
-        let limit = source.limit.unwrap_or(usize::MAX) as u64;
-        for (label, row) in rows {
-            if report.rows_read >= limit {
-                break;
+            Ok(Mapped::Skipped(reason)) => {
+                *report.skipped.entry(reason.to_owned()).or_default() += 1;
             }
-            visit_row(&label, Ok(row), &mut report)?;
+            Err(error @ (DataError::Row(_) | DataError::Syntax { .. })) if env.skip_invalid => {
+                report.invalid += 1;
+                self.invalid.count += 1;
+                if self.invalid.examples.len() < INVALID_EXAMPLES {
+                    self.invalid.examples.push(error.to_string());
+                }
+            }
+            Err(error) => return Err(error),
         }
-        for file in &files {
-            let format = format_of(file, source.format)?;
-            let label = match (&source.name, files.len()) {
-                (Some(name), 1) => name.clone(),
-                (Some(name), _) => format!("{name}/{}", stem(&file.name)),
-                (None, _) => stem(&file.name),
-            };
-            let source_file = SourceFile {
-                path: file.local_path.clone(),
-                name: file.name.clone(),
-            };
-            let result = read::read_file(&source_file, format, &mut |row| {
-                if report.rows_read >= limit {
-                    return Err(DataError::Stopped);
-                }
-                visit_row(&label, row, &mut report)
-            });
-            match result {
-                Err(DataError::Stopped) => break,
-                other => other?,
-            }
-        }
-        report.files = files;
-        tracing::info!(source = %report.name, rows = report.rows_read, records = report.records, invalid = report.invalid, "read source");
-        reports.push(report);
+        Ok(())
     }
-    env.progress.set_position(total_rows);
-    Ok((records, reports, invalid))
+}
+
+/// The rows of source `index` generated by its `synthetic:` task, each labelled `label`.
+fn synthetic_rows(
+    synthetic: &SynthConfig,
+    label: &str,
+    index: usize,
+) -> Result<Vec<(String, RawRow)>, DataError> {
+    (0..synthetic.count as u64)
+        .map(|row| {
+            let problem = synth::generate(synthetic, row);
+            let value = serde_json::to_value(&problem)
+                .map_err(|error| DataError::Invalid(error.to_string()))?;
+            let location = RowLocation::Generated {
+                source: format!("sources.{index}.synthetic"),
+                index: row,
+            };
+            Ok((label.to_owned(), RawRow { location, value }))
+        })
+        .collect()
+}
+
+/// Reads source `index` (its generated rows, then its files, up to its `limit`) into
+/// `gathered`; returns its report.
+fn load_source(
+    index: usize,
+    source: &SourceConfig,
+    env: &LoadEnv<'_>,
+    gathered: &mut Gathered,
+) -> Result<SourceReport, DataError> {
+    let mut report = SourceReport::default();
+    let rows = match &source.synthetic {
+        Some(synthetic) => {
+            let label = source.name.clone().unwrap_or_else(|| "synthetic".into());
+            let rows = synthetic_rows(synthetic, &label, index)?;
+            report.name = label;
+            rows
+        }
+        None => Vec::new(),
+    };
+    let mut files = Vec::new();
+    for spec in &source.path {
+        files.extend(resolve(spec, env.base_dir, env.hub)?);
+    }
+    report.name = source
+        .name
+        .clone()
+        .unwrap_or_else(|| match files.as_slice() {
+            [one] => stem(&one.name),
+            _ if !report.name.is_empty() => report.name.clone(),
+            _ => format!("source{index}"),
+        });
+    let limit = source.limit.unwrap_or(usize::MAX) as u64;
+    for (label, row) in rows {
+        if report.rows_read >= limit {
+            break;
+        }
+        gathered.visit_row(env, source, &label, Ok(row), &mut report)?;
+    }
+    for file in &files {
+        let format = format_of(file, source.format)?;
+        let label = match (&source.name, files.len()) {
+            (Some(name), 1) => name.clone(),
+            (Some(name), _) => format!("{name}/{}", stem(&file.name)),
+            (None, _) => stem(&file.name),
+        };
+        let source_file = SourceFile {
+            path: file.local_path.clone(),
+            name: file.name.clone(),
+        };
+        let result = read::read_file(&source_file, format, &mut |row| {
+            if report.rows_read >= limit {
+                return Err(DataError::Stopped);
+            }
+            gathered.visit_row(env, source, &label, row, &mut report)
+        });
+        match result {
+            Err(DataError::Stopped) => break,
+            other => other?,
+        }
+    }
+    report.files = files;
+    tracing::info!(source = %report.name, rows = report.rows_read, records = report.records, invalid = report.invalid, "read source");
+    Ok(report)
 }
 
 /// The text of one evaluation item.

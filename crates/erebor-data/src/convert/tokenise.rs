@@ -30,7 +30,7 @@ fn parallel_map<T: Sync, U: Send>(
     items: &[T],
     f: impl Fn(&T) -> Result<Result<U, DataError>, DataError> + Sync,
 ) -> Result<Vec<Result<U, DataError>>, DataError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let chunk = items.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = items

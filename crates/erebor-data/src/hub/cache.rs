@@ -82,9 +82,10 @@ fn mirrored_file(uri: &HubUri, root: &Path, path: PathBuf) -> Result<HubFile, Hu
         source,
     };
     let bytes = std::fs::read(&path).map_err(io)?;
-    let sha256 = std::fs::read_to_string(with_suffix(&path, ".sha256"))
-        .map(|text| text.trim().to_owned())
-        .unwrap_or_else(|_| hex::encode(Sha256::digest(&bytes)));
+    let sha256 = std::fs::read_to_string(with_suffix(&path, ".sha256")).map_or_else(
+        |_| hex::encode(Sha256::digest(&bytes)),
+        |text| text.trim().to_owned(),
+    );
     let relative = path.strip_prefix(root).unwrap_or(&path);
     let relative = relative
         .components()

@@ -67,6 +67,7 @@ impl HubClient {
     }
 
     /// Sets (or clears) the bearer token.
+    #[must_use]
     pub fn with_token(mut self, token: Option<String>) -> Self {
         self.token = token;
         self

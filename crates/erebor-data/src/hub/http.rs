@@ -56,7 +56,7 @@ pub(super) fn fetch_blocking(client: &HubClient, uri: &HubUri) -> Result<Vec<Hub
 async fn fetch(client: &HubClient, uri: &HubUri) -> Result<Vec<HubFile>, HubError> {
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(30))
-        .read_timeout(Duration::from_secs(120))
+        .read_timeout(Duration::from_mins(2))
         .user_agent(concat!("erebor/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|error| HubError::Protocol {

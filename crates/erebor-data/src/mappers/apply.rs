@@ -3,6 +3,7 @@
 use super::spec::{MapSpec, Mapped, Record};
 use super::{preference, sft};
 use crate::builders::low_edit::LowEditSkip;
+use crate::builders::multiple_choice as mc;
 use crate::error::{RowError, RowLocation};
 use crate::fields::Fields;
 use crate::read::RawRow;
@@ -35,11 +36,6 @@ pub fn apply(
     let fields = Fields::new(row);
     fields.object()?;
     let id = row_id(label, &fields);
-    let pairs = |records: Vec<PreferenceRecord>| {
-        Mapped::Records(records.into_iter().map(Record::Preference).collect())
-    };
-    let one_sft = |record: SftRecord| Mapped::Records(vec![Record::Sft(record)]);
-    use crate::builders::multiple_choice as mc;
     Ok(match spec {
         MapSpec::Arc => pairs(mc::parse_arc(&fields, id)?.pairs(system)),
         MapSpec::Hellaswag => pairs(mc::parse_hellaswag(&fields, id)?.pairs(system)),
@@ -52,38 +48,23 @@ pub fn apply(
             Ok(record) => pairs(vec![record]),
             Err(skip) => Mapped::Skipped(skip_reason(skip)),
         },
-        MapSpec::OrcaDpo => pairs(vec![preference::named(
-            &fields,
-            id,
-            system,
-            "question",
-            "chosen",
-            "rejected",
-            Some("system"),
-        )?]),
-        MapSpec::TruthyDpo => pairs(vec![preference::named(
-            &fields,
-            id,
-            system,
-            "prompt",
-            "chosen",
-            "rejected",
-            Some("system"),
-        )?]),
+        MapSpec::OrcaDpo => {
+            let keys = ["question", "chosen", "rejected"];
+            named_pair(&fields, id, system, keys, Some("system"))?
+        }
+        MapSpec::TruthyDpo => {
+            let keys = ["prompt", "chosen", "rejected"];
+            named_pair(&fields, id, system, keys, Some("system"))?
+        }
         MapSpec::PreferenceFields {
             prompt,
             chosen,
             rejected,
             system: system_field,
-        } => pairs(vec![preference::named(
-            &fields,
-            id,
-            system,
-            prompt,
-            chosen,
-            rejected,
-            system_field.as_deref(),
-        )?]),
+        } => {
+            let keys = [prompt.as_str(), chosen.as_str(), rejected.as_str()];
+            named_pair(&fields, id, system, keys, system_field.as_deref())?
+        }
         MapSpec::Ultrafeedback => pairs(vec![preference::ultrafeedback(&fields, id, system)?]),
         MapSpec::Messages { field } => one_sft(sft::messages(
             &fields,
@@ -114,6 +95,28 @@ pub fn apply(
             system_field.as_deref(),
         )?),
     })
+}
+
+/// Preference records as what a mapping made.
+fn pairs(records: Vec<PreferenceRecord>) -> Mapped {
+    Mapped::Records(records.into_iter().map(Record::Preference).collect())
+}
+
+/// One SFT record as what a mapping made.
+fn one_sft(record: SftRecord) -> Mapped {
+    Mapped::Records(vec![Record::Sft(record)])
+}
+
+/// One pair from the fields named `[prompt, chosen, rejected]` (and the system prompt's field).
+fn named_pair(
+    fields: &Fields<'_>,
+    id: String,
+    system: Option<&str>,
+    [prompt, chosen, rejected]: [&str; 3],
+    system_field: Option<&str>,
+) -> Result<Mapped, RowError> {
+    let pair = preference::named(fields, id, system, prompt, chosen, rejected, system_field)?;
+    Ok(pairs(vec![pair]))
 }
 
 fn skip_reason(skip: LowEditSkip) -> &'static str {

@@ -85,8 +85,8 @@ pub(super) fn sharegpt(
     finish(fields, field, id, system, messages)
 }
 
-fn exchange(system: Option<&str>, user: String, assistant: String) -> Vec<ChatMessage> {
-    let mut messages = prompt_messages(system, &user);
+fn exchange(system: Option<&str>, user: &str, assistant: String) -> Vec<ChatMessage> {
+    let mut messages = prompt_messages(system, user);
     messages.push(ChatMessage::assistant(assistant));
     messages
 }
@@ -105,7 +105,7 @@ pub(super) fn alpaca(
     let output = fields.str("output")?.to_owned();
     Ok(SftRecord {
         id,
-        messages: exchange(system, user, output),
+        messages: exchange(system, &user, output),
     })
 }
 
@@ -124,7 +124,7 @@ pub(super) fn gsm8k(
     };
     Ok(SftRecord {
         id,
-        messages: exchange(system, fields.str("question")?.to_owned(), answer),
+        messages: exchange(system, fields.str("question")?, answer),
     })
 }
 
@@ -142,7 +142,7 @@ pub(super) fn named(
         id,
         messages: exchange(
             own_system.or(system),
-            fields.str(prompt)?.to_owned(),
+            fields.str(prompt)?,
             fields.str(response)?.to_owned(),
         ),
     })

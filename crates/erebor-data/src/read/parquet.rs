@@ -7,11 +7,15 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::{Field, Row};
 use serde_json::{Number, Value};
 use std::fs::File;
+use std::path::Path;
 
 type Visit<'a> = &'a mut dyn FnMut(Result<RawRow, DataError>) -> Result<(), DataError>;
 
 pub(super) fn read_parquet(file: &SourceFile, visit: Visit<'_>) -> Result<(), DataError> {
-    if file.name.ends_with(".gz") {
+    let gzip = Path::new(&file.name)
+        .extension()
+        .is_some_and(|extension| extension.eq_ignore_ascii_case("gz"));
+    if gzip {
         return Err(DataError::File {
             file: file.name.clone(),
             message:

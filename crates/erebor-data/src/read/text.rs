@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read};
 
 type Visit<'a> = &'a mut dyn FnMut(Result<RawRow, DataError>) -> Result<(), DataError>;
 
-/// serde_json's message without its " at line L column C" tail (we report our own place).
+/// `serde_json`'s message without its " at line L column C" tail (we report our own place).
 fn json_message(error: &serde_json::Error) -> String {
     let text = error.to_string();
     match text.rfind(" at line ") {
@@ -132,10 +132,14 @@ impl ArrayCursor<'_> {
 
     fn advance(&mut self, count: usize) {
         let end = (self.offset + count).min(self.bytes.len());
-        self.line += self.bytes[self.offset..end]
+        // The bytes of one row or separator, just parsed: counting them is cheap next to parsing,
+        // and not worth a dependency (`bytecount`).
+        #[allow(clippy::naive_bytecount)]
+        let newlines = self.bytes[self.offset..end]
             .iter()
             .filter(|&&byte| byte == b'\n')
             .count() as u64;
+        self.line += newlines;
         self.offset = end;
     }
 
@@ -168,7 +172,7 @@ pub(super) fn read_delimited(
     for record in reader.records() {
         let row = match record {
             Ok(record) => {
-                let line = record.position().map_or(0, |position| position.line());
+                let line = record.position().map_or(0, csv::Position::line);
                 let object = headers
                     .iter()
                     .zip(record.iter())
