@@ -51,7 +51,7 @@ pub async fn run_attempt(ctx: Arc<RunContext>, spec: AttemptSpec) -> AttemptOutc
         Ok(submitted) => submitted,
         Err(outcome) => return outcome,
     };
-    ctx.subscribers.emit(EngineEvent::StepStarted {
+    ctx.subscribers.emit(&EngineEvent::StepStarted {
         step: spec.step.id.clone(),
         attempt: spec.number,
         gpus: spec.gpus.clone(),
@@ -194,13 +194,13 @@ async fn submit(
         JobState::Lost(_) => AttemptStatus::Submitted,
         _ => AttemptStatus::Running,
     };
-    let recorded = ctx
+    let submitted = ctx
         .durably("recording the submitted attempt", || {
             ctx.store
                 .set_attempt_submitted(attempt, id.as_str(), status)
         })
         .await;
-    if let Err(error) = recorded {
+    if let Err(error) = submitted {
         let _ = ctx.executor.cancel(&id, Duration::ZERO).await;
         let what = format!(
             "recording the submission of attempt {} of {}",
@@ -375,7 +375,7 @@ async fn interrupt(
         let what = format!("recording that {} was interrupted", spec.step.id);
         return AttemptOutcome::from_store_error(what, error);
     }
-    ctx.subscribers.emit(EngineEvent::StepInterrupted {
+    ctx.subscribers.emit(&EngineEvent::StepInterrupted {
         step: spec.step.id.clone(),
     });
     AttemptOutcome::Interrupted
@@ -432,7 +432,7 @@ async fn supervise(
     let mut timeout_at = None;
     let mut stop = Stop::No;
     let mut applied = StopLevel::Run;
-    let mut recorded = states.borrow().clone();
+    let mut recorded_state = states.borrow().clone();
     loop {
         let level = *control.borrow_and_update();
         if level > applied {
@@ -454,10 +454,10 @@ async fn supervise(
                 if timeout_at.is_none() && now != JobState::Queued {
                     timeout_at = spec.step.timeout.map(|t| tokio::time::Instant::now() + t);
                 }
-                record_state(ctx, recorder, &mut recorded, now).await?
+                record_state(ctx, recorder, &mut recorded_state, now).await?;
             }
         }
-        let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        let far = tokio::time::Instant::now() + Duration::from_hours(24 * 365);
         tokio::select! {
             changed = states.changed() => {
                 if changed.is_err() {
@@ -467,7 +467,7 @@ async fn supervise(
             }
             _ = ticker.tick() => recorder.ingest(tail).await?,
             _ = control.changed() => {}
-            _ = tokio::time::sleep_until(timeout_at.unwrap_or(far)), if timeout_at.is_some() && stop == Stop::No => {
+            () = tokio::time::sleep_until(timeout_at.unwrap_or(far)), if timeout_at.is_some() && stop == Stop::No => {
                 stop = Stop::TimedOut(spec.step.timeout.unwrap_or_default());
                 if let Err(error) = ctx.executor.cancel(id, ctx.stop_grace).await {
                     tracing::warn!(step = %spec.step.id, %id, "cannot stop the attempt: {error}");
@@ -481,10 +481,10 @@ async fn supervise(
 async fn record_state(
     ctx: &RunContext,
     recorder: &Recorder<'_>,
-    recorded: &mut JobState,
+    recorded_state: &mut JobState,
     now: JobState,
 ) -> Result<(), AttemptOutcome> {
-    if *recorded == now {
+    if *recorded_state == now {
         return Ok(());
     }
     let status = match now {
@@ -498,6 +498,6 @@ async fn record_state(
     .map_err(|error| {
         AttemptOutcome::from_store_error("recording an attempt's state".into(), error)
     })?;
-    *recorded = now;
+    *recorded_state = now;
     Ok(())
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A runner on another host is considered dead when its heartbeat is older than this.
-pub const LEASE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const LEASE_TIMEOUT: Duration = Duration::from_mins(1);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 
 /// How the engine runs steps.
@@ -177,9 +177,9 @@ impl Engine {
             let alive = match (same_host, pid) {
                 (true, Some(pid)) => pid != std::process::id() && process::is_alive(pid),
                 (true, None) => false,
-                (false, _) => run.heartbeat_at.is_some_and(|beat| {
-                    erebor_store::now_ms() - beat < LEASE_TIMEOUT.as_millis() as i64
-                }),
+                (false, _) => run
+                    .heartbeat_at
+                    .is_some_and(|beat| erebor_store::now_ms() - beat < lease_timeout_ms()),
             };
             if alive {
                 return Err(EngineError::CannotResume(format!(
@@ -232,8 +232,7 @@ impl Engine {
         let file = PathBuf::from(&run.workflow_file);
         let base = file
             .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         (run.workflow_text.clone(), file, base)
     }
 
@@ -305,7 +304,7 @@ impl Engine {
         recovered: Vec<Recovered>,
     ) -> Result<RunSummary, EngineError> {
         let shared = self.shared(run_id.clone(), run_dir, workflow);
-        self.subscribers.emit(EngineEvent::RunStarted {
+        self.subscribers.emit(&EngineEvent::RunStarted {
             run_id: run_id.to_string(),
             steps: workflow.steps.len(),
             done,
@@ -359,12 +358,12 @@ impl Engine {
                 Ok(()) => {}
                 // The run stays `running` with a dead runner: `resume` takes it over.
                 Err(error) if summary.store_failure.is_some() => {
-                    tracing::error!(run = %run_id, "cannot record the run's end either: {error}")
+                    tracing::error!(run = %run_id, "cannot record the run's end either: {error}");
                 }
                 Err(error) => return Err(error.into()),
             }
         }
-        self.subscribers.emit(EngineEvent::RunFinished {
+        self.subscribers.emit(&EngineEvent::RunFinished {
             run_id: run_id.to_string(),
             status: status.to_string(),
         });
@@ -406,6 +405,11 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// [`LEASE_TIMEOUT`] in milliseconds, as the store's heartbeat times are.
+fn lease_timeout_ms() -> i64 {
+    i64::try_from(LEASE_TIMEOUT.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// The store rows for a workflow's steps, in plan order.
 fn new_steps(workflow: &Workflow) -> Vec<NewStep> {
     workflow
@@ -417,6 +421,8 @@ fn new_steps(workflow: &Workflow) -> Vec<NewStep> {
             base_id: step.base.clone(),
             arm: serde_json::Value::Object(step.arm.iter().cloned().collect()),
             kind: step.kind.clone(),
+            // A `Vec` index is at most `isize::MAX`, which fits in an `i64`.
+            #[allow(clippy::cast_possible_wrap)]
             position: position as i64,
             needs: step.needs.iter().map(ToString::to_string).collect(),
             config: step.with.clone(),

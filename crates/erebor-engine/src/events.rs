@@ -129,9 +129,9 @@ impl Subscribers {
     }
 
     /// Sends an event to all.
-    pub fn emit(&self, event: EngineEvent) {
+    pub fn emit(&self, event: &EngineEvent) {
         for subscriber in &self.0 {
-            subscriber.on_event(&event);
+            subscriber.on_event(event);
         }
     }
 }
@@ -147,17 +147,17 @@ impl Subscriber for TracingSubscriber {
                 steps,
                 done,
             } => {
-                tracing::info!(%run_id, steps, already_done = done, "run started")
+                tracing::info!(%run_id, steps, already_done = done, "run started");
             }
             EngineEvent::StepCached { step, from_run } => {
-                tracing::info!(%step, %from_run, "step cached")
+                tracing::info!(%step, %from_run, "step cached");
             }
             EngineEvent::StepStarted {
                 step,
                 attempt,
                 gpus,
             } => {
-                tracing::info!(%step, attempt, ?gpus, "step started")
+                tracing::info!(%step, attempt, ?gpus, "step started");
             }
             EngineEvent::StepProgress {
                 step,
@@ -165,7 +165,7 @@ impl Subscriber for TracingSubscriber {
                 position,
                 total,
             } => {
-                tracing::trace!(%step, %phase, position, ?total, "progress")
+                tracing::trace!(%step, %phase, position, ?total, "progress");
             }
             EngineEvent::StepMetric {
                 step,
@@ -173,7 +173,7 @@ impl Subscriber for TracingSubscriber {
                 index,
                 value,
             } => {
-                tracing::debug!(%step, %key, index, value, "metric")
+                tracing::debug!(%step, %key, index, value, "metric");
             }
             EngineEvent::StepRetrying {
                 step,
@@ -181,7 +181,7 @@ impl Subscriber for TracingSubscriber {
                 delay,
                 message,
             } => {
-                tracing::warn!(%step, attempt, delay = ?delay, "attempt failed, retrying: {message}")
+                tracing::warn!(%step, attempt, delay = ?delay, "attempt failed, retrying: {message}");
             }
             EngineEvent::StepSucceeded {
                 step,
@@ -189,9 +189,9 @@ impl Subscriber for TracingSubscriber {
                 expect_failures,
             } => {
                 if expect_failures.is_empty() {
-                    tracing::info!(%step, elapsed = ?elapsed, "step succeeded")
+                    tracing::info!(%step, elapsed = ?elapsed, "step succeeded");
                 } else {
-                    tracing::warn!(%step, "step succeeded but expectations failed: {}", expect_failures.join("; "))
+                    tracing::warn!(%step, "step succeeded but expectations failed: {}", expect_failures.join("; "));
                 }
             }
             EngineEvent::StepFailed {
@@ -200,14 +200,14 @@ impl Subscriber for TracingSubscriber {
                 message,
                 log,
             } => {
-                tracing::error!(%step, %class, %log, "step failed: {message}")
+                tracing::error!(%step, %class, %log, "step failed: {message}");
             }
             EngineEvent::StepSkipped { step, because } => {
-                tracing::warn!(%step, %because, "step skipped because an upstream step failed")
+                tracing::warn!(%step, %because, "step skipped because an upstream step failed");
             }
             EngineEvent::StepInterrupted { step } => tracing::warn!(%step, "step interrupted"),
             EngineEvent::RunFinished { run_id, status } => {
-                tracing::info!(%run_id, %status, "run finished")
+                tracing::info!(%run_id, %status, "run finished");
             }
         }
     }

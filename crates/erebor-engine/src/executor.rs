@@ -144,7 +144,7 @@ pub trait Executor: Send + Sync {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What an executor knows of the attempts it started, and a wake-up for the poller.
@@ -364,7 +364,7 @@ impl Executor for InProcessExecutor {
                     let code = step_process::run_step_process(
                         &launch.request_file,
                         &registry,
-                        cancel,
+                        &cancel,
                         Hosting::InProcess,
                     );
                     let exit = ExitInfo {

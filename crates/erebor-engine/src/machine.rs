@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The longest wait between two attempts of a step, whatever its `retry_backoff`.
-pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(600);
+pub const MAX_RETRY_DELAY: Duration = Duration::from_mins(10);
 /// Attempts of one step an executor may lose in a pass before the step fails.
 pub const MAX_LOST: u32 = 3;
 
@@ -338,7 +338,7 @@ impl Machine {
         let spec = &self.steps[index];
         let slot = &mut self.slots[index];
         slot.state = SlotState::Preparing;
-        slot.gpus = gpus.clone();
+        slot.gpus.clone_from(&gpus);
         slot.attempts += 1;
         let number = slot.next_number;
         slot.next_number += 1;

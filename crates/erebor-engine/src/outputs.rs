@@ -29,8 +29,7 @@ pub fn artifacts_for(
         let ty = declared
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, ty)| output_type_name(*ty))
-            .unwrap_or("file");
+            .map_or("file", |(_, ty)| output_type_name(*ty));
         artifacts.push(NewArtifact {
             name: name.clone(),
             output_type: ty.to_owned(),

@@ -191,7 +191,7 @@ pub async fn plan(
                     .iter()
                     .any(|e| &e.step.id == *need && e.status == PlanStatus::Run)
             })
-            .map(|need| need.as_str())
+            .map(erebor_core::StepId::as_str)
             .collect();
         let (fingerprint, status) = match computed {
             Err(error) => {

@@ -40,7 +40,7 @@ impl Poller {
         let (sender, receiver) = watch::channel(now);
         self.watched
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(id.clone(), sender);
         self.wake.notify_one();
         receiver
@@ -50,7 +50,7 @@ impl Poller {
     pub fn unwatch(&self, id: &ExternalId) {
         self.watched
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(id);
     }
 }
@@ -72,12 +72,12 @@ async fn poll_loop(
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = executor.changed() => {}
-            _ = wake.notified() => {}
+            () = executor.changed() => {}
+            () = wake.notified() => {}
         }
         let ids: Vec<ExternalId> = watched
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .keys()
             .cloned()
             .collect();
@@ -85,7 +85,9 @@ async fn poll_loop(
             continue;
         }
         let states = executor.poll(&ids).await;
-        let watched = watched.lock().unwrap_or_else(|e| e.into_inner());
+        let watched = watched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (id, state) in ids.iter().zip(states) {
             if let Some(sender) = watched.get(id) {
                 sender.send_if_modified(|current| {

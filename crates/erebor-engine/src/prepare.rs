@@ -63,7 +63,7 @@ pub(crate) async fn fail_without_attempt(
             &error,
         );
     }
-    shared.subscribers.emit(EngineEvent::StepFailed {
+    shared.subscribers.emit(&EngineEvent::StepFailed {
         step: step.id.clone(),
         class,
         message: message.to_owned(),

@@ -23,6 +23,13 @@ impl Signal {
             Signal::Kill => libc::SIGKILL,
         }
     }
+
+    /// The signal as `prctl(PR_SET_PDEATHSIG)` takes it (signal numbers are positive, so the
+    /// absolute value is the number).
+    #[cfg(target_os = "linux")]
+    fn prctl_arg(self) -> libc::c_ulong {
+        libc::c_ulong::from(self.raw().unsigned_abs())
+    }
 }
 
 /// Sends `signal` to every process in process group `pgid`.
@@ -69,15 +76,7 @@ pub fn set_parent_death_signal(signal: Signal) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers and only sets a process flag.
-        let rc = unsafe {
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                signal.raw() as libc::c_ulong,
-                0,
-                0,
-                0,
-            )
-        };
+        let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal.prctl_arg(), 0, 0, 0) };
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
@@ -92,7 +91,7 @@ pub fn die_with_parent(command: &mut std::process::Command, signal: Signal) {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt;
-        let raw = signal.raw() as libc::c_ulong;
+        let raw = signal.prctl_arg();
         // SAFETY: the closure runs between fork and exec and only calls prctl, which is
         // async-signal-safe, and allocates nothing.
         unsafe {
@@ -124,7 +123,7 @@ mod tests {
 
     #[test]
     fn liveness_and_group_signals() {
-        use std::os::unix::process::CommandExt;
+        use std::os::unix::process::{CommandExt, ExitStatusExt};
         assert!(is_alive(std::process::id()));
         let mut child = std::process::Command::new("sleep")
             .arg("30")
@@ -135,7 +134,6 @@ mod tests {
         assert!(is_alive(pid));
         signal_group(pid, Signal::Term).unwrap();
         let status = child.wait().unwrap();
-        use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(libc::SIGTERM));
     }
 }

@@ -13,7 +13,7 @@ use erebor_store::{
     AttemptEnd, AttemptStatus, MetricFilter, MetricPoint, NewArtifact, StepStatus, StoreError,
 };
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Writes one attempt's events and end to the store.
@@ -23,7 +23,7 @@ pub(crate) struct Recorder<'a> {
     pub(crate) attempt: &'a AttemptId,
     pub(crate) log: &'a PathBuf,
     /// Metrics a passing database error kept out; retried with the next batch.
-    pub(crate) pending: std::sync::Mutex<Vec<MetricPoint>>,
+    pub(crate) pending: Mutex<Vec<MetricPoint>>,
 }
 
 impl<'a> Recorder<'a> {
@@ -39,7 +39,7 @@ impl<'a> Recorder<'a> {
             step,
             attempt,
             log,
-            pending: Default::default(),
+            pending: Mutex::default(),
         }
     }
 
@@ -94,7 +94,10 @@ impl<'a> Recorder<'a> {
             Ok(()) => Ok(()),
             Err(error) if error.is_transient() => {
                 tracing::warn!(step = %self.step, "could not record {} metrics yet: {error}", points.len());
-                *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = points;
+                *self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = points;
                 Ok(())
             }
             Err(error) => Err(self.store_failed("recording metrics", error)),
@@ -114,8 +117,12 @@ impl<'a> Recorder<'a> {
     }
 
     fn take_points(&self, tail: &mut EventTail) -> Vec<MetricPoint> {
-        let mut points =
-            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut points = std::mem::take(
+            &mut *self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         match tail.read_new() {
             Ok(events) => points.extend(emit_events(self.shared, self.step, events)),
             Err(error) => tracing::warn!(step = %self.step, "cannot read events: {error}"),
@@ -291,7 +298,7 @@ impl<'a> Recorder<'a> {
             return self.store_failed("recording the result", error);
         }
         let expect_failures = end.expect_failures;
-        self.shared.subscribers.emit(EngineEvent::StepSucceeded {
+        self.shared.subscribers.emit(&EngineEvent::StepSucceeded {
             step: self.step.clone(),
             elapsed,
             expect_failures: expect_failures.clone(),
@@ -316,7 +323,7 @@ pub fn emit_events(shared: &Shared, step: &StepId, events: Vec<StepEvent>) -> Ve
     for event in events {
         match event {
             StepEvent::Metric { key, index, value } => {
-                shared.subscribers.emit(EngineEvent::StepMetric {
+                shared.subscribers.emit(&EngineEvent::StepMetric {
                     step: step.clone(),
                     key: key.clone(),
                     index,
@@ -329,7 +336,7 @@ pub fn emit_events(shared: &Shared, step: &StepId, events: Vec<StepEvent>) -> Ve
                 position,
                 total,
             } => {
-                shared.subscribers.emit(EngineEvent::StepProgress {
+                shared.subscribers.emit(&EngineEvent::StepProgress {
                     step: step.clone(),
                     phase,
                     position,

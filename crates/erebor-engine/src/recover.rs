@@ -142,7 +142,7 @@ async fn interrupt_leftover(ctx: &RunContext, attempt: &AttemptRecord) -> Result
             tracing::info!(step = %step, attempt = attempt.number, recorded, "recovered the metrics of an interrupted attempt");
         }
         Err(error) => {
-            tracing::warn!(step = %step, "cannot read {}: {error}", files.events().display())
+            tracing::warn!(step = %step, "cannot read {}: {error}", files.events().display());
         }
     }
     ctx.durably("recording an interrupted attempt", || {

@@ -92,10 +92,8 @@ mod tests {
             first_delay: Duration::from_millis(50),
             max_delay: Duration::from_millis(300),
         };
-        let delays: Vec<u64> = (1..=5)
-            .map(|n| policy.delay_after(n).as_millis() as u64)
-            .collect();
-        assert_eq!(delays, [50, 100, 200, 300, 300]);
+        let delays: Vec<Duration> = (1..=5).map(|n| policy.delay_after(n)).collect();
+        assert_eq!(delays, [50, 100, 200, 300, 300].map(Duration::from_millis));
     }
 
     #[tokio::test]

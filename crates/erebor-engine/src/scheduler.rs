@@ -103,7 +103,7 @@ impl Pass<'_> {
             match stored_outputs(record) {
                 Ok(outputs) => {
                     self.machine
-                        .restore_done(index, outputs, record.fingerprint.clone())
+                        .restore_done(index, outputs, record.fingerprint.clone());
                 }
                 Err(problem) => tracing::warn!("{problem}; running it again"),
             }
@@ -123,7 +123,7 @@ impl Pass<'_> {
                     }
                 }
             }
-            Err(error) => self.store_failed("reading the attempts of the run".into(), error),
+            Err(error) => self.store_failed("reading the attempts of the run", &error),
         }
     }
 
@@ -138,12 +138,12 @@ impl Pass<'_> {
                 break;
             }
             let wake = self.machine.next_wakeup();
-            let far = Instant::now() + Duration::from_secs(86_400);
+            let far = Instant::now() + Duration::from_hours(24);
             tokio::select! {
                 Some(joined) = self.running.join_next_with_id(), if !self.running.is_empty() => {
                     self.joined(joined);
                 }
-                _ = tokio::time::sleep_until(wake.unwrap_or(far)), if wake.is_some() => {}
+                () = tokio::time::sleep_until(wake.unwrap_or(far)), if wake.is_some() => {}
                 _ = control.changed() => {}
             }
         }
@@ -202,9 +202,9 @@ impl Pass<'_> {
             })
             .await;
         if let Err(error) = written {
-            self.store_failed(format!("marking {} skipped", step.id), error);
+            self.store_failed(&format!("marking {} skipped", step.id), &error);
         }
-        ctx.subscribers.emit(EngineEvent::StepSkipped {
+        ctx.subscribers.emit(&EngineEvent::StepSkipped {
             step: step.id.clone(),
             because,
         });
@@ -220,13 +220,13 @@ impl Pass<'_> {
         let fingerprint = match self.fingerprint(index, Arc::clone(&kind)).await {
             Ok(fingerprint) => fingerprint,
             Err(Prepared::BadInput(message)) => return self.reject(index, &message).await,
-            Err(Prepared::Store(what, error)) => return self.withdraw(index, what, error),
+            Err(Prepared::Store(what, error)) => return self.withdraw(index, &what, &error),
         };
         if self.cacheable(index) {
             match self.reuse(index, &fingerprint).await {
                 Ok(true) => return,
                 Ok(false) => {}
-                Err((what, error)) => return self.withdraw(index, what, error),
+                Err((what, error)) => return self.withdraw(index, &what, &error),
             }
         }
         let outputs_of = |id: &StepId, name: &str| -> Option<OutputValue> {
@@ -251,7 +251,7 @@ impl Pass<'_> {
             Ok(lineage) => lineage,
             Err(error) => {
                 let what = format!("reading the lineage of {}", step.id);
-                return self.withdraw(index, what, error);
+                return self.withdraw(index, &what, &error);
             }
         };
         let spec = AttemptSpec {
@@ -423,7 +423,7 @@ impl Pass<'_> {
         })
         .await
         .map_err(|e| (format!("marking {} reused", step.id), e))?;
-        ctx.subscribers.emit(EngineEvent::StepCached {
+        ctx.subscribers.emit(&EngineEvent::StepCached {
             step: step.id.clone(),
             from_run: hit.run_id.to_string(),
         });
@@ -445,13 +445,13 @@ impl Pass<'_> {
         fail_without_attempt(&self.ctx, step, message, &mut self.summary).await;
     }
 
-    fn withdraw(&mut self, index: usize, what: String, error: StoreError) {
+    fn withdraw(&mut self, index: usize, what: &str, error: &StoreError) {
         self.machine.on_withdrawn(index);
         self.store_failed(what, error);
     }
 
-    fn store_failed(&mut self, what: String, error: StoreError) {
-        self.summary.store_failed(&self.ctx, &what, &error);
+    fn store_failed(&mut self, what: &str, error: &StoreError) {
+        self.summary.store_failed(&self.ctx, what, error);
         self.machine.on_cancel();
     }
 
@@ -499,15 +499,15 @@ impl Pass<'_> {
                     .on_finished(index, Ended::Failed { retryable }, now)
                 {
                     Transition::Retry { delay, attempts } => {
-                        self.ctx.subscribers.emit(EngineEvent::StepRetrying {
+                        self.ctx.subscribers.emit(&EngineEvent::StepRetrying {
                             step,
                             attempt: attempts,
                             delay,
                             message: failure.message,
-                        })
+                        });
                     }
                     _ => {
-                        self.ctx.subscribers.emit(EngineEvent::StepFailed {
+                        self.ctx.subscribers.emit(&EngineEvent::StepFailed {
                             step: step.clone(),
                             class: failure.class,
                             message: failure.message,
@@ -520,10 +520,10 @@ impl Pass<'_> {
             AttemptOutcome::Lost { message } => {
                 match self.machine.on_finished(index, Ended::Lost, now) {
                     Transition::Requeued => {
-                        tracing::warn!(%step, "the attempt was lost, running the step again: {message}")
+                        tracing::warn!(%step, "the attempt was lost, running the step again: {message}");
                     }
                     Transition::Failed => {
-                        self.ctx.subscribers.emit(EngineEvent::StepFailed {
+                        self.ctx.subscribers.emit(&EngineEvent::StepFailed {
                             step: step.clone(),
                             class: erebor_core::FailureClass::Unknown,
                             message: format!(
@@ -542,7 +542,7 @@ impl Pass<'_> {
                 self.machine.on_finished(index, Ended::Interrupted, now);
             }
             AttemptOutcome::StoreFailed { what, error } => {
-                self.store_failed(what, error);
+                self.store_failed(&what, &error);
                 self.machine.on_finished(index, Ended::Interrupted, now);
             }
             AttemptOutcome::LostLease => {

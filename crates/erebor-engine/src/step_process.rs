@@ -81,7 +81,7 @@ pub enum Hosting {
 pub fn run_step_process(
     request_path: &Path,
     registry: &KindRegistry,
-    cancel: CancelToken,
+    cancel: &CancelToken,
     hosting: Hosting,
 ) -> i32 {
     let request: StepRequest = match std::fs::read(request_path)
@@ -146,7 +146,7 @@ fn check_request(request: &StepRequest, hosting: Hosting) -> Result<(), StepFail
 fn run_request(
     request: &StepRequest,
     registry: &KindRegistry,
-    cancel: CancelToken,
+    cancel: &CancelToken,
     hosting: Hosting,
 ) -> StepResult {
     let failed = |failure: StepFailure| StepResult::Failed { failure };

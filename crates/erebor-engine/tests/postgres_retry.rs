@@ -1,4 +1,4 @@
-//! Store-write retries against a real Postgres (127.0.0.1:5432, or EREBOR_TEST_POSTGRES): a
+//! Store-write retries against a real Postgres (127.0.0.1:5432, or `EREBOR_TEST_POSTGRES`): a
 //! store write that loses to a concurrent transaction gets a real serialization failure
 //! (SQLSTATE 40001), which the store classifies as transient and [`StoreRetry`] retries to
 //! success; a constraint violation is reported at once, never retried.
@@ -8,7 +8,7 @@
 //! that a concurrent transaction changed and committed after the UPDATE's snapshot fails with
 //! 40001 instead of waiting and applying. The test holds such a transaction open itself.
 //!
-//! Postgres is required: an unreachable server fails these tests. EREBOR_TEST_SKIP_POSTGRES=1
+//! Postgres is required: an unreachable server fails these tests. `EREBOR_TEST_SKIP_POSTGRES=1`
 //! skips them, except under CI=true, where nothing is skipped.
 
 use erebor_engine::StoreRetry;
@@ -131,7 +131,7 @@ fn new_run(id: &RunId) -> NewRun {
 /// The SQLSTATE of a database error.
 fn sqlstate(error: &StoreError) -> Option<String> {
     match error {
-        StoreError::Db(SqlxError::Database(db)) => db.code().map(|code| code.into_owned()),
+        StoreError::Db(SqlxError::Database(db)) => db.code().map(std::borrow::Cow::into_owned),
         _ => None,
     }
 }

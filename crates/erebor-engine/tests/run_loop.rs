@@ -7,10 +7,11 @@ mod common;
 use common::{Cluster, FailKthWrite, Harness, Losing, eventually};
 use erebor_engine::{InProcessExecutor, RunControl, StopLevel};
 use erebor_store::{
-    AttemptStatus, MetricFilter, RunId, RunStatus, StepStatus, Store, merge_attempts,
+    AttemptStatus, MetricFilter, RunFilter, RunId, RunStatus, StepStatus, Store, merge_attempts,
 };
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const CHAIN: &str = r#"
@@ -59,6 +60,7 @@ async fn assert_complete(store: &Store, run: &RunId) {
 
 #[tokio::test]
 async fn retries_back_off_exponentially_then_succeed() {
+    use AttemptStatus::{Failed, Succeeded};
     let h = Harness::new().await;
     let workflow = h.workflow(
         "name: flaky\nsteps:\n  - id: f\n    uses: flaky\n    retries: 2\n    retry_backoff: 150ms\n    with: {fail_times: 2}\n",
@@ -67,7 +69,6 @@ async fn retries_back_off_exponentially_then_succeed() {
     assert_eq!(summary.status, RunStatus::Succeeded, "{summary:?}");
     let attempts = h.store.attempts_of(&summary.run_id).await.unwrap();
     let statuses: Vec<AttemptStatus> = attempts.iter().map(|a| a.status).collect();
-    use AttemptStatus::{Failed, Succeeded};
     assert_eq!(statuses, [Failed, Failed, Succeeded]);
     let gap = |i: usize| attempts[i + 1].started_at - attempts[i].finished_at.unwrap();
     assert!(gap(0) >= 150, "first backoff {} ms", gap(0));
@@ -145,7 +146,7 @@ async fn cancelling_interrupts_the_running_step_and_resume_finishes_the_run() {
     let running = tokio::spawn(async move { engine.run(&workflow).await });
     let store = h.store.clone();
     eventually("the blocking step to run", async || {
-        let runs = store.list_runs(&Default::default()).await.unwrap();
+        let runs = store.list_runs(&RunFilter::default()).await.unwrap();
         let Some(run) = runs.first() else {
             return false;
         };
@@ -250,7 +251,7 @@ async fn a_store_failing_its_kth_write_fails_the_run_and_a_resume_finishes_it() 
             }
             // The run's end itself could not be recorded: it stays `running`, resumable.
             Err(error) => {
-                let runs = h.store.list_runs(&Default::default()).await.unwrap();
+                let runs = h.store.list_runs(&RunFilter::default()).await.unwrap();
                 assert!(
                     error.to_string().contains("injected failure"),
                     "k = {k}: {error}"
@@ -273,8 +274,8 @@ async fn a_lost_attempt_runs_again_without_using_a_retry() {
     let executor = Arc::new(Losing {
         inner: InProcessExecutor::new(h.registry.clone()),
         lose: 1,
-        lost: Default::default(),
-        submitted: Default::default(),
+        lost: Mutex::default(),
+        submitted: AtomicU32::default(),
     });
     let options = h.options(executor, 1, vec![]);
     let summary = h
@@ -319,7 +320,7 @@ async fn a_restarted_runner_reattaches_to_a_live_attempt_by_its_external_id() {
     let first = tokio::spawn(async move { engine.run(&workflow).await });
     let store = h.store.clone();
     eventually("the job to run", async || {
-        let runs = store.list_runs(&Default::default()).await.unwrap();
+        let runs = store.list_runs(&RunFilter::default()).await.unwrap();
         let Some(run) = runs.first() else {
             return false;
         };
@@ -329,7 +330,7 @@ async fn a_restarted_runner_reattaches_to_a_live_attempt_by_its_external_id() {
     .await;
     first.abort();
     assert!(first.await.unwrap_err().is_cancelled());
-    let run = h.store.list_runs(&Default::default()).await.unwrap()[0]
+    let run = h.store.list_runs(&RunFilter::default()).await.unwrap()[0]
         .id
         .clone();
     let attempt = h.store.attempts_of(&run).await.unwrap().remove(0);
@@ -383,7 +384,7 @@ async fn in_process_attempts_of_a_dead_runner_are_interrupted_and_run_again() {
     let first = tokio::spawn(async move { engine.run(&workflow).await });
     let store = h.store.clone();
     eventually("the job to run", async || {
-        let runs = store.list_runs(&Default::default()).await.unwrap();
+        let runs = store.list_runs(&RunFilter::default()).await.unwrap();
         let Some(run) = runs.first() else {
             return false;
         };
@@ -393,7 +394,7 @@ async fn in_process_attempts_of_a_dead_runner_are_interrupted_and_run_again() {
     .await;
     first.abort();
     let _ = first.await;
-    let run = h.store.list_runs(&Default::default()).await.unwrap()[0]
+    let run = h.store.list_runs(&RunFilter::default()).await.unwrap()[0]
         .id
         .clone();
     std::fs::write(&release, "go").unwrap();
@@ -414,13 +415,13 @@ async fn in_process_attempts_of_a_dead_runner_are_interrupted_and_run_again() {
     );
 }
 
-const PRODUCER: &str = r#"
+const PRODUCER: &str = r"
 name: producer
 steps:
   - id: dpop
     uses: noop
     with: {value: 2, points: 4}
-"#;
+";
 
 const REUSER: &str = r#"
 name: reuser
@@ -439,7 +440,7 @@ async fn cache_hits_link_to_the_producing_step_and_its_metrics() {
     let h = Harness::new().await;
     let produced = h.run(&h.workflow(PRODUCER)).await;
     assert_eq!(produced.status, RunStatus::Succeeded);
-    let producer = produced.run_id.clone();
+    let producer_run = produced.run_id.clone();
     for round in 0..2 {
         let summary = h.run(&h.workflow(REUSER)).await;
         assert_eq!(summary.status, RunStatus::Succeeded);
@@ -453,7 +454,7 @@ async fn cache_hits_link_to_the_producing_step_and_its_metrics() {
         let link = dpop.reused_from().expect("a reuse link");
         assert_eq!(
             (link.run_id.as_str(), link.step_id.as_str()),
-            (producer.as_str(), "dpop")
+            (producer_run.as_str(), "dpop")
         );
         let attempts = h.store.attempts_of(&run).await.unwrap();
         assert!(
@@ -465,7 +466,7 @@ async fn cache_hits_link_to_the_producing_step_and_its_metrics() {
         let values: Vec<f64> = rows.iter().map(|r| r.value).collect();
         assert_eq!(values, [2.0, 12.0, 22.0, 32.0]);
         assert!(
-            rows.iter().all(|r| r.run_id == producer),
+            rows.iter().all(|r| r.run_id == producer_run),
             "linked, not copied"
         );
         let copied = h

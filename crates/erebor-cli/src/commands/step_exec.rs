@@ -26,7 +26,7 @@ impl StepExecArgs {
         let code = step_process::run_step_process(
             &self.request,
             &globals.registry,
-            cancel,
+            &cancel,
             Hosting::ChildProcess,
         );
         Ok(Outcome::StepExit(code))

@@ -247,7 +247,7 @@ impl Executor for SlurmExecutor {
             self.inner
                 .dirs
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(id.clone(), dir);
             self.inner.submitted(&id).await;
             Ok(id)
@@ -310,7 +310,7 @@ impl Executor for SlurmExecutor {
             .inner
             .dirs
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(id);
         if let Some(dir) = dir {
             let _ = std::fs::remove_file(dir.join(script::ENV_FILE));
@@ -368,7 +368,7 @@ mod tests {
         wait_until_executable(&script);
         let mut settings = SlurmSettings::new("/bin/true".into(), ClusterOptions::default());
         settings.squeue = script.display().to_string();
-        settings.poll_min = Duration::from_secs(60);
+        settings.poll_min = Duration::from_mins(1);
         SlurmExecutor::new(settings)
     }
 

@@ -213,7 +213,7 @@ mod tests {
                     "EREBOR_STEP_SECRETS".into(),
                     r#"{"key":"it's secret"}"#.into(),
                 ),
-                ("CUDA_VISIBLE_DEVICES".into(), "".into()),
+                ("CUDA_VISIBLE_DEVICES".into(), String::new()),
             ],
             job: JobSpec {
                 name: job_name("r-20260101-000000-ab12", "train[dpop]", 2),
@@ -223,7 +223,7 @@ mod tests {
                     memory_mb: Some(16 * 1024),
                     sbatch: vec!["--constraint=a100".into()],
                 },
-                timeout: Some(Duration::from_secs(3600)),
+                timeout: Some(Duration::from_hours(1)),
             },
         }
     }
@@ -275,6 +275,7 @@ mod tests {
 
     #[test]
     fn script_sources_the_env_file_and_execs_step_exec() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let launch = launch(dir.path());
         let forwarded = vec![("PATH".to_owned(), "/usr/bin:/bin".to_owned())];
@@ -284,7 +285,6 @@ mod tests {
         assert!(text.contains("exec '/opt/erebor/bin/erebor' step-exec --request '"));
         assert!(!text.contains("secret"));
         let env_file = dir.path().join(ENV_FILE);
-        use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&env_file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         // The shell reads back exactly the values written, quotes included.

@@ -56,11 +56,11 @@ pub fn parse(output: &str) -> Result<BTreeMap<ExternalId, JobState>, ParseError>
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit() || c == '_') {
             return Err(error("the job id is not a number"));
         }
-        let status: i32 = fields[2]
+        let exit_status: i32 = fields[2]
             .parse()
             .map_err(|_| error("the exit status is not a number"))?;
-        let state =
-            state_of(fields[1], status, fields[3]).ok_or_else(|| error("unknown job state"))?;
+        let state = state_of(fields[1], exit_status, fields[3])
+            .ok_or_else(|| error("unknown job state"))?;
         states.insert(ExternalId::new(id), state);
     }
     Ok(states)
@@ -94,7 +94,8 @@ pub fn state_of(state: &str, status: i32, reason: &str) -> Option<JobState> {
 
 /// A raw wait status as `squeue`'s `exit_code` prints it: `code << 8`, or the signal number.
 fn wait_status(status: i32) -> ExitInfo {
-    if status & 0x7f == 0 {
+    let signal = status & 0x7f;
+    if signal == 0 {
         ExitInfo {
             code: Some((status >> 8) & 0xff),
             signal: None,
@@ -102,7 +103,7 @@ fn wait_status(status: i32) -> ExitInfo {
     } else {
         ExitInfo {
             code: None,
-            signal: Some(status & 0x7f),
+            signal: Some(signal),
         }
     }
 }

@@ -57,12 +57,16 @@ impl StepKind for Noop {
             .then(|| format!("needs 1000.0 GB of memory, sees 1.0 GB ({key})"))
     }
     fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {
-        let number = |key: &str| ctx.with.get(key).and_then(serde_json::Value::as_f64);
-        if let Some(ms) = number("sleep_ms") {
-            std::thread::sleep(Duration::from_millis(ms as u64));
+        let count = |key: &str| ctx.with.get(key).and_then(serde_json::Value::as_u64);
+        if let Some(ms) = count("sleep_ms") {
+            std::thread::sleep(Duration::from_millis(ms));
         }
-        let value = number("value").unwrap_or(0.0);
-        for index in 0..number("points").unwrap_or(3.0) as u64 {
+        let value = ctx
+            .with
+            .get("value")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0);
+        for index in 0..count("points").unwrap_or(3) {
             ctx.metrics
                 .record("loss", index, 10.0 * index as f64 + value);
         }
@@ -351,7 +355,7 @@ impl Executor for Losing {
         self.inner.changed()
     }
     fn forget(&self, id: &ExternalId) {
-        self.inner.forget(id)
+        self.inner.forget(id);
     }
     fn outlives_runner(&self) -> bool {
         false
@@ -386,7 +390,7 @@ impl Executor for Cluster {
         self.0.changed()
     }
     fn forget(&self, id: &ExternalId) {
-        self.0.forget(id)
+        self.0.forget(id);
     }
     fn outlives_runner(&self) -> bool {
         true
