@@ -1,4 +1,4 @@
-//! Every kind of workflow error, snapshotted: each names file:line:col, shows the line, and
+//! Every kind of workflow error, snapshotted: each names `file:line:col`, shows the line, and
 //! says what to do.
 
 mod kinds;
