@@ -73,6 +73,7 @@ impl ApiError {
     }
 
     /// Sets the code.
+    #[must_use]
     pub fn with_code(mut self, code: &'static str) -> Self {
         self.code = Some(code);
         self

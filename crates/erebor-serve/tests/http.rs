@@ -1,12 +1,13 @@
 //! `erebor model serve` over raw HTTP on 127.0.0.1 (reqwest), with a random model carrying
 //! SmolLM2's tokenizer and chat template: streamed chunks concatenate to the whole answer at
 //! temperature 0 and equal erebor-model's `generate`; stop strings; OpenAI-shaped 4xx for
-//! unknown model, invalid JSON and max_tokens over the window; 429 with Retry-After over the
+//! unknown model, invalid JSON and `max_tokens` over the window; 429 with Retry-After over the
 //! queue bound; the API key on every route; a client that disconnects mid-stream frees its
 //! slot for the next request.
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use erebor_model::burn::tensor::DType;
@@ -57,7 +58,7 @@ fn streamed_chat(body: &str) -> (String, String, Value) {
         if let Some(choice) = c["choices"].get(0) {
             text.push_str(choice["delta"]["content"].as_str().unwrap_or(""));
             if let Some(f) = choice["finish_reason"].as_str() {
-                finish = f.to_owned();
+                f.clone_into(&mut finish);
             }
         }
         if !c["usage"].is_null() {
@@ -102,9 +103,24 @@ async fn streamed_equals_whole_and_generate_with_stop_strings() {
     assert_eq!(finish, whole["choices"][0]["finish_reason"]);
     assert_eq!(usage, whole["usage"]);
 
-    // The same answer as erebor-model's generate on the chat-templated prompt.
+    assert_generate_gives_the_same_answer(dir.path(), question, &text, &whole);
+    stop_strings_cut_the_answer(&server.base, request, &text).await;
+    completions_streamed_and_whole_agree(&server.base).await;
+
+    let models: Value = reqwest::get(format!("{}/v1/models", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"][0]["id"], NAME);
+}
+
+/// The chat answer `text` (with `whole`'s token counts) is what erebor-model's `generate`
+/// gives for the chat-templated `question`.
+fn assert_generate_gives_the_same_answer(dir: &Path, question: &str, text: &str, whole: &Value) {
     let ckpt = Checkpoint::load(
-        dir.path(),
+        dir,
         &"cpu"
             .parse::<erebor_model::DeviceSpec>()
             .unwrap()
@@ -134,15 +150,18 @@ async fn streamed_equals_whole_and_generate_with_stop_strings() {
         whole["usage"]["total_tokens"],
         ids.len() + want[0].token_ids.len()
     );
+}
 
-    // A stop string from the middle of that answer cuts it, streamed and whole.
+/// A stop string from the middle of `text` (the answer to `request`) cuts it, streamed and
+/// whole.
+async fn stop_strings_cut_the_answer(base: &str, request: Value, text: &str) {
     let chars: Vec<char> = text.chars().collect();
     assert!(chars.len() > 15, "{text:?}");
     let stop: String = chars[10..13].iter().collect();
     let cut_at = text.find(&stop).unwrap();
-    let mut stopped = request.clone();
+    let mut stopped = request;
     stopped["stop"] = json!([stop, "never-appears-xyz"]);
-    let whole: Value = post(&server.base, "/v1/chat/completions", stopped.clone())
+    let whole: Value = post(base, "/v1/chat/completions", stopped.clone())
         .await
         .json()
         .await
@@ -150,17 +169,19 @@ async fn streamed_equals_whole_and_generate_with_stop_strings() {
     assert_eq!(whole["choices"][0]["message"]["content"], text[..cut_at]);
     assert_eq!(whole["choices"][0]["finish_reason"], "stop");
     stopped["stream"] = json!(true);
-    let body = post(&server.base, "/v1/chat/completions", stopped)
+    let body = post(base, "/v1/chat/completions", stopped)
         .await
         .text()
         .await
         .unwrap();
     assert_eq!(streamed_chat(&body).0, text[..cut_at]);
+}
 
-    // /v1/completions: the raw prompt, streamed and whole agree.
+/// `/v1/completions`: the raw prompt, streamed and whole agree.
+async fn completions_streamed_and_whole_agree(base: &str) {
     let request = json!({"model": NAME, "prompt": "Once upon a time", "temperature": 0,
                          "max_tokens": 24});
-    let whole: Value = post(&server.base, "/v1/completions", request.clone())
+    let whole: Value = post(base, "/v1/completions", request.clone())
         .await
         .json()
         .await
@@ -168,7 +189,7 @@ async fn streamed_equals_whole_and_generate_with_stop_strings() {
     assert_eq!(whole["object"], "text_completion");
     let mut streaming = request;
     streaming["stream"] = json!(true);
-    let body = post(&server.base, "/v1/completions", streaming)
+    let body = post(base, "/v1/completions", streaming)
         .await
         .text()
         .await
@@ -185,14 +206,6 @@ async fn streamed_equals_whole_and_generate_with_stop_strings() {
         .collect();
     assert_eq!(streamed, whole["choices"][0]["text"].as_str().unwrap());
     assert_eq!(whole["usage"]["completion_tokens"], 24);
-
-    let models: Value = reqwest::get(format!("{}/v1/models", server.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(models["data"][0]["id"], NAME);
 }
 
 async fn assert_error(
@@ -344,7 +357,7 @@ async fn queue_bound_gives_429_and_a_disconnect_frees_the_slot() {
     // A disconnects mid-stream: its slot goes to B long before A's 500 tokens would end.
     let dropped = Instant::now();
     drop(a);
-    let b = tokio::time::timeout(Duration::from_secs(60), b)
+    let b = tokio::time::timeout(Duration::from_mins(1), b)
         .await
         .expect("B answered")
         .unwrap();

@@ -1,4 +1,4 @@
-//! SmolLM2-135M-Instruct (the Q4_1 GGUF in ../shared) served on the CPU: answers "What is the
+//! SmolLM2-135M-Instruct (the `Q4_1` GGUF in ../shared) served on the CPU: answers "What is the
 //! capital of France?" with Paris through the official `openai` Python client (the evaluation
 //! venv; skipped outside CI when absent, a failure under CI=true), streamed and whole alike,
 //! and through raw HTTP.

@@ -12,9 +12,10 @@ use erebor_serve::{Limits, ServeOptions};
 /// `../shared` beside the checkout (or `$EREBOR_SHARED`); `None` with a message when absent,
 /// a failure under `CI=true`.
 pub fn shared(rel: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("EREBOR_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    let dir = std::env::var_os("EREBOR_SHARED").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+        PathBuf::from,
+    );
     let p = dir.join(rel);
     if p.exists() {
         return Some(p);
@@ -35,9 +36,10 @@ pub fn missing(what: &str) {
 /// The Python of the evaluation venv (`$EREBOR_EVAL_VENV` or `.venv-eval` at the repository
 /// root), if it exists.
 pub fn venv_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("EREBOR_EVAL_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-eval"));
+    let venv = std::env::var_os("EREBOR_EVAL_VENV").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-eval"),
+        PathBuf::from,
+    );
     let python = venv.join("bin/python");
     if python.is_file() {
         return Some(python);
