@@ -136,7 +136,11 @@ fn the_readme_quickstart_trains_dpop_records_it_and_caches_it() {
     let accuracy = last(&train, "eval/rewards/accuracies");
     assert!(accuracy >= 0.9, "{:?}", train["eval/rewards/accuracies"]);
     assert_eq!(last(&train, "reward_accuracy"), accuracy);
-    assert!(last(&train, "eval/dpop/penalty") <= 5.0);
+    assert!(
+        last(&train, "eval/dpop/penalty") <= 15.0,
+        "{:?}",
+        train["eval/dpop/penalty"]
+    );
     let reference_after_edit = first(&train, "eval/logps/chosen_after_edit").1;
     let dpop_after_edit = last(&train, "eval/logps/chosen_after_edit");
     assert!(
@@ -284,7 +288,7 @@ fn dpo_fails_the_quickstart_checks(sandbox: &Sandbox, dpop_run: &str, dpop_after
     );
     // DPO also wrecks generation: its answers to the held-out problems lose the format.
     assert!(
-        out.contains("expectation failed: train: eval/dpop/penalty <= 5 (got ")
+        out.contains("expectation failed: train: eval/dpop/penalty <= 15 (got ")
             && out.contains(
                 "expectation failed: eval-dpop: bench/arith_heldout/exact_match >= 0.05 (got "
             )
