@@ -30,6 +30,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod chunked_logps;
 pub mod config;
 pub mod error;
 pub mod kinds;

@@ -2,6 +2,7 @@
 
 use crate::TrainError;
 use crate::batch::TokenBatch;
+use crate::chunked_logps::target_logps;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
@@ -36,7 +37,42 @@ impl BatchTensors {
 
 /// Logits `[rows, seq, vocab]` of `model` for `batch`: plain causal attention, or for packed
 /// rows the model's block-diagonal attention with positions restarting at each example.
+/// Training and scoring use [`model_token_logps`], which never forms these logits whole.
 pub fn forward_logits(
+    model: &CausalLm,
+    batch: &TokenBatch,
+    tensors: &BatchTensors,
+) -> Result<Tensor<3>, TrainError> {
+    Ok(model.lm_head_forward(forward_hidden(model, batch, tensors)?))
+}
+
+/// Log-prob of each target of `batch` under `model`, `[rows, seq]` f32. When the LM head is
+/// one matrix the log-probs come from the final hidden states a chunk of positions at a time
+/// ([`crate::chunked_logps`]: no `[tokens, vocab]` tensor is kept for backward); a head with a
+/// bias or a LoRA adapter goes through the full logits and [`token_logps`].
+pub fn model_token_logps(
+    model: &CausalLm,
+    batch: &TokenBatch,
+    tensors: &BatchTensors,
+) -> Result<Tensor<2>, TrainError> {
+    let hidden = forward_hidden(model, batch, tensors)?;
+    let Some(head) = model.lm_head_matrix() else {
+        return Ok(token_logps(
+            model.lm_head_forward(hidden),
+            tensors.targets.clone(),
+        ));
+    };
+    let [rows, seq, width] = hidden.dims();
+    let logps = target_logps(
+        hidden.reshape([rows * seq, width]),
+        head,
+        tensors.targets.clone().reshape([rows * seq]),
+    );
+    Ok(logps.reshape([rows, seq]))
+}
+
+/// Final hidden states `[rows, seq, hidden]` of `model` for `batch` (see [`forward_logits`]).
+pub fn forward_hidden(
     model: &CausalLm,
     batch: &TokenBatch,
     tensors: &BatchTensors,
@@ -50,9 +86,9 @@ pub fn forward_logits(
                 .into_iter()
                 .map(|row| row.into_iter().map(|p| p as usize).collect())
                 .collect();
-            Ok(model.forward_packed(tensors.input_ids.clone(), &positions, rows(segments)))
+            Ok(model.packed_hidden(tensors.input_ids.clone(), &positions, rows(segments)))
         }
-        _ => Ok(model.forward(tensors.input_ids.clone())),
+        _ => Ok(model.causal_hidden(tensors.input_ids.clone())),
     }
 }
 

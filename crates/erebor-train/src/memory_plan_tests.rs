@@ -138,10 +138,10 @@ fn lora_with_gradient_checkpointing_on_7b_fits_80_gb() {
     );
     let estimate = footprint.estimate(&model);
     // erebor-model's hand-checked total for this run (its memory tests).
-    assert_eq!(estimate.total(), 49_384_267_776);
+    assert_eq!(estimate.total(), 46_997_579_776);
     assert!(fits(&estimate, 80e9), "{estimate}");
-    // 10% headroom: 49.4 GB does not fit a 54 GB budget.
-    assert!(!fits(&estimate, 54e9));
+    // 10% headroom: 47.0 GB does not fit a 52 GB budget.
+    assert!(!fits(&estimate, 52e9));
 }
 
 #[test]

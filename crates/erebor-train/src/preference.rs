@@ -4,9 +4,7 @@
 
 use crate::TrainError;
 use crate::batch::{PairExample, TokenBatch, pair_batch};
-use crate::logps::{
-    BatchTensors, compute_view, forward_logits, read_f32, sequence_logps, token_logps,
-};
+use crate::logps::{BatchTensors, compute_view, model_token_logps, read_f32, sequence_logps};
 use crate::losses::{PairLogps, PreferenceObjective};
 use crate::metrics::{PairStats, PairValues, eval_key};
 use crate::trainer::{MicroBatch, Objective};
@@ -57,8 +55,7 @@ fn score(
     let batch = pair_batch(pairs, 8);
     let tensors = BatchTensors::new(&batch, &model.device());
     let cast = compute_view(model, compute);
-    let logits = forward_logits(cast.as_ref().unwrap_or(model), &batch, &tensors)?;
-    let tokens = token_logps(logits, tensors.targets.clone());
+    let tokens = model_token_logps(cast.as_ref().unwrap_or(model), &batch, &tensors)?;
     let sums = sequence_logps(tokens.clone(), tensors.mask.clone());
     Ok((sums, tokens, batch, tensors))
 }

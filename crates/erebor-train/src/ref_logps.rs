@@ -27,7 +27,7 @@ pub const REF_LOGPS_FORMAT_VERSION: u32 = 1;
 /// Version of the numerics behind the values: bump it with any change that can move a
 /// reference log-prob (the model's forward, log-prob reduction, casts, truncation), so cached
 /// values from before the change are recomputed.
-pub const REF_LOGPS_NUMERICS_VERSION: u32 = 1;
+pub const REF_LOGPS_NUMERICS_VERSION: u32 = 2;
 
 /// Everything the reference log-probs depend on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@
 
 use crate::TrainError;
 use crate::batch::{PackedRow, SftExample, TokenBatch, pack, packed_batch, prepare_sft, sft_batch};
-use crate::logps::{BatchTensors, compute_view, forward_logits, read_f32, token_logps};
+use crate::logps::{BatchTensors, compute_view, model_token_logps, read_f32};
 use crate::trainer::{MicroBatch, Objective};
 use burn::module::Module;
 use erebor_core::dataset::TokenizedSft;
@@ -64,10 +64,8 @@ impl SftObjective {
         let batch = self.batch(rows);
         let tensors = BatchTensors::new(&batch, &model.device());
         let cast = compute_view(model, self.compute_dtype);
-        let logits = forward_logits(cast.as_ref().unwrap_or(model), &batch, &tensors)?;
-        let nll = (token_logps(logits, tensors.targets) * tensors.mask)
-            .sum()
-            .neg();
+        let logps = model_token_logps(cast.as_ref().unwrap_or(model), &batch, &tensors)?;
+        let nll = (logps * tensors.mask).sum().neg();
         Ok((nll, batch))
     }
 }

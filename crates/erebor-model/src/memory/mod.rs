@@ -7,7 +7,8 @@
 //! Counted: weights in the dtype the forward reads, a separate master copy of fully trained
 //! weights when they are updated in a wider dtype (f32 master weights under bf16 compute),
 //! gradients (one per trained parameter, in the master dtype), optimizer state, activations
-//! kept for the backward pass, and the logits with their f32 log-softmax.
+//! kept for the backward pass, and the logits with their f32 log-softmax (all of them for
+//! inference; one chunk of positions in training, see [`LOGPS_CHUNK_ELEMENTS`]).
 //!
 //! Activations are the tensors the autodiff graph of [`crate::CausalLm::forward`] keeps per
 //! layer and token: norm inputs and outputs, q/k/v before and after RoPE and head repetition,
@@ -122,6 +123,18 @@ impl fmt::Display for MemoryEstimate {
     }
 }
 
+/// Most logits (positions × vocab) the training log-probs materialise at once: erebor-train
+/// computes the target log-probs a chunk of positions at a time and recomputes the chunk's
+/// logits in backward, so no `[tokens, vocab]` tensor lives through a step. 16 Mi values
+/// (64 MiB in f32): 110 positions at vocab 151,936.
+pub const LOGPS_CHUNK_ELEMENTS: usize = 16 << 20;
+
+/// Positions per chunk of the training log-probs at a vocabulary of `vocab`: as many as keep
+/// a chunk's logits within [`LOGPS_CHUNK_ELEMENTS`], at least one.
+pub fn logps_chunk_positions(vocab: usize) -> usize {
+    (LOGPS_CHUNK_ELEMENTS / vocab.max(1)).max(1)
+}
+
 /// Activation elements one decoder layer keeps per token for the backward pass.
 pub fn activations_per_token_layer(
     config: &ModelConfig,
@@ -170,10 +183,14 @@ pub fn estimate_memory(config: &ModelConfig, plan: &MemoryPlan) -> MemoryEstimat
     } else {
         let per_token =
             activations_per_token_layer(config, plan.seq_len, plan.gradient_checkpointing);
-        // Logits in the compute dtype, cast to f32, log-softmax in f32.
+        // Target log-probs a chunk of positions at a time, nothing `[tokens, vocab]` kept for
+        // backward: at most one chunk's logits live, in the compute dtype, with three f32
+        // tensors of their size (the f32 copy or shifted logits, exponentials, log-softmax; in
+        // backward the probabilities and their gradient).
+        let chunk = tokens.min(logps_chunk_positions(config.vocab_size) as u64);
         (
             config.num_layers as u64 * tokens * per_token * compute,
-            tokens * vocab * (compute + 8),
+            chunk * vocab * (compute + 12),
         )
     };
     MemoryEstimate {

@@ -109,9 +109,11 @@ fn lora_with_gradient_checkpointing_on_7b_fits_80_gb_by_hand() {
     // over 32 layers and 16 · 512 = 8192 tokens.
     assert_eq!(activations_per_token_layer(&llama_7b(), 512, true), 62_976);
     assert_eq!(e.activations, 32 * 8192 * 62_976 * 2);
-    // Logits: 8192 tokens · 32000 · (2 bf16 + 4 f32 copy + 4 log-softmax) bytes.
-    assert_eq!(e.logits, 8192 * 32_000 * 10);
-    assert_eq!(e.total(), 49_384_267_776);
+    // Logits: one chunk of 16 Mi / 32000 = 524 positions · 32000 · (2 bf16 + 3 · 4 f32) bytes,
+    // where the whole batch's would be 8192 positions.
+    assert_eq!(logps_chunk_positions(32_000), 524);
+    assert_eq!(e.logits, 524 * 32_000 * 14);
+    assert_eq!(e.total(), 46_997_579_776);
     assert!(e.fits(72_000_000_000), "{e}");
 
     // Without checkpointing every layer keeps 125,952 elements per token: 82 GB.
@@ -152,6 +154,36 @@ fn checkpointing_keeps_fewer_activations_and_the_same_logits() {
     );
     assert!(ckpt.activations < full.activations);
     assert_eq!(ckpt.logits, full.logits);
+}
+
+#[test]
+fn training_logits_are_one_chunk_and_never_more_than_the_batch() {
+    let plan = |batch_size, seq_len| MemoryPlan {
+        weight_bytes: 4,
+        compute_bytes: 4,
+        master_bytes: 4,
+        optimizer_bytes: 8,
+        trainable: Trainable::Full,
+        batch_size,
+        seq_len,
+        gradient_checkpointing: false,
+    };
+    // Qwen2-0.5B's vocabulary, 8 × 512: 110 positions of 151,936 logits, 16 bytes each in
+    // f32, instead of 4096 positions' full logits.
+    let mut qwen = llama_7b();
+    qwen.vocab_size = 151_936;
+    assert_eq!(logps_chunk_positions(151_936), 110);
+    assert_eq!(
+        estimate_memory(&qwen, &plan(8, 512)).logits,
+        110 * 151_936 * 16
+    );
+    // A batch smaller than a chunk: its own positions.
+    assert_eq!(
+        estimate_memory(&qwen, &plan(1, 64)).logits,
+        64 * 151_936 * 16
+    );
+    // Beyond any vocabulary a chunk holds: one position at a time.
+    assert_eq!(logps_chunk_positions(LOGPS_CHUNK_ELEMENTS + 1), 1);
 }
 
 #[test]

@@ -329,6 +329,11 @@ impl CausalLm {
 
     /// Logits `[batch, seq, vocab]` for ids `[batch, seq]`, causal, positions `0..seq`.
     pub fn forward(&self, input_ids: Tensor<2, Int>) -> Tensor<3> {
+        self.lm_head_forward(self.causal_hidden(input_ids))
+    }
+
+    /// Final hidden states `[batch, seq, hidden]` of [`Self::forward`], before the LM head.
+    pub fn causal_hidden(&self, input_ids: Tensor<2, Int>) -> Tensor<3> {
         let [batch, seq] = input_ids.dims();
         let layout = AttentionLayout {
             key_valid: vec![vec![true; seq]; batch],
@@ -337,14 +342,23 @@ impl CausalLm {
             key_segments: None,
         };
         let positions = vec![(0..seq).collect(); batch];
-        let hidden = self.hidden_states(input_ids, &positions, &layout, None);
-        self.lm_head_forward(hidden)
+        self.hidden_states(input_ids, &positions, &layout, None)
     }
 
     /// Logits `[batch, seq, vocab]` for rows packing several examples: `positions` restart at 0
     /// for each example and `segments` (one id per token) keep attention within each example
     /// (block-diagonal causal mask), as SFT packing needs.
     pub fn forward_packed(
+        &self,
+        input_ids: Tensor<2, Int>,
+        positions: &[Vec<usize>],
+        segments: Vec<Vec<u32>>,
+    ) -> Tensor<3> {
+        self.lm_head_forward(self.packed_hidden(input_ids, positions, segments))
+    }
+
+    /// Final hidden states `[batch, seq, hidden]` of [`Self::forward_packed`], before the LM head.
+    pub fn packed_hidden(
         &self,
         input_ids: Tensor<2, Int>,
         positions: &[Vec<usize>],
@@ -357,8 +371,7 @@ impl CausalLm {
             new_len: seq,
             key_segments: Some(segments),
         };
-        let hidden = self.hidden_states(input_ids, positions, &layout, None);
-        self.lm_head_forward(hidden)
+        self.hidden_states(input_ids, positions, &layout, None)
     }
 
     /// Logits for a padded batch; with `cache`, the batch continues the cached sequences
@@ -420,6 +433,17 @@ impl CausalLm {
             x = layer.forward(x, &rope, layout, slot);
         }
         self.norm.forward(x)
+    }
+
+    /// The LM head as one `[hidden, vocab]` matrix (the tied embedding transposed), so that the
+    /// logits are `hidden · W`; `None` when the head is more than a matrix (a bias or a LoRA
+    /// adapter), where only [`Self::lm_head_forward`] computes it.
+    pub fn lm_head_matrix(&self) -> Option<Tensor<2>> {
+        match &self.lm_head {
+            Some(head) if head.bias.is_none() && head.lora.is_none() => Some(head.weight.val()),
+            Some(_) => None,
+            None => Some(self.embed_tokens.val().transpose()),
+        }
     }
 
     /// Applies the LM head (or the tied embedding) to hidden states.
