@@ -45,7 +45,7 @@ pub struct CachedDoc {
 }
 
 /// Responses with log-probabilities written as Rust's shortest round-trip decimal strings:
-/// serde_json's float parsing may differ from the written value in the last bit, and a
+/// `serde_json`'s float parsing may differ from the written value in the last bit, and a
 /// resumed document must score exactly as it did.
 mod exact_responses {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -178,23 +178,24 @@ impl TaskCache {
             path: self.path.clone(),
             source,
         };
-        if self.file.is_none() {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
-                .map_err(io)?;
-            self.file = Some(file);
-        }
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self.file.insert(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)
+                    .map_err(io)?,
+            ),
+        };
         let mut text = String::new();
         if std::mem::take(&mut self.torn) {
             text.push('\n');
         }
         for doc in docs {
-            text.push_str(&serde_json::to_string(doc).expect("cached docs serialise"));
+            text.push_str(&serde_json::to_string(doc).map_err(|error| io(error.into()))?);
             text.push('\n');
         }
-        let file = self.file.as_mut().expect("opened above");
         file.write_all(text.as_bytes()).map_err(io)?;
         file.flush().map_err(io)?;
         for doc in docs {
@@ -281,8 +282,7 @@ pub(crate) fn model_files(dir: &Path) -> Result<Vec<PathBuf>> {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        let defines = name.ends_with(".safetensors")
-            || name.ends_with(".gguf")
+        let defines = crate::data::has_extension(name, &["safetensors", "gguf"])
             || matches!(
                 name,
                 "config.json"

@@ -105,8 +105,19 @@ impl JsonlFile {
     }
 }
 
+// Counted once, for an error message: not worth the `bytecount` crate.
+#[allow(clippy::naive_bytecount)]
 fn count_lines_before(bytes: &[u8], end: usize) -> usize {
     bytes[..end].iter().filter(|&&b| b == b'\n').count()
+}
+
+/// Whether the file name or path `name` ends in `.EXT` for one of `extensions` (compared
+/// exactly: `.YAML` is not `.yaml`).
+pub(crate) fn has_extension(name: &str, extensions: &[&str]) -> bool {
+    Path::new(name)
+        .extension()
+        .and_then(|extension| extension.to_str())
+        .is_some_and(|extension| extensions.contains(&extension))
 }
 
 /// `<dir>/<name>_<split>.jsonl`.
@@ -150,6 +161,9 @@ impl<'a> Fields<'a> {
     }
 
     /// The row's object.
+    ///
+    /// # Panics
+    /// When the row is not an object, which [`JsonlFile::read`] never returns.
     pub fn object(&self) -> &'a Map<String, Value> {
         self.row.value.as_object().expect("rows are objects")
     }
@@ -178,7 +192,7 @@ impl<'a> Fields<'a> {
     pub fn index(&self, name: &str) -> Result<usize> {
         let value = self.value(name)?;
         let parsed = match value {
-            Value::Number(n) => n.as_u64().map(|n| n as usize),
+            Value::Number(n) => n.as_u64().and_then(|n| usize::try_from(n).ok()),
             Value::String(s) => s.trim().parse().ok(),
             _ => None,
         };

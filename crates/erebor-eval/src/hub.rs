@@ -30,7 +30,7 @@ pub fn local_path(path: &Path, cache: &Path) -> Result<PathBuf> {
     let Some(uri) = path.to_str().filter(|p| p.starts_with(HUB_PREFIX)) else {
         return Ok(path.to_path_buf());
     };
-    if uri.ends_with(".jsonl") {
+    if crate::data::has_extension(uri, &["jsonl"]) {
         resolve_file(uri, cache)
     } else {
         resolve_folder(uri, cache)
@@ -65,15 +65,15 @@ pub fn resolve_folder(uri: &str, cache: &Path) -> Result<PathBuf> {
 /// The files of `uri`: from the cache's layout when any are there, else downloaded.
 fn resolve(uri: &str, cache: &Path) -> Result<Vec<HubFile>> {
     let client = HubClient::from_env(cache);
-    let mirrored = client.mirrored(uri).map_err(|e| from_hub(uri, e, cache))?;
+    let mirrored = client.mirrored(uri).map_err(|e| from_hub(uri, &e, cache))?;
     if !mirrored.is_empty() {
         return Ok(mirrored);
     }
     tracing::info!(%uri, cache = %cache.display(), "not in the Hub cache; downloading");
-    client.fetch(uri).map_err(|e| from_hub(uri, e, cache))
+    client.fetch(uri).map_err(|e| from_hub(uri, &e, cache))
 }
 
-fn from_hub(uri: &str, error: HubError, cache: &Path) -> EvalError {
+fn from_hub(uri: &str, error: &HubError, cache: &Path) -> EvalError {
     EvalError::Hub {
         uri: uri.to_owned(),
         transient: error.is_transient(),

@@ -190,21 +190,20 @@ impl EvalStepConfig {
 pub struct EvalKind;
 
 /// An `hf://models/...` reference the model mirror cannot resolve, as an evaluation error.
-pub fn model_ref_error(spec: &str, error: erebor_core::hub_models::ModelRefError) -> EvalError {
+pub fn model_ref_error(spec: &str, error: &erebor_core::hub_models::ModelRefError) -> EvalError {
     EvalError::Hub {
         uri: spec.to_owned(),
         message: error
             .to_string()
             .strip_prefix(&format!("{spec}: "))
-            .map(str::to_owned)
-            .unwrap_or_else(|| error.to_string()),
+            .map_or_else(|| error.to_string(), str::to_owned),
         transient: false,
     }
 }
 
 /// The failure class of an evaluation error.
-pub fn failure_of(error: EvalError) -> StepFailure {
-    let class = match &error {
+pub fn failure_of(error: &EvalError) -> StepFailure {
+    let class = match error {
         EvalError::Io { .. }
         | EvalError::Hub {
             transient: true, ..
@@ -288,14 +287,14 @@ impl StepKind for EvalKind {
             .map(|t| TaskSpec::parse(t).resolved(&ctx.base_dir))
             .collect();
         let tasks = build_tasks(&specs, &config.task_options(&ctx.base_dir, &ctx.cache_dir))
-            .map_err(failure_of)?;
+            .map_err(|error| failure_of(&error))?;
         let cache_root = config.resume.then(|| ctx.cache_dir.join("eval"));
         let model_dir = ctx
             .resolve_model(&config.model)
-            .map_err(|e| failure_of(model_ref_error(&config.model, e)))?;
+            .map_err(|e| failure_of(&model_ref_error(&config.model, &e)))?;
         let model =
             LoadedModel::load_with_hash_memo(&model_dir, device, dtype, cache_root.as_deref())
-                .map_err(failure_of)?;
+                .map_err(|error| failure_of(&error))?;
         let output_dir = ctx.work_dir.join("eval");
         if output_dir.exists() {
             std::fs::remove_dir_all(&output_dir).map_err(|e| {
@@ -313,7 +312,7 @@ impl StepKind for EvalKind {
             progress: ctx.progress,
             cancel: Some(&ctx.cancel),
         };
-        let out = run_job(&model, &tasks, &options, hooks).map_err(failure_of)?;
+        let out = run_job(&model, &tasks, &options, hooks).map_err(|error| failure_of(&error))?;
         record_metrics(&out.report, ctx.metrics);
         for task in &out.report.tasks {
             tracing::info!(

@@ -62,7 +62,7 @@ pub fn mc1(loglikelihoods: &[f64], gold: usize) -> f64 {
     acc(loglikelihoods, gold)
 }
 
-/// TruthfulQA mc2: Σ_true e^ll / (Σ_true e^ll + Σ_false e^ll). The true answers are those
+/// TruthfulQA mc2: `Σ_true e^ll / (Σ_true e^ll + Σ_false e^ll)`. The true answers are those
 /// before the first 0 label, as the harness splits them. Computed as the harness does (plain
 /// exponentials); when those underflow to a zero or infinite total, the same quantity is
 /// computed shifted by the largest log-likelihood.
@@ -126,11 +126,11 @@ pub fn regex_filter(pattern: &Regex, group_select: i64, fallback: &str, text: &s
         })
         .collect();
     let index = if group_select < 0 {
-        matches
-            .len()
-            .checked_sub(group_select.unsigned_abs() as usize)
+        usize::try_from(group_select.unsigned_abs())
+            .ok()
+            .and_then(|back| matches.len().checked_sub(back))
     } else {
-        Some(group_select as usize)
+        usize::try_from(group_select).ok()
     };
     match index.and_then(|i| matches.get(i)) {
         Some(found) => found.trim().to_string(),
@@ -153,6 +153,9 @@ pub struct ExactMatch {
 
 impl ExactMatch {
     /// GSM8K's in lm-eval 0.4 (`gsm8k.yaml`).
+    ///
+    /// # Panics
+    /// Never in practice: its four patterns are constant and valid (the tests build them).
     pub fn gsm8k_v04() -> Self {
         let patterns = [",", r"\$", "(?s).*#### ", r"\.$"];
         Self {

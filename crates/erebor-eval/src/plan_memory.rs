@@ -108,8 +108,8 @@ mod tests {
         dir
     }
 
-    fn config(with: serde_json::Value) -> EvalStepConfig {
-        EvalStepConfig::parse(&with).unwrap()
+    fn config(with: &serde_json::Value) -> EvalStepConfig {
+        EvalStepConfig::parse(with).unwrap()
     }
 
     #[test]
@@ -117,7 +117,7 @@ mod tests {
         let dir = llama_7b();
         let with = json!({"model": "m", "tasks": ["arc_challenge"], "data_dir": "d", "dtype": "bf16",
             "batch_size": 4, "max_length": 1024});
-        let check = memory_check(&config(with), dir.path()).unwrap();
+        let check = memory_check(&config(&with), dir.path()).unwrap();
         // 6.74B parameters x 2 bytes; the KV cache alone is 32 layers x 4096 tokens x 2 x 4096
         // x 2 bytes = 2.1 GB.
         let weights = 6_738_415_616u64 * 2;
@@ -147,7 +147,7 @@ mod tests {
         // 32·512·4096·2·4096·4 bytes = 2.2 TB, beyond any machine's RAM.
         let big = json!({"model": "m", "tasks": ["arc_challenge"], "data_dir": "d",
             "batch_size": 512, "max_length": 4096});
-        let why = memory_refusal(&config(big), dir.path()).unwrap();
+        let why = memory_refusal(&config(&big), dir.path()).unwrap();
         assert!(
             why.starts_with("needs ") && why.contains("GB of memory, sees "),
             "{why}"
@@ -155,6 +155,6 @@ mod tests {
         assert!(why.contains("cannot evaluate m here"), "{why}");
         let missing = dir.path().join("not-there");
         let small = json!({"model": "m", "tasks": ["arc_challenge"], "data_dir": "d"});
-        assert_eq!(memory_refusal(&config(small), &missing), None);
+        assert_eq!(memory_refusal(&config(&small), &missing), None);
     }
 }

@@ -52,9 +52,12 @@ impl PyRandom {
         self.state[0] = seed;
         for i in 1..N {
             let previous = self.state[i - 1];
+            // i < N = 624.
+            #[allow(clippy::cast_possible_truncation)]
+            let i_u32 = i as u32;
             self.state[i] = 1_812_433_253u32
                 .wrapping_mul(previous ^ (previous >> 30))
-                .wrapping_add(i as u32);
+                .wrapping_add(i_u32);
         }
         self.index = N;
     }
@@ -64,9 +67,12 @@ impl PyRandom {
         let (mut i, mut j) = (1usize, 0usize);
         for _ in 0..N.max(key.len()) {
             let previous = mt[i - 1];
+            // CPython adds the key index as a `uint32_t`, i.e. modulo 2^32.
+            #[allow(clippy::cast_possible_truncation)]
+            let j_u32 = j as u32;
             mt[i] = (mt[i] ^ (previous ^ (previous >> 30)).wrapping_mul(1_664_525))
                 .wrapping_add(key[j])
-                .wrapping_add(j as u32);
+                .wrapping_add(j_u32);
             i += 1;
             j += 1;
             if i >= N {
@@ -79,8 +85,11 @@ impl PyRandom {
         }
         for _ in 0..N - 1 {
             let previous = mt[i - 1];
+            // i < N = 624.
+            #[allow(clippy::cast_possible_truncation)]
+            let i_u32 = i as u32;
             mt[i] = (mt[i] ^ (previous ^ (previous >> 30)).wrapping_mul(1_566_083_941))
-                .wrapping_sub(i as u32);
+                .wrapping_sub(i_u32);
             i += 1;
             if i >= N {
                 mt[0] = mt[N - 1];
@@ -162,6 +171,8 @@ impl PyRandom {
         }
         let bits = u64::BITS - n.leading_zeros();
         loop {
+            // At most 64 random bits.
+            #[allow(clippy::cast_possible_truncation)]
             let r = self.getrandbits(bits) as u64;
             if r < n {
                 return r;
@@ -173,34 +184,52 @@ impl PyRandom {
     ///
     /// # Panics
     /// On an empty range or a zero step, where CPython raises `ValueError`.
+    // `start`, `stop` and `step` are CPython's names.
+    #[allow(clippy::similar_names)]
     pub fn randrange(&mut self, start: i64, stop: Option<i64>, step: i64) -> i64 {
         let Some(stop) = stop else {
             assert!(start > 0, "empty range for randrange({start})");
-            return self.randbelow(start as u64) as i64;
+            return self.pick(0, 1, i128::from(start));
         };
         assert!(step != 0, "zero step for randrange()");
         let width = i128::from(stop) - i128::from(start);
-        let step128 = i128::from(step);
         if step == 1 {
             assert!(width > 0, "empty range for randrange({start}, {stop})");
-            return start + self.randbelow(width as u64) as i64;
+            return self.pick(start, 1, width);
         }
+        let step_wide = i128::from(step);
         let count = if step > 0 {
-            (width + step128 - 1).div_euclid(step128)
+            (width + step_wide - 1).div_euclid(step_wide)
         } else {
-            (width + step128 + 1).div_euclid(step128)
+            (width + step_wide + 1).div_euclid(step_wide)
         };
         assert!(
             count > 0,
             "empty range for randrange({start}, {stop}, {step})"
         );
-        start + step * self.randbelow(count as u64) as i64
+        self.pick(start, step, count)
+    }
+
+    /// `start + step * _randbelow(count)`, for the positive `count` of values of a range of
+    /// `i64`s from `start` by `step`.
+    // Such a range has fewer than 2^64 values, and the pick is one of them, an `i64`.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    fn pick(&mut self, start: i64, step: i64, count: i128) -> i64 {
+        let offset = i128::from(step) * i128::from(self.randbelow(count as u64));
+        (i128::from(start) + offset) as i64
+    }
+
+    /// `_randbelow(n)` for a bound on indices.
+    // The index is below `n`, a `usize`.
+    #[allow(clippy::cast_possible_truncation)]
+    fn randbelow_index(&mut self, n: usize) -> usize {
+        self.randbelow(n as u64) as usize
     }
 
     /// `shuffle(x)` in place: Fisher–Yates from the end with `_randbelow(i + 1)`.
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
-            let j = self.randbelow(i as u64 + 1) as usize;
+            let j = self.randbelow_index(i + 1);
             items.swap(i, j);
         }
     }
@@ -216,7 +245,7 @@ impl PyRandom {
             let mut pool: Vec<usize> = (0..n).collect();
             (0..k)
                 .map(|i| {
-                    let j = self.randbelow((n - i) as u64) as usize;
+                    let j = self.randbelow_index(n - i);
                     let picked = pool[j];
                     pool[j] = pool[n - i - 1];
                     picked
@@ -227,7 +256,7 @@ impl PyRandom {
             (0..k)
                 .map(|_| {
                     loop {
-                        let j = self.randbelow(n as u64) as usize;
+                        let j = self.randbelow_index(n);
                         if selected.insert(j) {
                             break j;
                         }
@@ -254,6 +283,8 @@ impl PyRandom {
 pub fn sample_setsize(k: usize) -> usize {
     let mut size = 21;
     if k > 5 {
+        // ceil(log4(3k)): positive and small.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let exponent = ((k as f64 * 3.0).ln() / 4f64.ln()).ceil() as u32;
         size += 4usize.pow(exponent);
     }

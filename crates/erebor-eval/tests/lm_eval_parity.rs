@@ -3,7 +3,7 @@
 //! HellaSwag validation files; tests/fixtures/README.md says how it was made) against erebor
 //! evaluating the same documents with `Harness::V04` from the shared GGUF dequantised to f32:
 //! the same request strings, every loglikelihood within 1e-3, the same `is_greedy`, and the
-//! same predictions (acc, acc_norm) wherever the top two choices differ by more than 2e-3.
+//! same predictions (acc, `acc_norm`) wherever the top two choices differ by more than 2e-3.
 
 mod common;
 
@@ -31,7 +31,7 @@ fn fixture(task: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The loglikelihood and is_greedy lm-eval wrote for request `i` of a sample.
+/// The loglikelihood and `is_greedy` lm-eval wrote for request `i` of a sample.
 fn lm_eval_response(sample: &Value, i: usize) -> (f64, bool) {
     let pair = &sample["filtered_resps"][i];
     (
@@ -152,7 +152,7 @@ fn compare_doc(task: &str, doc: &erebor_eval::evaluator::DocResult, sample: &Val
             .as_array()
             .unwrap()
             .iter()
-            .map(|m| m.to_string())
+            .map(ToString::to_string)
             .collect();
         n.sort();
         n

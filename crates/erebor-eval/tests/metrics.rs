@@ -7,7 +7,7 @@ use erebor_eval::metrics::{
 use regex::Regex;
 
 fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
+    items.iter().map(ToString::to_string).collect()
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! MMLU 5-shot prefix KV reuse against lm-eval 0.4.13's own request list
-//! (tests/fixtures/lm_eval_mmlu_tokens.json, made by scripts/lm-eval-mmlu-tokens.py: lm-eval's
+//! (`tests/fixtures/lm_eval_mmlu_tokens.json`, made by scripts/lm-eval-mmlu-tokens.py: lm-eval's
 //! `mmlu_<subject>` tasks built the requests, its HF backend's `_encode_pair` tokenised them
 //! with the SmolLM2 tokenizer and its batching with the one-token logits cache was counted).
 //!
@@ -52,7 +52,7 @@ fn model(tok: &Tokenizer) -> CausalLm {
 }
 
 /// lm-eval's digest of a subject's requests (see the script): `doc_id \x1f context \x1f
-/// continuation \x1e` for every request, doc_id being the index within the subject.
+/// continuation \x1e` for every request, `doc_id` being the index within the subject.
 fn request_digest(instances: &[erebor_eval::DocInstance]) -> String {
     let mut h = Sha256::new();
     for (doc_id, instance) in instances.iter().enumerate() {

@@ -1,6 +1,6 @@
 //! MT-Bench judging against FastChat's own code: the fixture
-//! (tests/fixtures/fastchat_mt_bench_judging.json, written by
-//! scripts/mt_bench_fastchat_fixture.py) holds the exact requests FastChat's `gen_judgment.py`
+//! (`tests/fixtures/fastchat_mt_bench_judging.json`, written by
+//! `scripts/mt_bench_fastchat_fixture.py`) holds the exact requests FastChat's `gen_judgment.py`
 //! sends to an OpenAI judge and the JSONL lines it writes, for one question of each category,
 //! single and pairwise grading, both turns. erebor must send the same requests and, given the
 //! same judge replies, write the same lines (byte for byte, `tstamp` aside).

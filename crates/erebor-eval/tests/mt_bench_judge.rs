@@ -1,4 +1,4 @@
-//! MT-Bench judging against a test judge server on 127.0.0.1 (tests/mt_bench_server): every
+//! MT-Bench judging against a test judge server on 127.0.0.1 (`tests/mt_bench_server`): every
 //! server behaviour (normal, no rating, 429 then success, a 500 storm, a body that is not JSON,
 //! a hang past the timeout, a refused connection), the cache (a second run sends nothing),
 //! repeats, pairwise grading in both orders, and bad input that names the item.

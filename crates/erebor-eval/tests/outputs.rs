@@ -242,7 +242,7 @@ fn check_results(results: &Value, report: &erebor_eval::EvalReport) {
     let a = report.tasks[2].metric("acc").unwrap().value;
     let b = report.tasks[3].metric("acc").unwrap().value;
     let mmlu = results["groups"]["mmlu"]["acc,none"].as_f64().unwrap();
-    assert!((mmlu - (a + b) / 2.0).abs() < 1e-12);
+    assert!((mmlu - f64::midpoint(a, b)).abs() < 1e-12);
     assert_eq!(
         results["group_subtasks"]["mmlu"],
         json!(["mmlu_a", "mmlu_b"])

@@ -1,6 +1,6 @@
 //! Resume: finished documents are kept as they finish and not scored again; a different model
 //! or a changed prompt is scored afresh; a cancelled evaluation continues where it stopped.
-//! (tests/e2e_eval.rs kills the `erebor eval` binary with SIGKILL and resumes it.)
+//! (`tests/e2e_eval.rs` kills the `erebor eval` binary with SIGKILL and resumes it.)
 
 mod common;
 

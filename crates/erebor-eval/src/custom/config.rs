@@ -172,19 +172,19 @@ pub struct MetricSpec {
     /// Must be true for these metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub higher_is_better: Option<bool>,
-    /// exact_match: compare lower-cased.
+    /// `exact_match`: compare lower-cased.
     #[serde(default)]
     pub ignore_case: bool,
-    /// exact_match: drop ASCII punctuation.
+    /// `exact_match`: drop ASCII punctuation.
     #[serde(default)]
     pub ignore_punctuation: bool,
-    /// exact_match: drop ASCII digits.
+    /// `exact_match`: drop ASCII digits.
     #[serde(default)]
     pub ignore_numbers: bool,
-    /// exact_match: patterns removed from both strings.
+    /// `exact_match`: patterns removed from both strings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub regexes_to_ignore: Vec<String>,
-    /// exact_match (erebor): extract the answer from the generation and from the target with
+    /// `exact_match` (erebor): extract the answer from the generation and from the target with
     /// this pattern (its first group, else the whole match) before comparing; a generation
     /// without a match scores 0, a target without one is compared whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]

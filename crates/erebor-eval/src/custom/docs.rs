@@ -86,10 +86,10 @@ impl Prompts {
                 "`generation_kwargs`: decoding is greedy (do_sample: false, temperature: 0)",
             ));
         }
-        let until = generation
-            .and_then(|g| g.until.as_ref())
-            .map(|u| u.to_vec())
-            .unwrap_or_else(|| vec![config.fewshot_delimiter.clone()]);
+        let until = generation.and_then(|g| g.until.as_ref()).map_or_else(
+            || vec![config.fewshot_delimiter.clone()],
+            super::config::StopStrings::to_vec,
+        );
         Ok(Self {
             templates,
             text: config.doc_to_text.clone(),
@@ -156,7 +156,7 @@ impl Prompts {
         })
     }
 
-    fn question(&self, file: &JsonlFile, row: &Row, doc: &ProcessedDoc) -> Result<String> {
+    fn question(file: &JsonlFile, row: &Row, doc: &ProcessedDoc) -> Result<String> {
         match (&doc.text, &doc.choices) {
             (Rendered::Text(text), _) => Ok(text.clone()),
             (Rendered::Index(i), Some(choices)) if *i < choices.len() => Ok(choices[*i].clone()),
@@ -180,7 +180,7 @@ impl Prompts {
                 let row = &pool.rows[shot];
                 let processed = self.process(pool, row)?;
                 examples.push(Example {
-                    text: self.question(pool, row, &processed)?,
+                    text: Self::question(pool, row, &processed)?,
                     target: processed.target_text(),
                 });
             }
@@ -197,7 +197,7 @@ impl Prompts {
                     &self.description,
                     &examples,
                     delimiters,
-                    &self.question(eval, row, &processed)?,
+                    &Self::question(eval, row, &processed)?,
                 );
                 let request = Request::GenerateUntil {
                     context,
@@ -275,7 +275,10 @@ pub fn gold_index(doc: &ProcessedDoc) -> Option<usize> {
 
 fn field_value(value: &Value, has_choices: bool) -> Option<Rendered> {
     match value {
-        Value::Number(n) if has_choices => n.as_u64().map(|n| Rendered::Index(n as usize)),
+        Value::Number(n) if has_choices => n
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .map(Rendered::Index),
         Value::String(s) if has_choices => {
             Some(as_index(s, true).map_or(Rendered::Text(s.clone()), Rendered::Index))
         }

@@ -166,7 +166,7 @@ impl Scoring {
             .iter()
             .map(|response| match response {
                 Response::Generated(text) => Value::String(self.prediction(text)),
-                other => response_json(other),
+                other @ Response::Loglikelihood { .. } => response_json(other),
             })
             .collect()
     }

@@ -91,8 +91,8 @@ impl CustomTask {
             &config.test_split,
         ]
         .into_iter()
-        .find_map(|s| s.clone())
-        .expect("the eval split is one of them");
+        .find_map(Clone::clone)
+        .unwrap_or_else(|| eval_split.clone());
         let pool = if num_fewshot == 0 {
             None
         } else if pool_split == eval_split {

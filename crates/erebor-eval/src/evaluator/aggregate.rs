@@ -8,7 +8,7 @@
 //!   √(Σ seᵢ²) / k; under `harness: v0.4` it is lm-eval 0.4.13's (`weight_by_size: true` in
 //!   its mmlu group): the mean weighted by documents, with `pooled_sample_stderr`
 //!   √(Σ (nᵢ − 1) nᵢ seᵢ² / (Σ nᵢ − k) / Σ nᵢ).
-//! - The leaderboard average is the mean of ARC-Challenge acc_norm, HellaSwag acc_norm, MMLU
+//! - The leaderboard average is the mean of ARC-Challenge `acc_norm`, HellaSwag `acc_norm`, MMLU
 //!   acc, TruthfulQA mc2, WinoGrande acc and GSM8K exact match (b281b09 calls it `acc`; under
 //!   `harness: v0.4` its strict-match filter's, `exact_match,strict-match`) over
 //!   those present; the result

@@ -134,7 +134,7 @@ pub(super) fn score(
         unshared,
         lm_eval_hf,
     };
-    let scored = results
+    let finished = results
         .into_iter()
         .zip(items.iter().zip(&requests))
         .map(|(result, (item, request))| Scored {
@@ -153,5 +153,5 @@ pub(super) fn score(
             },
         })
         .collect();
-    Ok((scored, counts))
+    Ok((finished, counts))
 }

@@ -1,4 +1,4 @@
-//! [`Evaluator`]: the per-task loop (cache lookup, chunks of documents, process_results,
+//! [`Evaluator`]: the per-task loop (cache lookup, chunks of documents, `process_results`,
 //! aggregation).
 
 use std::time::Instant;
@@ -26,6 +26,38 @@ pub fn prompt_hash(instance: &DocInstance) -> String {
     sha256_hex(instance.requests.first().map_or("", Request::context))
 }
 
+/// Documents still to evaluate, each with its slot (its index in evaluation order).
+type Pending = Vec<(usize, DocInstance)>;
+
+/// Each instance's slot in evaluation order: finished from `cache` where it holds the document
+/// (with the same prompt), else left empty and returned with its slot as pending.
+fn from_cache(
+    task: &dyn Task,
+    instances: Vec<DocInstance>,
+    cache: Option<&TaskCache>,
+) -> Result<(Vec<Option<DocResult>>, Pending)> {
+    let mut slots: Vec<Option<DocResult>> = vec![None; instances.len()];
+    let mut pending = Vec::new();
+    for (slot, instance) in instances.into_iter().enumerate() {
+        let hit = cache
+            .and_then(|c| c.get(instance.doc_id, &prompt_hash(&instance)))
+            .cloned();
+        match hit {
+            Some(doc) => {
+                slots[slot] = Some(finish_doc(
+                    task,
+                    instance,
+                    doc.responses,
+                    doc.warnings,
+                    true,
+                )?);
+            }
+            None => pending.push((slot, instance)),
+        }
+    }
+    Ok((slots, pending))
+}
+
 impl<'a> Evaluator<'a> {
     /// An evaluator of `model` with `settings`, reporting through `hooks`.
     pub fn new(model: EvalModel<'a>, settings: EvalSettings, hooks: Hooks<'a>) -> Self {
@@ -38,6 +70,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Keeps finished documents in `cache` and skips those it already holds.
+    #[must_use]
     pub fn with_cache(mut self, cache: &'a ResumeCache) -> Self {
         self.cache = Some(cache);
         self
@@ -84,26 +117,7 @@ impl<'a> Evaluator<'a> {
         self.hooks
             .progress
             .start_phase(&format!("eval {}", task.name()), Some(total as u64));
-        let mut slots: Vec<Option<DocResult>> = vec![None; total];
-        let mut pending = Vec::new();
-        for (slot, instance) in instances.into_iter().enumerate() {
-            let hit = cache
-                .as_ref()
-                .and_then(|c| c.get(instance.doc_id, &prompt_hash(&instance)))
-                .cloned();
-            match hit {
-                Some(doc) => {
-                    slots[slot] = Some(finish_doc(
-                        task,
-                        instance,
-                        doc.responses,
-                        doc.warnings,
-                        true,
-                    )?)
-                }
-                None => pending.push((slot, instance)),
-            }
-        }
+        let (mut slots, pending) = from_cache(task, instances, cache.as_ref())?;
         let mut done = total - pending.len();
         self.hooks.progress.set_position(done as u64);
         let mut tokens = TokenCounts::default();
@@ -123,7 +137,11 @@ impl<'a> Evaluator<'a> {
             prefix
         });
         for chunk in chunks(pending, self.chunk_requests()) {
-            if self.hooks.cancel.is_some_and(|c| c.is_cancelled()) {
+            if self
+                .hooks
+                .cancel
+                .is_some_and(erebor_core::CancelToken::is_cancelled)
+            {
                 return Err(EvalError::Cancelled {
                     task: task.name().to_owned(),
                 });
@@ -139,15 +157,25 @@ impl<'a> Evaluator<'a> {
             }
             self.hooks.progress.set_position(done as u64);
         }
-        let docs: Vec<DocResult> = slots
-            .into_iter()
-            .map(|d| d.expect("every document evaluated"))
-            .collect();
-        Ok(self.task_result(task, docs, n_original, tokens, config_hash, started))
+        let docs: Vec<DocResult> =
+            slots
+                .into_iter()
+                .collect::<Option<_>>()
+                .ok_or_else(|| EvalError::Task {
+                    task: task.name().to_owned(),
+                    message: "a document was left without a result".to_owned(),
+                })?;
+        Ok(Self::task_result(
+            task,
+            docs,
+            n_original,
+            tokens,
+            config_hash,
+            started,
+        ))
     }
 
     fn task_result(
-        &self,
         task: &dyn Task,
         docs: Vec<DocResult>,
         n_original: usize,

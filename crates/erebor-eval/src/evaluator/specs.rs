@@ -22,8 +22,7 @@ impl TaskSpec {
     /// else a built-in name.
     pub fn parse(text: &str) -> Self {
         let text = text.trim();
-        let is_file = text.ends_with(".yaml")
-            || text.ends_with(".yml")
+        let is_file = crate::data::has_extension(text, &["yaml", "yml"])
             || text.contains('/')
             || text.contains(std::path::MAIN_SEPARATOR);
         if is_file {
@@ -34,10 +33,11 @@ impl TaskSpec {
     }
 
     /// A file spec resolved against `base_dir`.
+    #[must_use]
     pub fn resolved(self, base_dir: &Path) -> Self {
         match self {
             TaskSpec::File(path) => TaskSpec::File(resolve_path(base_dir, path)),
-            builtin => builtin,
+            TaskSpec::Builtin(name) => TaskSpec::Builtin(name),
         }
     }
 }

@@ -185,7 +185,8 @@ pub async fn answers_from_endpoint(
     cancel: &CancelToken,
 ) -> Result<BTreeMap<u64, AnswerRecord>> {
     let mut turns: Vec<Vec<String>> = vec![Vec::new(); questions.len()];
-    for turn in 0..2 {
+    for turn_number in 1..=2u8 {
+        let turn = usize::from(turn_number - 1);
         let requests: Vec<JudgeRequest> = questions
             .iter()
             .enumerate()
@@ -204,7 +205,7 @@ pub async fn answers_from_endpoint(
                 JudgeRequest {
                     question_id: q.question_id,
                     category: q.category.clone(),
-                    turn: turn as u8 + 1,
+                    turn: turn_number,
                     game: None,
                     repeat: 0,
                     prompt_name: "answer".into(),

@@ -74,7 +74,10 @@ pub struct MemoryCache {
 impl MemoryCache {
     /// How many replies it holds.
     pub fn len(&self) -> usize {
-        self.replies.lock().expect("cache lock").len()
+        self.replies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// Whether it holds none.
@@ -85,7 +88,12 @@ impl MemoryCache {
 
 impl JudgmentCache for MemoryCache {
     fn get<'a>(&'a self, key: &'a CacheKey) -> CacheFuture<'a, Option<CachedReply>> {
-        let found = self.replies.lock().expect("cache lock").get(key).cloned();
+        let found = self
+            .replies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .cloned();
         Box::pin(async move { Ok(found) })
     }
 
@@ -97,7 +105,7 @@ impl JudgmentCache for MemoryCache {
     ) -> CacheFuture<'a, ()> {
         self.replies
             .lock()
-            .expect("cache lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(key.clone())
             .or_insert_with(|| reply.clone());
         Box::pin(async { Ok(()) })

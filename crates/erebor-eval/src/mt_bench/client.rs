@@ -64,8 +64,8 @@ impl Default for RetryPolicy {
         RetryPolicy {
             max_retries: 6,
             base_delay: Duration::from_secs(2),
-            max_delay: Duration::from_secs(60),
-            timeout: Duration::from_secs(180),
+            max_delay: Duration::from_mins(1),
+            timeout: Duration::from_mins(3),
         }
     }
 }
@@ -173,7 +173,7 @@ impl ChatClient {
                 });
             }
             let wait = self.backoff(attempt, failure.1);
-            tracing::warn!(url = %self.url, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "{}; retrying", failure.0);
+            tracing::warn!(url = %self.url, attempt = attempt + 1, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "{}; retrying", failure.0);
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
@@ -191,7 +191,7 @@ impl ChatClient {
         let jitter = half.mul_f64(rand::rng().random::<f64>());
         let wait = half + jitter;
         match retry_after {
-            Some(after) => after.min(Duration::from_secs(600)),
+            Some(after) => after.min(Duration::from_mins(10)),
             None => wait,
         }
     }
@@ -270,7 +270,7 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
     }
     let when = chrono::DateTime::parse_from_rfc2822(value.trim()).ok()?;
     let ms = when.timestamp_millis() - chrono::Utc::now().timestamp_millis();
-    Some(Duration::from_millis(ms.max(0) as u64))
+    Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
 }
 
 /// The start of a reply body for an error message.
@@ -323,6 +323,9 @@ fn parse_reply(text: &str) -> Result<Reply, String> {
 
 /// The exact request body FastChat's judge sends through the OpenAI client: the model, the
 /// system and user messages, `n = 1`, the temperature and `max_tokens`.
+///
+/// # Panics
+/// Never in practice: the body holds only strings and numbers, which always serialise.
 pub fn request_body(
     model: &str,
     messages: &[(&str, &str)],
@@ -390,7 +393,7 @@ mod tests {
     fn backoff_doubles_with_jitter_and_honours_retry_after() {
         let policy = RetryPolicy {
             base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(1000),
+            max_delay: Duration::from_secs(1),
             ..RetryPolicy::default()
         };
         let endpoint = Endpoint {

@@ -160,9 +160,9 @@ pub struct MtBenchConfig {
     /// The name in the answer and judgment files (default: the step id or the model folder).
     #[serde(default)]
     pub model_id: Option<String>,
-    /// Folder with question.jsonl, judge_prompts.jsonl and reference_answer/.
+    /// Folder with `question.jsonl`, `judge_prompts.jsonl` and `reference_answer/`.
     pub data_dir: String,
-    /// Reference answers file (default: reference_answer/gpt-4.jsonl under data_dir).
+    /// Reference answers file (default: `reference_answer/gpt-4.jsonl` under `data_dir`).
     #[serde(default)]
     pub reference_answers: Option<String>,
     /// Chat template: `checkpoint` (default), a built-in name or a .jinja file.
@@ -312,7 +312,7 @@ impl MtBenchConfig {
 mod tests {
     use super::*;
 
-    fn with(extra: serde_json::Value) -> serde_json::Value {
+    fn with(extra: &serde_json::Value) -> serde_json::Value {
         let mut with = serde_json::json!({"model": "m", "data_dir": "d"});
         with.as_object_mut()
             .unwrap()
@@ -322,16 +322,16 @@ mod tests {
 
     #[test]
     fn mt_bench_temperature_defaults_to_fastchats_table_and_takes_zero() {
-        let config = MtBenchConfig::parse(&with(serde_json::json!({}))).unwrap();
+        let config = MtBenchConfig::parse(&with(&serde_json::json!({}))).unwrap();
         assert_eq!(config.temperature, None);
-        let config = MtBenchConfig::parse(&with(serde_json::json!({"temperature": 0}))).unwrap();
+        let config = MtBenchConfig::parse(&with(&serde_json::json!({"temperature": 0}))).unwrap();
         assert_eq!(config.temperature, Some(0.0));
     }
 
     #[test]
     fn mt_bench_temperature_must_be_non_negative_and_needs_generated_answers() {
         let err =
-            MtBenchConfig::parse(&with(serde_json::json!({"temperature": -0.5}))).unwrap_err();
+            MtBenchConfig::parse(&with(&serde_json::json!({"temperature": -0.5}))).unwrap_err();
         assert_eq!(err.path_string(), "temperature", "{err}");
         let from_file =
             serde_json::json!({"answers": "a.jsonl", "data_dir": "d", "temperature": 0});

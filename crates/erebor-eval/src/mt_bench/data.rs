@@ -30,11 +30,10 @@ pub const CATEGORIES: [&str; 8] = [
 /// Categories whose judgments show the judge a reference answer (FastChat's `NEED_REF_CATS`).
 pub const NEED_REF_CATS: [&str; 4] = ["math", "reasoning", "coding", "arena-hard-200"];
 
-/// Sampling temperature of a category's answers (FastChat's `temperature_config`; 0.7 for a
-/// category it does not list).
+/// Sampling temperature of a category's answers (FastChat's `temperature_config`: 0.7 for
+/// writing and roleplay, as for a category it does not list).
 pub fn category_temperature(category: &str) -> f32 {
     match category {
-        "writing" | "roleplay" => 0.7,
         "stem" | "humanities" => 0.1,
         "extraction" | "math" | "coding" | "reasoning" | "arena-hard-200" => 0.0,
         _ => 0.7,
@@ -306,7 +305,7 @@ pub fn load_answers(path: &Path) -> Result<BTreeMap<u64, AnswerRecord>> {
 pub fn write_answers(path: &Path, answers: &BTreeMap<u64, AnswerRecord>) -> Result<()> {
     let mut out = Vec::new();
     for answer in answers.values() {
-        serde_json::to_writer(&mut out, answer).expect("answers serialise");
+        serde_json::to_writer(&mut out, answer).map_err(|error| io(path)(error.into()))?;
         out.push(b'\n');
     }
     write_file(path, &out)
@@ -349,11 +348,13 @@ pub fn load_judge_prompts(path: &Path) -> Result<BTreeMap<String, JudgePrompt>> 
 }
 
 #[cfg(test)]
+// The temperatures are copied from FastChat's table, not computed: they must be equal.
+#[allow(clippy::float_cmp)]
 mod tests {
     use super::*;
 
     /// MT-Bench's eight categories with FastChat's `temperature_config`
-    /// (fastchat/llm_judge/common.py), and a category FastChat does not list (0.7).
+    /// (`fastchat/llm_judge/common.py`), and a category FastChat does not list (0.7).
     const FASTCHAT: [(&str, f32); 9] = [
         ("writing", 0.7),
         ("roleplay", 0.7),

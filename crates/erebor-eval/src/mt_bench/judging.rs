@@ -288,8 +288,8 @@ pub async fn run_requests(
         done += 1;
         on_done(done, total);
     }
-    Ok(results
+    results
         .into_iter()
-        .map(|r| r.expect("every request ran"))
-        .collect())
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| MtBenchError::Cache("a judge task ended without a result".to_owned()))
 }

@@ -52,8 +52,8 @@ impl MtBenchKind {
 
 /// The failure class of an MT-Bench error: bad files and settings are bad input, endpoint and
 /// cache failures transient (a retry may pass), a stop is a cancellation.
-pub fn failure_of(error: MtBenchError) -> StepFailure {
-    let class = match &error {
+pub fn failure_of(error: &MtBenchError) -> StepFailure {
+    let class = match error {
         MtBenchError::Data { .. }
         | MtBenchError::Prompt { .. }
         | MtBenchError::Question { .. }
@@ -87,7 +87,7 @@ impl StepKind for MtBenchKind {
             progress: ctx.progress,
             cancel: &ctx.cancel,
         };
-        let outcome = run(&config, &run_ctx).map_err(failure_of)?;
+        let outcome = run(&config, &run_ctx).map_err(|error| failure_of(&error))?;
         record_metrics(&outcome, ctx.metrics);
         tracing::info!(
             judgments = outcome.judgments,

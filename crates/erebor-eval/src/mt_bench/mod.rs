@@ -1,5 +1,5 @@
-//! MT-Bench end to end with FastChat's llm_judge semantics (fastchat/llm_judge: common.py,
-//! gen_model_answer.py, gen_judgment.py, show_result.py), without its known faults: judgments
+//! MT-Bench end to end with FastChat's `llm_judge` semantics (`fastchat/llm_judge`: common.py,
+//! `gen_model_answer.py`, `gen_judgment.py`, `show_result.py`), without its known faults: judgments
 //! are cached and resumable, failures are counted, the chat template is the model's own.
 //!
 //! - [`data`]: questions, answers, reference answers and judge prompts (FastChat's JSONL).

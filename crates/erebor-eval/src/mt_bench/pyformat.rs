@@ -50,7 +50,7 @@ pub fn format(template: &str, values: &BTreeMap<&str, &str>) -> Result<String, F
                     name: name.to_owned(),
                 })?;
                 out.push_str(value);
-                for _ in 0..name.chars().count() + 1 {
+                for _ in 0..=name.chars().count() {
                     chars.next();
                 }
             }

@@ -21,7 +21,7 @@ use super::client::ChatClient;
 use super::config::{Mode, MtBenchConfig};
 use super::data::{self, AnswerRecord, JudgePrompt, Question};
 use super::error::{MtBenchError, Result, io};
-use super::judging::{Judged, Sources, run_requests};
+use super::judging::{JudgeRequest, Judged, Sources, run_requests};
 use super::scoring::{
     PairwiseScores, SingleScores, pairwise_records, pairwise_scores, single_record, single_scores,
 };
@@ -168,26 +168,8 @@ pub fn run(config: &MtBenchConfig, ctx: &RunContext<'_>) -> Result<RunOutcome> {
     let client = ChatClient::new(judge.endpoint()?, judge.policy(), config.concurrency)
         .map_err(MtBenchError::Config)?;
     let cache = open_cache()?;
-    let sources = Sources {
-        questions: &inputs.questions,
-        prompts: &inputs.prompts,
-        references: &inputs.references,
-        judge_model: &judge.model,
-        repeats: config.repeats,
-    };
-    let (requests, against) = match config.mode {
-        Mode::Single => (sources.single(&answers)?, None),
-        Mode::Pairwise => {
-            let path = resolve(ctx.base_dir, config.against.as_deref().unwrap_or_default());
-            let other = data::load_answers(&path)?;
-            let other_id = other
-                .values()
-                .next()
-                .map(|a| a.model_id.clone())
-                .unwrap_or_default();
-            (sources.pairwise(&answers, &other)?, Some(other_id))
-        }
-    };
+    let (requests, against) =
+        judge_requests(config, &judge.model, &inputs, &answers, ctx.base_dir)?;
     ctx.progress
         .start_phase("mt-bench judgments", Some(requests.len() as u64));
     let progress = |done: usize, _total: usize| ctx.progress.set_position(done as u64);
@@ -197,27 +179,90 @@ pub fn run(config: &MtBenchConfig, ctx: &RunContext<'_>) -> Result<RunOutcome> {
     check_any_succeeded(&judged, client.url())?;
     outcome.judgments = judged.len();
     outcome.from_cache = judged.iter().filter(|j| j.from_cache).count();
-    let judge_name = sanitize(&judge.model);
-    let dir = ctx.work_dir.join("model_judgment");
-    let (file, records) = match against {
-        None => {
-            outcome.single = Some(single_scores(&judged, config.repeats));
-            let records: Vec<PyValue> = judged
-                .iter()
-                .map(|j| single_record(j, &model_id, &judge.model, config.repeats))
-                .collect();
-            (dir.join(format!("{judge_name}_single.jsonl")), records)
-        }
-        Some(other_id) => {
-            let records =
-                pairwise_records(&judged, &model_id, &other_id, &judge.model, config.repeats);
-            outcome.pairwise = Some(pairwise_scores(&records));
-            (dir.join(format!("{judge_name}_pair.jsonl")), records)
-        }
+    let judgments = Judgments {
+        judged: &judged,
+        against,
+        judge_model: &judge.model,
+        model_id: &model_id,
+        repeats: config.repeats,
     };
-    write_jsonl(&file, &records)?;
-    outcome.judgments_file = Some(file);
+    judgments.score_and_write(&mut outcome, ctx.work_dir)?;
     Ok(outcome)
+}
+
+/// The judge's requests for `answers` (single, or pairwise against the `against:` answers),
+/// and in pairwise mode the other model's id.
+fn judge_requests(
+    config: &MtBenchConfig,
+    judge_model: &str,
+    inputs: &Inputs,
+    answers: &BTreeMap<u64, AnswerRecord>,
+    base_dir: &Path,
+) -> Result<(Vec<JudgeRequest>, Option<String>)> {
+    let sources = Sources {
+        questions: &inputs.questions,
+        prompts: &inputs.prompts,
+        references: &inputs.references,
+        judge_model,
+        repeats: config.repeats,
+    };
+    match config.mode {
+        Mode::Single => Ok((sources.single(answers)?, None)),
+        Mode::Pairwise => {
+            let path = resolve(base_dir, config.against.as_deref().unwrap_or_default());
+            let other = data::load_answers(&path)?;
+            let other_id = other
+                .values()
+                .next()
+                .map(|a| a.model_id.clone())
+                .unwrap_or_default();
+            Ok((sources.pairwise(answers, &other)?, Some(other_id)))
+        }
+    }
+}
+
+/// The finished judgments of a run and what their records name.
+struct Judgments<'a> {
+    judged: &'a [Judged],
+    /// The other model's id in pairwise mode.
+    against: Option<String>,
+    judge_model: &'a str,
+    model_id: &'a str,
+    repeats: u32,
+}
+
+impl Judgments<'_> {
+    /// Scores the judgments into `outcome` and writes FastChat's judgment file for them under
+    /// `work_dir`.
+    fn score_and_write(&self, outcome: &mut RunOutcome, work_dir: &Path) -> Result<()> {
+        let judge_name = sanitize(self.judge_model);
+        let dir = work_dir.join("model_judgment");
+        let (file, records) = match &self.against {
+            None => {
+                outcome.single = Some(single_scores(self.judged, self.repeats));
+                let records: Vec<PyValue> = self
+                    .judged
+                    .iter()
+                    .map(|j| single_record(j, self.model_id, self.judge_model, self.repeats))
+                    .collect();
+                (dir.join(format!("{judge_name}_single.jsonl")), records)
+            }
+            Some(other_id) => {
+                let records = pairwise_records(
+                    self.judged,
+                    self.model_id,
+                    other_id,
+                    self.judge_model,
+                    self.repeats,
+                );
+                outcome.pairwise = Some(pairwise_scores(&records));
+                (dir.join(format!("{judge_name}_pair.jsonl")), records)
+            }
+        };
+        write_jsonl(&file, &records)?;
+        outcome.judgments_file = Some(file);
+        Ok(())
+    }
 }
 
 /// Fails when requests were made and none succeeded (an endpoint that refuses connections, a
@@ -280,7 +325,7 @@ fn local_answers(
 ) -> Result<(BTreeMap<u64, AnswerRecord>, Option<AnswerStats>, bool)> {
     let spec = config.model.as_deref().unwrap_or_default();
     let path = erebor_core::hub_models::resolve_model(ctx.base_dir, spec)
-        .map_err(|e| crate::kind::model_ref_error(spec, e))?;
+        .map_err(|e| crate::kind::model_ref_error(spec, &e))?;
     let device = config.device;
     let dtype = config
         .dtype

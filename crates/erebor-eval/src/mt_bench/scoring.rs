@@ -187,7 +187,7 @@ pub fn median(values: &[f64]) -> Option<f64> {
     match n {
         0 => None,
         _ if n % 2 == 1 => Some(sorted[n / 2]),
-        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+        _ => Some(f64::midpoint(sorted[n / 2 - 1], sorted[n / 2])),
     }
 }
 

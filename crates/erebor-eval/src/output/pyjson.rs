@@ -1,7 +1,7 @@
 //! JSON written byte for byte as Python's `json.dumps(..., ensure_ascii=False)` writes it, so
 //! that samples files and their sha256 hashes match lm-evaluation-harness's.
 //!
-//! Python differs from serde_json in three ways that matter here: separators (`", "` and
+//! Python differs from `serde_json` in three ways that matter here: separators (`", "` and
 //! `": "` on one line; `","` and `": "` with an indent), floats (`repr`: `1.0`, `1e-05`,
 //! `-12.5`) and key order (insertion order, which [`PyValue::Dict`] keeps).
 
@@ -39,7 +39,7 @@ impl PyValue {
 }
 
 impl PyValue {
-    /// Parses JSON text as Python's `json.loads` does: dict keys in the order written (serde_json
+    /// Parses JSON text as Python's `json.loads` does: dict keys in the order written (`serde_json`
     /// without `preserve_order` would sort them), numbers with a fraction or exponent as
     /// floats, others as ints.
     pub fn parse(text: &str) -> serde_json::Result<Self> {
@@ -300,6 +300,9 @@ fn json_float(f: f64) -> String {
 /// Python's `repr(float)` (and `str(float)`): the shortest digits that round-trip, in fixed
 /// notation when the decimal exponent is in `-4..16`, else as `1.5e-05` / `1e+16`; integral
 /// values keep `.0`; `nan`, `inf`, `-inf`.
+///
+/// # Panics
+/// Never in practice: Rust's `{:e}` of a finite float always ends in an integer exponent.
 pub fn py_float_repr(f: f64) -> String {
     if f.is_nan() {
         return "nan".into();
@@ -335,16 +338,16 @@ mod tests {
             (1.0, "1.0"),
             (-12.0, "-12.0"),
             (0.1, "0.1"),
-            (-2.3025850929940455, "-2.3025850929940455"),
+            (-2.302_585_092_994_045_5, "-2.3025850929940455"),
             (1e-05, "1e-05"),
             (-3.2e-05, "-3.2e-05"),
             (0.0001, "0.0001"),
             (1e16, "1e+16"),
-            (1234567890123456.0, "1234567890123456.0"),
+            (1_234_567_890_123_456.0, "1234567890123456.0"),
             (1.5e300, "1.5e+300"),
             (0.0, "0.0"),
             (-0.0, "-0.0"),
-            (123456.789, "123456.789"),
+            (123_456.789, "123456.789"),
         ] {
             assert_eq!(py_float_repr(x), py, "{x}");
         }

@@ -52,6 +52,13 @@ fn metric_rows(
 /// A Markdown table of every task's and group's metrics, then the leaderboard average and the
 /// forward-token counts.
 pub fn results_table(report: &EvalReport) -> String {
+    let mut text = markdown_table(&metric_table_rows(report));
+    text.push_str(&summary_lines(report));
+    text
+}
+
+/// One row per metric of every task, then of every group.
+fn metric_table_rows(report: &EvalReport) -> Vec<[String; 8]> {
     let mut rows: Vec<[String; 8]> = Vec::new();
     for task in &report.tasks {
         let version = match &task.version {
@@ -74,11 +81,17 @@ pub fn results_table(report: &EvalReport) -> String {
         let shots = group.num_fewshot.map_or(String::new(), |k| k.to_string());
         metric_rows(&group.name, "", &shots, &group.metrics, &mut rows);
     }
+    rows
+}
+
+/// The rows under lm-eval's header, each column padded to its widest cell (numbers to the
+/// right), with a trailing newline.
+fn markdown_table(rows: &[[String; 8]]) -> String {
     let header = [
         "Tasks", "Version", "Filter", "n-shot", "Metric", "", "Value", "Stderr",
     ];
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in &rows {
+    for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
@@ -111,11 +124,18 @@ pub fn results_table(report: &EvalReport) -> String {
         })
         .collect();
     lines.push(row(&rule));
-    for r in &rows {
+    for r in rows {
         lines.push(row(&pad(r)));
     }
     let mut text = lines.join("\n");
     text.push('\n');
+    text
+}
+
+/// The leaderboard average (with what it covers, misses and notes) and the forward-token
+/// counts, each after a blank line; empty when the report has neither.
+fn summary_lines(report: &EvalReport) -> String {
+    let mut text = String::new();
     if let Some(lb) = &report.leaderboard {
         let covered: Vec<String> = lb
             .entries

@@ -1,9 +1,9 @@
 //! GSM8K (b281b09 `tasks/gsm8k.py`): "Question: {q}\nAnswer:", greedy generation of at most
 //! 256 tokens stopped at ":", "Question:" or "Question" (lm-eval 0.4: "Question:", "</s>",
-//! "<|im_end|>"), the `#### N` answer extracted and compared as a string (`acc` in b281b09).
+//! `"<|im_end|>"`), the `#### N` answer extracted and compared as a string (`acc` in b281b09).
 //!
 //! Under lm-eval 0.4 (its `gsm8k.yaml`, 0.4.13) each generation goes through two filters, and
-//! `exact_match` (ignore_case, with `,`, `\$`, `(?s).*#### ` and `\.$` removed from both sides)
+//! `exact_match` (`ignore_case`, with `,`, `\$`, `(?s).*#### ` and `\.$` removed from both sides)
 //! is reported under each: `strict-match` (the first `#### (\-?[0-9\.\,]+)`) and
 //! `flexible-extract` (the last match of `(-?[$0-9.,]{2,})|(-?[0-9]+)`, its first non-empty
 //! group), so the metrics are `exact_match,strict-match` and `exact_match,flexible-extract`.
@@ -189,13 +189,13 @@ impl Gsm8k {
             target: doc.doc.answer.clone(),
             requests: vec![Request::GenerateUntil {
                 context,
-                until: until.iter().map(|s| s.to_string()).collect(),
+                until: until.iter().map(ToString::to_string).collect(),
                 max_gen_toks: MAX_GEN_TOKS,
             }],
         }
     }
 
-    fn generated<'a>(&self, instance: &DocInstance, responses: &'a [Response]) -> Result<&'a str> {
+    fn generated<'a>(instance: &DocInstance, responses: &'a [Response]) -> Result<&'a str> {
         match responses {
             [Response::Generated(text)] => Ok(text),
             _ => Err(document_error(
@@ -306,7 +306,7 @@ impl Task for Gsm8k {
         instance: &DocInstance,
         responses: &[Response],
     ) -> Result<Vec<(String, f64)>> {
-        let text = self.generated(instance, responses)?;
+        let text = Self::generated(instance, responses)?;
         Ok(match self.harness {
             Harness::B281b09 => {
                 let correct = metrics::gsm8k_correct(text, &instance.target).unwrap_or(false);
@@ -340,7 +340,7 @@ impl Task for Gsm8k {
             .iter()
             .map(|response| match response {
                 Response::Generated(text) => serde_json::Value::String(self.extract(filter, text)),
-                other => crate::task::response_json(other),
+                other @ Response::Loglikelihood { .. } => crate::task::response_json(other),
             })
             .collect()
     }

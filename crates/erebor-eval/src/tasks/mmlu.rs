@@ -187,14 +187,13 @@ fn by_subject(file: &JsonlFile) -> Result<BTreeMap<String, Vec<EvalDoc<McDoc>>>>
 /// choice (zipped with A-D), "Answer:"; the choices are the letters.
 fn process(fields: &Fields<'_>) -> Result<McDoc> {
     let question = py_strip(fields.str("question")?);
-    let options: String = KEYS
-        .iter()
-        .zip(fields.str_list("choices")?)
-        .map(|(key, choice)| format!("{key}. {choice}\n"))
-        .collect();
+    let mut options = String::new();
+    for (key, choice) in KEYS.iter().zip(fields.str_list("choices")?) {
+        options.push_str(&format!("{key}. {choice}\n"));
+    }
     Ok(McDoc {
         query: format!("{question}\n{options}Answer:"),
-        choices: KEYS.iter().map(|k| k.to_string()).collect(),
+        choices: KEYS.iter().map(ToString::to_string).collect(),
         gold: fields.index("answer")?,
     })
 }

@@ -56,9 +56,11 @@ pub fn leaderboard_tasks(names: &[&str], options: &TaskOptions) -> Result<Vec<Bo
     let mut tasks: Vec<Box<dyn Task>> = Vec::with_capacity(expanded.len());
     for name in &expanded {
         if name.starts_with("mmlu_") {
-            tasks.push(Box::new(
-                mmlu_tasks.pop().expect("one MMLU task per subject"),
-            ));
+            let task = mmlu_tasks.pop().ok_or_else(|| EvalError::Task {
+                task: name.clone(),
+                message: "no MMLU task was built for this subject".to_owned(),
+            })?;
+            tasks.push(Box::new(task));
         } else {
             tasks.push(build_one(name, options)?);
         }
@@ -107,5 +109,5 @@ fn build_one(name: &str, options: &TaskOptions) -> Result<Box<dyn Task>> {
 
 /// Whether a task name is a custom task file's path.
 pub fn is_task_file(name: &str) -> bool {
-    name.ends_with(".yaml") || name.ends_with(".yml")
+    crate::data::has_extension(name, &["yaml", "yml"])
 }

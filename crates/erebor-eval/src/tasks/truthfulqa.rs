@@ -176,7 +176,11 @@ fn targets(fields: &Fields<'_>, name: &str) -> Result<(Vec<String>, Vec<u8>)> {
             .and_then(|items| {
                 items
                     .iter()
-                    .map(|l| l.as_u64().filter(|&l| l <= 1).map(|l| l as u8))
+                    .map(|l| {
+                        l.as_u64()
+                            .filter(|&l| l <= 1)
+                            .and_then(|l| u8::try_from(l).ok())
+                    })
                     .collect()
             });
     let labels = labels.ok_or_else(|| {
@@ -195,7 +199,7 @@ fn targets(fields: &Fields<'_>, name: &str) -> Result<(Vec<String>, Vec<u8>)> {
 }
 
 impl TruthfulQa {
-    fn instance(&self, doc: &EvalDoc<McDoc>) -> DocInstance {
+    fn instance(doc: &EvalDoc<McDoc>) -> DocInstance {
         let context = format!("{QA_PROMPT}\n\nQ: {}\nA:", doc.doc.question);
         let mc2_choices = doc.doc.mc2.iter().flat_map(|(choices, _)| choices);
         let requests = doc
@@ -269,7 +273,7 @@ impl Task for TruthfulQa {
         let plan = fewshot::plan(NAME, &spec, &|_, _| false)?;
         Ok(plan
             .iter()
-            .map(|p| self.instance(&self.docs[p.doc]))
+            .map(|p| Self::instance(&self.docs[p.doc]))
             .collect())
     }
 

@@ -29,9 +29,10 @@ pub fn tiny_model() -> (CausalLm, Tokenizer) {
 /// `../shared` beside the checkout (or `$EREBOR_SHARED`). Absent: `None` with a message, but
 /// under `CI=true` the test fails instead of skipping.
 pub fn shared(rel: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("EREBOR_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    let dir = std::env::var_os("EREBOR_SHARED").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+        PathBuf::from,
+    );
     let path = dir.join(rel);
     if path.exists() {
         return Some(path);

@@ -7,7 +7,7 @@
 //! gets `[[8]]` for turn 1 and `[[4]]` for turn 2 (multi-turn prompts show `### User:`); a
 //! pairwise prompt gets `[[A]]` when assistant A's text contains `PREFERRED`, `[[B]]` when
 //! B's does, `[[C]]` otherwise. An answer request (no judge prompt) gets "answer N" back.
-//! Used by crates/erebor-eval/tests/mt_bench*.rs and tests/e2e_mt_bench.rs.
+//! Used by crates/erebor-eval/tests/mt_bench*.rs and `tests/e2e_mt_bench.rs`.
 
 #![allow(dead_code)]
 
@@ -31,7 +31,7 @@ pub enum Behaviour {
         n: usize,
         retry_after: Option<String>,
     },
-    /// 500 for the next `n` requests (usize::MAX: always), then normal.
+    /// 500 for the next `n` requests (`usize::MAX`: always), then normal.
     ServerError { n: usize },
     /// An HTML body with status 200 for the next `n` requests, then normal.
     NotJson { n: usize },
@@ -188,7 +188,7 @@ async fn serve(
             "<html>502 Bad Gateway</html>".to_owned(),
         ),
         Behaviour::Hang { .. } => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
+            tokio::time::sleep(Duration::from_hours(1)).await;
             return Ok(());
         }
     };
