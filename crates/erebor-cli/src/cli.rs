@@ -94,7 +94,7 @@ impl Command {
             Command::Kinds(args) => args.execute(globals),
             Command::Eval(args) => args.execute(globals),
             Command::MtBench(args) => args.execute(globals),
-            Command::Model(args) => args.execute(globals),
+            Command::Model(args) => args.execute(),
             Command::StepExec(args) => args.execute(globals),
         }
     }

@@ -1,6 +1,7 @@
 //! The console subscriber: one progress bar per running step (phase, position, latest
 //! metric), and a line per step that finishes, fails, is cached or skipped.
 
+use erebor_core::StepId;
 use erebor_engine::{EngineEvent, Subscriber};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
@@ -29,7 +30,10 @@ impl Console {
     }
 
     fn bar(&self, step: &str) -> ProgressBar {
-        let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bars = self
+            .bars
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         bars.entry(step.to_owned())
             .or_insert_with(|| {
                 let bar = self.multi.add(ProgressBar::new_spinner());
@@ -45,7 +49,7 @@ impl Console {
         if let Some(bar) = self
             .bars
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(step)
         {
             bar.finish_and_clear();
@@ -70,6 +74,10 @@ fn bar_style() -> ProgressStyle {
 
 impl Subscriber for Console {
     fn on_event(&self, event: &EngineEvent) {
+        if let Some((step, line)) = finished_line(event) {
+            self.finish(step.as_str(), line);
+            return;
+        }
         match event {
             EngineEvent::RunStarted {
                 run_id,
@@ -84,12 +92,6 @@ impl Subscriber for Console {
                 let _ = self
                     .multi
                     .println(format!("run {run_id}: {steps} steps{resumed}"));
-            }
-            EngineEvent::StepCached { step, from_run } => {
-                self.finish(
-                    step.as_str(),
-                    format!("  cached     {step} (from run {from_run})"),
-                );
             }
             EngineEvent::StepStarted {
                 step,
@@ -139,50 +141,57 @@ impl Subscriber for Console {
                 message,
             } => {
                 let _ = self.multi.println(format!(
-                    "  retry      {step} after attempt {attempt} failed ({message}); next in {:.0?}",
-                    delay
+                    "  retry      {step} after attempt {attempt} failed ({message}); next in {delay:.0?}"
                 ));
             }
-            EngineEvent::StepSucceeded {
-                step,
-                elapsed,
-                expect_failures,
-            } => {
-                let mut line = format!(
-                    "  done       {step} in {}",
-                    crate::format::duration_ms(elapsed.as_millis() as i64)
-                );
-                for failure in expect_failures {
-                    line.push_str(&format!("\n  expect     {step}: {failure}"));
-                }
-                self.finish(step.as_str(), line);
-            }
-            EngineEvent::StepFailed {
-                step,
-                class,
-                message,
-                log,
-            } => {
-                let log = if log.is_empty() {
-                    String::new()
-                } else {
-                    format!("\n             log: {log}")
-                };
-                self.finish(
-                    step.as_str(),
-                    format!("  FAILED     {step} ({class}): {message}{log}"),
-                );
-            }
-            EngineEvent::StepSkipped { step, because } => {
-                self.finish(
-                    step.as_str(),
-                    format!("  skipped    {step} ({because} did not succeed)"),
-                );
-            }
-            EngineEvent::StepInterrupted { step } => {
-                self.finish(step.as_str(), format!("  interrupted {step}"));
-            }
-            EngineEvent::RunFinished { .. } => {}
+            _ => {}
         }
     }
+}
+
+/// The step and the line for an event that ends its bar: cached, succeeded, failed, skipped
+/// or interrupted; `None` for any other event.
+fn finished_line(event: &EngineEvent) -> Option<(&StepId, String)> {
+    let line = match event {
+        EngineEvent::StepCached { step, from_run } => {
+            (step, format!("  cached     {step} (from run {from_run})"))
+        }
+        EngineEvent::StepSucceeded {
+            step,
+            elapsed,
+            expect_failures,
+        } => {
+            let mut line = format!(
+                "  done       {step} in {}",
+                crate::format::duration_ms(crate::format::millis(*elapsed))
+            );
+            for failure in expect_failures {
+                line.push_str(&format!("\n  expect     {step}: {failure}"));
+            }
+            (step, line)
+        }
+        EngineEvent::StepFailed {
+            step,
+            class,
+            message,
+            log,
+        } => {
+            let log = if log.is_empty() {
+                String::new()
+            } else {
+                format!("\n             log: {log}")
+            };
+            (
+                step,
+                format!("  FAILED     {step} ({class}): {message}{log}"),
+            )
+        }
+        EngineEvent::StepSkipped { step, because } => (
+            step,
+            format!("  skipped    {step} ({because} did not succeed)"),
+        ),
+        EngineEvent::StepInterrupted { step } => (step, format!("  interrupted {step}")),
+        _ => return None,
+    };
+    Some(line)
 }

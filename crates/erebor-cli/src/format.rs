@@ -61,20 +61,23 @@ pub fn time(ms: i64) -> String {
     }
 }
 
-/// A duration in ms as `1h02m`, `3m04s` or `5.2s`.
+/// A duration in ms as `1h02m`, `3m04s` or `5.2s` (whole units rounded down).
 pub fn duration_ms(ms: i64) -> String {
-    let secs = ms.max(0) as f64 / 1000.0;
-    if secs >= 3600.0 {
-        format!(
-            "{}h{:02}m",
-            (secs / 3600.0) as u64,
-            ((secs % 3600.0) / 60.0) as u64
-        )
-    } else if secs >= 60.0 {
-        format!("{}m{:02}s", (secs / 60.0) as u64, (secs % 60.0) as u64)
+    const MINUTE: i64 = 60_000;
+    const HOUR: i64 = 60 * MINUTE;
+    let ms = ms.max(0);
+    if ms >= HOUR {
+        format!("{}h{:02}m", ms / HOUR, ms % HOUR / MINUTE)
+    } else if ms >= MINUTE {
+        format!("{}m{:02}s", ms / MINUTE, ms % MINUTE / 1000)
     } else {
-        format!("{secs:.1}s")
+        format!("{:.1}s", ms as f64 / 1000.0)
     }
+}
+
+/// A duration in whole milliseconds, as the store's times are (saturating at `i64::MAX`).
+pub fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A metric value: integers without decimals, others with up to 6 significant digits.
@@ -84,8 +87,11 @@ pub fn number(value: f64) -> String {
     } else if value.fract() == 0.0 && value.abs() < 1e15 {
         format!("{value:.0}")
     } else {
+        // The decimal exponent of a finite float lies within ±400 (an infinite one saturates,
+        // which the clamp below turns into no decimals, as wanted).
+        #[allow(clippy::cast_possible_truncation)]
         let magnitude = value.abs().log10().floor() as i32;
-        let decimals = (5 - magnitude).clamp(0, 12) as usize;
+        let decimals = usize::try_from((5 - magnitude).clamp(0, 12)).unwrap_or(0);
         let text = format!("{value:.decimals$}");
         let trimmed = text.trim_end_matches('0').trim_end_matches('.');
         trimmed.to_owned()
@@ -104,7 +110,7 @@ pub fn csv_field(text: &str) -> String {
 /// Parses `--since`: a duration ago (`2d`, `12h`), a date (`2026-11-27`) or an RFC 3339 time.
 pub fn parse_since(text: &str) -> Result<i64, String> {
     if let Ok(ago) = erebor_workflow::fields::parse_duration(text) {
-        return Ok(Utc::now().timestamp_millis() - ago.as_millis() as i64);
+        return Ok(Utc::now().timestamp_millis() - millis(ago));
     }
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Ok(time.timestamp_millis());
@@ -127,7 +133,7 @@ mod tests {
     #[test]
     fn numbers_and_durations_read_well() {
         assert_eq!(number(3.0), "3");
-        assert_eq!(number(0.123456789), "0.123457");
+        assert_eq!(number(0.123_456_789), "0.123457");
         assert_eq!(number(1234.5678), "1234.57");
         assert_eq!(number(f64::NAN), "NaN");
         assert_eq!(duration_ms(5_200), "5.2s");

@@ -36,14 +36,6 @@ impl Globals {
         }
     }
 
-    /// A multi-threaded tokio runtime.
-    pub fn runtime(&self) -> anyhow::Result<tokio::runtime::Runtime> {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")
-    }
-
     /// Opens (and migrates) the run store.
     pub async fn store(&self) -> anyhow::Result<erebor_store::Store> {
         let url = self.db_url();
@@ -56,4 +48,12 @@ impl Globals {
     pub fn progress_bars(&self) -> bool {
         !self.args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr())
     }
+}
+
+/// A multi-threaded tokio runtime.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }

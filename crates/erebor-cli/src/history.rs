@@ -56,7 +56,8 @@ pub fn display_status(run: &RunRecord) -> String {
             .is_some_and(erebor_engine::process::is_alive)
     } else {
         run.heartbeat_at.is_some_and(|beat| {
-            erebor_store::now_ms() - beat < erebor_engine::engine::LEASE_TIMEOUT.as_millis() as i64
+            erebor_store::now_ms() - beat
+                < crate::format::millis(erebor_engine::engine::LEASE_TIMEOUT)
         })
     };
     if alive {

@@ -24,11 +24,11 @@ pub struct EvalArgs {
     /// The model: a Hugging Face checkpoint folder, a .gguf file, or `hf://models/OWNER/NAME[@REV]`
     /// from the `EREBOR_HF_MODELS` mirror.
     pub model: PathBuf,
-    /// Comma-separated tasks: leaderboard names (arc_challenge, arc_easy, hellaswag, mmlu,
-    /// truthfulqa, winogrande, gsm8k) or custom task files (.yaml).
+    /// Comma-separated tasks: leaderboard names (`arc_challenge`, `arc_easy`, `hellaswag`,
+    /// `mmlu`, `truthfulqa`, `winogrande`, `gsm8k`) or custom task files (`.yaml`).
     #[arg(long, value_delimiter = ',', required = true)]
     pub tasks: Vec<String>,
-    /// Few-shot examples (default: each task's own, e.g. 25 for arc_challenge).
+    /// Few-shot examples (default: each task's own, e.g. 25 for `arc_challenge`).
     #[arg(long)]
     pub num_fewshot: Option<usize>,
     /// Documents per task, after the harness's shuffle.
@@ -179,7 +179,12 @@ impl BarProgress {
     }
 
     fn finish(&self) {
-        if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(bar) = self
+            .bar
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
             bar.finish();
         }
     }
@@ -187,7 +192,10 @@ impl BarProgress {
 
 impl ProgressReporter for BarProgress {
     fn start_phase(&self, phase: &str, total: Option<u64>) {
-        let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self
+            .bar
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(old) = slot.take() {
             old.finish();
         }
@@ -207,7 +215,12 @@ impl ProgressReporter for BarProgress {
     }
 
     fn set_position(&self, position: u64) {
-        if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some(bar) = self
+            .bar
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+        {
             bar.set_position(position);
         }
     }

@@ -10,6 +10,8 @@ pub struct KindsArgs {}
 
 impl KindsArgs {
     /// Prints every kind with its code version, summary and outputs.
+    // Every command's arguments run through `execute(self, globals)`; these have no fields.
+    #[allow(clippy::unused_self)]
     pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         let mut out = String::new();
         for kind in globals.registry.iter() {

@@ -4,7 +4,8 @@ use crate::format::{Table, csv_field, number};
 use crate::globals::Globals;
 use crate::history::{select_steps, step_metrics};
 use crate::outcome::{BadInput, Outcome};
-use erebor_store::{AttemptId, StepId};
+use erebor_store::{AttemptId, MetricRow, StepId};
+use std::collections::BTreeMap;
 
 /// Arguments of `erebor metrics`.
 #[derive(Debug, clap::Args)]
@@ -38,7 +39,7 @@ struct Point {
 impl MetricsArgs {
     /// Prints the metrics.
     pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
-        let points = globals.runtime()?.block_on(async {
+        let points = crate::globals::runtime()?.block_on(async {
             let store = globals.store().await?;
             let run = store
                 .find_run(&self.run)
@@ -61,79 +62,92 @@ impl MetricsArgs {
             for step in chosen {
                 let (rows, link) = step_metrics(&store, step, self.key.as_deref()).await?;
                 let reused_from = link.map(|l| l.to_string());
-                if self.all_attempts {
-                    points.extend(rows.into_iter().map(|r| Point {
-                        step: step.step_id.clone(),
-                        attempt: r.attempt_id,
-                        key: r.key,
-                        index: r.index,
-                        value: r.value,
-                        reused_from: reused_from.clone(),
-                    }));
-                } else {
-                    let mut latest: std::collections::BTreeMap<(String, i64), (AttemptId, f64)> =
-                        Default::default();
-                    for row in rows {
-                        latest.insert((row.key, row.index), (row.attempt_id, row.value));
-                    }
-                    points.extend(latest.into_iter().map(|((key, index), (attempt, value))| {
-                        Point {
-                            step: step.step_id.clone(),
-                            attempt,
-                            key,
-                            index,
-                            value,
-                            reused_from: reused_from.clone(),
-                        }
-                    }));
-                }
+                points.extend(step_points(
+                    &step.step_id,
+                    rows,
+                    reused_from.as_deref(),
+                    self.all_attempts,
+                ));
             }
             anyhow::Ok(points)
         })?;
-        let out = match self.format.as_str() {
-            "csv" => {
-                let mut out = String::from("step,key,index,value,attempt,reused_from\n");
-                for p in &points {
-                    out.push_str(&format!(
-                        "{},{},{},{},{},{}\n",
-                        csv_field(p.step.as_str()),
-                        csv_field(&p.key),
-                        p.index,
-                        p.value,
-                        p.attempt,
-                        csv_field(p.reused_from.as_deref().unwrap_or(""))
-                    ));
-                }
-                out
-            }
-            "json" => {
-                let rows: Vec<serde_json::Value> = points
-                    .iter()
-                    .map(|p| serde_json::json!({"step": p.step, "key": p.key, "index": p.index, "value": json_number(p.value), "attempt": p.attempt, "reused_from": p.reused_from}))
-                    .collect();
-                format!("{}\n", serde_json::to_string_pretty(&rows)?)
-            }
-            _ => {
-                let mut table = Table::new(&["step", "key", "index", "value", "reused from"]);
-                for p in &points {
-                    table.row(vec![
-                        p.step.to_string(),
-                        p.key.clone(),
-                        p.index.to_string(),
-                        number(p.value),
-                        p.reused_from.clone().unwrap_or_default(),
-                    ]);
-                }
-                table.render()
-            }
-        };
-        print!("{out}");
+        print!("{}", render(&points, &self.format)?);
         Ok(Outcome::Success)
     }
 }
 
+/// A step's points: every attempt's, or only the latest attempt's value per key and index.
+fn step_points(
+    step: &StepId,
+    rows: Vec<MetricRow>,
+    reused_from: Option<&str>,
+    all_attempts: bool,
+) -> Vec<Point> {
+    let point = |key, index, value, attempt| Point {
+        step: step.clone(),
+        attempt,
+        key,
+        index,
+        value,
+        reused_from: reused_from.map(str::to_owned),
+    };
+    if all_attempts {
+        return rows
+            .into_iter()
+            .map(|r| point(r.key, r.index, r.value, r.attempt_id))
+            .collect();
+    }
+    let mut latest: BTreeMap<(String, i64), (AttemptId, f64)> = BTreeMap::new();
+    for row in rows {
+        latest.insert((row.key, row.index), (row.attempt_id, row.value));
+    }
+    latest
+        .into_iter()
+        .map(|((key, index), (attempt, value))| point(key, index, value, attempt))
+        .collect()
+}
+
+/// The points as `format` says: `csv`, `json`, else a table.
+fn render(points: &[Point], format: &str) -> anyhow::Result<String> {
+    Ok(match format {
+        "csv" => {
+            let mut out = String::from("step,key,index,value,attempt,reused_from\n");
+            for p in points {
+                out.push_str(&format!(
+                    "{},{},{},{},{},{}\n",
+                    csv_field(p.step.as_str()),
+                    csv_field(&p.key),
+                    p.index,
+                    p.value,
+                    p.attempt,
+                    csv_field(p.reused_from.as_deref().unwrap_or(""))
+                ));
+            }
+            out
+        }
+        "json" => {
+            let rows: Vec<serde_json::Value> = points
+                    .iter()
+                    .map(|p| serde_json::json!({"step": p.step, "key": p.key, "index": p.index, "value": json_number(p.value), "attempt": p.attempt, "reused_from": p.reused_from}))
+                    .collect();
+            format!("{}\n", serde_json::to_string_pretty(&rows)?)
+        }
+        _ => {
+            let mut table = Table::new(&["step", "key", "index", "value", "reused from"]);
+            for p in points {
+                table.row(vec![
+                    p.step.to_string(),
+                    p.key.clone(),
+                    p.index.to_string(),
+                    number(p.value),
+                    p.reused_from.clone().unwrap_or_default(),
+                ]);
+            }
+            table.render()
+        }
+    })
+}
+
 fn json_number(value: f64) -> serde_json::Value {
-    serde_json::Number::from_f64(value)
-        .map(serde_json::Value::Number)
-        .unwrap_or(serde_json::Value::Null)
+    serde_json::Number::from_f64(value).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }

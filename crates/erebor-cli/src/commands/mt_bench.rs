@@ -1,5 +1,5 @@
 //! `erebor mt-bench MODEL`: MT-Bench outside any workflow, as people run FastChat's
-//! gen_model_answer.py, gen_judgment.py and show_result.py: answers, judgments (cached in the
+//! `gen_model_answer.py`, `gen_judgment.py` and `show_result.py`: answers, judgments (cached in the
 //! run store), and the scores on stdout. Files go to `--output DIR/<model_id>/`.
 
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ pub struct MtBenchArgs {
     /// `hf://models/OWNER/NAME[@REV]` from the `EREBOR_HF_MODELS` mirror (or use --answers /
     /// --answers-from-url).
     pub model: Option<PathBuf>,
-    /// Folder with question.jsonl, judge_prompts.jsonl and reference_answer/.
+    /// Folder with `question.jsonl`, `judge_prompts.jsonl` and `reference_answer/`.
     #[arg(long)]
     pub data_dir: PathBuf,
     /// Judge an answers file already written (FastChat's answer JSONL) instead of a model.
@@ -89,7 +89,7 @@ pub struct MtBenchArgs {
     /// Prompts per generation batch.
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
-    /// Output folder (default: <home>/mt_bench).
+    /// Output folder (default: `<home>/mt_bench`).
     #[arg(long)]
     pub output: Option<PathBuf>,
 }
@@ -151,7 +151,7 @@ impl MtBenchArgs {
             dtype: self.dtype.clone(),
             batch_size: self.batch_size,
         };
-        config.check().map_err(|e| BadInput(format!("--{}", e)))?;
+        config.check().map_err(|e| BadInput(format!("--{e}")))?;
         Ok(config)
     }
 

@@ -31,7 +31,7 @@ impl PlanArgs {
         let workflow = crate::executors::for_planning(self.runner.executor, &workflow);
         let limits = self.runner.limits()?;
         let cache = HashCache::open(&globals.home().join("cache").join("file-hashes.json"));
-        let entries = globals.runtime()?.block_on(async {
+        let entries = crate::globals::runtime()?.block_on(async {
             let store = globals.store().await?;
             anyhow::Ok(
                 erebor_engine::plan::plan(&workflow, &globals.registry, &store, &cache, &limits)
@@ -128,8 +128,7 @@ fn render_text(workflow: &Workflow, entries: &[PlanEntry]) -> String {
             entry
                 .fingerprint
                 .as_deref()
-                .map(|f| f[..12].to_owned())
-                .unwrap_or_else(|| "?".to_owned()),
+                .map_or_else(|| "?".to_owned(), |f| f[..12].to_owned()),
             needs,
         ]);
     }

@@ -43,7 +43,7 @@ impl ReportArgs {
             compare: self.compare.clone(),
             schedule: self.schedule.clone(),
         };
-        let report = globals.runtime()?.block_on(async {
+        let report = crate::globals::runtime()?.block_on(async {
             let store = globals.store().await?;
             let run = store
                 .find_run(&self.run)

@@ -22,7 +22,7 @@ pub struct ResumeArgs {
 impl ResumeArgs {
     /// Reloads the run's stored workflow and params and continues it.
     pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
-        let runtime = globals.runtime()?;
+        let runtime = crate::globals::runtime()?;
         runtime.block_on(async {
             let store = globals.store().await?;
             let run = store
@@ -63,7 +63,7 @@ impl ResumeArgs {
 /// Options the run was started with apply again unless given now: `--no-cache`, `--force`,
 /// `--jobs` and `--executor` (GPUs are detected afresh: the machine may differ).
 fn inherit_options(mut runner: RunnerArgs, stored: &serde_json::Value) -> RunnerArgs {
-    if stored.get("no_cache").and_then(|v| v.as_bool()) == Some(true) {
+    if stored.get("no_cache").and_then(serde_json::Value::as_bool) == Some(true) {
         runner.no_cache = true;
     }
     if runner.force.is_empty()
@@ -83,8 +83,8 @@ fn inherit_options(mut runner: RunnerArgs, stored: &serde_json::Value) -> Runner
     if runner.jobs.is_none() {
         runner.jobs = stored
             .get("jobs")
-            .and_then(|v| v.as_u64())
-            .map(|j| j as usize);
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|j| usize::try_from(j).ok());
     }
     runner
 }

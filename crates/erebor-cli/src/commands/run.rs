@@ -30,7 +30,7 @@ pub struct RunnerArgs {
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
     /// GPU slots: a count (`2`), a list of device ids (`0,3`) or `none` (default: from
-    /// CUDA_VISIBLE_DEVICES, else the NVIDIA devices present).
+    /// `CUDA_VISIBLE_DEVICES`, else the NVIDIA devices present).
     #[arg(long)]
     pub gpus: Option<String>,
     /// Run this step even if a cached result exists (a matrix base selects all arms; repeatable).
@@ -81,7 +81,7 @@ impl RunArgs {
     pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         let workflow = load_workflow(globals, &self.file, &self.set)?;
         crate::telemetry::add_secrets(workflow.params.secret_values());
-        let runtime = globals.runtime()?;
+        let runtime = crate::globals::runtime()?;
         runtime.block_on(async {
             let store = globals.store().await?;
             let refused =
@@ -110,9 +110,7 @@ impl RunnerArgs {
         };
         Ok(Limits {
             jobs: self.jobs.unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
             }),
             gpus,
             force: self.force.clone(),
@@ -243,7 +241,7 @@ pub fn parse_gpus(spec: &str) -> Result<Vec<u32>, String> {
     Ok((0..count).collect())
 }
 
-/// GPU slots from CUDA_VISIBLE_DEVICES, else the NVIDIA devices in /dev.
+/// GPU slots from `CUDA_VISIBLE_DEVICES`, else the NVIDIA devices in /dev.
 pub fn detect_gpus() -> Vec<u32> {
     if let Ok(visible) = std::env::var("CUDA_VISIBLE_DEVICES") {
         let ids: Vec<u32> = visible
@@ -255,7 +253,7 @@ pub fn detect_gpus() -> Vec<u32> {
     let mut ids: Vec<u32> = std::fs::read_dir("/dev")
         .map(|entries| {
             entries
-                .filter_map(|e| e.ok())
+                .filter_map(Result::ok)
                 .filter_map(|e| {
                     e.file_name()
                         .to_str()

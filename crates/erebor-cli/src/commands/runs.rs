@@ -4,7 +4,7 @@ use crate::format::{self, Table};
 use crate::globals::Globals;
 use crate::history::{display_status, final_values, mark_reused, select_steps};
 use crate::outcome::{BadInput, Outcome};
-use erebor_store::{RunFilter, RunStatus, Store};
+use erebor_store::{AttemptRecord, RunFilter, RunRecord, RunStatus, StepRecord, Store};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -58,7 +58,7 @@ pub struct CompareArgs {
 impl RunsCommand {
     /// Runs the subcommand.
     pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
-        let text = globals.runtime()?.block_on(async {
+        let text = crate::globals::runtime()?.block_on(async {
             let store = globals.store().await?;
             match self {
                 RunsCommand::List(args) => list(&store, args).await,
@@ -122,14 +122,9 @@ async fn list(store: &Store, args: ListArgs) -> anyhow::Result<String> {
     Ok(table.render())
 }
 
-async fn show(store: &Store, args: ShowArgs) -> anyhow::Result<String> {
-    let run = store
-        .find_run(&args.run)
-        .await
-        .map_err(|e| BadInput(e.to_string()))?;
-    let steps = store.steps_of(&run.id).await?;
-    let attempts = store.attempts_of(&run.id).await?;
-    let artifacts = store.artifacts_of(&run.id).await?;
+/// The run's summary lines: id, workflow, status, times, host, git commit, version, folder and
+/// params.
+fn run_header(run: &RunRecord) -> anyhow::Result<String> {
     let mut out = String::new();
     writeln!(out, "run        {}", run.id)?;
     writeln!(
@@ -140,7 +135,7 @@ async fn show(store: &Store, args: ShowArgs) -> anyhow::Result<String> {
     writeln!(
         out,
         "status     {}{}",
-        display_status(&run),
+        display_status(run),
         run.error
             .as_deref()
             .map(|e| format!(" ({e})"))
@@ -170,9 +165,14 @@ async fn show(store: &Store, args: ShowArgs) -> anyhow::Result<String> {
     writeln!(out, "erebor     {}", run.erebor_version)?;
     writeln!(out, "folder     {}", run.run_dir)?;
     writeln!(out, "params     {}", run.params)?;
-    writeln!(out)?;
+    Ok(out)
+}
+
+/// One row per step: kind, status, attempts, duration and a note (reuse, failure, failed
+/// expectations).
+fn steps_table(steps: &[StepRecord], attempts: &[AttemptRecord]) -> String {
     let mut table = Table::new(&["step", "kind", "status", "attempts", "duration", "note"]);
-    for step in &steps {
+    for step in steps {
         let count = attempts
             .iter()
             .filter(|a| a.step_id == step.step_id)
@@ -206,7 +206,20 @@ async fn show(store: &Store, args: ShowArgs) -> anyhow::Result<String> {
             note,
         ]);
     }
-    out.push_str(&table.render());
+    table.render()
+}
+
+async fn show(store: &Store, args: ShowArgs) -> anyhow::Result<String> {
+    let run = store
+        .find_run(&args.run)
+        .await
+        .map_err(|e| BadInput(e.to_string()))?;
+    let steps = store.steps_of(&run.id).await?;
+    let attempts = store.attempts_of(&run.id).await?;
+    let artifacts = store.artifacts_of(&run.id).await?;
+    let mut out = run_header(&run)?;
+    writeln!(out)?;
+    out.push_str(&steps_table(&steps, &attempts));
     let outputs: Vec<_> = artifacts.iter().filter(|a| a.name != "log").collect();
     if !outputs.is_empty() {
         writeln!(out, "\noutputs")?;
@@ -304,46 +317,9 @@ async fn compare(store: &Store, args: CompareArgs) -> anyhow::Result<String> {
         match step_part {
             Some(selector) => {
                 by_step = true;
-                let chosen = select_steps(&steps, selector);
-                if chosen.is_empty() {
-                    return Err(BadInput(format!("run {} has no step `{selector}`", run.id)).into());
-                }
-                for step in chosen {
-                    let mut params = params.clone();
-                    if let Some(arm) = step.arm.as_object() {
-                        params.extend(
-                            arm.iter()
-                                .map(|(k, v)| (format!("matrix.{k}"), value_text(v))),
-                        );
-                    }
-                    let (finals, link) = final_values(store, step).await?;
-                    let metrics = finals
-                        .into_iter()
-                        .map(|(k, v)| (k, mark_reused(format::number(v), link.as_ref())))
-                        .collect();
-                    subjects.push(Subject {
-                        label: format!("{}:{}", run.id, step.step_id),
-                        params,
-                        metrics,
-                    });
-                }
+                subjects.extend(step_subjects(store, &run, &steps, &params, selector).await?);
             }
-            None => {
-                let mut metrics = BTreeMap::new();
-                for step in &steps {
-                    let (finals, link) = final_values(store, step).await?;
-                    for (key, value) in finals {
-                        let shown = mark_reused(format::number(value), link.as_ref());
-                        metrics.insert(format!("{}/{key}", step.step_id), shown);
-                    }
-                }
-                metrics.extend([("status".to_owned(), display_status(&run))]);
-                subjects.push(Subject {
-                    label: run.id.to_string(),
-                    params,
-                    metrics,
-                });
-            }
+            None => subjects.push(run_subject(store, &run, &steps, params).await?),
         }
     }
     if subjects.len() < 2 {
@@ -352,6 +328,71 @@ async fn compare(store: &Store, args: CompareArgs) -> anyhow::Result<String> {
         )
         .into());
     }
+    compare_table(&subjects, by_step, args.all)
+}
+
+/// One subject per step of `run` that `selector` picks: the run's params and the arm's matrix
+/// values, and the step's final metrics.
+async fn step_subjects(
+    store: &Store,
+    run: &RunRecord,
+    steps: &[StepRecord],
+    params: &BTreeMap<String, String>,
+    selector: &str,
+) -> anyhow::Result<Vec<Subject>> {
+    let chosen = select_steps(steps, selector);
+    if chosen.is_empty() {
+        return Err(BadInput(format!("run {} has no step `{selector}`", run.id)).into());
+    }
+    let mut subjects = Vec::new();
+    for step in chosen {
+        let mut params = params.clone();
+        if let Some(arm) = step.arm.as_object() {
+            params.extend(
+                arm.iter()
+                    .map(|(k, v)| (format!("matrix.{k}"), value_text(v))),
+            );
+        }
+        let (finals, link) = final_values(store, step).await?;
+        let metrics = finals
+            .into_iter()
+            .map(|(k, v)| (k, mark_reused(format::number(v), link.as_ref())))
+            .collect();
+        subjects.push(Subject {
+            label: format!("{}:{}", run.id, step.step_id),
+            params,
+            metrics,
+        });
+    }
+    Ok(subjects)
+}
+
+/// A whole run as a subject: its params, every step's final metrics and its status.
+async fn run_subject(
+    store: &Store,
+    run: &RunRecord,
+    steps: &[StepRecord],
+    params: BTreeMap<String, String>,
+) -> anyhow::Result<Subject> {
+    let mut metrics = BTreeMap::new();
+    for step in steps {
+        let (finals, link) = final_values(store, step).await?;
+        for (key, value) in finals {
+            let shown = mark_reused(format::number(value), link.as_ref());
+            metrics.insert(format!("{}/{key}", step.step_id), shown);
+        }
+    }
+    metrics.extend([("status".to_owned(), display_status(run))]);
+    Ok(Subject {
+        label: run.id.to_string(),
+        params,
+        metrics,
+    })
+}
+
+/// Params, then metrics, one row each and a column per subject; rows equal across subjects are
+/// hidden (and counted) unless `all`.
+fn compare_table(subjects: &[Subject], by_step: bool, all: bool) -> anyhow::Result<String> {
     let mut header = vec![
         if by_step {
             "param / metric"
@@ -383,7 +424,7 @@ async fn compare(store: &Store, args: CompareArgs) -> anyhow::Result<String> {
                     map.get(key).cloned().unwrap_or_else(|| "-".to_owned())
                 })
                 .collect();
-            if !args.all && values.iter().all(|v| v == &values[0]) {
+            if !all && values.iter().all(|v| v == &values[0]) {
                 hidden += 1;
                 continue;
             }

@@ -68,7 +68,7 @@ pub struct AddArgs {
     #[arg(long)]
     pub fresh_all: bool,
     /// Name of the environment variable (of the scheduler) holding the webhook URL a
-    /// regression notice is POSTed to; the URL is a secret and is never stored.
+    /// regression notice is posted to; the URL is a secret and is never stored.
     #[arg(long, value_name = "VAR")]
     pub notify_env: Option<String>,
     /// Regression band: median ± K·MAD of the earlier fresh runs.
@@ -92,7 +92,7 @@ pub struct HistoryArgs {
 impl ScheduleCommand {
     /// Runs the subcommand.
     pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
-        let text = globals.runtime()?.block_on(async {
+        let text = crate::globals::runtime()?.block_on(async {
             let store = globals.store().await?;
             let clock = Clock::from_env();
             match self {

@@ -1,5 +1,5 @@
 //! `erebor scheduler`: the long-running daemon that fires schedules' ticks as runs
-//! (crate::scheduler::daemon says how; docs/schedules.md for users).
+//! (`crate::scheduler::daemon` says how; docs/schedules.md for users).
 
 use crate::commands::run::{ExecutorChoice, detect_gpus, parse_gpus};
 use crate::globals::Globals;
@@ -48,15 +48,13 @@ impl SchedulerArgs {
             poll: self.poll.max(Duration::from_millis(50)),
             late_after: self.late_after,
             jobs: self.jobs.unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
             }),
             gpus,
             executor: self.executor,
             stop_grace: self.stop_grace,
         };
-        let runtime = globals.runtime()?;
+        let runtime = crate::globals::runtime()?;
         runtime.block_on(async {
             let store = globals.store().await?;
             let control = RunControl::new();

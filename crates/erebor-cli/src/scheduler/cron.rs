@@ -141,8 +141,7 @@ impl CronSpec {
         let (mut lo, mut hi) = (guess - day, guess + day);
         let later = |ms: i64| {
             DateTime::<Utc>::from_timestamp_millis(ms)
-                .map(|t| t.with_timezone(&self.tz).naive_local() > wall)
-                .unwrap_or(true)
+                .is_none_or(|t| t.with_timezone(&self.tz).naive_local() > wall)
         };
         if !later(hi) {
             return None;

@@ -115,7 +115,7 @@ impl Daemon {
                 tracing::warn!("scheduler pass failed (retrying next pass): {error:#}");
             }
             tokio::select! {
-                _ = tokio::time::sleep(self.options.poll) => {}
+                () = tokio::time::sleep(self.options.poll) => {}
                 _ = stop.changed() => {}
             }
         }
@@ -161,7 +161,7 @@ impl Daemon {
         if left_out {
             tracing::warn!(schedule = %schedule.name, "older missed ticks skipped without a record");
         }
-        let late_after = self.options.late_after.as_millis() as i64;
+        let late_after = crate::format::millis(self.options.late_after);
         let due = due_ticks(&ticks, now, late_after, missed);
         for (tick, reason) in &due.skip {
             self.claim(&schedule.name, *tick, None, Some(reason))
@@ -277,7 +277,7 @@ impl Daemon {
         let dead = if tick.owner_host == self.host {
             !u32::try_from(tick.owner_pid).is_ok_and(erebor_engine::process::is_alive)
         } else {
-            let lease = erebor_engine::engine::LEASE_TIMEOUT.as_millis() as i64;
+            let lease = crate::format::millis(erebor_engine::engine::LEASE_TIMEOUT);
             erebor_store::now_ms() - tick.owner_seen_at > lease
         };
         if !dead
@@ -357,7 +357,7 @@ impl Daemon {
             Err(error) => {
                 let message = format!("{error:#}");
                 tracing::warn!(schedule = %name, "tick failed: {message}");
-                self.log_error(
+                Self::log_error(
                     self.store
                         .set_tick_state(&name, tick.tick_at, TickState::Failed, Some(&message))
                         .await,
@@ -414,7 +414,7 @@ impl Daemon {
                     self.evaluate_run(&tick, &run, workflow).await
                 }
                 .await;
-                self.log_error(outcome);
+                Self::log_error(outcome);
             }
             Ok(summary) => tracing::info!(
                 schedule = %tick.schedule,
@@ -423,7 +423,7 @@ impl Daemon {
                 "the tick's run was interrupted; a scheduler resumes it when it starts"
             ),
             Err(error) => {
-                tracing::warn!(schedule = %tick.schedule, "the tick's run failed to run: {error:#}")
+                tracing::warn!(schedule = %tick.schedule, "the tick's run failed to run: {error:#}");
             }
         }
     }
@@ -435,7 +435,7 @@ impl Daemon {
             self.evaluate_run(&tick, &run, &workflow).await
         }
         .await;
-        self.log_error(outcome);
+        Self::log_error(outcome);
     }
 
     /// Records the evaluation of a finished run and notifies a regression.
@@ -464,7 +464,7 @@ impl Daemon {
         super::notify::send_once(&self.store, &self.http, &schedule, &stored, run).await
     }
 
-    fn log_error(&self, result: Result<impl Sized, impl Into<anyhow::Error>>) {
+    fn log_error(result: Result<impl Sized, impl Into<anyhow::Error>>) {
         if let Err(error) = result {
             let error: anyhow::Error = error.into();
             tracing::warn!("scheduler: {error:#}");

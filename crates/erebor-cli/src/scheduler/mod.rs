@@ -7,7 +7,7 @@
 //! - [`clock`]: the system clock, or the test clock file of `EREBOR_TEST_CLOCK`.
 //! - [`daemon`]: the loop: plan ticks, claim them, re-drive orphans, start and resume runs.
 //! - [`evaluate`]: after a tick's run ends: was it fresh, what did it measure, did it regress.
-//! - [`notify`]: the JSON notice POSTed to a schedule's webhook.
+//! - [`notify`]: the JSON notice posted to a schedule's webhook.
 //! - [`FRESH_ALL`]: the entry of a schedule's fresh steps that means every step.
 
 pub mod clock;

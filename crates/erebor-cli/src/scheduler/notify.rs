@@ -63,7 +63,7 @@ pub async fn send_once(
     };
     match error {
         None => {
-            tracing::info!(schedule = %tick.schedule, run = ?tick.run_id, "regression notice sent")
+            tracing::info!(schedule = %tick.schedule, run = ?tick.run_id, "regression notice sent");
         }
         Some(error) => {
             tracing::warn!(schedule = %tick.schedule, "regression notice not delivered: {error}");
@@ -93,7 +93,8 @@ async fn post(http: &reqwest::Client, url: &str, notice: &Notice<'_>) -> Result<
 
 /// ms since the epoch as RFC 3339 UTC.
 pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_else(|| ms.to_string())
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms).map_or_else(
+        || ms.to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
 }

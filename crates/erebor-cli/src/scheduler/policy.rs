@@ -97,9 +97,8 @@ pub fn due_ticks(ticks: &[i64], now: i64, late_after_ms: i64, missed: Missed) ->
     let (late, on_time): (Vec<i64>, Vec<i64>) =
         ticks.iter().partition(|&&tick| now - tick > late_after_ms);
     let catch_up: Vec<i64> = match missed {
-        Missed::Skip => Vec::new(),
         Missed::Latest if on_time.is_empty() => late.last().copied().into_iter().collect(),
-        Missed::Latest => Vec::new(),
+        Missed::Skip | Missed::Latest => Vec::new(),
         Missed::All(n) => late[late.len().saturating_sub(n as usize)..].to_vec(),
     };
     let reason = format!("missed: no scheduler saw it on time (--missed {missed})");
@@ -117,10 +116,9 @@ pub fn due_ticks(ticks: &[i64], now: i64, late_after_ms: i64, missed: Missed) ->
 /// tick of the same schedule is unfinished (its run not yet ended).
 pub fn may_start(overlap: Overlap, earlier_unfinished: bool) -> bool {
     match overlap {
-        Overlap::Allow => true,
         // A skip schedule skipped the tick when it was claimed if a run was going; one claimed
         // anyway (a re-driven tick) starts.
-        Overlap::Skip => true,
+        Overlap::Allow | Overlap::Skip => true,
         Overlap::Queue => !earlier_unfinished,
     }
 }

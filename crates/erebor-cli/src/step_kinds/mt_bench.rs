@@ -145,9 +145,10 @@ mod tests {
             if n > self.fail {
                 return Ok(());
             }
-            Err(StoreError::Db(match self.transient {
-                true => SqlxError::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
-                false => SqlxError::Protocol(format!("injected failure of judgment write {n}")),
+            Err(StoreError::Db(if self.transient {
+                SqlxError::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+            } else {
+                SqlxError::Protocol(format!("injected failure of judgment write {n}"))
             }))
         }
     }

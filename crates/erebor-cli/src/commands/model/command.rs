@@ -1,7 +1,6 @@
 //! The `erebor model` subcommands and their dispatch.
 
 use super::{ConvertArgs, GenerateArgs, InspectArgs, ScoreArgs, ServeArgs};
-use crate::globals::Globals;
 use crate::outcome::Outcome;
 
 /// `erebor model ...`
@@ -21,13 +20,13 @@ pub enum ModelCommand {
 
 impl ModelCommand {
     /// Runs the subcommand.
-    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+    pub fn execute(self) -> anyhow::Result<Outcome> {
         match self {
             ModelCommand::Inspect(a) => a.execute(),
             ModelCommand::Convert(a) => a.execute(),
             ModelCommand::Generate(a) => a.execute(),
             ModelCommand::Score(a) => a.execute(),
-            ModelCommand::Serve(a) => a.execute(globals),
+            ModelCommand::Serve(a) => a.execute(),
         }
     }
 }

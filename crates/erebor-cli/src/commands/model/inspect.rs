@@ -26,23 +26,7 @@ impl InspectArgs {
     pub(super) fn execute(self) -> anyhow::Result<Outcome> {
         let config = Checkpoint::read_config(&self.path).map_err(bad)?;
         let is_gguf = self.path.is_file();
-        let weights = if is_gguf {
-            let file = GgufFile::open(&self.path).map_err(bad)?;
-            let mut types = std::collections::BTreeMap::<String, usize>::new();
-            for info in file.tensors.values() {
-                let name = erebor_model::weights::GgufTensorType::from_id(info.type_id)
-                    .map_or_else(
-                        || format!("ggml type {}", info.type_id),
-                        |t| format!("{t:?}"),
-                    );
-                *types.entry(name).or_default() += 1;
-            }
-            json!({"format": "gguf", "tensor_types": types})
-        } else {
-            let src = SafetensorsSource::open_dir(&self.path).map_err(bad)?;
-            json!({"format": "safetensors", "dtype": src.dominant_dtype(), "tensors": src.shapes().len(),
-                   "sharded": self.path.join("model.safetensors.index.json").is_file()})
-        };
+        let weights = weights_summary(&self.path, is_gguf)?;
         let dir = if is_gguf {
             self.path.parent().unwrap_or(Path::new(".")).to_path_buf()
         } else {
@@ -108,5 +92,28 @@ impl InspectArgs {
             }
         }
         Ok(Outcome::Success)
+    }
+}
+
+/// What the weights at `path` are: a GGUF file's tensor counts per type, or a safetensors
+/// folder's dominant dtype, tensor count and whether it is sharded.
+fn weights_summary(path: &Path, is_gguf: bool) -> anyhow::Result<serde_json::Value> {
+    if is_gguf {
+        let file = GgufFile::open(path).map_err(bad)?;
+        let mut types = std::collections::BTreeMap::<String, usize>::new();
+        for info in file.tensors.values() {
+            let name = erebor_model::weights::GgufTensorType::from_id(info.type_id).map_or_else(
+                || format!("ggml type {}", info.type_id),
+                |t| format!("{t:?}"),
+            );
+            *types.entry(name).or_default() += 1;
+        }
+        Ok(json!({"format": "gguf", "tensor_types": types}))
+    } else {
+        let src = SafetensorsSource::open_dir(path).map_err(bad)?;
+        Ok(
+            json!({"format": "safetensors", "dtype": src.dominant_dtype(), "tensors": src.shapes().len(),
+                   "sharded": path.join("model.safetensors.index.json").is_file()}),
+        )
     }
 }

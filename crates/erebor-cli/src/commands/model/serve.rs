@@ -11,7 +11,6 @@ use erebor_serve::{Limits, ServeOptions};
 use serde_json::json;
 
 use super::load::{DeviceArgs, bad};
-use crate::globals::Globals;
 use crate::outcome::{BadInput, Outcome};
 
 /// Arguments of `erebor model serve`.
@@ -44,7 +43,7 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    pub(super) fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+    pub(super) fn execute(self) -> anyhow::Result<Outcome> {
         if self.max_batch == 0 || self.max_queue == 0 {
             return Err(BadInput("--max-batch and --max-queue must be at least 1".into()).into());
         }
@@ -77,7 +76,7 @@ impl ServeArgs {
         let app = erebor_serve::load(&self.path, device, dtype, options)
             .map_err(|e| BadInput(e.to_string()))?;
         let addr = format!("{}:{}", self.host, self.port);
-        globals.runtime()?.block_on(async move {
+        crate::globals::runtime()?.block_on(async move {
             let listener = tokio::net::TcpListener::bind(&addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;

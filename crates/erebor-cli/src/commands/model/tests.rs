@@ -98,7 +98,7 @@ fn convert_merges_a_peft_adapter() {
     let device = DeviceSpec::Cpu.device().unwrap();
     let merged = Checkpoint::load(out.path().join("merged"), &device, DType::F32).unwrap();
     let base = Checkpoint::load(&src, &device, DType::F32).unwrap();
-    let (adapted, _) = erebor_model::lora::load_adapter(base.model, &adapter).unwrap();
+    let (with_adapter, _) = erebor_model::lora::load_adapter(base.model, &adapter).unwrap();
     let prompt = erebor_model::TokenBatch::right_padded(&[vec![5, 17, 300, 42]], 0);
     let a: Vec<f32> = merged
         .model
@@ -106,7 +106,7 @@ fn convert_merges_a_peft_adapter() {
         .into_data()
         .try_into_vec_as()
         .unwrap();
-    let b: Vec<f32> = adapted
+    let b: Vec<f32> = with_adapter
         .forward_batch(&prompt, None)
         .into_data()
         .try_into_vec_as()

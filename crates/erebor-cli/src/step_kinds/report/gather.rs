@@ -485,7 +485,7 @@ fn fewshot(step: &StepData, task: &str) -> String {
         .record
         .config
         .get("num_fewshot")
-        .and_then(|v| v.as_u64())
+        .and_then(serde_json::Value::as_u64)
     {
         return format!("{n}-shot");
     }
