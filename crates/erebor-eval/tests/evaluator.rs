@@ -2,6 +2,9 @@
 //! independent references: each loglikelihood from one forward pass of the pair alone, each
 //! generation from unbatched greedy generation, metrics and standard errors by hand.
 
+// Per-document accuracies are exactly 0 or 1: equality is the check.
+#![allow(clippy::float_cmp)]
+
 mod common;
 
 use common::{GenTask, McTask, arith_docs, reference_logprob, reference_pair, tiny_model};

@@ -6,6 +6,10 @@
 //! results keys `exact_match,strict-match` / `exact_match,flexible-extract`, store keys and
 //! the leaderboard average on strict-match. b281b09's GSM8K stays one `acc` with no filter.
 
+// Exact-match scores are 0 or 1 and their means over three documents are computed the same
+// way on both sides: equality is the check.
+#![allow(clippy::float_cmp)]
+
 mod common;
 
 use std::path::Path;
@@ -16,7 +20,7 @@ use erebor_eval::evaluator::{EvalModel, Hooks};
 use erebor_eval::kind::record_metrics;
 use erebor_eval::output::write_outputs;
 use erebor_eval::{
-    EvalSettings, Evaluator, Harness, Response, Task, TaskOptions, leaderboard_tasks,
+    EvalReport, EvalSettings, Evaluator, Harness, Response, Task, TaskOptions, leaderboard_tasks,
 };
 use erebor_model::burn::tensor::DType;
 use erebor_model::{CausalLm, ModelConfig, Tokenizer};
@@ -163,40 +167,7 @@ fn v04_samples_results_and_store_keys_carry_both_filters() {
     let out = dir.path().join("out");
     let files = write_outputs(&report, &common::run_info(Harness::V04), &out).unwrap();
 
-    // Samples: every document under strict-match, then every document under flexible-extract.
-    let text = std::fs::read_to_string(&files.samples[0]).unwrap();
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 2 * answers.len());
-    let task = &tasks[0];
-    for (i, line) in lines.iter().enumerate() {
-        let filter = if i < answers.len() {
-            "strict-match"
-        } else {
-            "flexible-extract"
-        };
-        let doc = &report.tasks[0].docs[i % answers.len()];
-        assert_eq!(line["doc_id"], json!(doc.instance.doc_id));
-        assert_eq!(line["filter"], filter);
-        assert_eq!(line["metrics"], json!(["exact_match"]));
-        let raw = text.lines().nth(i).unwrap();
-        assert!(
-            raw.contains(&format!(
-                "\"filter\": \"{filter}\", \"metrics\": [\"exact_match\"], \"doc_hash\""
-            )),
-            "lm-eval's key order: {raw}"
-        );
-        assert_eq!(
-            line["filtered_resps"],
-            json!(task.filtered_responses(filter, &doc.instance, &doc.responses))
-        );
-        let key = format!("exact_match,{filter}");
-        let value = doc.metrics.iter().find(|(k, _)| *k == key).unwrap().1;
-        assert_eq!(line["exact_match"], json!(value));
-        assert_eq!(line["resps"], lines[i % answers.len()]["resps"]);
-    }
+    assert_samples_carry_both_filters(&files.samples[0], &report, tasks[0].as_ref(), answers.len());
 
     // Results: lm-eval's keys for both filters; higher_is_better once per metric.
     let results: Value =
@@ -229,7 +200,7 @@ fn v04_samples_results_and_store_keys_carry_both_filters() {
     );
 
     // The run store: lm-eval's results key after `bench/<task>/`.
-    let sink = Recorder(Default::default());
+    let sink = Recorder(std::sync::Mutex::default());
     record_metrics(&report, &sink);
     let keys: Vec<String> = sink
         .0
@@ -248,4 +219,46 @@ fn v04_samples_results_and_store_keys_carry_both_filters() {
             "bench/leaderboard/average",
         ]
     );
+}
+
+/// The samples file holds every document under strict-match, then every document under
+/// flexible-extract, in lm-eval's key order, each with its filter's responses and metric.
+fn assert_samples_carry_both_filters(
+    samples: &Path,
+    report: &EvalReport,
+    task: &dyn Task,
+    n_docs: usize,
+) {
+    let text = std::fs::read_to_string(samples).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2 * n_docs);
+    for (i, line) in lines.iter().enumerate() {
+        let filter = if i < n_docs {
+            "strict-match"
+        } else {
+            "flexible-extract"
+        };
+        let doc = &report.tasks[0].docs[i % n_docs];
+        assert_eq!(line["doc_id"], json!(doc.instance.doc_id));
+        assert_eq!(line["filter"], filter);
+        assert_eq!(line["metrics"], json!(["exact_match"]));
+        let raw = text.lines().nth(i).unwrap();
+        assert!(
+            raw.contains(&format!(
+                "\"filter\": \"{filter}\", \"metrics\": [\"exact_match\"], \"doc_hash\""
+            )),
+            "lm-eval's key order: {raw}"
+        );
+        assert_eq!(
+            line["filtered_resps"],
+            json!(task.filtered_responses(filter, &doc.instance, &doc.responses))
+        );
+        let key = format!("exact_match,{filter}");
+        let value = doc.metrics.iter().find(|(k, _)| *k == key).unwrap().1;
+        assert_eq!(line["exact_match"], json!(value));
+        assert_eq!(line["resps"], lines[i % n_docs]["resps"]);
+    }
 }

@@ -100,7 +100,7 @@ fn mmlu_prefix_reuse_runs_at_least_5x_fewer_tokens_than_lm_evals_hf_backend() {
         return;
     };
     let expected = fixture();
-    let max_length = expected["max_length"].as_u64().unwrap() as usize;
+    let max_length = usize::try_from(expected["max_length"].as_u64().unwrap()).unwrap();
     let tok = Tokenizer::from_dir(&tokenizer).unwrap();
     let model = model(&tok);
     let m = EvalModel {

@@ -105,8 +105,8 @@ fn judged(request: &JudgeRequest, content: &str) -> Judged {
 
 /// `record` written as erebor writes it against FastChat's line: the same bytes up to
 /// `tstamp`, the last key, which is the writer's clock in both.
-fn assert_same_line(record: PyValue, line: &str) {
-    let ours = dumps_ascii(&record);
+fn assert_same_line(record: &PyValue, line: &str) {
+    let ours = dumps_ascii(record);
     let split = |text: &str| {
         let at = text.rfind(", \"tstamp\": ").expect("a tstamp key");
         let stamp: f64 = text[at + 12..text.len() - 1]
@@ -121,10 +121,10 @@ fn assert_same_line(record: PyValue, line: &str) {
 
 fn find<'a>(requests: &'a [JudgeRequest], line: &PyValue, game: Option<u8>) -> &'a JudgeRequest {
     let int = |key: &str| match line.get(key) {
-        Some(PyValue::Int(i)) => *i as u64,
+        Some(PyValue::Int(i)) => u64::try_from(*i).unwrap(),
         other => panic!("`{key}` is {other:?}"),
     };
-    let (question, turn) = (int("question_id"), int("turn") as u8);
+    let (question, turn) = (int("question_id"), u8::try_from(int("turn")).unwrap());
     requests
         .iter()
         .find(|r| r.question_id == question && r.turn == turn && r.game == game)
@@ -158,7 +158,7 @@ fn single_grading_sends_and_writes_what_fastchat_does() {
         assert_same_request(ours, &case["requests"][0]);
         assert_eq!(ours.user_prompt, text(&parsed, "user_prompt"));
         let record = single_record(&judged(ours, text(&parsed, "judgment")), model, "gpt-4", 1);
-        assert_same_line(record, line);
+        assert_same_line(&record, line);
     }
 }
 
@@ -190,6 +190,6 @@ fn pairwise_grading_sends_and_writes_what_fastchat_does() {
         ];
         let records = pairwise_records(&games, "model-a", "model-b", "gpt-4", 1);
         assert_eq!(records.len(), 1);
-        assert_same_line(records.into_iter().next().unwrap(), line);
+        assert_same_line(&records[0], line);
     }
 }

@@ -51,7 +51,7 @@ impl Task for Renamed {
         responses: &[Response],
     ) -> erebor_eval::Result<Vec<(String, f64)>> {
         let mut out = self.inner.process_results(instance, responses)?;
-        out[0].0 = self.metric[0].name.to_owned();
+        self.metric[0].name.clone_into(&mut out[0].0);
         Ok(out)
     }
 }

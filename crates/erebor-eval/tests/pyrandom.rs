@@ -26,7 +26,7 @@ fn usize_list(value: &Value) -> Vec<usize> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| v.as_u64().unwrap() as usize)
+        .map(|v| usize::try_from(v.as_u64().unwrap()).unwrap())
         .collect()
 }
 
@@ -41,8 +41,8 @@ fn random_floats_are_cpythons_bit_for_bit() {
             let want: f64 = expected["repr"].as_str().unwrap().parse().unwrap();
             assert_eq!(got.to_bits(), want.to_bits(), "seed {seed}, draw {i}");
             assert_eq!(
-                (got * 9_007_199_254_740_992.0) as u64,
-                int53,
+                (got * 9_007_199_254_740_992.0).to_bits(),
+                (int53 as f64).to_bits(),
                 "seed {seed}, draw {i}"
             );
         }
@@ -77,7 +77,7 @@ fn getrandbits_of_every_width() {
         }
         let mut rng = PyRandom::new(seed);
         for step in record["getrandbits_mixed"].as_array().unwrap() {
-            let k = step["k"].as_u64().unwrap() as u32;
+            let k = u32::try_from(step["k"].as_u64().unwrap()).unwrap();
             assert_eq!(
                 rng.getrandbits(k),
                 parse_u128(&step["value"]),
@@ -88,6 +88,8 @@ fn getrandbits_of_every_width() {
 }
 
 #[test]
+// `start`, `stop` and `step` are CPython's names.
+#[allow(clippy::similar_names)]
 fn randbelow_and_randrange() {
     let goldens = goldens();
     for (seed, record) in seeds(&goldens) {
@@ -140,15 +142,15 @@ fn sample_both_branches_and_the_stream_after() {
     for (k, want) in goldens["setsize_by_k"].as_object().unwrap() {
         assert_eq!(
             sample_setsize(k.parse().unwrap()),
-            want.as_u64().unwrap() as usize,
+            usize::try_from(want.as_u64().unwrap()).unwrap(),
             "k {k}"
         );
     }
     let mut branches = std::collections::BTreeSet::new();
     for (seed, record) in seeds(&goldens) {
         for case in record["sample_fresh"].as_array().unwrap() {
-            let n = case["n"].as_u64().unwrap() as usize;
-            let k = case["k"].as_u64().unwrap() as usize;
+            let n = usize::try_from(case["n"].as_u64().unwrap()).unwrap();
+            let k = usize::try_from(case["k"].as_u64().unwrap()).unwrap();
             let mut rng = PyRandom::new(seed);
             assert_eq!(
                 rng.sample_indices(n, k),
@@ -164,8 +166,12 @@ fn sample_both_branches_and_the_stream_after() {
             branches.insert(case["branch"].as_str().unwrap().to_string());
         }
         let dicts = &record["sample_dicts"];
-        let population: Vec<usize> = (0..dicts["n"].as_u64().unwrap() as usize).collect();
-        let picked = PyRandom::new(seed).sample(&population, dicts["k"].as_u64().unwrap() as usize);
+        let population: Vec<usize> =
+            (0..usize::try_from(dicts["n"].as_u64().unwrap()).unwrap()).collect();
+        let picked = PyRandom::new(seed).sample(
+            &population,
+            usize::try_from(dicts["k"].as_u64().unwrap()).unwrap(),
+        );
         assert_eq!(
             picked,
             usize_list(&dicts["picked_doc_fields"]),
@@ -183,9 +189,9 @@ fn sample_both_branches_and_the_stream_after() {
 fn harness_shuffle_then_per_document_draws() {
     let goldens = goldens();
     for case in goldens["harness_draws"].as_array().unwrap() {
-        let n_docs = case["n_docs"].as_u64().unwrap() as usize;
-        let n_train = case["n_train"].as_u64().unwrap() as usize;
-        let k = case["k"].as_u64().unwrap() as usize;
+        let n_docs = usize::try_from(case["n_docs"].as_u64().unwrap()).unwrap();
+        let n_train = usize::try_from(case["n_train"].as_u64().unwrap()).unwrap();
+        let k = usize::try_from(case["k"].as_u64().unwrap()).unwrap();
         let mut rng = PyRandom::new(case["seed"].as_u64().unwrap());
         let mut docs: Vec<usize> = (0..n_docs).collect();
         rng.shuffle(&mut docs);
@@ -195,7 +201,10 @@ fn harness_shuffle_then_per_document_draws() {
         let want = usize_list(shuffled.unwrap());
         assert_eq!(&docs[..want.len()], want.as_slice(), "{n_docs} docs");
         for (draw, doc) in case["draws"].as_array().unwrap().iter().zip(&docs) {
-            assert_eq!(draw["doc"].as_u64().unwrap() as usize, *doc);
+            assert_eq!(
+                usize::try_from(draw["doc"].as_u64().unwrap()).unwrap(),
+                *doc
+            );
             let got = rng.sample_indices(n_train, k);
             assert_eq!(got, usize_list(&draw["fewshot_train_indices"]), "doc {doc}");
         }

@@ -135,12 +135,12 @@ impl JudgeServer {
 fn next_action(behaviour: &Mutex<Behaviour>) -> Behaviour {
     let mut b = behaviour.lock().unwrap();
     let current = b.clone();
-    let remaining = match &mut *b {
-        Behaviour::RateLimited { n, .. }
-        | Behaviour::ServerError { n }
-        | Behaviour::NotJson { n }
-        | Behaviour::Hang { n } => n,
-        _ => return current,
+    let (Behaviour::RateLimited { n: remaining, .. }
+    | Behaviour::ServerError { n: remaining }
+    | Behaviour::NotJson { n: remaining }
+    | Behaviour::Hang { n: remaining }) = &mut *b
+    else {
+        return current;
     };
     if *remaining == 0 {
         *b = Behaviour::Normal;
