@@ -1,6 +1,6 @@
 //! docker/ checked by reading it (the images cannot be built here: no registry for base images
 //! is reachable). The compose file is parsed with serde-saphyr and its services checked against
-//! what erebor reads (EREBOR_DB, OTEL_EXPORTER_OTLP_ENDPOINT, the `scheduler` subcommand); the
+//! what erebor reads (`EREBOR_DB`, `OTEL_EXPORTER_OTLP_ENDPOINT`, the `scheduler` subcommand); the
 //! Dockerfiles are split into instructions (line continuations joined) and checked for the
 //! stages and instructions the images rely on, and for agreement with the workspace (the Rust
 //! version, the tch feature, the Python version of the CUDA base image).

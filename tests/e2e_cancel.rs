@@ -9,7 +9,7 @@ use erebor_engine::process::{Signal, signal_process};
 use erebor_store::{AttemptStatus, MetricFilter, RunStatus, StepStatus};
 use std::time::{Duration, Instant};
 
-const WORKFLOW: &str = r#"
+const WORKFLOW: &str = r"
 name: long
 steps:
   - id: work
@@ -23,7 +23,7 @@ steps:
   - id: after
     uses: noop
     needs: [work, stubborn]
-"#;
+";
 
 /// Emits a metric every 50 ms for a long time (or briefly once a marker file exists).
 const WORK: &str = "#!/bin/sh\ni=0\nn=400\n[ -f \"$EREBOR_BASE_DIR/quick\" ] && n=3\nwhile [ $i -lt $n ]; do echo \"erebor:metric tick $i $i\"; i=$((i+1)); sleep 0.05; done\n";
@@ -46,31 +46,7 @@ fn cancelled_by(sandbox: &Sandbox, signal: Signal) {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until both steps run and some metrics are recorded.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let run = loop {
-        assert!(Instant::now() < deadline, "the steps did not start");
-        std::thread::sleep(Duration::from_millis(100));
-        let ready = sandbox.with_store(async |store| {
-            let runs = store.list_runs(&Default::default()).await.unwrap();
-            let run = runs.first()?.id.to_string();
-            let running = store
-                .attempts_of(&erebor_store::RunId::new(&run))
-                .await
-                .unwrap()
-                .iter()
-                .filter(|a| a.status == AttemptStatus::Running)
-                .count();
-            let metrics = store
-                .metric_count(&erebor_store::RunId::new(&run))
-                .await
-                .unwrap();
-            (running == 2 && metrics >= 3).then_some(run)
-        });
-        if let Some(run) = ready {
-            break run;
-        }
-    };
+    let run = wait_until_both_steps_run(sandbox);
     // Metrics are readable while the run goes on, and a second runner cannot take it over.
     let csv = sandbox.expect(&["metrics", &run, "--key", "tick", "--format", "csv"], 0);
     assert!(
@@ -103,56 +79,7 @@ fn cancelled_by(sandbox: &Sandbox, signal: Signal) {
         "{stdout}"
     );
 
-    let metrics_at_cancel = sandbox.with_store(async |store| {
-        let record = store
-            .get_run(&erebor_store::RunId::new(&run))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(record.status, RunStatus::Cancelled);
-        let steps = store
-            .steps_of(&erebor_store::RunId::new(&run))
-            .await
-            .unwrap();
-        let status = |id: &str| {
-            steps
-                .iter()
-                .find(|s| s.step_id.as_str() == id)
-                .unwrap()
-                .status
-        };
-        assert_eq!(status("work"), StepStatus::Interrupted);
-        assert_eq!(status("stubborn"), StepStatus::Interrupted);
-        assert_eq!(status("after"), StepStatus::Pending);
-        let attempts = store
-            .attempts_of(&erebor_store::RunId::new(&run))
-            .await
-            .unwrap();
-        assert!(
-            attempts
-                .iter()
-                .all(|a| a.status == AttemptStatus::Interrupted),
-            "{attempts:?}"
-        );
-        let rows = store
-            .metrics(
-                &erebor_store::RunId::new(&run),
-                &MetricFilter {
-                    step: Some("work".into()),
-                    key: Some("tick".into()),
-                },
-            )
-            .await
-            .unwrap();
-        assert!(rows.len() >= 3);
-        let indexes: Vec<i64> = rows.iter().map(|r| r.index).collect();
-        assert_eq!(
-            indexes,
-            (0..rows.len() as i64).collect::<Vec<_>>(),
-            "no gaps, no duplicates"
-        );
-        rows.len()
-    });
+    let metrics_at_cancel = assert_cancelled_in_the_store(sandbox, &run);
     assert!(
         processes_mentioning(sandbox.path().to_str().unwrap()).is_empty(),
         "step processes survived the cancel"
@@ -199,3 +126,90 @@ fn cancelled_by_sigterm(sandbox: &Sandbox) {
 }
 
 on_both_backends!(cancelled_by_sigint, cancelled_by_sigterm);
+
+/// The run's id once both long steps run and at least three metrics are recorded (30 s at
+/// most).
+fn wait_until_both_steps_run(sandbox: &Sandbox) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "the steps did not start");
+        std::thread::sleep(Duration::from_millis(100));
+        let ready = sandbox.with_store(async |store| {
+            let runs = store
+                .list_runs(&erebor_store::RunFilter::default())
+                .await
+                .unwrap();
+            let run = runs.first()?.id.to_string();
+            let running = store
+                .attempts_of(&erebor_store::RunId::new(&run))
+                .await
+                .unwrap()
+                .iter()
+                .filter(|a| a.status == AttemptStatus::Running)
+                .count();
+            let metrics = store
+                .metric_count(&erebor_store::RunId::new(&run))
+                .await
+                .unwrap();
+            (running == 2 && metrics >= 3).then_some(run)
+        });
+        if let Some(run) = ready {
+            break run;
+        }
+    }
+}
+
+/// The cancelled run as the store holds it: cancelled, both running steps and their attempts
+/// interrupted, the dependent step pending, the `work` metrics without gaps; their count.
+fn assert_cancelled_in_the_store(sandbox: &Sandbox, run: &str) -> usize {
+    sandbox.with_store(async |store| {
+        let record = store
+            .get_run(&erebor_store::RunId::new(run))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.status, RunStatus::Cancelled);
+        let steps = store
+            .steps_of(&erebor_store::RunId::new(run))
+            .await
+            .unwrap();
+        let status = |id: &str| {
+            steps
+                .iter()
+                .find(|s| s.step_id.as_str() == id)
+                .unwrap()
+                .status
+        };
+        assert_eq!(status("work"), StepStatus::Interrupted);
+        assert_eq!(status("stubborn"), StepStatus::Interrupted);
+        assert_eq!(status("after"), StepStatus::Pending);
+        let attempts = store
+            .attempts_of(&erebor_store::RunId::new(run))
+            .await
+            .unwrap();
+        assert!(
+            attempts
+                .iter()
+                .all(|a| a.status == AttemptStatus::Interrupted),
+            "{attempts:?}"
+        );
+        let rows = store
+            .metrics(
+                &erebor_store::RunId::new(run),
+                &MetricFilter {
+                    step: Some("work".into()),
+                    key: Some("tick".into()),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(rows.len() >= 3);
+        let indexes: Vec<i64> = rows.iter().map(|r| r.index).collect();
+        assert_eq!(
+            indexes,
+            (0..i64::try_from(rows.len()).unwrap()).collect::<Vec<_>>(),
+            "no gaps, no duplicates"
+        );
+        rows.len()
+    })
+}

@@ -52,7 +52,7 @@ fn write_arc_easy(dir: &Path, n: usize) {
                     "choices": [(a + b).to_string(), (a + b + 1).to_string(), (a * b).to_string(), a.to_string()],
                     "gold": i % 4,
                 });
-                format!("{row}\n")
+                row.to_string() + "\n"
             })
             .collect()
     };
@@ -116,17 +116,7 @@ fn erebor_eval_prints_a_table_writes_lm_eval_files_and_resumes_after_sigkill() {
         reference["n-samples"]["arc_easy"],
         json!({"original": 600, "effective": 600})
     );
-    let samples = std::fs::read_dir(&out_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("samples_arc_easy_")
-        })
-        .unwrap();
+    let samples = samples_file(&out_dir, "arc_easy");
     assert_eq!(
         std::fs::read_to_string(samples).unwrap().lines().count(),
         600
@@ -155,7 +145,7 @@ fn erebor_eval_prints_a_table_writes_lm_eval_files_and_resumes_after_sigkill() {
             "finished before it could be killed"
         );
         assert!(
-            started.elapsed() < Duration::from_secs(120),
+            started.elapsed() < Duration::from_mins(2),
             "no document finished"
         );
         std::thread::sleep(Duration::from_millis(5));
@@ -168,10 +158,10 @@ fn erebor_eval_prints_a_table_writes_lm_eval_files_and_resumes_after_sigkill() {
     sandbox.expect(&args, 0);
     let resumed = results_in(&only_subdir(&out));
     let task = &resumed["erebor"]["tasks"]["arc_easy"];
-    let from_cache = task["documents_from_cache"].as_u64().unwrap() as usize;
+    let from_cache = usize::try_from(task["documents_from_cache"].as_u64().unwrap()).unwrap();
     assert_eq!(from_cache, finished);
     assert_eq!(
-        task["documents_scored"].as_u64().unwrap() as usize,
+        usize::try_from(task["documents_scored"].as_u64().unwrap()).unwrap(),
         600 - finished
     );
     for key in ["acc,none", "acc_norm,none"] {
@@ -183,6 +173,22 @@ fn erebor_eval_prints_a_table_writes_lm_eval_files_and_resumes_after_sigkill() {
     }
     // A third run scores nothing.
     sandbox.expect(&args, 0);
+}
+
+/// The samples file lm-eval names `samples_<task>_<time>.jsonl` in `out_dir`.
+fn samples_file(out_dir: &Path, task: &str) -> PathBuf {
+    let prefix = format!("samples_{task}_");
+    std::fs::read_dir(out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(&prefix)
+        })
+        .unwrap()
 }
 
 fn only_subdir(dir: &Path) -> PathBuf {
@@ -207,15 +213,24 @@ fn cached_lines(root: &Path) -> usize {
             .flatten()
         {
             let text = std::fs::read(file.path()).unwrap_or_default();
-            lines += text.iter().filter(|&&b| b == b'\n').count();
+            lines += bytecount_newlines(&text);
         }
     }
     lines
 }
 
+/// Newlines in `bytes`.
+// A test helper over a few files: not worth the `bytecount` crate.
+#[allow(clippy::naive_bytecount)]
+fn bytecount_newlines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
 /// The quickstart's task (workflows/tasks/arith.yaml) on a model with random weights: exact
 /// match 0, the baseline the quickstart's trained models are compared with.
 #[test]
+// The random model answers no document right: its score is exactly 0.
+#[allow(clippy::float_cmp)]
 fn a_random_model_scores_zero_on_the_quickstart_task() {
     let sandbox = Sandbox::new(Backend::Sqlite).unwrap();
     let model = sandbox.path().join("model");
@@ -229,7 +244,7 @@ fn a_random_model_scores_zero_on_the_quickstart_task() {
                 {"role": "user", "content": format!("Ann has {a} coins. She gets {b} more. How many coins does Ann have now?")},
                 {"role": "assistant", "content": format!("{a} + {b} = {}\n#### {}", a + b, a + b)},
             ]});
-            format!("{row}\n")
+            row.to_string() + "\n"
         })
         .collect();
     std::fs::write(data.join("eval.jsonl"), rows).unwrap();

@@ -1,4 +1,4 @@
-//! End-to-end: GPU slots become CUDA_VISIBLE_DEVICES (and plan shows them), the README's
+//! End-to-end: GPU slots become `CUDA_VISIBLE_DEVICES` (and plan shows them), the README's
 //! commands are the ones CI and users run, a device typo stops a run before any step, and spans
 //! reach an OTLP collector.
 

@@ -73,7 +73,7 @@ fn killed_runs_resume_to_completion(sandbox: &Sandbox) {
     sandbox.expect(&["run", workflow, "--no-cache", "-q"], 0);
     let started = Instant::now();
     sandbox.expect(&["run", workflow, "--no-cache", "-q"], 0);
-    let full = started.elapsed().as_millis() as u64;
+    let full = u64::try_from(started.elapsed().as_millis()).unwrap();
     let mut killed_before_start = 0;
     let mut interrupted_rounds = 0;
     for (round, delay) in delays(20, full.max(200)).into_iter().enumerate() {
@@ -141,13 +141,22 @@ fn interrupted_attempts(sandbox: &Sandbox, run: &str) -> usize {
 }
 
 fn run_count(sandbox: &Sandbox) -> usize {
-    sandbox.with_store(async |store| store.list_runs(&Default::default()).await.unwrap().len())
+    sandbox.with_store(async |store| {
+        store
+            .list_runs(&erebor_store::RunFilter::default())
+            .await
+            .unwrap()
+            .len()
+    })
 }
 
 /// The newest run, if there are more than `before` runs (it was created in this round).
 fn newest_run_since(sandbox: &Sandbox, before: usize) -> Option<String> {
     sandbox.with_store(async |store| {
-        let runs = store.list_runs(&Default::default()).await.unwrap();
+        let runs = store
+            .list_runs(&erebor_store::RunFilter::default())
+            .await
+            .unwrap();
         (runs.len() > before).then(|| runs[0].id.to_string())
     })
 }

@@ -23,7 +23,7 @@ mod common;
 
 use browser::{chart_svg, check_in_browser, chromium, plotted};
 use common::{Backend, Sandbox};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const SFT: &str = r#"#!/bin/sh
 # SFT curves: held-out token loss from ln(152) down, training loss with noise.
@@ -232,7 +232,7 @@ fn schedule_history(sandbox: &Sandbox, run: &str) {
         store.put_schedule(&schedule).await.unwrap();
         let penalties = [0.74, 0.81, 0.78, 0.76, 0.8, 2.9];
         for (day, penalty) in penalties.iter().enumerate() {
-            let tick_at = 1_764_558_000_000 + day as i64 * 86_400_000;
+            let tick_at = 1_764_558_000_000 + i64::try_from(day).unwrap() * 86_400_000;
             let run_id = if day == 5 { run.to_owned() } else { format!("r-earlier-{day}") };
             let tick = erebor_store::NewTick {
                 schedule: "nightly",
@@ -335,11 +335,33 @@ fn reports_of_real_runs_fit_the_page_in_chromium_and_plot_the_stored_metrics() {
         "{quickstart_html}"
     );
 
+    let out = compared_report(&sandbox, &compare, &quickstart);
+
+    let history = history_report(&sandbox, &quickstart);
+
+    let mut charts = 0;
+    for (page, name) in [
+        (&history.join("report.html"), "quickstart-history"),
+        (&quickstart_page, "quickstart"),
+        (&compare_page, "dpo-vs-dpop"),
+        (&out.join("report.html"), "report-compare"),
+    ] {
+        charts += check_in_browser(&chromium, page, &shots, name, 1400);
+    }
+    // A narrow window: charts scale down, tables scroll inside their box, nothing leaves the page.
+    charts += check_in_browser(&chromium, &compare_page, &shots, "dpo-vs-dpop-narrow", 700);
+    assert!(charts >= 30, "{charts} charts checked");
+    eprintln!("screenshots in {}", shots.display());
+}
+
+/// `erebor report` of run `compare` with `quickstart:train` added, into a folder of its own
+/// (returned): the added step is charted, and every chart has its PNG.
+fn compared_report(sandbox: &Sandbox, compare: &str, quickstart: &str) -> PathBuf {
     let out = sandbox.path().join("compared");
     let printed = sandbox.expect(
         &[
             "report",
-            &compare,
+            compare,
             "--compare",
             &format!("{quickstart}:train"),
             "--out",
@@ -359,12 +381,16 @@ fn reports_of_real_runs_fit_the_page_in_chromium_and_plot_the_stored_metrics() {
         let png = std::fs::read(out.join("charts").join(format!("{chart}.png"))).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{chart}");
     }
+    out
+}
 
-    // The quickstart run as the last tick of a nightly schedule: its report charts the history.
-    schedule_history(&sandbox, &quickstart);
+/// The quickstart run as the last tick of a nightly schedule: its report (in the folder
+/// returned) charts the history, the penalty's last tick marked as a regression.
+fn history_report(sandbox: &Sandbox, quickstart: &str) -> PathBuf {
+    schedule_history(sandbox, quickstart);
     let history = sandbox.path().join("history");
     sandbox.expect(
-        &["report", &quickstart, "--out", history.to_str().unwrap()],
+        &["report", quickstart, "--out", history.to_str().unwrap()],
         0,
     );
     let history_html = std::fs::read_to_string(history.join("report.html")).unwrap();
@@ -380,18 +406,5 @@ fn reports_of_real_runs_fit_the_page_in_chromium_and_plot_the_stored_metrics() {
         0,
         "{accuracy}"
     );
-
-    let mut charts = 0;
-    for (page, name) in [
-        (&history.join("report.html"), "quickstart-history"),
-        (&quickstart_page, "quickstart"),
-        (&compare_page, "dpo-vs-dpop"),
-        (&out.join("report.html"), "report-compare"),
-    ] {
-        charts += check_in_browser(&chromium, page, &shots, name, 1400);
-    }
-    // A narrow window: charts scale down, tables scroll inside their box, nothing leaves the page.
-    charts += check_in_browser(&chromium, &compare_page, &shots, "dpo-vs-dpop-narrow", 700);
-    assert!(charts >= 30, "{charts} charts checked");
-    eprintln!("screenshots in {}", shots.display());
+    history
 }

@@ -58,50 +58,7 @@ fn pipeline_runs_is_listed_and_then_cached(sandbox: &Sandbox) {
             && report.contains("stats[eval]")
     );
 
-    // Second run: everything comes from the cache.
-    let plan = sandbox.expect(&["plan", workflow], 0);
-    assert!(plan.contains("4 steps, 4 cached, 0 to run"), "{plan}");
-    sandbox.expect(&["run", workflow], 0);
-    let second = sandbox.latest_run().unwrap();
-    assert_ne!(first, second);
-    sandbox.with_store(async |store| {
-        let steps = store
-            .steps_of(&erebor_store::RunId::new(&second))
-            .await
-            .unwrap();
-        assert!(
-            steps.iter().all(|s| s.status == StepStatus::Cached),
-            "{steps:?}"
-        );
-        assert!(steps.iter().all(
-            |s| s.cached_from_run.as_ref().map(erebor_store::RunId::as_str) == Some(first.as_str())
-        ));
-        assert!(
-            store
-                .attempts_of(&erebor_store::RunId::new(&second))
-                .await
-                .unwrap()
-                .is_empty()
-        );
-    });
-    // Cached steps still show their metrics (from the run that produced them).
-    let csv = sandbox.expect(
-        &[
-            "metrics",
-            &second,
-            "--key",
-            "correct_rate",
-            "--format",
-            "csv",
-        ],
-        0,
-    );
-    assert!(csv.contains("stats[eval],correct_rate,0,0.875,"), "{csv}");
-    let compare = sandbox.expect(&["runs", "compare", &format!("{second}:stats")], 0);
-    assert!(
-        compare.contains("matrix.split") && compare.contains("0.875") && compare.contains("0.8562"),
-        "{compare}"
-    );
+    a_second_run_comes_from_the_cache(sandbox, workflow, &first);
 
     // A third run with fewer rows; compare the two runs that really ran.
     sandbox.expect(&["run", workflow, "--set", "rows=100", "-q"], 0);
@@ -111,8 +68,10 @@ fn pipeline_runs_is_listed_and_then_cached(sandbox: &Sandbox) {
         compare
             .lines()
             .find(|l| l.split_whitespace().next() == Some(key))
-            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
-            .unwrap_or_else(|| panic!("no row {key} in\n{compare}"))
+            .map_or_else(
+                || panic!("no row {key} in\n{compare}"),
+                |l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "),
+            )
     };
     assert_eq!(row("params.rows"), "200 100");
     // rows=100: eval has rows 5..100 (20), wrong at 35 and 70; train has 80 rows, 12 wrong.
@@ -411,3 +370,54 @@ on_both_backends!(
     failures_are_classified_retried_and_recorded,
     expectations_that_regress_exit_3,
 );
+
+/// A second run of `workflow` reuses every step of run `first`: no attempts, every step cached
+/// from it, its metrics shown and compared through the link.
+fn a_second_run_comes_from_the_cache(sandbox: &Sandbox, workflow: &str, first: &str) {
+    // Second run: everything comes from the cache.
+    let plan = sandbox.expect(&["plan", workflow], 0);
+    assert!(plan.contains("4 steps, 4 cached, 0 to run"), "{plan}");
+    sandbox.expect(&["run", workflow], 0);
+    let second = sandbox.latest_run().unwrap();
+    assert_ne!(first, second);
+    sandbox.with_store(async |store| {
+        let steps = store
+            .steps_of(&erebor_store::RunId::new(&second))
+            .await
+            .unwrap();
+        assert!(
+            steps.iter().all(|s| s.status == StepStatus::Cached),
+            "{steps:?}"
+        );
+        assert!(
+            steps.iter().all(
+                |s| s.cached_from_run.as_ref().map(erebor_store::RunId::as_str) == Some(first)
+            )
+        );
+        assert!(
+            store
+                .attempts_of(&erebor_store::RunId::new(&second))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    });
+    // Cached steps still show their metrics (from the run that produced them).
+    let csv = sandbox.expect(
+        &[
+            "metrics",
+            &second,
+            "--key",
+            "correct_rate",
+            "--format",
+            "csv",
+        ],
+        0,
+    );
+    assert!(csv.contains("stats[eval],correct_rate,0,0.875,"), "{csv}");
+    let compare = sandbox.expect(&["runs", "compare", &format!("{second}:stats")], 0);
+    assert!(
+        compare.contains("matrix.split") && compare.contains("0.875") && compare.contains("0.8562"),
+        "{compare}"
+    );
+}

@@ -1,10 +1,10 @@
 //! `erebor model serve` as the answer endpoint of `erebor mt-bench` (issue 12): SmolLM2-135M
-//! (the Q4_1 GGUF in ../shared) served with `--port 0`, then `erebor mt-bench
+//! (the `Q4_1` GGUF in `../shared`) served with `--port 0`, then `erebor mt-bench
 //! --answers-from-url` without a judge on two greedy MT-Bench questions (a reasoning and a math
 //! one, temperature 0 in FastChat). The answers file must hold both turns of each question, and
 //! each turn must be exactly what the server answers, asked directly, for the conversation
 //! mt-bench sends. The server is killed when the test ends, a panic included.
-//! Needs ../shared (or EREBOR_SHARED): skipped when absent, a failure under CI=true.
+//! Needs `../shared` (or `EREBOR_SHARED`): skipped when absent, a failure under `CI=true`.
 
 mod common;
 
@@ -19,12 +19,11 @@ use std::time::Duration;
 const MODEL_NAME: &str = "smollm2";
 const MAX_NEW_TOKENS: usize = 16;
 
-/// ../shared (or $EREBOR_SHARED) when it has the GGUF and the MT-Bench data, or None (a failure
-/// under CI=true).
+/// `../shared` (or `$EREBOR_SHARED`) when it has the GGUF and the MT-Bench data, or None (a
+/// failure under `CI=true`).
 fn shared() -> Option<PathBuf> {
     let dir = std::env::var_os("EREBOR_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared"));
+        .map_or_else(|| repo_root().join("../shared"), PathBuf::from);
     let needed = [gguf_path(&dir), dir.join("data/mt_bench/question.jsonl")];
     if needed.iter().all(|p| p.exists()) {
         return Some(dir);
@@ -83,7 +82,7 @@ impl Server {
             let _ = tx.send(line);
         });
         let line = rx
-            .recv_timeout(Duration::from_secs(300))
+            .recv_timeout(Duration::from_mins(5))
             .unwrap_or_else(|_| panic!("no listening line in 300 s\n{}", server.log_text()));
         let ready: Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("{e}: {line:?}\n{}", server.log_text()));
@@ -94,7 +93,7 @@ impl Server {
             addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
             "a real port on 127.0.0.1: {url}"
         );
-        server.addr = addr.to_owned();
+        addr.clone_into(&mut server.addr);
         server
     }
 
@@ -108,7 +107,7 @@ impl Server {
         let body = body.to_string();
         let mut stream = TcpStream::connect(&self.addr).unwrap();
         stream
-            .set_read_timeout(Some(Duration::from_secs(300)))
+            .set_read_timeout(Some(Duration::from_mins(5)))
             .unwrap();
         write!(
             stream,
@@ -131,7 +130,7 @@ impl Server {
     }
 
     /// The server's reply to the request mt-bench sends for `messages` at temperature 0
-    /// (`request_body` in erebor-eval's mt_bench client), trimmed as mt-bench trims it.
+    /// (`request_body` in erebor-eval's `mt_bench` client), trimmed as mt-bench trims it.
     fn greedy_reply(&self, messages: &[(&str, &str)]) -> String {
         let messages: Vec<Value> = messages
             .iter()
@@ -174,7 +173,10 @@ fn greedy_data(sandbox: &Sandbox, shared: &Path) -> (PathBuf, Vec<Value>) {
             .unwrap_or_else(|| panic!("no {category} question"));
         picked.push(question);
     }
-    let lines: String = picked.iter().map(|q| format!("{q}\n")).collect();
+    let mut lines = String::new();
+    for question in &picked {
+        lines.push_str(&format!("{question}\n"));
+    }
     let dir = sandbox.path().join("mt_bench_data");
     sandbox.write("mt_bench_data/question.jsonl", &lines);
     std::fs::copy(

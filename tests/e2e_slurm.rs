@@ -47,12 +47,20 @@ fn slurm() -> Option<()> {
 
 fn shared() -> Option<RwLockReadGuard<'static, ()>> {
     slurm()?;
-    Some(CLUSTER.read().unwrap_or_else(|e| e.into_inner()))
+    Some(
+        CLUSTER
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
 }
 
 fn alone() -> Option<RwLockWriteGuard<'static, ()>> {
     slurm()?;
-    Some(CLUSTER.write().unwrap_or_else(|e| e.into_inner()))
+    Some(
+        CLUSTER
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
 }
 
 /// A sandbox whose runs submit quickly retried Slurm commands.
@@ -601,9 +609,7 @@ impl Fake {
     }
 
     fn lines(&self, file: &str) -> usize {
-        std::fs::read_to_string(self.state.join(file))
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
+        std::fs::read_to_string(self.state.join(file)).map_or(0, |t| t.lines().count())
     }
 }
 

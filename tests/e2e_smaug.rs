@@ -59,7 +59,7 @@ fn every_smaug_recipe_validates_and_plans_without_downloads() {
     let names: Vec<String> = std::fs::read_dir(repo_root().join("workflows/smaug"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".yaml"))
+        .filter(|n| Path::new(n).extension().is_some_and(|e| e == "yaml"))
         .collect();
     for expected in [
         "smaug-7b-mtbench.yaml",
@@ -231,27 +231,7 @@ fn smaug_72b_eval_runs_end_to_end_on_a_stand_in_through_the_mirror() {
     );
     let run_id = sandbox.latest_run().unwrap();
 
-    // `erebor eval` outside a workflow takes the same reference.
-    let out = sandbox.path().join("eval-out");
-    let mut eval = sandbox.erebor();
-    eval.env(MIRROR_ENV, &mirror);
-    let table = common::expect_exit(
-        eval,
-        &[
-            "eval",
-            "hf://models/abacusai/Smaug-72B-v0.1",
-            "--tasks",
-            "arc_challenge",
-            "--limit",
-            "2",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ],
-        0,
-    );
-    assert!(table.contains("|arc_challenge"), "{table}");
+    eval_outside_a_workflow_takes_the_same_reference(&sandbox, &mirror, &data);
     let json = sandbox.expect(&["metrics", &run_id, "--format", "json"], 0);
     let rows: Value = serde_json::from_str(&json).unwrap();
     let text = rows.to_string();
@@ -274,7 +254,7 @@ fn smaug_72b_eval_runs_end_to_end_on_a_stand_in_through_the_mirror() {
 /// A small SFT of `hf://models/test/tiny` (through the mirror) on 40 synthetic problems.
 fn tiny_sft_workflow(tokenizer: &Path) -> String {
     format!(
-        r#"name: cached-oversized
+        r"name: cached-oversized
 steps:
   - id: data
     uses: convert
@@ -295,7 +275,7 @@ steps:
       lr: 1.0e-3
       batch_size: 8
       epochs: 1
-"#,
+",
         tokenizer.display()
     )
 }
@@ -335,7 +315,7 @@ impl TinyMirror {
 
 /// A training step whose estimate no longer fits is refused only when it would run: reused
 /// from the cache, `plan` notes it and `run` proceeds; forced to run, both refuse. The machine
-/// "shrinks" through EREBOR_MEMORY_BUDGET_GB, which is not part of any fingerprint.
+/// "shrinks" through `EREBOR_MEMORY_BUDGET_GB`, which is not part of any fingerprint.
 #[test]
 fn a_cached_oversized_training_step_is_noted_not_refused() {
     let sandbox = Sandbox::new(Backend::Sqlite).unwrap();
@@ -398,7 +378,7 @@ fn a_changed_mirrored_model_is_not_reused_from_the_cache() {
     );
 }
 
-/// ../shared/data/mt_bench, or None (a failure under CI=true).
+/// `../shared/data/mt_bench`, or None (a failure under `CI=true`).
 fn mt_bench_data() -> Option<PathBuf> {
     common::shared_path("data/mt_bench")
 }
@@ -508,4 +488,29 @@ fn an_eval_step_of_a_72b_model_is_estimated_and_refused_where_it_cannot_fit() {
             "{stderr}"
         );
     }
+}
+
+/// `erebor eval` outside a workflow takes the same `hf://models/...` reference through the
+/// mirror.
+fn eval_outside_a_workflow_takes_the_same_reference(sandbox: &Sandbox, mirror: &Path, data: &Path) {
+    let out = sandbox.path().join("eval-out");
+    let mut eval = sandbox.erebor();
+    eval.env(MIRROR_ENV, mirror);
+    let table = common::expect_exit(
+        eval,
+        &[
+            "eval",
+            "hf://models/abacusai/Smaug-72B-v0.1",
+            "--tasks",
+            "arc_challenge",
+            "--limit",
+            "2",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        0,
+    );
+    assert!(table.contains("|arc_challenge"), "{table}");
 }

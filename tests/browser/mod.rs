@@ -52,9 +52,12 @@ pub fn run_chromium(chromium: &Path, profile: &Path, args: &[String], page: &Pat
         .unwrap();
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(120) {
+        if start.elapsed() > Duration::from_mins(2) {
             child.kill().unwrap();
-            panic!("chromium did not finish with {page:?} in two minutes");
+            panic!(
+                "chromium did not finish with {} in two minutes",
+                page.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }

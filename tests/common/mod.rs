@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 pub enum Backend {
     /// A SQLite file in the sandbox.
     Sqlite,
-    /// A fresh database on the Postgres server of EREBOR_TEST_POSTGRES.
+    /// A fresh database on the Postgres server of `EREBOR_TEST_POSTGRES`.
     Postgres,
 }
 
@@ -29,7 +29,7 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// A sandbox, or None (with a message) for Postgres when EREBOR_TEST_SKIP_POSTGRES=1.
+    /// A sandbox, or None (with a message) for Postgres when `EREBOR_TEST_SKIP_POSTGRES=1`.
     pub fn new(backend: Backend) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let pg_database = match backend {
@@ -213,8 +213,7 @@ fn admin(sql: &str) {
 /// `CI=true` a missing fixture fails the test instead of skipping it.
 pub fn shared_path(rel: &str) -> Option<PathBuf> {
     let path = std::env::var_os("EREBOR_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared"))
+        .map_or_else(|| repo_root().join("../shared"), PathBuf::from)
         .join(rel);
     if path.exists() {
         return Some(path);
