@@ -6,7 +6,7 @@
 //! ```text
 //! manifest.json            DatasetManifest: kind, splits, tokenizer, statistics
 //! train.jsonl              untokenised records (SftRecord or PreferenceRecord), one per line
-//! train.tokens.jsonl       the same rows tokenised (TokenizedSft or TokenizedPreference), same order
+//! train.tokens.jsonl       the same rows tokenised (TokenisedSft or TokenisedPreference), same order
 //! eval.jsonl, eval.tokens.jsonl   the held-out split, when there is one
 //! ```
 //!
@@ -92,7 +92,7 @@ pub struct PreferenceRecord {
 
 /// A tokenised SFT row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenizedSft {
+pub struct TokenisedSft {
     /// Id of the untokenised row.
     pub id: String,
     /// The whole conversation rendered with the chat template and tokenised.
@@ -102,7 +102,7 @@ pub struct TokenizedSft {
     pub target_spans: Vec<[u32; 2]>,
 }
 
-impl TokenizedSft {
+impl TokenisedSft {
     /// Number of target tokens.
     pub fn target_tokens(&self) -> usize {
         self.target_spans
@@ -115,7 +115,7 @@ impl TokenizedSft {
 /// A tokenised preference row. The policy scores `prompt_ids ++ chosen_ids` and
 /// `prompt_ids ++ rejected_ids`; log-probabilities are summed over the completion tokens only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenizedPreference {
+pub struct TokenisedPreference {
     /// Id of the untokenised row.
     pub id: String,
     /// The prompt rendered with the chat template, generation prompt included.
@@ -261,14 +261,14 @@ impl DatasetManifest {
 pub fn read_tokenized_preference(
     dir: &Path,
     split: &str,
-) -> Result<Vec<TokenizedPreference>, DatasetError> {
+) -> Result<Vec<TokenisedPreference>, DatasetError> {
     let manifest = DatasetManifest::read(dir)?;
     manifest.expect_kind(dir, DatasetKind::Preference)?;
     Ok(read_jsonl(&manifest.tokens_path(dir, split)?)?)
 }
 
 /// Reads the tokenised SFT rows of `split` from a dataset folder.
-pub fn read_tokenized_sft(dir: &Path, split: &str) -> Result<Vec<TokenizedSft>, DatasetError> {
+pub fn read_tokenized_sft(dir: &Path, split: &str) -> Result<Vec<TokenisedSft>, DatasetError> {
     let manifest = DatasetManifest::read(dir)?;
     manifest.expect_kind(dir, DatasetKind::Sft)?;
     Ok(read_jsonl(&manifest.tokens_path(dir, split)?)?)
@@ -282,7 +282,7 @@ mod tests {
     #[test]
     fn a_written_preference_dataset_reads_back() {
         let dir = tempfile::tempdir().unwrap();
-        let rows = vec![TokenizedPreference {
+        let rows = vec![TokenisedPreference {
             id: "arc/0/1".into(),
             prompt_ids: vec![1, 2, 3],
             chosen_ids: vec![4, 5],

@@ -11,7 +11,7 @@
 //!   synthetic arithmetic task.
 //! - [`contamination`]: exact and 13-gram overlap with evaluation sets.
 //! - [`ops`]: de-duplication and the deterministic, prompt-grouped train/eval split.
-//! - [`tokenize`]: chat-template rendering and tokenisation with prompt/target spans.
+//! - [`tokenise`]: chat-template rendering and tokenisation with prompt/target spans.
 //! - [`stats`]: edit distances, first differing position, lengths.
 //! - [`convert`]: the step: config, pipeline, dataset folder, report.
 //! - [`error`]: [`DataError`] and [`RowError`], naming `file:line` and field.
@@ -47,7 +47,7 @@ pub mod ops;
 pub mod read;
 pub mod stable;
 pub mod stats;
-pub mod tokenize;
+pub mod tokenise;
 
 pub use convert::{ConvertConfig, ConvertKind};
 pub use error::{DataError, RowError, RowLocation};

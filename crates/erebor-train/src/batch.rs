@@ -16,7 +16,7 @@
 //! giving each example its own segment id so attention stays within it; the last token of one
 //! example never predicts the first token of the next.
 
-use erebor_core::dataset::{TokenizedPreference, TokenizedSft};
+use erebor_core::dataset::{TokenisedPreference, TokenisedSft};
 
 /// Inputs and targets of one forward pass.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,7 +110,7 @@ pub struct RowError {
 /// Truncates SFT rows to `max_seq_len`. Returns the examples and the number of rows dropped
 /// because no target token was left; malformed spans are an error naming the row.
 pub fn prepare_sft(
-    rows: &[TokenizedSft],
+    rows: &[TokenisedSft],
     max_seq_len: usize,
 ) -> Result<(Vec<SftExample>, usize), RowError> {
     let mut examples = Vec::with_capacity(rows.len());
@@ -252,7 +252,7 @@ pub struct PairExample {
 /// Truncates preference rows (see the module docs for the policy). A row with an empty prompt
 /// or an empty completion is an error naming it.
 pub fn prepare_pairs(
-    rows: &[TokenizedPreference],
+    rows: &[TokenisedPreference],
     max_seq_len: usize,
     max_prompt_len: usize,
 ) -> Result<Vec<PairExample>, RowError> {

@@ -1,7 +1,7 @@
 use super::*;
 
-fn sft_row(id: &str, ids: &[u32], spans: &[[u32; 2]]) -> TokenizedSft {
-    TokenizedSft {
+fn sft_row(id: &str, ids: &[u32], spans: &[[u32; 2]]) -> TokenisedSft {
+    TokenisedSft {
         id: id.into(),
         input_ids: ids.to_vec(),
         target_spans: spans.to_vec(),
@@ -81,8 +81,8 @@ fn packing_resets_positions_and_never_predicts_across_examples() {
     assert_eq!(batch.target_count(), 5);
 }
 
-fn pair(prompt: &[u32], chosen: &[u32], rejected: &[u32]) -> TokenizedPreference {
-    TokenizedPreference {
+fn pair(prompt: &[u32], chosen: &[u32], rejected: &[u32]) -> TokenisedPreference {
+    TokenisedPreference {
         id: "p".into(),
         prompt_ids: prompt.to_vec(),
         chosen_ids: chosen.to_vec(),

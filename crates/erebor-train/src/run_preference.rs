@@ -16,7 +16,7 @@ use crate::setup::{
 };
 use crate::{TrainError, memory_plan, trainer};
 use erebor_core::content::hash_path;
-use erebor_core::dataset::{DatasetKind, TokenizedPreference, read_tokenized_preference};
+use erebor_core::dataset::{DatasetKind, TokenisedPreference, read_tokenized_preference};
 use erebor_core::{StepContext, StepFailure, StepOutputs};
 use erebor_model::CausalLm;
 use serde_json::json;
@@ -30,7 +30,7 @@ pub fn run(ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {
 
 struct Split {
     name: String,
-    rows: Vec<TokenizedPreference>,
+    rows: Vec<TokenisedPreference>,
     pairs: Vec<PairExample>,
 }
 

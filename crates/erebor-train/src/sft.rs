@@ -10,7 +10,7 @@ use crate::batch::{PackedRow, SftExample, TokenBatch, pack, packed_batch, prepar
 use crate::logps::{BatchTensors, compute_view, model_token_logps, read_f32};
 use crate::trainer::{MicroBatch, Objective};
 use burn::module::Module;
-use erebor_core::dataset::TokenizedSft;
+use erebor_core::dataset::TokenisedSft;
 use erebor_model::CausalLm;
 
 /// The SFT objective over packed rows (a row holds one example unless packing is on).
@@ -27,7 +27,7 @@ pub struct SftObjective {
 
 /// Turns tokenised rows into training units: truncated, then packed or one per row.
 pub fn sft_units(
-    rows: &[TokenizedSft],
+    rows: &[TokenisedSft],
     max_seq_len: usize,
     packing: bool,
 ) -> Result<(Vec<PackedRow>, usize), crate::batch::RowError> {

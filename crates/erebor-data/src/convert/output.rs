@@ -6,8 +6,8 @@ use crate::mappers::Record;
 use crate::ops::prompt_text;
 use crate::stats::{PairMeasure, PreferenceStats, SftStats, Summary, words};
 use erebor_core::dataset::{
-    DATASET_FORMAT_VERSION, DatasetKind, DatasetManifest, SplitFiles, TokenizedPreference,
-    TokenizedSft, TokenizerRef,
+    DATASET_FORMAT_VERSION, DatasetKind, DatasetManifest, SplitFiles, TokenisedPreference,
+    TokenisedSft, TokenizerRef,
 };
 use erebor_core::jsonl::JsonlWriter;
 use std::collections::BTreeMap;
@@ -17,9 +17,9 @@ use std::path::Path;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SplitTokens {
     /// SFT rows.
-    Sft(Vec<TokenizedSft>),
+    Sft(Vec<TokenisedSft>),
     /// Preference rows.
-    Preference(Vec<TokenizedPreference>),
+    Preference(Vec<TokenisedPreference>),
 }
 
 /// One split ready to write.

@@ -12,7 +12,7 @@ use crate::error::DataError;
 use crate::hub::HubClient;
 use crate::mappers::Record;
 use crate::ops::{DedupeCounts, dedupe_by, prompt_text, split};
-use crate::tokenize::ChatTokenizer;
+use crate::tokenise::ChatTokenizer;
 use erebor_core::dataset::TokenizerRef;
 use erebor_core::{CancelToken, MetricsSink, ProgressReporter};
 use std::collections::BTreeMap;

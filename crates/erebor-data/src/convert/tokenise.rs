@@ -6,8 +6,8 @@ use super::run::{ConvertEnv, note_invalid};
 use super::sources::InvalidRows;
 use crate::error::DataError;
 use crate::mappers::Record;
-use crate::tokenize::{BoundaryRetokenised, ChatTokenizer};
-use erebor_core::dataset::{DatasetKind, TokenizedPreference, TokenizedSft};
+use crate::tokenise::{BoundaryRetokenised, ChatTokenizer};
+use erebor_core::dataset::{DatasetKind, TokenisedPreference, TokenisedSft};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What tokenising a split removed or noted.
@@ -20,8 +20,8 @@ pub struct TokeniseOutcome {
 }
 
 enum Tokenised {
-    Sft(TokenizedSft),
-    Preference(TokenizedPreference, BoundaryRetokenised),
+    Sft(TokenisedSft),
+    Preference(TokenisedPreference, BoundaryRetokenised),
 }
 
 /// Maps `items` with `f` on every available core, keeping the order. `f` returns an outer

@@ -4,7 +4,7 @@
 
 use erebor_core::dataset::{
     ChatMessage, DATASET_FORMAT_VERSION, DatasetKind, DatasetManifest, PreferenceRecord, SftRecord,
-    SplitFiles, TokenizedPreference, TokenizedSft, TokenizerRef,
+    SplitFiles, TokenisedPreference, TokenisedSft, TokenizerRef,
 };
 use erebor_core::jsonl::write_jsonl;
 use erebor_core::{CancelToken, MemorySink, StepContext};
@@ -101,7 +101,7 @@ pub fn write_sft_dataset(dir: &Path, splits: &[(&str, Vec<(String, String)>)]) {
             ids.extend(encode(&tokenizer, &format!("{answer}<|im_end|>")));
             let end = ids.len() as u32;
             ids.extend(encode(&tokenizer, "\n"));
-            tokens.push(TokenizedSft {
+            tokens.push(TokenisedSft {
                 id,
                 input_ids: ids,
                 target_spans: vec![[start, end]],
@@ -134,7 +134,7 @@ pub fn write_preference_dataset(dir: &Path, splits: &[(&str, Vec<PairRow>)]) {
                 chosen: chosen.clone(),
                 rejected: rejected.clone(),
             });
-            tokens.push(TokenizedPreference {
+            tokens.push(TokenisedPreference {
                 id,
                 prompt_ids: encode(&tokenizer, &prompt_text(question)),
                 chosen_ids: encode(&tokenizer, &format!("{chosen}<|im_end|>")),

@@ -16,7 +16,7 @@
 
 use crate::error::DataError;
 use erebor_core::dataset::{
-    ChatMessage, PreferenceRecord, SftRecord, TokenizedPreference, TokenizedSft, TokenizerRef,
+    ChatMessage, PreferenceRecord, SftRecord, TokenisedPreference, TokenisedSft, TokenizerRef,
 };
 use erebor_text::{ChatTemplate, TextError, Tokenizer};
 use sha2::{Digest, Sha256};
@@ -108,7 +108,7 @@ impl ChatTokenizer {
     }
 
     /// Tokenises a conversation and marks its assistant turns as targets.
-    pub fn sft(&self, record: &SftRecord) -> Result<TokenizedSft, DataError> {
+    pub fn sft(&self, record: &SftRecord) -> Result<TokenisedSft, DataError> {
         let rendered = self
             .template
             .render_with_assistant_spans(&record.messages)
@@ -142,7 +142,7 @@ impl ChatTokenizer {
                 "the rendered conversation has no assistant tokens",
             ));
         }
-        Ok(TokenizedSft {
+        Ok(TokenisedSft {
             id: record.id.clone(),
             input_ids: encoding.ids,
             target_spans,
@@ -153,7 +153,7 @@ impl ChatTokenizer {
     pub fn preference(
         &self,
         record: &PreferenceRecord,
-    ) -> Result<(TokenizedPreference, BoundaryRetokenised), DataError> {
+    ) -> Result<(TokenisedPreference, BoundaryRetokenised), DataError> {
         let render = |answer: Option<&str>| {
             let mut messages = record.prompt.clone();
             if let Some(answer) = answer {
@@ -189,7 +189,7 @@ impl ChatTokenizer {
             return Err(Self::fail(&record.id, "a completion renders to no tokens"));
         }
         Ok((
-            TokenizedPreference {
+            TokenisedPreference {
                 id: record.id.clone(),
                 prompt_ids,
                 chosen_ids,

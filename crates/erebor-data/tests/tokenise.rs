@@ -3,7 +3,7 @@
 //! tokenizers in ../shared.
 
 use erebor_core::dataset::{ChatMessage, PreferenceRecord, SftRecord};
-use erebor_data::tokenize::ChatTokenizer;
+use erebor_data::tokenise::ChatTokenizer;
 use serde_json::Value;
 use std::path::PathBuf;
 
