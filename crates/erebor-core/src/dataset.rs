@@ -258,7 +258,7 @@ impl DatasetManifest {
 }
 
 /// Reads the tokenised preference rows of `split` from a dataset folder.
-pub fn read_tokenized_preference(
+pub fn read_tokenised_preference(
     dir: &Path,
     split: &str,
 ) -> Result<Vec<TokenisedPreference>, DatasetError> {
@@ -268,7 +268,7 @@ pub fn read_tokenized_preference(
 }
 
 /// Reads the tokenised SFT rows of `split` from a dataset folder.
-pub fn read_tokenized_sft(dir: &Path, split: &str) -> Result<Vec<TokenisedSft>, DatasetError> {
+pub fn read_tokenised_sft(dir: &Path, split: &str) -> Result<Vec<TokenisedSft>, DatasetError> {
     let manifest = DatasetManifest::read(dir)?;
     manifest.expect_kind(dir, DatasetKind::Sft)?;
     Ok(read_jsonl(&manifest.tokens_path(dir, split)?)?)
@@ -305,15 +305,15 @@ mod tests {
         };
         manifest.write(dir.path()).unwrap();
         assert_eq!(
-            read_tokenized_preference(dir.path(), "train").unwrap(),
+            read_tokenised_preference(dir.path(), "train").unwrap(),
             rows
         );
 
-        let wrong = read_tokenized_sft(dir.path(), "train")
+        let wrong = read_tokenised_sft(dir.path(), "train")
             .unwrap_err()
             .to_string();
         assert!(wrong.contains("needs a Sft dataset"), "{wrong}");
-        let missing = read_tokenized_preference(dir.path(), "eval")
+        let missing = read_tokenised_preference(dir.path(), "eval")
             .unwrap_err()
             .to_string();
         assert!(

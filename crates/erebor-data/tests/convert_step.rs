@@ -2,7 +2,7 @@
 //! reads, the report, metrics, `skip_invalid`, the contamination refusal and the eval split.
 
 use erebor_core::dataset::{
-    DatasetKind, DatasetManifest, read_tokenized_preference, read_tokenized_sft,
+    DatasetKind, DatasetManifest, read_tokenised_preference, read_tokenised_sft,
 };
 use erebor_core::{
     AttemptId, CancelToken, FailureClass, MemorySink, OutputValue, RunId, StepContext, StepId,
@@ -278,7 +278,7 @@ fn a_tokenizer_makes_the_token_files_training_reads() {
     let reference = manifest.tokenizer.as_ref().unwrap();
     assert_eq!(reference.chat_template, "checkpoint");
     assert_eq!(reference.tokenizer_sha256.len(), 64);
-    let rows = read_tokenized_preference(&dataset, "train").unwrap();
+    let rows = read_tokenised_preference(&dataset, "train").unwrap();
     let records = lines(&dataset.join("train.jsonl"));
     assert_eq!(rows.len(), records.len());
     assert_eq!(rows.len() as u64, manifest.splits["train"].rows);
@@ -309,7 +309,7 @@ fn a_tokenizer_makes_the_token_files_training_reads() {
             &std::fs::read_to_string(path_output(&outputs, "report")).unwrap(),
         )
         .unwrap();
-        (read_tokenized_sft(&dataset, "train").unwrap(), report)
+        (read_tokenised_sft(&dataset, "train").unwrap(), report)
     };
     let (all, _) = sft(None, "sft-all");
     assert_eq!(all.len(), 20);
@@ -417,7 +417,7 @@ fn token_edit_distance_measures_the_answers_without_the_end_of_turn_tokens() {
     let (result, sink) = run(with, dir.path(), &dir.path().join("arc"));
     let outputs = result.unwrap();
     let dataset = path_output(&outputs, "dataset");
-    let rows = read_tokenized_preference(&dataset, "train").unwrap();
+    let rows = read_tokenised_preference(&dataset, "train").unwrap();
     assert_eq!(rows.len(), 900, "300 questions, 3 wrong answers each");
     // SmolLM2's ChatML closes every answer with `<|im_end|>` (id 2) and a newline (id 198).
     let turn_end = [2, 198];

@@ -16,7 +16,7 @@ use crate::setup::{
 };
 use crate::{TrainError, memory_plan, trainer};
 use erebor_core::content::hash_path;
-use erebor_core::dataset::{DatasetKind, TokenisedPreference, read_tokenized_preference};
+use erebor_core::dataset::{DatasetKind, TokenisedPreference, read_tokenised_preference};
 use erebor_core::{StepContext, StepFailure, StepOutputs};
 use erebor_model::CausalLm;
 use serde_json::json;
@@ -40,7 +40,7 @@ fn load_split(
     max_seq_len: usize,
     max_prompt_len: usize,
 ) -> Result<Split, TrainError> {
-    let rows = read_tokenized_preference(dir, name).map_err(dataset_error(dir))?;
+    let rows = read_tokenised_preference(dir, name).map_err(dataset_error(dir))?;
     let pairs =
         prepare_pairs(&rows, max_seq_len, max_prompt_len).map_err(|e| TrainError::Dataset {
             path: dir.join(format!("{name}.tokens.jsonl")),
@@ -114,7 +114,7 @@ fn train(ctx: &StepContext<'_>, preference: &PreferenceConfig) -> Result<StepOut
     Ok(outputs)
 }
 
-/// The tokenized pairs of the training split (and the eval split), with what identifies them.
+/// The tokenised pairs of the training split (and the eval split), with what identifies them.
 struct PreferenceData {
     model_dir: PathBuf,
     dataset_hash: String,

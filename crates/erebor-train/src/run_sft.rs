@@ -10,7 +10,7 @@ use crate::setup::{
 use crate::sft::{SftObjective, sft_units};
 use crate::{TrainError, memory_plan, trainer};
 use erebor_core::content::hash_path;
-use erebor_core::dataset::{DatasetKind, read_tokenized_sft};
+use erebor_core::dataset::{DatasetKind, read_tokenised_sft};
 use erebor_core::{StepContext, StepFailure, StepOutputs};
 use serde_json::json;
 
@@ -31,7 +31,7 @@ fn train(ctx: &StepContext<'_>, sft: &SftConfig) -> Result<StepOutputs, TrainErr
     let max_seq_len = memory_plan::effective_seq_len(config, start.model.config());
 
     let rows =
-        read_tokenized_sft(&dataset_dir, &config.split).map_err(dataset_error(&dataset_dir))?;
+        read_tokenised_sft(&dataset_dir, &config.split).map_err(dataset_error(&dataset_dir))?;
     let (units, dropped) =
         sft_units(&rows, max_seq_len, sft.packing).map_err(|e| TrainError::Dataset {
             path: dataset_dir.join(format!("{}.tokens.jsonl", config.split)),
@@ -47,7 +47,7 @@ fn train(ctx: &StepContext<'_>, sft: &SftConfig) -> Result<StepOutputs, TrainErr
     let eval_rows = match &config.eval_split {
         Some(split) => {
             let rows =
-                read_tokenized_sft(&dataset_dir, split).map_err(dataset_error(&dataset_dir))?;
+                read_tokenised_sft(&dataset_dir, split).map_err(dataset_error(&dataset_dir))?;
             sft_units(&rows, max_seq_len, sft.packing)
                 .map_err(|e| TrainError::Dataset {
                     path: dataset_dir.join(format!("{split}.tokens.jsonl")),
