@@ -12,6 +12,10 @@
 //! DPOP paper's claim, as crates/erebor-train/tests/failure_mode.rs asserts it: DPOP keeps the
 //! chosen answers' log-probs after the edit at the reference's, DPO lowers them.
 
+// Exact float comparisons are meant here: a penalty that is exactly 0 at the reference, and a
+// stored metric read back through two paths (the store, lm-eval's results file) bit for bit.
+#![allow(clippy::float_cmp)]
+
 #[path = "browser/mod.rs"]
 mod browser;
 mod common;
@@ -59,6 +63,9 @@ fn first(series: &BTreeMap<String, Vec<(i64, f64)>>, key: &str) -> (i64, f64) {
 }
 
 #[test]
+// One real run followed through from its output to its cache hit; split, its stages would
+// share a run they cannot each set up (about two minutes of training).
+#[allow(clippy::too_many_lines)]
 fn the_readme_quickstart_trains_dpop_records_it_and_caches_it() {
     let sandbox = Sandbox::new(Backend::Sqlite).unwrap();
     sandbox.copy_ml_workflows();
@@ -226,7 +233,7 @@ fn the_readme_quickstart_trains_dpop_records_it_and_caches_it() {
 /// arms are reused from the quickstart's and the DPO run's `train`); its page overlays both
 /// arms on one chart whose plotted points equal the stored metrics, with the reference model
 /// (index 0) dashed; it and `erebor report` of the quickstart open in headless Chromium with
-/// every label inside its chart and the page (screenshots in target/tmp/e2e_quickstart/).
+/// every label inside its chart and the page (screenshots in `target/tmp/e2e_quickstart/`).
 fn reports_in_chromium(sandbox: &Sandbox, quickstart: &str) {
     let Some(chromium) = browser::chromium() else {
         return;
@@ -323,17 +330,17 @@ fn dpo_fails_the_quickstart_checks(sandbox: &Sandbox, dpop_run: &str, dpop_after
     let train = metrics_of(sandbox, &run, "train");
     assert!(last(&train, "eval/rewards/accuracies") >= 0.9);
     let reference_after_edit = first(&train, "eval/logps/chosen_after_edit").1;
-    let dpo_after_edit = last(&train, "eval/logps/chosen_after_edit");
+    let dpo_edit_logp = last(&train, "eval/logps/chosen_after_edit");
     assert!(
-        dpo_after_edit <= reference_after_edit - 0.5 && dpo_after_edit < dpop_after_edit - 0.5,
-        "DPO: {reference_after_edit} → {dpo_after_edit}, DPOP: {dpop_after_edit}"
+        dpo_edit_logp <= reference_after_edit - 0.5 && dpo_edit_logp < dpop_after_edit - 0.5,
+        "DPO: {reference_after_edit} → {dpo_edit_logp}, DPOP: {dpop_after_edit}"
     );
     let plan = as_the_readme(sandbox, &["plan", "workflows/dpo-vs-dpop.yaml"], 0);
     assert!(plan.contains("6 steps, 5 cached, 1 to run"), "{plan}");
 }
 
 /// The two `eval` steps: exact match on the 64 held-out problems in the store under
-/// `bench/…` (a random model scores 0, tests/e2e_eval.rs; the floor is 0.05), and lm-eval's
+/// `bench/…` (a random model scores 0, `tests/e2e_eval.rs`; the floor is 0.05), and lm-eval's
 /// results and samples files in each step's folder.
 fn evaluations_are_recorded(sandbox: &Sandbox, run: &str, run_dir: &std::path::Path) {
     let key = "bench/arith_heldout/exact_match";

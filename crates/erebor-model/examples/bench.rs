@@ -11,6 +11,8 @@
 //! [`estimate_memory`]'s estimate for the same shape (Burn's AdamW keeps its two moments in the
 //! weights' dtype), to hold against the device's measured peak.
 
+#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
+
 use std::time::Instant;
 
 use burn::optim::{AdamWConfig, GradientsParams};

@@ -2,6 +2,8 @@
 //! the device is selected, with an error naming it and what is missing, instead of a panic
 //! inside LibTorch on the first tensor. Runs only with `--features tch`
 //! (scripts/tch-cpu-check.sh).
+
+#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
 #![cfg(feature = "tch")]
 
 use burn::tensor::{Tensor, TensorData};

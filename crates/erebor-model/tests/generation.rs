@@ -3,6 +3,8 @@
 //! sampling is reproducible; stop tokens, stop strings and max_new_tokens end sequences; and
 //! SmolLM2-135M-Instruct from its Q4_1 GGUF answers the capital of France with "Paris".
 
+#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
+
 mod common;
 
 use burn::tensor::DType;

@@ -26,6 +26,8 @@
 //! 5e-2) 4.4e-3 absolute, 2.5 u·A. The embedding gradient is off by 0.6 % to 1.9 % (bounds 4.3 %
 //! and 5.9 %).
 
+#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
+
 mod common;
 
 use std::path::PathBuf;

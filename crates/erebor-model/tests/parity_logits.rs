@@ -2,6 +2,8 @@
 //! against the reference values in each reference.json. bf16 compute is checked against f32 in
 //! tests/parity_bf16.rs.
 
+#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
+
 mod common;
 
 use burn::tensor::DType;

@@ -16,6 +16,8 @@
 //! (to hold against the device's measured peak).
 //! Tokens count both sequences of every pair, as in the issue's PyTorch baseline.
 
+#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
+
 use burn::tensor::{DType, Device};
 use erebor_core::{CancelToken, MemorySink, NullProgress};
 use erebor_model::{

@@ -12,6 +12,8 @@
 //! shape with tied embeddings, small apart from its vocabulary, so the logits dominate.
 //! Prints one JSON line with the loss and the seconds taken.
 
+#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
+
 use burn::tensor::DType;
 use erebor_model::{Architecture, CausalLm, DecoderDims, DeviceSpec, ModelConfig};
 use erebor_train::batch::TokenBatch;

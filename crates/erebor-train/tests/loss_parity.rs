@@ -5,6 +5,8 @@
 //! losses. The qwen2 fixture has the DPOP penalty active (its policy's chosen log-probs fell far
 //! below the reference's), llama and mistral have it inactive.
 
+#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
+
 mod common;
 
 use burn::tensor::Tensor;
