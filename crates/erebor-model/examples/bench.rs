@@ -1,4 +1,4 @@
-//! Throughput of forward scoring and of a training step (forward + backward + AdamW) in tokens/s.
+//! Throughput of forward scoring and of a training step (forward + backward + `AdamW`) in tokens/s.
 //!
 //! ```sh
 //! cargo run -p erebor-model --example bench -- --model tiny10m --device cpu
@@ -8,10 +8,8 @@
 //! random model of Qwen2-0.5B's shape), `--device cpu|tch-cpu|cuda:N`, `--dtype f32|bf16|f16`,
 //! `--batch N`, `--seq N`, `--iters N`, `--skip-train`, `--skip-forward`,
 //! `--checkpointing`. Prints one JSON line per measurement, each after a line with
-//! [`estimate_memory`]'s estimate for the same shape (Burn's AdamW keeps its two moments in the
+//! [`estimate_memory`]'s estimate for the same shape (Burn's `AdamW` keeps its two moments in the
 //! weights' dtype), to hold against the device's measured peak.
-
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
 
 use std::time::Instant;
 
@@ -41,7 +39,10 @@ fn load(name: &str, device: &Device, dtype: DType) -> CausalLm {
 
 fn ids(batch: usize, seq: usize, vocab: usize, device: &Device) -> Tensor<2, Int> {
     let v: Vec<i64> = (0..batch * seq)
-        .map(|i| ((i * 7919 + 13) % vocab) as i64)
+        .map(|i| {
+            i64::try_from((i * 7919 + 13) % vocab)
+                .expect("a token id below the vocabulary size fits in i64")
+        })
         .collect();
     Tensor::from_data(TensorData::new(v, [batch, seq]), device)
 }

@@ -5,7 +5,7 @@
 //!
 //! Sampling and stopping are [`crate::generate()`]'s own (one implementation): a greedy
 //! request gets the same tokens as `generate` on its prompt alone. Each sequence samples from
-//! its own ChaCha stream seeded with its request's [`GenerationConfig::seed`].
+//! its own `ChaCha` stream seeded with its request's [`GenerationConfig::seed`].
 //!
 //! Burn tensors stay on the thread that calls [`Batcher::run`]; requests and events cross
 //! threads through channels and [`EventSink`]s.
@@ -64,7 +64,7 @@ struct Active {
     sink: Box<dyn EventSink>,
     state: SequenceState,
     rng: ChaCha8Rng,
-    /// RoPE position of the next token fed to the model (its pending last token).
+    /// `RoPE` position of the next token fed to the model (its pending last token).
     next_pos: usize,
 }
 
@@ -95,6 +95,7 @@ impl Batcher {
 
     /// Publishes the number of running sequences to `gauge` after every change (a server's
     /// health endpoint reads it from another thread).
+    #[must_use]
     pub fn with_running_gauge(mut self, gauge: Arc<AtomicUsize>) -> Self {
         self.running = Some(gauge);
         self
@@ -120,6 +121,8 @@ impl Batcher {
     /// Serves requests until the channel closes and the last sequence finishes: waits when
     /// idle, admits waiting requests into free slots before each step, then decodes one token
     /// for every running sequence.
+    // The batcher takes the request channel over for the rest of its life, as its one consumer.
+    #[allow(clippy::needless_pass_by_value)]
     pub fn run(mut self, requests: Receiver<BatchRequest>) {
         let mut open = true;
         loop {
@@ -202,6 +205,9 @@ impl Batcher {
 
     /// One decode step: drops sequences whose receiver is gone, feeds every running
     /// sequence's last token, picks the next ones and lets finished sequences leave.
+    ///
+    /// # Panics
+    /// Never in practice: every running sequence holds at least the token it was admitted with.
     pub fn step(&mut self) {
         let open: Vec<usize> = (0..self.active.len())
             .filter(|&i| !self.active[i].sink.is_closed())

@@ -147,11 +147,11 @@ impl Default for SaveOptions {
     }
 }
 
-/// Writes `model` to `dir` in Hugging Face layout: config.json (the original one with the dtype
-/// updated when `raw_config` is given), generation_config.json, safetensors (sharded over the
-/// limit), and the tokenizer's files (tokenizer.json, tokenizer_config.json with its chat
-/// template, special_tokens_map.json, chat_template.jinja) copied. LoRA adapters are not
-/// written (merge them first with [`crate::lora::merge`], or save them with
+/// Writes `model` to `dir` in Hugging Face layout: `config.json` (the original one with the
+/// dtype updated when `raw_config` is given), `generation_config.json`, safetensors (sharded
+/// over the limit), and the tokenizer's files (`tokenizer.json`, `tokenizer_config.json` with
+/// its chat template, `special_tokens_map.json`, `chat_template.jinja`) copied. LoRA adapters
+/// are not written (merge them first with [`crate::lora::merge`], or save them with
 /// [`crate::lora::save_adapter`]). Returns the files written.
 pub fn save_pretrained(
     model: &CausalLm,

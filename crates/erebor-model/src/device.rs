@@ -157,7 +157,7 @@ fn tch_device(spec: DeviceSpec) -> Result<Device> {
 }
 
 /// The number of CUDA devices LibTorch sees (0 without a driver, a GPU, or a CUDA build of
-/// PyTorch); always 0 in a build without the `tch` feature.
+/// `PyTorch`); always 0 in a build without the `tch` feature.
 pub fn cuda_device_count() -> usize {
     #[cfg(feature = "tch")]
     {
@@ -219,7 +219,7 @@ pub fn training_device(base: Device, gradient_checkpointing: bool) -> Device {
 /// Parses a dtype name: `f32`, `f16`, `bf16` (and the torch spellings).
 pub fn parse_dtype(s: &str) -> Result<DType> {
     crate::weights::SaveDType::parse(s)
-        .map(|d| d.burn())
+        .map(crate::weights::SaveDType::burn)
         .ok_or_else(|| ModelError::InvalidRequest(format!("unknown dtype {s:?} (f32, f16, bf16)")))
 }
 

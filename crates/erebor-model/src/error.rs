@@ -116,7 +116,7 @@ impl ModelError {
         }
     }
 
-    /// A JSON error on `path`, keeping serde_json's line and column.
+    /// A JSON error on `path`, keeping `serde_json`'s line and column.
     pub fn json(path: impl Into<PathBuf>, err: &serde_json::Error) -> Self {
         ModelError::Json {
             path: path.into(),

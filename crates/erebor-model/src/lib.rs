@@ -2,8 +2,8 @@
 //!
 //! - [`tokenizer`], [`chat`]: [`Tokenizer`] and [`ChatTemplate`], re-exported from erebor-text
 //!   (which has no Burn, so data preparation builds without it).
-//! - [`config`]: [`ModelConfig`] from a Hugging Face `config.json` (both RoPE spellings).
-//! - [`model`]: [`CausalLm`], the Burn module (forward, KV cache, HF-style RoPE, GQA).
+//! - [`config`]: [`ModelConfig`] from a Hugging Face `config.json` (both `RoPE` spellings).
+//! - [`model`]: [`CausalLm`], the Burn module (forward, KV cache, HF-style `RoPE`, GQA).
 //! - [`scoring`]: per-token log-probs in f32 for training ([`scoring::sequence_logprobs`]) and
 //!   evaluation ([`scoring::Scorer`], lm-eval `loglikelihood` semantics).
 //! - [`generate`](mod@generate): KV-cache generation: greedy, temperature, top-p/top-k, stop strings, batched.
@@ -46,9 +46,6 @@
 //! .loglikelihood(&[LoglikelihoodRequest { context, continuation }])` (lm-eval semantics;
 //! `scoring::encode_pair` tokenises like lm-eval's `_encode_pair`); `generate(&model,
 //! Some(&tokenizer), &prompts, &GenerationConfig { .. })` for MT-Bench answers.
-
-// Not yet clean under clippy::pedantic, which [workspace.lints] turns on (issue 13).
-#![allow(clippy::pedantic)]
 
 /// The Burn version this crate is built on, for callers that build tensors or devices.
 pub use burn;

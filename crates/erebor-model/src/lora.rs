@@ -101,7 +101,9 @@ impl LoraConfig {
     }
 }
 
-/// PEFT's adapter_config.json.
+/// PEFT's `adapter_config.json`.
+// The flags are PEFT's own independent options, field for field.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PeftConfig {
     peft_type: String,
@@ -133,7 +135,7 @@ struct PeftConfig {
 }
 
 /// Freezes all parameters of `model` and attaches fresh adapters to the targeted layers:
-/// `A` Kaiming-uniform with bound `1/sqrt(in)` from a ChaCha stream seeded with `seed`, `B`
+/// `A` Kaiming-uniform with bound `1/sqrt(in)` from a `ChaCha` stream seeded with `seed`, `B`
 /// zero, so the adapted model starts equal to the base. An error when nothing matches.
 pub fn apply_lora(model: CausalLm, config: &LoraConfig, seed: u64) -> Result<CausalLm> {
     let mut model = model.no_grad();
@@ -146,6 +148,8 @@ pub fn apply_lora(model: CausalLm, config: &LoraConfig, seed: u64) -> Result<Cau
         }
         let (d_in, d_out) = (linear.d_in(), linear.d_out());
         let bound = 1.0 / (d_in as f64).sqrt();
+        // Drawn in f64 and rounded to f32 on purpose.
+        #[allow(clippy::cast_possible_truncation)]
         let a: Vec<f32> = (0..d_in * config.rank)
             .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32)
             .collect();
@@ -186,6 +190,10 @@ pub fn adapter_parameter_count(config: &ModelConfig, lora: &LoraConfig) -> usize
 }
 
 /// Writes the adapters of `model` as a PEFT folder; returns the files written.
+///
+/// # Panics
+/// Never in practice: the adapter config holds only strings, numbers and booleans, which always
+/// serialise, and the writer returns the file of the adapters it was given.
 pub fn save_adapter(
     model: &CausalLm,
     config: &LoraConfig,
@@ -244,7 +252,7 @@ pub fn save_adapter(
 }
 
 /// Reads a PEFT LoRA folder and attaches its adapters to `model` (base frozen). Returns the
-/// model and the adapter's config. Unsupported PEFT options (DoRA, rsLoRA, fan_in_fan_out,
+/// model and the adapter's config. Unsupported PEFT options (`DoRA`, `rsLoRA`, `fan_in_fan_out`,
 /// trained biases) and tensors that match no layer are errors naming them.
 pub fn load_adapter(model: CausalLm, dir: &Path) -> Result<(CausalLm, LoraConfig)> {
     let config_path = dir.join("adapter_config.json");

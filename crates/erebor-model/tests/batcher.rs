@@ -4,8 +4,6 @@
 //! the batch's other sequences; a closed receiver leaves the batch; streamed pieces
 //! concatenate to the final text, cut before a stop string.
 
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
-
 mod common;
 
 use std::sync::{Arc, Mutex};

@@ -1,9 +1,7 @@
 //! Saving and loading Hugging Face folders: bit-exact round trips (single file and shards),
-//! reduced-precision saves, both RoPE spellings, seeded random init, and the errors for broken
+//! reduced-precision saves, both `RoPE` spellings, seeded random init, and the errors for broken
 //! checkpoints (truncated weights, wrong shapes, missing config keys, missing and unexpected
 //! tensors, unknown architectures).
-
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
 
 mod common;
 
@@ -144,6 +142,8 @@ fn half_precision_saves_load_back_close() {
 }
 
 #[test]
+// The values come from JSON literals unchanged: equality is the check.
+#[allow(clippy::float_cmp)]
 fn both_rope_spellings_give_the_same_config() {
     let Some(dir) = shared("fixtures/hf-tiny/llama") else {
         return;
@@ -158,7 +158,7 @@ fn both_rope_spellings_give_the_same_config() {
     let old_style = ModelConfig::from_dir(tmp.path()).unwrap();
     assert_eq!(new_style, old_style);
     edit_config(tmp.path(), |m| {
-        m.insert("rope_theta".into(), Value::from(500000.0));
+        m.insert("rope_theta".into(), Value::from(500_000.0));
         m.insert(
             "rope_scaling".into(),
             serde_json::json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
@@ -166,7 +166,7 @@ fn both_rope_spellings_give_the_same_config() {
         );
     });
     let scaled = ModelConfig::from_dir(tmp.path()).unwrap();
-    assert_eq!(scaled.rope_theta, 500000.0);
+    assert_eq!(scaled.rope_theta, 500_000.0);
     assert!(
         matches!(scaled.rope_scaling, erebor_model::config::RopeScaling::Llama3 { factor, .. } if factor == 8.0)
     );
@@ -213,15 +213,20 @@ fn load_err(dir: &Path) -> ModelError {
     Checkpoint::load(dir, &common::device(), DType::F32).unwrap_err()
 }
 
-#[test]
-fn broken_checkpoints_are_clear_errors() {
-    let Some(dir) = shared("fixtures/hf-tiny/llama") else {
-        return;
-    };
-    let fresh = || {
+/// A fresh copy of the tiny Llama checkpoint to break, or `None` without the shared fixtures.
+fn tiny_llama_copies() -> Option<impl Fn() -> tempfile::TempDir> {
+    let dir = shared("fixtures/hf-tiny/llama")?;
+    Some(move || {
         let tmp = tempfile::tempdir().unwrap();
         copy_dir(&dir, tmp.path());
         tmp
+    })
+}
+
+#[test]
+fn broken_or_mismatched_weights_are_clear_errors() {
+    let Some(fresh) = tiny_llama_copies() else {
+        return;
     };
 
     // Truncated weights.
@@ -257,17 +262,6 @@ fn broken_checkpoints_are_clear_errors() {
         other => panic!("expected a shape mismatch, got {other}"),
     }
 
-    // A missing config key.
-    let t = fresh();
-    edit_config(t.path(), |m| {
-        m.remove("hidden_size");
-    });
-    let err = load_err(t.path());
-    assert!(
-        matches!(&err, ModelError::Config { field, .. } if field == "hidden_size"),
-        "{err}"
-    );
-
     // More layers in the config than in the weights, and fewer.
     let t = fresh();
     edit_config(t.path(), |m| {
@@ -285,6 +279,30 @@ fn broken_checkpoints_are_clear_errors() {
     let err = load_err(t.path());
     assert!(
         matches!(&err, ModelError::UnexpectedTensors { names, .. } if names.iter().all(|n| n.starts_with("model.layers.1."))),
+        "{err}"
+    );
+
+    // No weights at all.
+    let t = fresh();
+    std::fs::remove_file(t.path().join("model.safetensors")).unwrap();
+    let err = load_err(t.path());
+    assert!(matches!(&err, ModelError::MissingFile { .. }), "{err}");
+}
+
+#[test]
+fn broken_configs_are_clear_errors() {
+    let Some(fresh) = tiny_llama_copies() else {
+        return;
+    };
+
+    // A missing config key.
+    let t = fresh();
+    edit_config(t.path(), |m| {
+        m.remove("hidden_size");
+    });
+    let err = load_err(t.path());
+    assert!(
+        matches!(&err, ModelError::Config { field, .. } if field == "hidden_size"),
         "{err}"
     );
 
@@ -307,10 +325,4 @@ fn broken_checkpoints_are_clear_errors() {
     .unwrap();
     let err = load_err(t.path());
     assert!(matches!(&err, ModelError::Json { line: 2, .. }), "{err}");
-
-    // No weights at all.
-    let t = fresh();
-    std::fs::remove_file(t.path().join("model.safetensors")).unwrap();
-    let err = load_err(t.path());
-    assert!(matches!(&err, ModelError::MissingFile { .. }), "{err}");
 }

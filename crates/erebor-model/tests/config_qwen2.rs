@@ -2,14 +2,12 @@
 //! them (`use_sliding_window`, `sliding_window`, `max_window_layers`, transformers-5
 //! `layer_types`), and written back so transformers reads the same.
 
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
-
 use erebor_model::config::HfConfig;
 use erebor_model::{ModelConfig, ModelError};
 use serde_json::{Value, json};
 use std::path::Path;
 
-fn qwen2(layers: usize, extra: Value) -> Value {
+fn qwen2(layers: usize, extra: &Value) -> Value {
     let mut config = json!({
         "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 64,
         "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": layers,
@@ -36,7 +34,7 @@ fn windows(config: &ModelConfig) -> Vec<Option<usize>> {
 fn max_window_layers_defaults_to_28_as_in_transformers() {
     let config = parse(qwen2(
         30,
-        json!({"use_sliding_window": true, "sliding_window": 16}),
+        &json!({"use_sliding_window": true, "sliding_window": 16}),
     ))
     .unwrap();
     let mut expected = vec![None; 28];
@@ -49,7 +47,7 @@ fn max_window_layers_and_the_default_window() {
     // No `sliding_window`: transformers' 4096.
     let config = parse(qwen2(
         4,
-        json!({"use_sliding_window": true, "max_window_layers": 2}),
+        &json!({"use_sliding_window": true, "max_window_layers": 2}),
     ))
     .unwrap();
     assert_eq!(windows(&config), [None, None, Some(4096), Some(4096)]);
@@ -65,7 +63,7 @@ fn layer_types_decide_over_max_window_layers() {
     ];
     let config = parse(qwen2(
         4,
-        json!({"use_sliding_window": true, "sliding_window": 8, "max_window_layers": 0,
+        &json!({"use_sliding_window": true, "sliding_window": 8, "max_window_layers": 0,
                "layer_types": types}),
     ))
     .unwrap();
@@ -81,7 +79,7 @@ fn layer_types_decide_over_max_window_layers() {
 fn without_use_sliding_window_no_layer_has_a_window() {
     let config = parse(qwen2(
         2,
-        json!({"use_sliding_window": false, "sliding_window": 8, "max_window_layers": 0,
+        &json!({"use_sliding_window": false, "sliding_window": 8, "max_window_layers": 0,
                "layer_types": ["sliding_attention", "sliding_attention"]}),
     ))
     .unwrap();
@@ -95,7 +93,7 @@ fn without_use_sliding_window_no_layer_has_a_window() {
 fn bad_layer_types_are_refused_with_the_field() {
     let short = parse(qwen2(
         3,
-        json!({"use_sliding_window": true, "layer_types": ["full_attention"]}),
+        &json!({"use_sliding_window": true, "layer_types": ["full_attention"]}),
     ))
     .unwrap_err()
     .to_string();
@@ -105,7 +103,7 @@ fn bad_layer_types_are_refused_with_the_field() {
     );
     let unknown = parse(qwen2(
         1,
-        json!({"use_sliding_window": true, "layer_types": ["chunked_attention"]}),
+        &json!({"use_sliding_window": true, "layer_types": ["chunked_attention"]}),
     ))
     .unwrap_err()
     .to_string();

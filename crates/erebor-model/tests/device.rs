@@ -3,7 +3,6 @@
 //! inside LibTorch on the first tensor. Runs only with `--features tch`
 //! (scripts/tch-cpu-check.sh).
 
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
 #![cfg(feature = "tch")]
 
 use burn::tensor::{Tensor, TensorData};

@@ -1,9 +1,7 @@
 //! Generation: greedy continuations equal transformers' `generate(do_sample=False)` on the
 //! hf-tiny checkpoints, alone and batched with prompts of other lengths (left padding); seeded
-//! sampling is reproducible; stop tokens, stop strings and max_new_tokens end sequences; and
-//! SmolLM2-135M-Instruct from its Q4_1 GGUF answers the capital of France with "Paris".
-
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
+//! sampling is reproducible; stop tokens, stop strings and `max_new_tokens` end sequences;
+//! and SmolLM2-135M-Instruct from its `Q4_1` GGUF answers the capital of France with "Paris".
 
 mod common;
 

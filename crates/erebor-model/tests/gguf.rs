@@ -1,9 +1,7 @@
 //! GGUF loading end to end: the hf-tiny Llama checkpoint written as a GGUF file the way
 //! llama.cpp's converter writes one (llama.* metadata, blk.N.* names, q/k rows permuted for
-//! its rotary layout, dims innermost first) must give transformers' logits; F16 and Q8_0
+//! its rotary layout, dims innermost first) must give transformers' logits; F16 and `Q8_0`
 //! tensors dequantise; truncated and malformed files are errors naming the file.
-
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
 
 mod common;
 
@@ -30,6 +28,8 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend(s.as_bytes());
 }
 
+// A `Q8_0` quantiser: each rounded quotient is within ±127 by the choice of `d`.
+#[allow(clippy::cast_possible_truncation)]
 fn encode(values: &[f32], ty: Ty) -> Vec<u8> {
     match ty {
         Ty::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
@@ -47,12 +47,72 @@ fn encode(values: &[f32], ty: Ty) -> Vec<u8> {
                     if d == 0.0 {
                         0
                     } else {
-                        (v / d).round() as i8 as u8
+                        ((v / d).round() as i8).cast_unsigned()
                     }
                 }));
                 out
             })
             .collect(),
+    }
+}
+
+/// The name llama.cpp's converter gives a Hugging Face tensor.
+fn gguf_name(hf: &str) -> String {
+    hf.replace("model.embed_tokens.weight", "token_embd.weight")
+        .replace("model.norm.weight", "output_norm.weight")
+        .replace("lm_head.weight", "output.weight")
+        .replace("model.layers.", "blk.")
+        .replace("input_layernorm", "attn_norm")
+        .replace("post_attention_layernorm", "ffn_norm")
+        .replace("self_attn.q_proj", "attn_q")
+        .replace("self_attn.k_proj", "attn_k")
+        .replace("self_attn.v_proj", "attn_v")
+        .replace("self_attn.o_proj", "attn_output")
+        .replace("mlp.gate_proj", "ffn_gate")
+        .replace("mlp.up_proj", "ffn_up")
+        .replace("mlp.down_proj", "ffn_down")
+}
+
+/// The metadata count and key/value pairs of a Llama GGUF for `config`.
+fn put_metadata(b: &mut Vec<u8>, config: &ModelConfig) {
+    let u32_of = |n: usize| u32::try_from(n).unwrap();
+    let int_values: [(&str, u32); 7] = [
+        (
+            "llama.context_length",
+            u32_of(config.max_position_embeddings),
+        ),
+        ("llama.embedding_length", u32_of(config.hidden_size)),
+        ("llama.block_count", u32_of(config.num_layers)),
+        (
+            "llama.feed_forward_length",
+            u32_of(config.intermediate_size),
+        ),
+        ("llama.attention.head_count", u32_of(config.num_heads)),
+        ("llama.attention.head_count_kv", u32_of(config.num_kv_heads)),
+        ("general.alignment", 32),
+    ];
+    // GGUF stores these in f32, as llama.cpp's converter writes them.
+    #[allow(clippy::cast_possible_truncation)]
+    let float_values = [
+        (
+            "llama.attention.layer_norm_rms_epsilon",
+            config.rms_norm_eps as f32,
+        ),
+        ("llama.rope.freq_base", config.rope_theta as f32),
+    ];
+    b.extend(((int_values.len() + float_values.len() + 1) as u64).to_le_bytes());
+    put_str(b, "general.architecture");
+    b.extend(8u32.to_le_bytes());
+    put_str(b, "llama");
+    for (k, v) in int_values {
+        put_str(b, k);
+        b.extend(4u32.to_le_bytes());
+        b.extend(v.to_le_bytes());
+    }
+    for (k, v) in float_values {
+        put_str(b, k);
+        b.extend(6u32.to_le_bytes());
+        b.extend(v.to_le_bytes());
     }
 }
 
@@ -67,20 +127,7 @@ fn write_gguf(src_dir: &Path, out: &Path, ty_of: impl Fn(&str) -> Ty) {
             .unwrap()
             .try_into_vec_as::<f32>()
             .unwrap();
-        let gg = hf
-            .replace("model.embed_tokens.weight", "token_embd.weight")
-            .replace("model.norm.weight", "output_norm.weight")
-            .replace("lm_head.weight", "output.weight")
-            .replace("model.layers.", "blk.")
-            .replace("input_layernorm", "attn_norm")
-            .replace("post_attention_layernorm", "ffn_norm")
-            .replace("self_attn.q_proj", "attn_q")
-            .replace("self_attn.k_proj", "attn_k")
-            .replace("self_attn.v_proj", "attn_v")
-            .replace("self_attn.o_proj", "attn_output")
-            .replace("mlp.gate_proj", "ffn_gate")
-            .replace("mlp.up_proj", "ffn_up")
-            .replace("mlp.down_proj", "ffn_down");
+        let gg = gguf_name(&hf);
         let data = if gg.ends_with("attn_q.weight") {
             permute(&data, shape[0], shape[1], config.num_heads)
         } else if gg.ends_with("attn_k.weight") {
@@ -99,43 +146,11 @@ fn write_gguf(src_dir: &Path, out: &Path, ty_of: impl Fn(&str) -> Ty) {
     b.extend(b"GGUF");
     b.extend(3u32.to_le_bytes());
     b.extend((tensors.len() as u64).to_le_bytes());
-    let kv_u32: [(&str, u32); 7] = [
-        (
-            "llama.context_length",
-            config.max_position_embeddings as u32,
-        ),
-        ("llama.embedding_length", config.hidden_size as u32),
-        ("llama.block_count", config.num_layers as u32),
-        ("llama.feed_forward_length", config.intermediate_size as u32),
-        ("llama.attention.head_count", config.num_heads as u32),
-        ("llama.attention.head_count_kv", config.num_kv_heads as u32),
-        ("general.alignment", 32),
-    ];
-    let kv_f32 = [
-        (
-            "llama.attention.layer_norm_rms_epsilon",
-            config.rms_norm_eps as f32,
-        ),
-        ("llama.rope.freq_base", config.rope_theta as f32),
-    ];
-    b.extend(((kv_u32.len() + kv_f32.len() + 1) as u64).to_le_bytes());
-    put_str(&mut b, "general.architecture");
-    b.extend(8u32.to_le_bytes());
-    put_str(&mut b, "llama");
-    for (k, v) in kv_u32 {
-        put_str(&mut b, k);
-        b.extend(4u32.to_le_bytes());
-        b.extend(v.to_le_bytes());
-    }
-    for (k, v) in kv_f32 {
-        put_str(&mut b, k);
-        b.extend(6u32.to_le_bytes());
-        b.extend(v.to_le_bytes());
-    }
+    put_metadata(&mut b, &config);
     let mut offset = 0usize;
     for (name, shape, ty, bytes) in &tensors {
         put_str(&mut b, name);
-        b.extend((shape.len() as u32).to_le_bytes());
+        b.extend(u32::try_from(shape.len()).unwrap().to_le_bytes());
         for d in shape.iter().rev() {
             b.extend((*d as u64).to_le_bytes());
         }
@@ -181,11 +196,13 @@ fn llama_cpp_layout_gguf_gives_transformers_logits() {
     let argmax: Vec<u32> = got
         .chunks(512)
         .map(|row| {
-            row.iter()
+            let best = row
+                .iter()
                 .enumerate()
                 .max_by(|a, b| a.1.total_cmp(b.1))
                 .unwrap()
-                .0 as u32
+                .0;
+            u32::try_from(best).unwrap()
         })
         .collect();
     assert_eq!(argmax, ids(&r["argmax_per_position"]));

@@ -1,12 +1,10 @@
 //! K-quant GGUF tensors (Q4K, Q5K, Q6K) against the `gguf` Python package, and the import of
 //! a K-quant model with llama.cpp's rope-scaling and sliding-window metadata.
 //!
-//! The fixtures in tests/fixtures/gguf-kquant come from scripts/gguf_kquant_fixture.py:
+//! The fixtures in tests/fixtures/gguf-kquant come from `scripts/gguf_kquant_fixture.py`:
 //! blocks.gguf holds raw super-blocks beside the f32 values `gguf.quants.dequantize` gives for
 //! them; tiny-llama-kquant.gguf is a one-layer Llama in llama.cpp's layout, with expected.json
 //! holding the SHA-256 of each dequantised tensor in Hugging Face layout and the config fields.
-
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
 
 use std::path::{Path, PathBuf};
 
@@ -63,6 +61,8 @@ fn sha256_of_f32(values: &[f32], scratch: &Path) -> String {
 
 /// What `erebor model convert` does: load the GGUF in f32 and save a Hugging Face checkpoint.
 #[test]
+// The metadata values are read as written: equality is the check.
+#[allow(clippy::float_cmp)]
 fn k_quant_model_converts_to_the_gguf_py_values_with_its_metadata() {
     let gguf = fixtures().join("tiny-llama-kquant.gguf");
     let expected: Value =
@@ -99,7 +99,7 @@ fn k_quant_model_converts_to_the_gguf_py_values_with_its_metadata() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|d| d.as_u64().unwrap() as usize)
+            .map(|d| usize::try_from(d.as_u64().unwrap()).unwrap())
             .collect();
         assert_eq!(view.shape(), shape.as_slice(), "{name}");
         let values: Vec<f32> = view

@@ -1,9 +1,7 @@
-//! LoRA against PEFT: a PEFT adapter (tests/fixtures/lora-llama, made by make_lora_fixture.py on
+//! LoRA against PEFT: a PEFT adapter (tests/fixtures/lora-llama, made by `make_lora_fixture.py` on
 //! the hf-tiny Llama) loads and gives PEFT's logits; merging gives the same logits; an adapter
 //! saved by erebor loads back identically; freshly applied adapters start as the base model,
 //! train while the base stays frozen.
-
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
 
 mod common;
 
@@ -203,7 +201,7 @@ fn the_adapter_count_from_the_config_is_what_apply_lora_attaches() {
             rank: 3,
             alpha: 6.0,
             dropout: 0.0,
-            target_modules: targets.iter().map(|t| t.to_string()).collect(),
+            target_modules: targets.iter().map(ToString::to_string).collect(),
         };
         let adapted = apply_lora(model.clone(), &lora, 1).unwrap();
         let attached: usize = adapted

@@ -10,7 +10,7 @@
 //! terms carry the rounding of the head's weights (u), of the final norm's output (u) and the
 //! error the residual stream gathered upstream: each of the `L` layers rounds its attention and
 //! MLP outputs and the two residual sums (4u relative to the stream). Summed to first order:
-//! `|δz_j| ≤ (4L + 3)·u·A_j`, the logits' own rounding (u·|z_j| ≤ u·A_j) included. Nothing
+//! `|δz_j| ≤ (4L + 3)·u·A_j`, the logits' own rounding (`u·|z_j| ≤ u·A_j`) included. Nothing
 //! here amplifies errors (attention softmax is in f32 and the norms rescale), and the check
 //! measures how close to the bound the error comes.
 //!
@@ -18,15 +18,13 @@
 //! causal; the autodiff device (training) always takes the composition with an f32 softmax, and
 //! its backward is checked too: the gradient of the summed log-probs w.r.t. the embeddings stays
 //! within a relative bound of the f32 gradient. The windowed Mistral fixture takes the masked
-//! path on both devices. The f32 side is erebor's own f32 forward, which parity_logits.rs and
-//! parity_hf_extra.rs hold within 1e-5 of transformers.
+//! path on both devices. The f32 side is erebor's own f32 forward, which `parity_logits.rs` and
+//! `parity_hf_extra.rs` hold within 1e-5 of transformers.
 //!
 //! Measured on flex (CPU): the largest logit error is 5.1 to 7.4 u·A against a bound of 11
 //! (2 layers) or 15 (3 layers); on the hf-tiny Qwen2 (logits around 0.2, the old check allowed
 //! 5e-2) 4.4e-3 absolute, 2.5 u·A. The embedding gradient is off by 0.6 % to 1.9 % (bounds 4.3 %
 //! and 5.9 %).
-
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
 
 mod common;
 

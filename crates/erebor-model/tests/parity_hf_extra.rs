@@ -1,12 +1,10 @@
 //! Logits and greedy continuations of the committed tests/fixtures/hf-extra checkpoints against
-//! transformers (scripts/hf_extra_fixtures.py, float32, eager attention): Mistral with a sliding
+//! transformers (`scripts/hf_extra_fixtures.py`, float32, eager attention): Mistral with a sliding
 //! window shorter than the prompts, Qwen2 with sliding-window layers above `max_window_layers`,
 //! Llama with `rope_type: llama3` scaling, and Llama with `attention_bias`.
 //!
 //! Each case also checks that its feature matters: the same weights without the window or the
 //! scaling give logits far from transformers', so a loader that dropped the setting would fail.
-
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
 
 mod common;
 
@@ -19,7 +17,7 @@ use erebor_model::{Checkpoint, GenerationConfig, generate};
 use serde_json::Value;
 
 /// f32 logits of a few units agree to ~1e-6 between implementations (measured: at most 9.2e-7
-/// here); 1e-5 leaves room for summation order and is far below any masking, RoPE or bias
+/// here); 1e-5 leaves room for summation order and is far below any masking, `RoPE` or bias
 /// mistake (> 1e-2 here).
 const TOLERANCE: f64 = 1e-5;
 
@@ -63,9 +61,10 @@ fn check_case(case: &str) {
         let argmax: Vec<u32> = got
             .chunks(vocab)
             .map(|row| {
-                (0..vocab)
+                let best = (0..vocab)
                     .max_by(|a, b| row[*a].total_cmp(&row[*b]))
-                    .unwrap() as u32
+                    .unwrap();
+                u32::try_from(best).unwrap()
             })
             .collect();
         assert_eq!(argmax, ids(&want["argmax"]), "{case}: argmax");
@@ -133,6 +132,8 @@ fn qwen2_sliding_window_layers_match_transformers() {
 }
 
 #[test]
+// The factor is read from the config as written: equality is the check.
+#[allow(clippy::float_cmp)]
 fn llama3_rope_scaling_matches_transformers() {
     let dir = case_dir("llama3-rope");
     let config = erebor_model::ModelConfig::from_dir(&dir).unwrap();
@@ -170,7 +171,7 @@ fn llama_attention_bias_matches_transformers() {
     check_case("llama-bias");
 }
 
-/// The llama3-rope model as llama.cpp's converter writes it (scripts/hf_extra_fixtures.py):
+/// The llama3-rope model as llama.cpp's converter writes it (`scripts/hf_extra_fixtures.py`):
 /// the scaling as a `rope_freqs.weight` tensor of per-frequency divisors, which the import
 /// turns back into `rope_type: llama3`, giving transformers' logits.
 #[test]

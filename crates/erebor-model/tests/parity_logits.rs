@@ -1,8 +1,6 @@
 //! Logits of the tiny HF checkpoints (../shared/fixtures/hf-tiny, made by transformers in f32)
 //! against the reference values in each reference.json. bf16 compute is checked against f32 in
-//! tests/parity_bf16.rs.
-
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
+//! `tests/parity_bf16.rs`.
 
 mod common;
 
@@ -50,7 +48,7 @@ fn check_arch(arch: &str) {
                     best = i;
                 }
             }
-            best as u32
+            u32::try_from(best).unwrap()
         })
         .collect();
     assert_eq!(

@@ -3,8 +3,6 @@
 //! autodiff device with gradients) and the evaluation API (`Scorer`, batched, padded, shared
 //! context), all against the numbers transformers computed.
 
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
-
 mod common;
 
 use burn::tensor::activation::log_sigmoid;
@@ -17,8 +15,15 @@ fn rows(v: &serde_json::Value) -> Vec<Vec<u32>> {
 }
 
 fn int_tensor(rows: &[Vec<u32>], device: &Device) -> Tensor<2, Int> {
-    let flat: Vec<i64> = rows.iter().flatten().map(|&x| x as i64).collect();
+    let flat: Vec<i64> = rows.iter().flatten().map(|&x| i64::from(x)).collect();
     Tensor::from_data(TensorData::new(flat, [rows.len(), rows[0].len()]), device)
+}
+
+/// A JSON array of numbers as f32.
+// The loss runs in f32: the reference values are narrowed to it on purpose.
+#[allow(clippy::cast_possible_truncation)]
+fn f32s(v: &serde_json::Value) -> Vec<f32> {
+    floats(v).iter().map(|&x| x as f32).collect()
 }
 
 fn completion_mask(rows: usize, len: usize, prompt: usize, device: &Device) -> Tensor<2> {
@@ -40,7 +45,7 @@ struct Pairs {
 fn pairs_of(dir: &std::path::Path) -> Pairs {
     let json = json(&dir.join("reference.json"))["pairs"].clone();
     Pairs {
-        prompt_len: json["prompt_len"].as_u64().unwrap() as usize,
+        prompt_len: usize::try_from(json["prompt_len"].as_u64().unwrap()).unwrap(),
         chosen: rows(&json["chosen"]),
         rejected: rows(&json["rejected"]),
         json,
@@ -216,7 +221,7 @@ fn scorer_left_truncates_like_lm_eval() {
 }
 
 /// DPO loss on the pairs, backward through the policy on an autodiff device: the embedding
-/// gradient's norm and row sums match PyTorch's.
+/// gradient's norm and row sums match `PyTorch`'s.
 #[test]
 fn dpo_gradient_through_the_model_matches_pytorch() {
     for arch in ["llama", "qwen2", "mistral"] {
@@ -241,22 +246,8 @@ fn dpo_gradient_through_the_model_matches_pytorch() {
         let logps = sequence_logprobs(policy.forward(ids_t.clone()), ids_t, mask);
         let pc = logps.clone().narrow(0, 0, 2);
         let pr = logps.narrow(0, 2, 2);
-        let rc = Tensor::<1>::from_floats(
-            floats(&pairs["ref_chosen_logps"])
-                .iter()
-                .map(|&x| x as f32)
-                .collect::<Vec<_>>()
-                .as_slice(),
-            &device,
-        );
-        let rr = Tensor::<1>::from_floats(
-            floats(&pairs["ref_rejected_logps"])
-                .iter()
-                .map(|&x| x as f32)
-                .collect::<Vec<_>>()
-                .as_slice(),
-            &device,
-        );
+        let rc = Tensor::<1>::from_floats(f32s(&pairs["ref_chosen_logps"]).as_slice(), &device);
+        let rr = Tensor::<1>::from_floats(f32s(&pairs["ref_rejected_logps"]).as_slice(), &device);
         let d = (pc - rc) - (pr - rr);
         let loss = log_sigmoid(d.mul_scalar(beta)).neg().mean();
         let want_loss = pairs["losses"]["dpo"].as_f64().unwrap();

@@ -2,8 +2,6 @@
 //! evaluator reports, checked against hand-computed totals on a small random model, and the
 //! shared and unshared paths giving the same scores.
 
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
-
 use burn::tensor::DType;
 use erebor_model::{
     Architecture, CausalLm, DecoderDims, LoglikelihoodRequest, ModelConfig, Scorer, ScorerOptions,

@@ -1,8 +1,6 @@
-//! What training needs from the model: a Burn module whose parameters burn-optim's AdamW
+//! What training needs from the model: a Burn module whose parameters burn-optim's `AdamW`
 //! updates, gradients through `sequence_logprobs`, and per-layer gradient checkpointing that
 //! gives the same gradients as keeping every activation.
-
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
 
 mod common;
 
@@ -19,9 +17,9 @@ fn batch(r: &serde_json::Value, device: &Device) -> (Tensor<2, Int>, Tensor<2>) 
         .iter()
         .map(ids)
         .collect();
-    let p = r["pairs"]["prompt_len"].as_u64().unwrap() as usize;
+    let p = usize::try_from(r["pairs"]["prompt_len"].as_u64().unwrap()).unwrap();
     let (b, s) = (rows.len(), rows[0].len());
-    let flat: Vec<i64> = rows.iter().flatten().map(|&x| x as i64).collect();
+    let flat: Vec<i64> = rows.iter().flatten().map(|&x| i64::from(x)).collect();
     let mask: Vec<f32> = (0..b)
         .flat_map(|_| (0..s).map(move |t| f32::from(u8::from(t >= p))))
         .collect();

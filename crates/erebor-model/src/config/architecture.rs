@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Architecture {
-    /// LlamaForCausalLM (Llama 1/2/3, SmolLM, TinyLlama...).
+    /// `LlamaForCausalLM` (Llama 1/2/3, `SmolLM`, `TinyLlama`...).
     Llama,
-    /// MistralForCausalLM.
+    /// `MistralForCausalLM`.
     Mistral,
-    /// Qwen2ForCausalLM (q/k/v bias).
+    /// `Qwen2ForCausalLM` (q/k/v bias).
     Qwen2,
 }
 

@@ -1,5 +1,5 @@
-//! [`ModelConfig`] from a Hugging Face `config.json`: required fields, GQA and RoPE checks, both
-//! RoPE spellings, and Qwen2's sliding-window layers as transformers decides them.
+//! [`ModelConfig`] from a Hugging Face `config.json`: required fields, GQA and `RoPE` checks,
+//! both `RoPE` spellings, and Qwen2's sliding-window layers as transformers decides them.
 
 use std::path::Path;
 
@@ -12,16 +12,65 @@ fn need<T>(path: &Path, field: &str, v: Option<T>) -> Result<T> {
     v.ok_or_else(|| ModelError::config(path, field, "is required and missing"))
 }
 
-fn ids(v: &Option<Value>) -> Vec<u32> {
+/// A token id: a JSON integer that fits in `u32`.
+fn id(v: &Value) -> Option<u32> {
+    v.as_u64().and_then(|x| u32::try_from(x).ok())
+}
+
+/// The token ids of a field that holds one id or a list of them.
+fn ids(v: Option<&Value>) -> Vec<u32> {
     match v {
-        Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_u64())
-            .map(|x| x as u32)
-            .collect(),
-        _ => Vec::new(),
+        Some(Value::Array(a)) => a.iter().filter_map(id).collect(),
+        Some(v) => id(v).into_iter().collect(),
+        None => Vec::new(),
     }
+}
+
+/// The attention heads and their width: `num_key_value_heads` must divide
+/// `num_attention_heads`, and the head width must be even for `RoPE`.
+fn heads(hf: &HfConfig, hidden_size: usize, path: &Path) -> Result<(usize, usize, usize)> {
+    let num_heads = need(path, "num_attention_heads", hf.num_attention_heads)?;
+    let num_kv_heads = hf.num_key_value_heads.unwrap_or(num_heads);
+    if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
+        return Err(ModelError::config(
+            path,
+            "num_key_value_heads",
+            format!("{num_kv_heads} must divide num_attention_heads ({num_heads})"),
+        ));
+    }
+    let head_dim = hf.head_dim.unwrap_or(hidden_size / num_heads);
+    if !head_dim.is_multiple_of(2) {
+        return Err(ModelError::config(
+            path,
+            "head_dim",
+            format!("{head_dim} must be even for RoPE"),
+        ));
+    }
+    Ok((num_heads, num_kv_heads, head_dim))
+}
+
+/// Refuses what the model does not implement: an activation other than `silu` and a
+/// tensor-parallel split of the pretraining.
+fn check_supported(hf: &HfConfig, path: &Path) -> Result<()> {
+    if let Some(act) = &hf.hidden_act
+        && act != "silu"
+    {
+        return Err(ModelError::config(
+            path,
+            "hidden_act",
+            format!("{act:?} is not supported (only silu)"),
+        ));
+    }
+    if let Some(tp) = hf.pretraining_tp
+        && tp != 1
+    {
+        return Err(ModelError::config(
+            path,
+            "pretraining_tp",
+            format!("{tp} is not supported (only 1)"),
+        ));
+    }
+    Ok(())
 }
 
 impl ModelConfig {
@@ -56,41 +105,8 @@ impl ModelConfig {
             )
         })?;
         let hidden_size = need(path, "hidden_size", hf.hidden_size)?;
-        let num_heads = need(path, "num_attention_heads", hf.num_attention_heads)?;
-        let num_kv_heads = hf.num_key_value_heads.unwrap_or(num_heads);
-        if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
-            return Err(ModelError::config(
-                path,
-                "num_key_value_heads",
-                format!("{num_kv_heads} must divide num_attention_heads ({num_heads})"),
-            ));
-        }
-        let head_dim = hf.head_dim.unwrap_or(hidden_size / num_heads);
-        if !head_dim.is_multiple_of(2) {
-            return Err(ModelError::config(
-                path,
-                "head_dim",
-                format!("{head_dim} must be even for RoPE"),
-            ));
-        }
-        if let Some(act) = &hf.hidden_act
-            && act != "silu"
-        {
-            return Err(ModelError::config(
-                path,
-                "hidden_act",
-                format!("{act:?} is not supported (only silu)"),
-            ));
-        }
-        if let Some(tp) = hf.pretraining_tp
-            && tp != 1
-        {
-            return Err(ModelError::config(
-                path,
-                "pretraining_tp",
-                format!("{tp} is not supported (only 1)"),
-            ));
-        }
+        let (num_heads, num_kv_heads, head_dim) = heads(hf, hidden_size, path)?;
+        check_supported(hf, path)?;
         let params = hf.rope_parameters.clone().unwrap_or_default();
         let scaling_src = hf
             .rope_scaling
@@ -129,8 +145,8 @@ impl ModelConfig {
             mlp_bias: hf.mlp_bias.unwrap_or(false),
             sliding_window,
             sliding_window_layers,
-            bos_token_id: ids(&hf.bos_token_id).first().copied(),
-            eos_token_ids: ids(&hf.eos_token_id),
+            bos_token_id: ids(hf.bos_token_id.as_ref()).first().copied(),
+            eos_token_ids: ids(hf.eos_token_id.as_ref()),
         })
     }
 }

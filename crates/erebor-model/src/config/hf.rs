@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// `config.json` as transformers writes it for LlamaForCausalLM, MistralForCausalLM and
-/// Qwen2ForCausalLM. Unknown fields are ignored here and kept in the raw JSON for saving.
+/// `config.json` as transformers writes it for `LlamaForCausalLM`, `MistralForCausalLM` and
+/// `Qwen2ForCausalLM`. Unknown fields are ignored here and kept in the raw JSON for saving.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct HfConfig {
     /// e.g. `["LlamaForCausalLM"]`.
@@ -24,7 +24,7 @@ pub struct HfConfig {
     /// Key/value heads (grouped-query attention); defaults to the query heads.
     #[serde(default)]
     pub num_key_value_heads: Option<usize>,
-    /// Per-head width; defaults to hidden_size / num_attention_heads.
+    /// Per-head width; defaults to `hidden_size / num_attention_heads`.
     #[serde(default)]
     pub head_dim: Option<usize>,
     /// Vocabulary size.
@@ -32,19 +32,19 @@ pub struct HfConfig {
     /// Context window.
     #[serde(default)]
     pub max_position_embeddings: Option<usize>,
-    /// RMSNorm epsilon.
+    /// `RMSNorm` epsilon.
     #[serde(default)]
     pub rms_norm_eps: Option<f64>,
-    /// RoPE base (older spelling).
+    /// `RoPE` base (older spelling).
     #[serde(default)]
     pub rope_theta: Option<f64>,
-    /// RoPE scaling (older spelling).
+    /// `RoPE` scaling (older spelling).
     #[serde(default)]
     pub rope_scaling: Option<RopeParameters>,
-    /// RoPE settings as transformers 5 writes them (theta and scaling together).
+    /// `RoPE` settings as transformers 5 writes them (theta and scaling together).
     #[serde(default)]
     pub rope_parameters: Option<RopeParameters>,
-    /// Whether lm_head shares the embedding matrix.
+    /// Whether `lm_head` shares the embedding matrix.
     #[serde(default)]
     pub tie_word_embeddings: Option<bool>,
     /// Llama: bias on q/k/v/o projections.
@@ -92,7 +92,7 @@ pub struct HfConfig {
 /// `rope_scaling` / `rope_parameters`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 pub struct RopeParameters {
-    /// RoPE base (in `rope_parameters`).
+    /// `RoPE` base (in `rope_parameters`).
     #[serde(default)]
     pub rope_theta: Option<f64>,
     /// `default`, `linear` or `llama3`.

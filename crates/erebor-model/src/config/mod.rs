@@ -1,5 +1,5 @@
 //! Model configuration: [`ModelConfig`] (what the Burn model is built from), read from a Hugging
-//! Face `config.json` ([`HfConfig`]) in either RoPE spelling, and written back in HF form;
+//! Face `config.json` ([`HfConfig`]) in either `RoPE` spelling, and written back in HF form;
 //! [`ModelConfig::synthetic`] for models built without a checkpoint.
 
 mod architecture;

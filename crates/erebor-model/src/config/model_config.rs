@@ -4,11 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use super::Architecture;
 
-/// How RoPE frequencies are scaled.
+/// How `RoPE` frequencies are scaled.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum RopeScaling {
-    /// Plain RoPE.
+    /// Plain `RoPE`.
     None,
     /// Positions divided by `factor`.
     Linear {
@@ -29,6 +29,8 @@ pub enum RopeScaling {
 }
 
 /// Everything needed to build the model.
+// The bias and tying flags are the independent switches of the Hugging Face config.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     /// Architecture family.
@@ -49,17 +51,17 @@ pub struct ModelConfig {
     pub head_dim: usize,
     /// Context window.
     pub max_position_embeddings: usize,
-    /// RMSNorm epsilon.
+    /// `RMSNorm` epsilon.
     pub rms_norm_eps: f64,
-    /// RoPE base.
+    /// `RoPE` base.
     pub rope_theta: f64,
-    /// RoPE scaling.
+    /// `RoPE` scaling.
     pub rope_scaling: RopeScaling,
-    /// lm_head shares the embedding.
+    /// `lm_head` shares the embedding.
     pub tie_word_embeddings: bool,
     /// Bias on q/k/v.
     pub qkv_bias: bool,
-    /// Bias on o_proj.
+    /// Bias on `o_proj`.
     pub o_bias: bool,
     /// Bias on gate/up/down.
     pub mlp_bias: bool,

@@ -21,7 +21,7 @@ pub struct DecoderDims {
 
 impl ModelConfig {
     /// A config of `architecture` with the widths `dims` and transformers' defaults elsewhere:
-    /// `head_dim = hidden_size / num_heads`, 4096 positions, RMSNorm eps 1e-6, RoPE base 10000
+    /// `head_dim = hidden_size / num_heads`, 4096 positions, `RMSNorm` eps 1e-6, `RoPE` base 10000
     /// unscaled, q/k/v bias for Qwen2 only, no sliding window, no special token ids.
     pub fn synthetic(
         architecture: Architecture,

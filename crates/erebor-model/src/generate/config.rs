@@ -59,7 +59,7 @@ pub struct Generation {
 }
 
 /// Checks a request before any compute: a non-empty prompt that fits the context window with
-/// its new tokens, temperature >= 0, top_p in (0, 1], a tokenizer when stop strings are given.
+/// its new tokens, temperature >= 0, `top_p` in (0, 1], a tokenizer when stop strings are given.
 pub(crate) fn validate(
     prompt_len: usize,
     window: usize,

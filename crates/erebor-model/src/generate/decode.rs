@@ -13,6 +13,9 @@ use crate::tokenizer::Tokenizer;
 
 /// Generates a continuation of every prompt, in one batch. Without a tokenizer the texts are
 /// empty (stop strings then need one) and padding uses id 0.
+///
+/// # Panics
+/// Never in practice: every running row holds at least its last generated token.
 pub fn generate(
     model: &CausalLm,
     tokenizer: Option<&Tokenizer>,

@@ -3,7 +3,7 @@
 //!
 //! [`generate`] takes prompts as token ids (render chat prompts with [`crate::ChatTemplate`]
 //! and encode them with `add_special_tokens = false`), and returns the new tokens and their text.
-//! Sampling draws from a ChaCha stream seeded with [`GenerationConfig::seed`], so a seed gives
+//! Sampling draws from a `ChaCha` stream seeded with [`GenerationConfig::seed`], so a seed gives
 //! the same text on every run.
 
 mod config;

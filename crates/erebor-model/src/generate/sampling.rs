@@ -39,10 +39,15 @@ pub(crate) fn sample(logits: &[f32], config: &GenerationConfig, rng: &mut ChaCha
     for (id, p) in &probs {
         draw -= p;
         if draw <= 0.0 {
-            return *id as u32;
+            return token_id(*id);
         }
     }
-    probs.last().map_or(0, |(id, _)| *id as u32)
+    probs.last().map_or(0, |(id, _)| token_id(*id))
+}
+
+/// A vocabulary index as a token id (token ids are `u32` throughout, so every index fits).
+fn token_id(index: usize) -> u32 {
+    u32::try_from(index).expect("vocabulary indices fit in u32")
 }
 
 /// The index of the largest logit (the first one on ties, as the device argmax).
@@ -53,7 +58,7 @@ fn argmax(logits: &[f32]) -> u32 {
             best = i;
         }
     }
-    best as u32
+    token_id(best)
 }
 
 /// The next token of every row of `logits` `[batch, vocab]`. When every row is greedy the
@@ -71,7 +76,10 @@ pub(crate) fn pick(
             .into_data()
             .try_into_vec_as::<i64>()
             .map_err(read)?;
-        return Ok(ids.into_iter().map(|i| i as u32).collect());
+        return Ok(ids
+            .into_iter()
+            .map(|i| u32::try_from(i).expect("an argmax is a vocabulary index"))
+            .collect());
     }
     let [b, v] = logits.dims();
     let values: Vec<f32> = logits.into_data().try_into_vec_as::<f32>().map_err(read)?;

@@ -11,7 +11,7 @@
 //! inference; one chunk of positions in training, see [`LOGPS_CHUNK_ELEMENTS`]).
 //!
 //! Activations are the tensors the autodiff graph of [`crate::CausalLm::forward`] keeps per
-//! layer and token: norm inputs and outputs, q/k/v before and after RoPE and head repetition,
+//! layer and token: norm inputs and outputs, q/k/v before and after `RoPE` and head repetition,
 //! attention scores and probabilities, the attention output, MLP gate/up/activation/product.
 //! Attention is always materialised in training: Burn's autodiff runs the composed attention,
 //! never a fused kernel. With gradient checkpointing (Burn's balanced strategy recomputes
@@ -50,7 +50,7 @@ pub struct MemoryPlan {
     /// gradients. Full fine-tuning keeps a separate master copy when this is wider than
     /// `weight_bytes`; adapters are stored in it.
     pub master_bytes: usize,
-    /// Bytes of optimizer state per trained parameter (AdamW's two f32 moments: 8).
+    /// Bytes of optimizer state per trained parameter (`AdamW`'s two f32 moments: 8).
     pub optimizer_bytes: usize,
     /// What is trained.
     pub trainable: Trainable,

@@ -17,7 +17,7 @@ fn llama_7b() -> ModelConfig {
 
 const LLAMA_7B_PARAMS: u64 = 6_738_415_616;
 
-/// bf16 compute weights, f32 master weights and gradients, AdamW's two f32 moments.
+/// bf16 compute weights, f32 master weights and gradients, `AdamW`'s two f32 moments.
 fn bf16_mixed(trainable: Trainable, batch_size: usize, seq_len: usize) -> MemoryPlan {
     MemoryPlan {
         weight_bytes: 2,

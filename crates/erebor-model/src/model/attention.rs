@@ -1,4 +1,4 @@
-//! Grouped-query self-attention with HF RoPE, a per-layer KV cache and causal/padding/sliding
+//! Grouped-query self-attention with HF `RoPE`, a per-layer KV cache and causal/padding/sliding
 //! window masking.
 
 use burn::module::Module;
@@ -72,7 +72,7 @@ impl AttentionLayout {
 /// Cached keys and values of one layer, `[batch, kv_heads, len, head_dim]` each.
 #[derive(Debug, Clone)]
 pub struct LayerCache {
-    /// Keys after RoPE.
+    /// Keys after `RoPE`.
     pub keys: Tensor<4>,
     /// Values.
     pub values: Tensor<4>,
@@ -173,13 +173,13 @@ impl Attention {
     }
 
     /// Repeats each key/value head for its group of query heads.
-    fn repeat_kv(&self, x: Tensor<4>) -> Tensor<4> {
+    fn repeat_kv(&self, kv: Tensor<4>) -> Tensor<4> {
         let groups = self.num_heads / self.num_kv_heads;
         if groups == 1 {
-            return x;
+            return kv;
         }
-        let [b, h, t, d] = x.dims();
-        x.unsqueeze_dim::<5>(2)
+        let [b, h, t, d] = kv.dims();
+        kv.unsqueeze_dim::<5>(2)
             .expand([b, h, groups, t, d])
             .reshape([b, h * groups, t, d])
     }

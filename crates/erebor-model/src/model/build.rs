@@ -102,6 +102,48 @@ impl Builder<'_> {
     fn norm(&mut self, name: &str, h: usize, eps: f64) -> Result<RmsNorm> {
         Ok(RmsNorm::new(self.tensor(name, [h])?, eps))
     }
+
+    /// Decoder layer `layer` (`model.layers.{layer}.*`).
+    fn decoder_layer(&mut self, config: &ModelConfig, layer: usize) -> Result<DecoderLayer> {
+        let (h, q, kv, i) = (
+            config.hidden_size,
+            config.num_heads * config.head_dim,
+            config.num_kv_heads * config.head_dim,
+            config.intermediate_size,
+        );
+        let p = format!("model.layers.{layer}");
+        let input_layernorm = self.norm(
+            &format!("{p}.input_layernorm.weight"),
+            h,
+            config.rms_norm_eps,
+        )?;
+        let self_attn = Attention {
+            q_proj: self.linear(&format!("{p}.self_attn.q_proj"), q, h, config.qkv_bias)?,
+            k_proj: self.linear(&format!("{p}.self_attn.k_proj"), kv, h, config.qkv_bias)?,
+            v_proj: self.linear(&format!("{p}.self_attn.v_proj"), kv, h, config.qkv_bias)?,
+            o_proj: self.linear(&format!("{p}.self_attn.o_proj"), h, q, config.o_bias)?,
+            num_heads: config.num_heads,
+            num_kv_heads: config.num_kv_heads,
+            head_dim: config.head_dim,
+            window: config.window_of_layer(layer).unwrap_or(0),
+        };
+        let post_attention_layernorm = self.norm(
+            &format!("{p}.post_attention_layernorm.weight"),
+            h,
+            config.rms_norm_eps,
+        )?;
+        let mlp = Mlp {
+            gate_proj: self.linear(&format!("{p}.mlp.gate_proj"), i, h, config.mlp_bias)?,
+            up_proj: self.linear(&format!("{p}.mlp.up_proj"), i, h, config.mlp_bias)?,
+            down_proj: self.linear(&format!("{p}.mlp.down_proj"), h, i, config.mlp_bias)?,
+        };
+        Ok(DecoderLayer {
+            input_layernorm,
+            self_attn,
+            post_attention_layernorm,
+            mlp,
+        })
+    }
 }
 
 impl CausalLm {
@@ -113,58 +155,25 @@ impl CausalLm {
         device: &Device,
         dtype: DType,
     ) -> Result<Self> {
-        let c = config;
-        let (h, q, kv, i) = (
-            c.hidden_size,
-            c.num_heads * c.head_dim,
-            c.num_kv_heads * c.head_dim,
-            c.intermediate_size,
-        );
-        let mut b = Builder { src, device, dtype };
-        let embed = b.tensor("model.embed_tokens.weight", [c.vocab_size, h])?;
-        let mut layers = Vec::with_capacity(c.num_layers);
-        for l in 0..c.num_layers {
-            let p = format!("model.layers.{l}");
-            let input_layernorm =
-                b.norm(&format!("{p}.input_layernorm.weight"), h, c.rms_norm_eps)?;
-            let self_attn = Attention {
-                q_proj: b.linear(&format!("{p}.self_attn.q_proj"), q, h, c.qkv_bias)?,
-                k_proj: b.linear(&format!("{p}.self_attn.k_proj"), kv, h, c.qkv_bias)?,
-                v_proj: b.linear(&format!("{p}.self_attn.v_proj"), kv, h, c.qkv_bias)?,
-                o_proj: b.linear(&format!("{p}.self_attn.o_proj"), h, q, c.o_bias)?,
-                num_heads: c.num_heads,
-                num_kv_heads: c.num_kv_heads,
-                head_dim: c.head_dim,
-                window: c.window_of_layer(l).unwrap_or(0),
-            };
-            let post_attention_layernorm = b.norm(
-                &format!("{p}.post_attention_layernorm.weight"),
-                h,
-                c.rms_norm_eps,
-            )?;
-            let mlp = Mlp {
-                gate_proj: b.linear(&format!("{p}.mlp.gate_proj"), i, h, c.mlp_bias)?,
-                up_proj: b.linear(&format!("{p}.mlp.up_proj"), i, h, c.mlp_bias)?,
-                down_proj: b.linear(&format!("{p}.mlp.down_proj"), h, i, c.mlp_bias)?,
-            };
-            layers.push(DecoderLayer {
-                input_layernorm,
-                self_attn,
-                post_attention_layernorm,
-                mlp,
-            });
-        }
-        let norm = b.norm("model.norm.weight", h, c.rms_norm_eps)?;
-        let lm_head = if c.tie_word_embeddings {
+        let h = config.hidden_size;
+        let mut builder = Builder { src, device, dtype };
+        let embed = builder.tensor("model.embed_tokens.weight", [config.vocab_size, h])?;
+        let layers = (0..config.num_layers)
+            .map(|layer| builder.decoder_layer(config, layer))
+            .collect::<Result<Vec<_>>>()?;
+        let norm = builder.norm("model.norm.weight", h, config.rms_norm_eps)?;
+        let lm_head = if config.tie_word_embeddings {
             None
         } else {
-            Some(b.linear("lm_head", c.vocab_size, h, false)?)
+            Some(builder.linear("lm_head", config.vocab_size, h, false)?)
         };
-        if c.tie_word_embeddings && b.src.contains("lm_head.weight") {
+        if config.tie_word_embeddings && builder.src.contains("lm_head.weight") {
             // Some tied checkpoints store the head anyway; transformers ignores it.
-            b.src.take("lm_head.weight", &[c.vocab_size, h])?;
+            builder
+                .src
+                .take("lm_head.weight", &[config.vocab_size, h])?;
         }
-        let mut unexpected: Vec<String> = src_remaining(b.src)
+        let mut unexpected: Vec<String> = src_remaining(builder.src)
             .into_iter()
             .filter(|n| !n.ends_with("rotary_emb.inv_freq"))
             .collect();
@@ -172,7 +181,7 @@ impl CausalLm {
             unexpected.sort();
             unexpected.truncate(10);
             return Err(ModelError::UnexpectedTensors {
-                path: b.src.origin().to_path_buf(),
+                path: builder.src.origin().to_path_buf(),
                 names: unexpected,
             });
         }
@@ -187,8 +196,11 @@ impl CausalLm {
     }
 
     /// A freshly initialised model as transformers initialises one (`normal(0, std)` for
-    /// linear and embedding weights, zero biases, unit norms), from a seeded ChaCha generator,
+    /// linear and embedding weights, zero biases, unit norms), from a seeded `ChaCha` generator,
     /// so the same seed gives the same weights on every device.
+    ///
+    /// # Panics
+    /// Never in practice: the random source holds exactly the config's names and shapes.
     pub fn random(
         config: &ModelConfig,
         seed: u64,

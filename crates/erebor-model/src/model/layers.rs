@@ -1,5 +1,5 @@
 //! Building blocks with Hugging Face numerics: a linear layer (with an optional LoRA adapter),
-//! RMSNorm computed in f32 like `LlamaRMSNorm`, and the SwiGLU MLP.
+//! `RMSNorm` computed in f32 like `LlamaRMSNorm`, and the `SwiGLU` MLP.
 
 use burn::module::{Module, Param};
 use burn::nn::Dropout;
@@ -61,7 +61,7 @@ impl Linear {
         let out = linear(
             x.clone(),
             self.weight.val(),
-            self.bias.as_ref().map(|b| b.val()),
+            self.bias.as_ref().map(Param::val),
         );
         match &self.lora {
             Some(adapter) => out + adapter.forward(x),
@@ -80,7 +80,7 @@ impl Linear {
     }
 }
 
-/// RMSNorm as `LlamaRMSNorm`: normalise in f32, cast back, then scale by the weight.
+/// `RMSNorm` as `LlamaRMSNorm`: normalise in f32, cast back, then scale by the weight.
 #[derive(Module, Debug)]
 pub struct RmsNorm {
     /// `[hidden]`.
@@ -117,7 +117,7 @@ impl RmsNorm {
     }
 }
 
-/// The SwiGLU MLP: `down(silu(gate(x)) * up(x))`.
+/// The `SwiGLU` MLP: `down(silu(gate(x)) * up(x))`.
 #[derive(Module, Debug)]
 pub struct Mlp {
     /// `gate_proj`.

@@ -81,7 +81,7 @@ pub struct TokenBatch {
     pub ids: Vec<Vec<u32>>,
     /// `[batch][seq]`: `false` at padding.
     pub valid: Vec<Vec<bool>>,
-    /// `[batch][seq]` RoPE positions.
+    /// `[batch][seq]` `RoPE` positions.
     pub positions: Vec<Vec<usize>>,
 }
 
@@ -150,7 +150,7 @@ impl TokenBatch {
 
     /// The ids as an Int tensor `[batch, seq]`.
     pub fn ids_tensor(&self, device: &Device) -> Tensor<2, Int> {
-        let flat: Vec<i64> = self.ids.iter().flatten().map(|&i| i as i64).collect();
+        let flat: Vec<i64> = self.ids.iter().flatten().map(|&i| i64::from(i)).collect();
         Tensor::from_data(
             TensorData::new(flat, [self.batch_size(), self.seq_len()]),
             device,
@@ -182,6 +182,10 @@ impl KvCache {
     }
 
     /// A cache with every sequence of a batch-1 cache repeated `n` times (shared prefixes).
+    ///
+    /// # Panics
+    /// When the cache holds more than one sequence.
+    #[must_use]
     pub fn repeat(&self, n: usize) -> Self {
         assert_eq!(self.batch_size(), 1, "only a batch-1 cache can be repeated");
         let layers = self
@@ -201,8 +205,15 @@ impl KvCache {
     }
 
     /// Keeps only the sequences at `rows` (generation drops finished sequences).
+    ///
+    /// # Panics
+    /// When a row is not one of the cache's sequences.
+    #[must_use]
     pub fn select_rows(&self, rows: &[usize], device: &Device) -> Self {
-        let idx: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+        let idx: Vec<i64> = rows
+            .iter()
+            .map(|&r| i64::try_from(r).expect("a row of a batch fits in i64"))
+            .collect();
         let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [rows.len()]), device);
         KvCache {
             layers: self
@@ -222,6 +233,7 @@ impl KvCache {
     /// The rows of `self` then those of `other` in one cache (continuous batching admits newly
     /// prefilled sequences this way). The shorter cache is padded on the left with masked
     /// positions, so each row keeps its real tokens contiguous and last, as left padding does.
+    #[must_use]
     pub fn concat_rows(self, other: KvCache) -> Self {
         if self.layers.is_empty() || self.batch_size() == 0 {
             return other;
@@ -250,6 +262,7 @@ impl KvCache {
 
     /// Drops the leading positions that are padding in every row (after long sequences leave
     /// a continuous batch), so attention does not keep scanning them.
+    #[must_use]
     pub fn trim_left_padding(self) -> Self {
         let drop = self
             .key_valid
@@ -381,6 +394,9 @@ impl CausalLm {
     }
 
     /// Final hidden states `[batch, seq, hidden]` for a padded batch (see [`Self::forward_batch`]).
+    ///
+    /// # Panics
+    /// When `cache` holds a different number of sequences than `batch`.
     pub fn forward_hidden(&self, batch: &TokenBatch, cache: Option<&mut KvCache>) -> Tensor<3> {
         let device = self.device();
         let ids = batch.ids_tensor(&device);

@@ -14,6 +14,9 @@ pub struct Rope {
 
 impl Rope {
     /// `inv_freq[i] = 1 / theta^(2i/d)` (in f32, as transformers computes it), then scaled.
+    // transformers computes the frequencies in f32: the config's f64 values are rounded to f32
+    // on purpose.
+    #[allow(clippy::cast_possible_truncation)]
     pub fn new(config: &ModelConfig) -> Self {
         let d = config.head_dim;
         let theta = config.rope_theta as f32;

@@ -208,6 +208,9 @@ impl<'a> Scorer<'a> {
     /// Scores every request, those whose context extends `prefix` from its cache (with
     /// `share_contexts` only); results are in request order and equal scoring without the
     /// prefix within float rounding.
+    ///
+    /// # Panics
+    /// Never in practice: the plan scores every request exactly once.
     pub fn loglikelihood_with_prefix(
         &self,
         requests: &[LoglikelihoodRequest],
@@ -244,8 +247,8 @@ impl<'a> Scorer<'a> {
     }
 
     fn check_vocab(&self, what: &str, tokens: &[u32]) -> Result<()> {
-        let vocab = self.model.config().vocab_size as u32;
-        match tokens.iter().find(|&&t| t >= vocab) {
+        let vocab = self.model.config().vocab_size;
+        match tokens.iter().find(|&&t| t as usize >= vocab) {
             Some(bad) => Err(ModelError::InvalidRequest(format!(
                 "{what}: token id {bad} is outside the vocabulary of {vocab}"
             ))),

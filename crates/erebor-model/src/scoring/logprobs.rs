@@ -18,6 +18,9 @@ pub fn token_logprobs(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
 /// Per-sequence sum of the log-probs of the tokens marked in `target_mask` (f32, `[b]`), each
 /// token predicted from the logits one position earlier. `target_mask[:, 0]` is ignored (the
 /// first token has no prediction).
+///
+/// # Panics
+/// When the logits have fewer than two positions.
 pub fn sequence_logprobs(
     logits: Tensor<3>,
     input_ids: Tensor<2, Int>,

@@ -115,7 +115,10 @@ impl Scorer<'_> {
         let mut target_ids = Vec::new();
         for (b, row) in rows.iter().enumerate() {
             for t in &row.targets {
-                flat_index.push((b * width + t.position) as i64);
+                let flat = b * width + t.position;
+                flat_index.push(
+                    i64::try_from(flat).expect("an index into the hidden states fits in i64"),
+                );
                 target_ids.push(i64::from(t.token));
             }
         }
@@ -130,11 +133,14 @@ impl Scorer<'_> {
         let targets = Tensor::<2, Int>::from_data(TensorData::new(target_ids, [1, n]), &device);
         let argmax = logits.clone().argmax(2).reshape([n]);
         let lps = token_logprobs(logits, targets).reshape([n]);
-        let lps: Vec<f32> = lps.into_data().try_into_vec_as::<f32>().map_err(data_err)?;
+        let lps: Vec<f32> = lps
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .map_err(|e| data_err(&e))?;
         let argmax: Vec<i64> = argmax
             .into_data()
             .try_into_vec_as::<i64>()
-            .map_err(data_err)?;
+            .map_err(|e| data_err(&e))?;
         let targets = rows.iter().flat_map(|r| &r.targets);
         for ((t, lp), best) in targets.zip(lps).zip(argmax) {
             let entry = results[t.request].get_or_insert_with(|| LoglikelihoodResult {
@@ -153,6 +159,6 @@ impl Scorer<'_> {
     }
 }
 
-fn data_err(e: burn::tensor::DataError) -> ModelError {
+fn data_err(e: &burn::tensor::DataError) -> ModelError {
     ModelError::InvalidRequest(format!("reading scores back from the device failed: {e:?}"))
 }

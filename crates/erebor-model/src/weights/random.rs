@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::model::{WeightSource, hf_tensor_names};
 
 /// Tensors drawn from `normal(0, std)` (weights), zeros (biases) and ones (norms), from one
-/// ChaCha8 stream seeded with `seed`, in the order of [`hf_tensor_names`]: the same seed gives
+/// `ChaCha8` stream seeded with `seed`, in the order of [`hf_tensor_names`]: the same seed gives
 /// the same model on every device and platform.
 pub struct RandomSource {
     rng: ChaCha8Rng,
@@ -45,6 +45,12 @@ impl RandomSource {
 }
 
 impl WeightSource for RandomSource {
+    // Tensor names, not file names, end in `.bias`; the samples are drawn in f64 and rounded to
+    // f32 on purpose.
+    #[allow(
+        clippy::case_sensitive_file_extension_comparisons,
+        clippy::cast_possible_truncation
+    )]
     fn take(&mut self, name: &str, shape: &[usize]) -> Result<TensorData> {
         self.names.remove(name);
         let n: usize = shape.iter().product();

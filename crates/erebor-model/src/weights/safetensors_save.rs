@@ -140,6 +140,9 @@ impl SafetensorsWriter {
 
     /// Writes the last shard, renames the shards to their final names and writes the index
     /// when there is more than one; returns the files written.
+    ///
+    /// # Panics
+    /// Never in practice: the index holds only strings and numbers, which always serialise.
     pub fn finish(mut self) -> Result<Vec<PathBuf>> {
         if !self.current.is_empty() || self.written.is_empty() {
             self.flush()?;

@@ -1,8 +1,8 @@
-//! llama.cpp's row permutation of q/k weights, written from convert_hf_to_gguf.py: the
+//! llama.cpp's row permutation of q/k weights, written from `convert_hf_to_gguf.py`: the
 //! independent reference the GGUF loader's unpermute is tested against (by tests/gguf.rs and
 //! by the unit test in src/weights/gguf/source.rs, which includes this file).
 
-/// llama.cpp's `permute`: rows reshaped (n_head, 2, rows/n_head/2, cols) with axes 1 and 2
+/// llama.cpp's `permute`: rows reshaped `(n_head, 2, rows/n_head/2, cols)` with axes 1 and 2
 /// swapped.
 pub fn permute(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Vec<f32> {
     let half = rows / n_head / 2;

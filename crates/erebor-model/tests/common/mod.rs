@@ -9,9 +9,10 @@ use std::path::PathBuf;
 /// this and return early with a printed message when it is absent; under `CI=true` they fail
 /// instead (see [`missing`]).
 pub fn shared_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("EREBOR_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    let dir = std::env::var_os("EREBOR_SHARED").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+        PathBuf::from,
+    );
     if dir.is_dir() {
         Some(dir)
     } else {
@@ -63,7 +64,7 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
+        .map(|x| u32::try_from(x.as_u64().unwrap()).unwrap())
         .collect()
 }
 

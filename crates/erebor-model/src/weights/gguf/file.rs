@@ -52,8 +52,8 @@ impl GgufFile {
                 "GGUF version {version} is not supported (2, 3)"
             )));
         }
-        let n_tensors = c.u64().map_err(&bad)? as usize;
-        let n_kv = c.u64().map_err(&bad)? as usize;
+        let n_tensors = c.usize().map_err(&bad)?;
+        let n_kv = c.usize().map_err(&bad)?;
         let mut metadata = BTreeMap::new();
         for _ in 0..n_kv {
             let key = c.string().map_err(&bad)?;
@@ -68,11 +68,11 @@ impl GgufFile {
             let name = c.string().map_err(&bad)?;
             let n_dims = c.u32().map_err(&bad)? as usize;
             let dims = (0..n_dims)
-                .map(|_| c.u64().map(|d| d as usize))
+                .map(|_| c.usize())
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(&bad)?;
             let type_id = c.u32().map_err(&bad)?;
-            let offset = c.u64().map_err(&bad)? as usize;
+            let offset = c.usize().map_err(&bad)?;
             tensors.insert(
                 name,
                 GgufTensorInfo {
@@ -82,10 +82,11 @@ impl GgufFile {
                 },
             );
         }
-        let alignment = match metadata.get("general.alignment") {
-            Some(v) => v.as_u64().unwrap_or(32) as usize,
-            None => 32,
-        };
+        let alignment = metadata
+            .get("general.alignment")
+            .and_then(MetaValue::as_u64)
+            .and_then(|a| usize::try_from(a).ok())
+            .unwrap_or(32);
         let data_start = c.position().div_ceil(alignment) * alignment;
         let gguf = GgufFile {
             path: path.to_path_buf(),
@@ -144,7 +145,7 @@ impl GgufFile {
             })
     }
 
-    /// The tensor dequantised to f32, with its shape in PyTorch order (outermost first).
+    /// The tensor dequantised to f32, with its shape in `PyTorch` order (outermost first).
     pub fn dequantized(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
         let info = self
             .tensors
@@ -160,6 +161,16 @@ impl GgufFile {
 
     pub(super) fn meta_u64(&self, key: &str) -> Option<u64> {
         self.metadata.get(key).and_then(MetaValue::as_u64)
+    }
+
+    /// A metadata integer as `usize` (`None` when missing or too wide for this platform).
+    pub(super) fn meta_usize(&self, key: &str) -> Option<usize> {
+        self.meta_u64(key).and_then(|v| usize::try_from(v).ok())
+    }
+
+    /// A metadata integer as a token id (`None` when missing or beyond `u32`).
+    pub(super) fn meta_token_id(&self, key: &str) -> Option<u32> {
+        self.meta_u64(key).and_then(|v| u32::try_from(v).ok())
     }
 
     pub(super) fn meta_f64(&self, key: &str) -> Option<f64> {

@@ -86,8 +86,14 @@ impl<'a> Cursor<'a> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
+    /// A u64 count, length or offset as `usize` (an error where this platform's is narrower).
+    pub(crate) fn usize(&mut self) -> R<usize> {
+        let n = self.u64()?;
+        usize::try_from(n).map_err(|_| format!("{n} does not fit in this platform's usize"))
+    }
+
     pub(crate) fn string(&mut self) -> R<String> {
-        let len = self.u64()? as usize;
+        let len = self.usize()?;
         let bytes = self.bytes(len)?;
         String::from_utf8(bytes.to_vec()).map_err(|e| format!("string is not UTF-8: {e}"))
     }
@@ -96,7 +102,7 @@ impl<'a> Cursor<'a> {
     pub(crate) fn value(&mut self, ty: u32) -> R<MetaValue> {
         Ok(match ty {
             0 => MetaValue::U64(u64::from(self.array::<1>()?[0])),
-            1 => MetaValue::I64(i64::from(self.array::<1>()?[0] as i8)),
+            1 => MetaValue::I64(i64::from(self.array::<1>()?[0].cast_signed())),
             2 => MetaValue::U64(u64::from(u16::from_le_bytes(self.array()?))),
             3 => MetaValue::I64(i64::from(i16::from_le_bytes(self.array()?))),
             4 => MetaValue::U64(u64::from(self.u32()?)),
@@ -106,7 +112,7 @@ impl<'a> Cursor<'a> {
             8 => MetaValue::Str(self.string()?),
             9 => {
                 let item_ty = self.u32()?;
-                let n = self.u64()? as usize;
+                let n = self.usize()?;
                 if n > self.buf.len() {
                     return Err(format!("array of {n} items is longer than the file"));
                 }

@@ -1,11 +1,11 @@
-//! The [`ModelConfig`] a GGUF file's metadata implies: sizes, RoPE scaling (Llama 3's recovered
+//! The [`ModelConfig`] a GGUF file's metadata implies: sizes, `RoPE` scaling (Llama 3's recovered
 //! from llama.cpp's `rope_freqs.weight`), sliding window and biases.
 
 use super::{GgufFile, MetaValue};
 use crate::config::{Architecture, ModelConfig, RopeScaling};
 use crate::error::{ModelError, Result};
 
-/// The tensor llama.cpp's converter writes for Llama 3's RoPE scaling.
+/// The tensor llama.cpp's converter writes for Llama 3's `RoPE` scaling.
 pub(crate) const ROPE_FREQS: &str = "rope_freqs.weight";
 
 impl GgufFile {
@@ -26,26 +26,23 @@ impl GgufFile {
         };
         let a = &arch_name;
         let need = |key: String| {
-            self.meta_u64(&key)
-                .map(|v| v as usize)
+            self.meta_usize(&key)
                 .ok_or_else(|| ModelError::config(&self.path, key, "is required and missing"))
         };
         let hidden_size = need(format!("{a}.embedding_length"))?;
         let num_heads = need(format!("{a}.attention.head_count"))?;
         let num_kv_heads = self
-            .meta_u64(&format!("{a}.attention.head_count_kv"))
-            .map_or(num_heads, |v| v as usize);
+            .meta_usize(&format!("{a}.attention.head_count_kv"))
+            .unwrap_or(num_heads);
         let head_dim = self
-            .meta_u64(&format!("{a}.attention.key_length"))
-            .or(self.meta_u64(&format!("{a}.rope.dimension_count")))
-            .map_or(hidden_size / num_heads, |v| v as usize);
+            .meta_usize(&format!("{a}.attention.key_length"))
+            .or(self.meta_usize(&format!("{a}.rope.dimension_count")))
+            .unwrap_or(hidden_size / num_heads);
         let vocab_size = match self.tensors.get("token_embd.weight") {
             Some(info) if info.dims.len() == 2 => info.dims[1],
             _ => need(format!("{a}.vocab_size"))?,
         };
-        let eos = self
-            .meta_u64("tokenizer.ggml.eos_token_id")
-            .map(|v| v as u32);
+        let eos = self.meta_token_id("tokenizer.ggml.eos_token_id");
         let num_layers = need(format!("{a}.block_count"))?;
         let rope_theta = self
             .meta_f64(&format!("{a}.rope.freq_base"))
@@ -75,9 +72,10 @@ impl GgufFile {
                 .meta_f64(&format!("{a}.attention.layer_norm_rms_epsilon"))
                 .unwrap_or(1e-6),
             rope_theta,
-            rope_scaling: match self.tensors.contains_key(ROPE_FREQS) {
-                true => self.llama3_from_rope_freqs(a, head_dim, rope_theta)?,
-                false => self.rope_scaling(a)?,
+            rope_scaling: if self.tensors.contains_key(ROPE_FREQS) {
+                self.llama3_from_rope_freqs(a, head_dim, rope_theta)?
+            } else {
+                self.rope_scaling(a)?
             },
             tie_word_embeddings: !self.tensors.contains_key("output.weight"),
             qkv_bias,
@@ -85,17 +83,17 @@ impl GgufFile {
             mlp_bias,
             sliding_window,
             sliding_window_layers: sliding_window_layers.flatten(),
-            bos_token_id: self
-                .meta_u64("tokenizer.ggml.bos_token_id")
-                .map(|v| v as u32),
+            bos_token_id: self.meta_token_id("tokenizer.ggml.bos_token_id"),
             eos_token_ids: eos.into_iter().collect(),
         })
     }
 
-    /// RoPE scaling from `{arch}.rope.scaling.*` as llama.cpp reads it: the type defaults to
-    /// `linear`, the factor comes from `rope.scaling.factor` or the older `rope.scale_linear`, and
-    /// a factor of 0 or 1 (or none) means no scaling. Types other than `none` and `linear` (YaRN,
-    /// LongRoPE) are refused, naming the key.
+    /// `RoPE` scaling from `{arch}.rope.scaling.*` as llama.cpp reads it: the type defaults to
+    /// `linear`, the factor comes from `rope.scaling.factor` or the older `rope.scale_linear`,
+    /// and a factor of 0 or 1 (or none) means no scaling. Types other than `none` and `linear`
+    /// (`YaRN`, `LongRoPE`) are refused, naming the key.
+    // llama.cpp takes exactly 0 and exactly 1 for no scaling.
+    #[allow(clippy::float_cmp)]
     fn rope_scaling(&self, a: &str) -> Result<RopeScaling> {
         let type_key = format!("{a}.rope.scaling.type");
         let kind = match self.metadata.get(&type_key) {
@@ -137,13 +135,17 @@ impl GgufFile {
         let Some(value) = self.metadata.get(&window_key) else {
             return Ok(None);
         };
-        let window = value.as_u64().filter(|w| *w > 0).ok_or_else(|| {
-            ModelError::config(
-                &self.path,
-                window_key.as_str(),
-                "must be a positive integer",
-            )
-        })? as usize;
+        let window = value
+            .as_u64()
+            .filter(|w| *w > 0)
+            .and_then(|w| usize::try_from(w).ok())
+            .ok_or_else(|| {
+                ModelError::config(
+                    &self.path,
+                    window_key.as_str(),
+                    "must be a positive integer",
+                )
+            })?;
         let pattern = match self.metadata.get(&pattern_key) {
             None => None,
             Some(MetaValue::Array(items)) if items.len() == num_layers => Some(
@@ -190,7 +192,7 @@ impl GgufFile {
         }
     }
 
-    /// Llama 3 RoPE scaling from llama.cpp's `rope_freqs.weight`: its converter writes, per
+    /// Llama 3 `RoPE` scaling from llama.cpp's `rope_freqs.weight`: its converter writes, per
     /// frequency, the divisor transformers' `rope_type: llama3` applies (1 above the high band
     /// edge, `factor` below the low one, smoothed between) instead of the parameters. They are
     /// recovered with `low_freq_factor` 1 and `high_freq_factor` 4 (the converter's defaults and
@@ -219,15 +221,21 @@ impl GgufFile {
             )));
         }
         let divisors: Vec<f64> = divisors.into_iter().map(f64::from).collect();
-        if divisors.iter().all(|d| *d == 1.0) {
+        // Exactly 1 for every frequency: the converter wrote no scaling.
+        #[allow(clippy::float_cmp)]
+        let unscaled = divisors.iter().all(|d| *d == 1.0);
+        if unscaled {
             return Ok(RopeScaling::None);
         }
         let factor = divisors.iter().fold(1.0f64, |m, d| m.max(*d));
         let (low, high) = (1.0, 4.0);
-        // Wavelengths of the unscaled frequencies, computed in f32 as the converter does.
+        // Wavelengths of the unscaled frequencies, computed in f32 as the converter does (theta
+        // rounded to f32 on purpose).
+        #[allow(clippy::cast_possible_truncation)]
+        let theta_f32 = theta as f32;
         let wavelengths: Vec<f64> = (0..head_dim / 2)
             .map(|i| {
-                let inv = 1.0 / (theta as f32).powf((2 * i) as f32 / head_dim as f32);
+                let inv = 1.0 / theta_f32.powf((2 * i) as f32 / head_dim as f32);
                 f64::from(2.0 * std::f32::consts::PI / inv)
             })
             .collect();
@@ -255,11 +263,14 @@ impl GgufFile {
                 )));
             }
         }
+        // A context length: a whole, positive number of positions (rounded above, or read).
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let original_max_position_embeddings = original as usize;
         Ok(RopeScaling::Llama3 {
             factor,
             low_freq_factor: low,
             high_freq_factor: high,
-            original_max_position_embeddings: original as usize,
+            original_max_position_embeddings,
         })
     }
 }

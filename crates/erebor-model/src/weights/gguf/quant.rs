@@ -114,7 +114,7 @@ pub fn dequantize(ty: GgufTensorType, bytes: &[u8]) -> Vec<f32> {
             let mut out = Vec::with_capacity(bytes.len() / 34 * 32);
             for block in bytes.chunks_exact(34) {
                 let d = f16_at(block, 0);
-                out.extend(block[2..].iter().map(|&q| d * f32::from(q as i8)));
+                out.extend(block[2..].iter().map(|&q| d * f32::from(q.cast_signed())));
             }
             out
         }
@@ -227,14 +227,16 @@ fn dequantize_q6_k(block: &[u8], out: &mut [f32]) {
                 (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4),
             ];
             for (k, q) in q.into_iter().enumerate() {
-                let scale = d * f32::from(sc[is + 2 * k] as i8);
-                y[l + 32 * k] = scale * f32::from(q as i8 - 32);
+                let scale = d * f32::from(sc[is + 2 * k].cast_signed());
+                y[l + 32 * k] = scale * f32::from(q.cast_signed() - 32);
             }
         }
     }
 }
 
 #[cfg(test)]
+// The blocks hold small multiples of powers of two: their dequantised values are exact in f32.
+#[allow(clippy::float_cmp)]
 mod tests {
     use super::*;
 
@@ -273,7 +275,7 @@ mod tests {
     fn q8_0_block_is_signed() {
         let mut block = Vec::new();
         block.extend(h(0.25));
-        block.extend((0..32).map(|i| (i as i8 - 16) as u8));
+        block.extend((0..32i8).map(|i| (i - 16).cast_unsigned()));
         let out = dequantize(GgufTensorType::Q8_0, &block);
         for (i, x) in out.iter().enumerate() {
             assert_eq!(*x, 0.25 * (i as f32 - 16.0));

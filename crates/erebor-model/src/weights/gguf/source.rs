@@ -159,6 +159,8 @@ mod tests {
     use super::unpermute_rows;
 
     #[test]
+    // The permutation moves values without arithmetic: equality is the check.
+    #[allow(clippy::float_cmp)]
     fn unpermute_inverts_llama_cpp_permute() {
         let (rows, cols, heads) = (12, 3, 2);
         let hf: Vec<f32> = (0..rows * cols).map(|x| x as f32).collect();
