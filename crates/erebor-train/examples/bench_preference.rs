@@ -1,5 +1,5 @@
 //! Throughput of the preference step's optimizer loop (DPOP): forward of chosen and rejected,
-//! loss, backward, global-norm clipping, AdamW, metrics; plus the reference pre-pass.
+//! loss, backward, global-norm clipping, `AdamW`, metrics; plus the reference pre-pass.
 //!
 //! ```sh
 //! cargo run -p erebor-train --example bench_preference -- --model tiny10m --device cpu
@@ -14,14 +14,13 @@
 //! half completion), `--steps N` (measured, after one warm-up step). Prints one JSON line, with
 //! the memory estimate `erebor plan` gives a preference step of the same shape and precision
 //! (to hold against the device's measured peak).
-//! Tokens count both sequences of every pair, as in the issue's PyTorch baseline.
-
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
+//! Tokens count both sequences of every pair, as in the issue's `PyTorch` baseline.
 
 use burn::tensor::{DType, Device};
 use erebor_core::{CancelToken, MemorySink, NullProgress};
 use erebor_model::{
-    CausalLm, DeviceSpec, MemoryPlan, ModelConfig, Trainable, estimate_memory, training_device,
+    CausalLm, DeviceSpec, MemoryEstimate, MemoryPlan, ModelConfig, Trainable, estimate_memory,
+    training_device,
 };
 use erebor_train::batch::PairExample;
 use erebor_train::losses::{PreferenceLossKind, PreferenceObjective};
@@ -38,6 +37,88 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1).cloned())
         .unwrap_or_else(|| default.to_owned())
+}
+
+/// The plan `erebor plan` makes for a preference step (`erebor_train::memory_plan::footprint`):
+/// both sequences of every pair in one pass, full fine-tuning, `AdamW`'s two moments.
+fn plan_memory(
+    config: &ModelConfig,
+    policy: Precision,
+    pairs: usize,
+    seq: usize,
+) -> MemoryEstimate {
+    estimate_memory(
+        config,
+        &MemoryPlan {
+            weight_bytes: policy.compute_bytes(),
+            compute_bytes: policy.compute_bytes(),
+            master_bytes: policy.master_bytes(),
+            optimizer_bytes: 2 * policy.moment_bytes(),
+            trainable: Trainable::Full,
+            batch_size: 2 * pairs,
+            seq_len: seq,
+            gradient_checkpointing: false,
+        },
+    )
+}
+
+/// `count` random pairs of `seq` tokens each (half prompt, half completion), the rejected
+/// completion one token off the chosen one.
+fn random_pairs(vocab: u32, count: usize, seq: usize) -> Vec<PairExample> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut draw = |n: usize| {
+        (0..n)
+            .map(|_| rng.random_range(3..vocab))
+            .collect::<Vec<u32>>()
+    };
+    (0..count)
+        .map(|_| {
+            let chosen = draw(seq - seq / 2);
+            let mut rejected = chosen.clone();
+            rejected[3] = (rejected[3] + 1) % vocab;
+            PairExample {
+                prompt_ids: draw(seq / 2),
+                chosen_ids: chosen,
+                rejected_ids: rejected,
+            }
+        })
+        .collect()
+}
+
+/// The loop's settings: `total` steps of `pairs` pairs at a constant learning rate, no
+/// checkpoints kept beyond one, no evaluation.
+fn loop_settings<'a>(
+    pairs: usize,
+    total: u64,
+    dtype: DType,
+    device: Device,
+    checkpoint_dir: &std::path::Path,
+    sink: &'a MemorySink,
+) -> LoopSettings<'a> {
+    LoopSettings {
+        batch_size: pairs,
+        grad_accum: 1,
+        total_steps: total,
+        schedule: LrSchedule {
+            peak: 1e-6,
+            warmup_steps: 0,
+            total_steps: total,
+            decay: LrDecay::Constant,
+        },
+        optimizer: AdamW::new(AdamWConfig::default()),
+        max_grad_norm: 1.0,
+        seed: 0,
+        checkpoint_every: None,
+        keep_checkpoints: 1,
+        eval_every: None,
+        checkpoint_dir: checkpoint_dir.to_owned(),
+        fingerprint: "bench".into(),
+        precision: format!("{dtype:?}"),
+        device,
+        metrics: sink,
+        progress: &NullProgress,
+        cancel: CancelToken::new(),
+    }
 }
 
 fn main() {
@@ -58,42 +139,12 @@ fn main() {
     let config = ModelConfig::benchmark_shape(&model_name).expect("--model tiny10m|qwen2-0.5b");
     let device: Device = training_device(spec.device().expect("device compiled in"), false);
     let model = CausalLm::random(&config, 1, 0.02, &device, dtype);
-    // The plan `erebor plan` makes for a preference step (erebor_train::memory_plan::footprint): both
-    // sequences of every pair in one pass, full fine-tuning, AdamW's two moments.
-    let estimate = estimate_memory(
-        &config,
-        &MemoryPlan {
-            weight_bytes: policy.compute_bytes(),
-            compute_bytes: policy.compute_bytes(),
-            master_bytes: policy.master_bytes(),
-            optimizer_bytes: 2 * policy.moment_bytes(),
-            trainable: Trainable::Full,
-            batch_size: 2 * pairs,
-            seq_len: seq,
-            gradient_checkpointing: false,
-        },
-    );
+    let estimate = plan_memory(&config, policy, pairs, seq);
 
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    let vocab = config.vocab_size as u32;
-    let mut draw = |n: usize| {
-        (0..n)
-            .map(|_| rng.random_range(3..vocab))
-            .collect::<Vec<u32>>()
-    };
-    let total_pairs = pairs * (steps as usize + 1);
-    let examples: Vec<PairExample> = (0..total_pairs)
-        .map(|_| {
-            let chosen = draw(seq - seq / 2);
-            let mut rejected = chosen.clone();
-            rejected[3] = (rejected[3] + 1) % vocab;
-            PairExample {
-                prompt_ids: draw(seq / 2),
-                chosen_ids: chosen,
-                rejected_ids: rejected,
-            }
-        })
-        .collect();
+    let vocab = u32::try_from(config.vocab_size).expect("vocabulary size fits in u32");
+    let total = steps + 1;
+    let total_pairs = pairs * usize::try_from(total).expect("step count fits in usize");
+    let examples = random_pairs(vocab, total_pairs, seq);
     let started = Instant::now();
     let refs =
         reference_logps(&model, &examples, pairs, compute, &NullProgress).expect("reference pass");
@@ -116,31 +167,7 @@ fn main() {
     objective.compute_dtype = compute;
     let sink = MemorySink::new();
     let checkpoints = tempfile::tempdir().expect("temp dir");
-    let total = steps + 1;
-    let settings = LoopSettings {
-        batch_size: pairs,
-        grad_accum: 1,
-        total_steps: total,
-        schedule: LrSchedule {
-            peak: 1e-6,
-            warmup_steps: 0,
-            total_steps: total,
-            decay: LrDecay::Constant,
-        },
-        optimizer: AdamW::new(AdamWConfig::default()),
-        max_grad_norm: 1.0,
-        seed: 0,
-        checkpoint_every: None,
-        keep_checkpoints: 1,
-        eval_every: None,
-        checkpoint_dir: checkpoints.path().to_owned(),
-        fingerprint: "bench".into(),
-        precision: format!("{dtype:?}"),
-        device,
-        metrics: &sink,
-        progress: &NullProgress,
-        cancel: CancelToken::new(),
-    };
+    let settings = loop_settings(pairs, total, dtype, device, checkpoints.path(), &sink);
     train(model, &units, &mut objective, settings).expect("training");
     // Step 1 warms up (allocation, kernel selection); the measured steps follow.
     let rates: Vec<f64> = sink

@@ -12,8 +12,6 @@
 //! shape with tied embeddings, small apart from its vocabulary, so the logits dominate.
 //! Prints one JSON line with the loss and the seconds taken.
 
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
-
 use burn::tensor::DType;
 use erebor_model::{Architecture, CausalLm, DecoderDims, DeviceSpec, ModelConfig};
 use erebor_train::batch::TokenBatch;
@@ -51,13 +49,14 @@ fn main() {
     };
     let config = ModelConfig::synthetic(Architecture::Qwen2, dims, true);
     let model = CausalLm::random(&config, 1, 0.02, &device, DType::F32);
+    let vocab_u32 = u32::try_from(vocab).expect("--vocab fits in u32");
     let ids: Vec<u32> = (0..rows * seq)
-        .map(|i| ((i * 7_919 + 13) % vocab) as u32)
+        .map(|i| u32::try_from((i * 7_919 + 13) % vocab).expect("below the vocabulary size"))
         .collect();
     let batch = TokenBatch {
         rows,
         seq_len: seq,
-        targets: ids.iter().map(|id| (id + 1) % vocab as u32).collect(),
+        targets: ids.iter().map(|id| (id + 1) % vocab_u32).collect(),
         loss_mask: vec![1.0; rows * seq],
         input_ids: ids,
         position_ids: None,

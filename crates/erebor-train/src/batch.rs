@@ -225,10 +225,10 @@ pub fn packed_batch(rows: &[&PackedRow], pad_to_multiple: usize) -> TokenBatch {
     let mut segments = vec![u32::MAX; batch.rows * batch.seq_len];
     for (r, row) in rows.iter().enumerate() {
         let mut t = r * batch.seq_len;
-        for (s, example) in row.examples.iter().enumerate() {
-            for p in 0..example.input_ids.len() {
-                positions[t] = p as u32;
-                segments[t] = s as u32;
+        for (s, example) in (0u32..).zip(&row.examples) {
+            for p in (0u32..).take(example.input_ids.len()) {
+                positions[t] = p;
+                segments[t] = s;
                 t += 1;
             }
         }

@@ -57,14 +57,14 @@ pub struct TrainerState {
     pub last_loss: f64,
 }
 
-/// The random state of training. The data order of an epoch is a ChaCha8 shuffle seeded with
+/// The random state of training. The data order of an epoch is a `ChaCha8` shuffle seeded with
 /// `seed` on stream `stream` (the epoch), and the device RNG (LoRA dropout) is re-seeded from
 /// (`seed`, step) before every step, so these two numbers and the step restore all randomness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RngState {
     /// The run's seed.
     pub seed: u64,
-    /// The ChaCha8 stream of the current epoch's data order.
+    /// The `ChaCha8` stream of the current epoch's data order.
     pub stream: u64,
 }
 
@@ -158,7 +158,7 @@ pub fn save_checkpoint<M: Module>(
 pub struct LoadedCheckpoint<M> {
     /// The module with the checkpoint's weights.
     pub module: M,
-    /// AdamW moments by parameter path.
+    /// `AdamW` moments by parameter path.
     pub moments: BTreeMap<String, MomentState>,
     /// Where training stood.
     pub state: TrainerState,

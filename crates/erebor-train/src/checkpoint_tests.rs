@@ -28,7 +28,7 @@ fn trained_layer(device: &Device) -> (Linear, AdamW) {
     trained_layer_in(device, DType::F32)
 }
 
-/// A layer with parameters in `dtype` after one AdamW step (moments in `dtype` too).
+/// A layer with parameters in `dtype` after one `AdamW` step (moments in `dtype` too).
 fn trained_layer_in(device: &Device, dtype: DType) -> (Linear, AdamW) {
     let cast = |t: Tensor<2>| t.cast(dtype).detach().require_grad();
     let mut layer = LinearConfig::new(3, 2).init(device);

@@ -88,7 +88,7 @@ pub fn target_logps_in_chunks(
         return Tensor::zeros([0], &hidden.device());
     }
     if !hidden.device().is_autodiff() && !head.device().is_autodiff() {
-        return forward_chunks(hidden, head, targets, chunk);
+        return forward_chunks(&hidden, &head, &targets, chunk);
     }
     let strategy = hidden
         .device()
@@ -171,10 +171,10 @@ where
         let grad = grads.consume::<B>(&ops.node);
         let saved = ops.state;
         let (grad_hidden, grad_head) = backward_chunks(
-            plain::<B, 2>(saved.hidden),
-            plain::<B, 2>(saved.head),
-            Tensor::<1, Int>::from_primitive::<B>(saved.targets),
-            plain::<B, 1>(grad),
+            &plain::<B, 2>(saved.hidden),
+            &plain::<B, 2>(saved.head),
+            &Tensor::<1, Int>::from_primitive::<B>(saved.targets),
+            &plain::<B, 1>(grad),
             saved.chunk,
         );
         if let Some(node) = hidden_node {
@@ -199,9 +199,9 @@ where
 {
     let forward = |hidden: &FloatTensor<B>, head: &FloatTensor<B>, targets: &IntTensor<B>| {
         primitive::<B, 1>(forward_chunks(
-            plain::<B, 2>(hidden.clone()),
-            plain::<B, 2>(head.clone()),
-            Tensor::<1, Int>::from_primitive::<B>(targets.clone()),
+            &plain::<B, 2>(hidden.clone()),
+            &plain::<B, 2>(head.clone()),
+            &Tensor::<1, Int>::from_primitive::<B>(targets.clone()),
             chunk,
         ))
     };
@@ -251,9 +251,9 @@ fn chunk_log_softmax(hidden: Tensor<2>, head: Tensor<2>) -> Tensor<2> {
 
 /// The forward on plain (or untracked) tensors, one chunk of positions at a time.
 fn forward_chunks(
-    hidden: Tensor<2>,
-    head: Tensor<2>,
-    targets: Tensor<1, Int>,
+    hidden: &Tensor<2>,
+    head: &Tensor<2>,
+    targets: &Tensor<1, Int>,
     chunk: usize,
 ) -> Tensor<1> {
     let tokens = hidden.dims()[0];
@@ -271,10 +271,10 @@ fn forward_chunks(
 
 /// Gradients `(∂hidden, ∂head)` of `Σ grad · logps`, recomputing each chunk's logits.
 fn backward_chunks(
-    hidden: Tensor<2>,
-    head: Tensor<2>,
-    targets: Tensor<1, Int>,
-    grad: Tensor<1>,
+    hidden: &Tensor<2>,
+    head: &Tensor<2>,
+    targets: &Tensor<1, Int>,
+    grad: &Tensor<1>,
     chunk: usize,
 ) -> (Tensor<2>, Tensor<2>) {
     let tokens = hidden.dims()[0];

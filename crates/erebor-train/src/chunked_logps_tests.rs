@@ -14,8 +14,8 @@ fn inputs(device: &Device) -> (Tensor<2>, Tensor<2>, Tensor<1, Int>) {
             .collect();
         Tensor::<2>::from_data(TensorData::new(values, shape), device)
     };
-    let targets: Vec<i64> = (0..TOKENS as i64)
-        .map(|i| (i * 4 + 3) % VOCAB as i64)
+    let targets: Vec<i64> = (0..TOKENS)
+        .map(|i| i64::try_from((i * 4 + 3) % VOCAB).expect("a token id below VOCAB fits in i64"))
         .collect();
     (
         seeded(1, [TOKENS, WIDTH]),

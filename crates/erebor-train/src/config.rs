@@ -51,8 +51,9 @@ pub struct LoraSettings {
     /// Dropout on the adapter input.
     #[serde(default)]
     pub dropout: f64,
-    /// Projections that get adapters (HF names: q_proj, k_proj, v_proj, o_proj, gate_proj,
-    /// up_proj, down_proj, lm_head, or all-linear); another name fails to parse.
+    /// Projections that get adapters (HF names: `q_proj`, `k_proj`, `v_proj`, `o_proj`,
+    /// `gate_proj`, `up_proj`, `down_proj`, `lm_head`, or `all-linear`); another name fails to
+    /// parse.
     #[serde(default = "default_lora_targets")]
     pub targets: Vec<LoraTarget>,
 }
@@ -91,7 +92,7 @@ pub enum Warmup {
 
 /// The checked settings both training kinds share. The kinds' `TryFrom` builds them and checks
 /// the ranges: `lr`, `batch_size`, `grad_accum`, `keep_checkpoints` and the optional
-/// step counts are greater than 0, `max_seq_len` is at least 2, AdamW's β are in [0, 1), and a
+/// step counts are greater than 0, `max_seq_len` is at least 2, `AdamW`'s β are in [0, 1), and a
 /// `lora:` block has a rank and a target.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainSettings {
@@ -125,7 +126,7 @@ pub struct TrainSettings {
     pub lr_schedule: LrDecay,
     /// Warmup length.
     pub warmup: Warmup,
-    /// AdamW hyper-parameters.
+    /// `AdamW` hyper-parameters.
     pub adamw: AdamWConfig,
     /// Clip the global gradient norm to this; 0 turns clipping off.
     pub max_grad_norm: f64,
@@ -227,6 +228,9 @@ impl TrainSettings {
     }
 
     /// The learning-rate schedule over `total_steps`.
+    // The warmup ratio is validated to lie in [0, 1), so the rounded-up warmup is a whole number
+    // in [0, total_steps]: the f64 -> u64 cast neither truncates nor loses a sign.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     pub fn schedule(&self, total_steps: u64) -> LrSchedule {
         let warmup_steps = match self.warmup {
             Warmup::Steps(steps) => steps,

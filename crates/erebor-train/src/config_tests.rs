@@ -15,6 +15,7 @@ fn preference() -> serde_json::Value {
 }
 
 #[test]
+#[allow(clippy::float_cmp)] // defaults are exact literals, compared bit for bit on purpose
 fn defaults_follow_the_trainer_conventions() {
     let sft = SftConfig::parse(&minimal()).unwrap();
     assert!(!sft.packing);
@@ -115,13 +116,14 @@ fn the_kind_only_lists_are_exactly_where_the_wire_structs_differ() {
         a.iter().filter(|k| !b.contains(k)).cloned().collect()
     };
     let mut preference_only: Vec<String> =
-        PREFERENCE_ONLY.0.iter().map(|k| k.to_string()).collect();
+        PREFERENCE_ONLY.0.iter().map(ToString::to_string).collect();
     preference_only.sort();
     assert_eq!(only_in(&preference_keys, &sft_keys), preference_only);
     assert_eq!(only_in(&sft_keys, &preference_keys), SFT_ONLY.0);
 }
 
 #[test]
+#[allow(clippy::float_cmp)] // parsed literals must come back bit for bit
 fn the_objective_is_required_and_typed() {
     let config = PreferenceConfig::parse(&preference()).unwrap();
     assert_eq!(config.objective.kind, PreferenceLossKind::Dpop);

@@ -1,4 +1,4 @@
-//! erebor-train: supervised fine-tuning and preference optimisation (DPOP, DPO, IPO, SLiC).
+//! erebor-train: supervised fine-tuning and preference optimisation (DPOP, DPO, IPO, `SLiC`).
 //!
 //! The step kinds [`TrainStepKind::SFT`] (`uses: sft`) and [`TrainStepKind::PREFERENCE`]
 //! (`uses: preference`) are the entry points; everything else is the machinery behind them, usable on its own.
@@ -8,7 +8,7 @@
 //! - [`logps`]: f32 log-probs of target tokens and per-sequence sums.
 //! - [`sft`]: token cross-entropy over assistant turns, normalised over the accumulated batch.
 //! - [`preference`]: pair scoring, the reference pre-pass, held-out preference metrics.
-//! - [`optim`]: AdamW with PyTorch semantics and global-norm gradient clipping.
+//! - [`optim`]: `AdamW` with `PyTorch` semantics and global-norm gradient clipping.
 //! - [`schedule`]: warmup + constant/linear/cosine learning-rate schedules.
 //! - [`precision`]: the precision policy (f32 on CPU; bf16 on CUDA).
 //!
@@ -27,9 +27,6 @@
 //!   training policy) and the run-time check.
 //! - [`kinds`], [`run_sft`], [`run_preference`], [`run_common`]: the step kinds.
 //! - [`error`]: [`TrainError`], mapped onto the engine's failure classes.
-
-// Not yet clean under clippy::pedantic, which [workspace.lints] turns on (issue 13).
-#![allow(clippy::pedantic)]
 
 pub mod batch;
 pub mod checkpoint;

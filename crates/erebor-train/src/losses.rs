@@ -1,4 +1,4 @@
-//! Preference losses (DPOP, DPO, IPO, SLiC) as functions of per-sequence summed log-probs.
+//! Preference losses (DPOP, DPO, IPO, `SLiC`) as functions of per-sequence summed log-probs.
 //!
 //! Every loss is a function of four `[pairs]` tensors: the policy's and the reference model's
 //! log-probabilities of the chosen and the rejected completion, each summed over the completion
@@ -9,7 +9,7 @@
 //! | DPO | `−log σ(βΔ)` |
 //! | DPOP | `−log σ(β(Δ − λ·max(0, ref_c − π_c)))` (Pal et al. 2024, the v3 bracketing) |
 //! | IPO | `(Δ − 1/(2β))²`, on length-normalised log-probs (below) |
-//! | SLiC | `max(0, 1 − βΔ)` |
+//! | `SLiC` | `max(0, 1 − βΔ)` |
 //!
 //! IPO's log-probs are each sequence's sum divided by its completion token count, as TRL's
 //! `DPOTrainer` computes them for `loss_type="ipo"`; the caller divides
@@ -20,7 +20,7 @@
 //! the mean over the accumulated batch whatever the micro-batch split.
 //!
 //! **DPOP's penalty at exactly zero.** `max(0, ref_c − π_c)` is a `relu`, whose gradient at 0 is
-//! 0 (Burn's, and PyTorch's `torch.relu`); `torch.clamp(x, min=0)` would pass a gradient of 1
+//! 0 (Burn's, and `PyTorch`'s `torch.relu`); `torch.clamp(x, min=0)` would pass a gradient of 1
 //! there. erebor takes the relu's: the penalty acts only once the chosen log-likelihood is below
 //! the reference's, not when it equals it. The choice matters at step 0, where erebor computes the
 //! reference through the policy's own forward, so every pair has exactly `π_c = ref_c`: with the
@@ -73,7 +73,7 @@ impl PreferenceLossKind {
 pub struct PreferenceObjective {
     /// The loss.
     pub kind: PreferenceLossKind,
-    /// β: the strength of the implicit KL constraint (DPO, DPOP, SLiC) or the target margin
+    /// β: the strength of the implicit KL constraint (DPO, DPOP, `SLiC`) or the target margin
     /// `1/(2β)` (IPO).
     pub beta: f64,
     /// λ: weight of the DPOP penalty. Only DPOP uses it.
@@ -210,7 +210,7 @@ mod tests {
         }
     }
 
-    /// d(loss)/d(π_c) of one pair, through autodiff.
+    /// `d(loss)/d(π_c)` of one pair, through autodiff.
     fn chosen_gradient(kind: PreferenceLossKind, policy_chosen: f32) -> f64 {
         let device = Device::flex().autodiff();
         let t = |v: f32| Tensor::<1>::from_floats([v], &device);

@@ -1,7 +1,7 @@
 //! The memory estimate `erebor plan` shows under a training step, and the same check at run
 //! time before anything is loaded. The estimate itself is erebor-model's
 //! [`erebor_model::estimate_memory`]; this module adds the training policy on top: bytes per
-//! element from the [`Precision`] policy, AdamW's two moments, the rows a step's batch puts
+//! element from the [`Precision`] policy, `AdamW`'s two moments, the rows a step's batch puts
 //! through the model, the budget and its 10% headroom, and advice when a run does not fit.
 
 use crate::config::{TrainKind, TrainSettings};

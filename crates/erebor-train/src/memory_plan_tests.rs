@@ -96,7 +96,7 @@ fn llama2_7b_config() -> ModelConfig {
 
 const LLAMA_7B_PARAMS: u64 = 6_738_415_616;
 
-fn step(precision: &str, extra: serde_json::Value) -> TrainSettings {
+fn step(precision: &str, extra: &serde_json::Value) -> TrainSettings {
     let mut with = json!({"model": "m", "dataset": "d", "lr": 1e-5, "device": "cuda:0",
                           "precision": precision, "batch_size": 8, "max_seq_len": 512,
                           "gradient_checkpointing": true});
@@ -109,25 +109,25 @@ fn step(precision: &str, extra: serde_json::Value) -> TrainSettings {
 #[test]
 fn full_fine_tuning_of_7b_with_f32_master_weights_does_not_fit_80_gb() {
     let model = llama2_7b_config();
-    let f32_full = footprint(&step("f32", json!({})), TrainKind::Sft, &model);
+    let f32_full = footprint(&step("f32", &json!({})), TrainKind::Sft, &model);
     let estimate = f32_full.estimate(&model);
     // 4 (weights) + 4 (gradients) + 8 (AdamW) bytes per parameter = 107.8 GB before activations.
     assert_eq!(estimate.static_part(), 16 * LLAMA_7B_PARAMS);
     assert!(!fits(&estimate, 80e9));
-    let mixed = footprint(&step("bf16-mixed", json!({})), TrainKind::Sft, &model);
+    let mixed = footprint(&step("bf16-mixed", &json!({})), TrainKind::Sft, &model);
     let estimate = mixed.estimate(&model);
     // bf16 compute copy on top of the f32 master weights: 18 bytes per parameter.
     assert_eq!(estimate.static_part(), 18 * LLAMA_7B_PARAMS);
     assert!(!fits(&estimate, 80e9), "{estimate}");
     // Pure bf16: 2 (weights) + 2 (gradients) + 2 · 2 (AdamW moments).
-    let pure = footprint(&step("bf16", json!({})), TrainKind::Sft, &model);
+    let pure = footprint(&step("bf16", &json!({})), TrainKind::Sft, &model);
     assert_eq!(pure.estimate(&model).static_part(), 8 * LLAMA_7B_PARAMS);
 }
 
 #[test]
 fn lora_with_gradient_checkpointing_on_7b_fits_80_gb() {
     let model = llama2_7b_config();
-    let lora = step("bf16-mixed", json!({"lora": {"rank": 16}}));
+    let lora = step("bf16-mixed", &json!({"lora": {"rank": 16}}));
     let footprint = footprint(&lora, TrainKind::Preference, &model);
     // The default targets q/k/v/o: 32 layers · 4 · 16 · (4096 + 4096) adapter parameters; a
     // preference step puts chosen and rejected through the model: 2 · 8 rows.
@@ -147,7 +147,7 @@ fn lora_with_gradient_checkpointing_on_7b_fits_80_gb() {
 #[test]
 fn the_description_names_the_run_and_every_part() {
     let model = llama2_7b_config();
-    let footprint = footprint(&step("bf16-mixed", json!({})), TrainKind::Sft, &model);
+    let footprint = footprint(&step("bf16-mixed", &json!({})), TrainKind::Sft, &model);
     let text = describe(
         &footprint,
         &footprint.estimate(&model),

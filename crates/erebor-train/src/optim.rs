@@ -1,8 +1,8 @@
-//! AdamW with PyTorch's semantics, and clipping by the global gradient norm.
+//! `AdamW` with `PyTorch`'s semantics, and clipping by the global gradient norm.
 //!
-//! burn-optim has an AdamW, but its state is keyed by parameter ids that are not stable across a
+//! burn-optim has an `AdamW`, but its state is keyed by parameter ids that are not stable across a
 //! reload and its clipping is per tensor; training here needs state that survives a checkpoint and
-//! PyTorch's `clip_grad_norm_` over all parameters. The update is PyTorch's `_single_tensor_adamw`
+//! `PyTorch`'s `clip_grad_norm_` over all parameters. The update is `PyTorch`'s `_single_tensor_adamw`
 //! step for step:
 //!
 //! ```text
@@ -22,14 +22,14 @@ use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// AdamW hyper-parameters (the learning rate comes from the schedule at each step).
+/// `AdamW` hyper-parameters (the learning rate comes from the schedule at each step).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AdamWConfig {
     /// Decay of the first moment.
     pub beta1: f64,
     /// Decay of the second moment.
     pub beta2: f64,
-    /// Added to the denominator, after the square root (PyTorch's placement).
+    /// Added to the denominator, after the square root (`PyTorch`'s placement).
     pub eps: f64,
     /// Decoupled weight decay, multiplied by the learning rate.
     pub weight_decay: f64,
@@ -58,7 +58,7 @@ pub struct MomentState {
     pub exp_avg_sq: Tensor<1>,
 }
 
-/// AdamW over the float parameters of a burn module, its state keyed by module path.
+/// `AdamW` over the float parameters of a burn module, its state keyed by module path.
 #[derive(Clone, Debug)]
 pub struct AdamW {
     config: AdamWConfig,
@@ -151,8 +151,10 @@ impl ModuleMapper for AdamWMapper<'_> {
         } else {
             weights.mul_scalar(1.0 - self.lr * decay)
         };
-        let bias_correction1 = 1.0 - c.beta1.powi(step as i32);
-        let bias_correction2_sqrt = (1.0 - c.beta2.powi(step as i32)).sqrt();
+        // β < 1, so β^step is 0 in f64 long before i32::MAX steps: saturating is exact.
+        let power = i32::try_from(step).unwrap_or(i32::MAX);
+        let bias_correction1 = 1.0 - c.beta1.powi(power);
+        let bias_correction2_sqrt = (1.0 - c.beta2.powi(power)).sqrt();
         let step_size = self.lr / bias_correction1;
         let denom = exp_avg_sq
             .clone()
@@ -189,7 +191,7 @@ pub fn global_grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
     }
 }
 
-/// Scales all gradients so that their global norm is at most `max_norm`, as PyTorch's
+/// Scales all gradients so that their global norm is at most `max_norm`, as `PyTorch`'s
 /// `clip_grad_norm_` does (coefficient `max_norm / (norm + 1e-6)`, capped at 1). Returns the
 /// norm before clipping.
 pub fn clip_grad_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {

@@ -2,11 +2,10 @@ use super::*;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::Device;
 
-/// PyTorch's `_single_tensor_adamw` on one scalar, in f64: the reference.
+/// `PyTorch`'s `_single_tensor_adamw` on one scalar, in f64: the reference.
 fn reference_adamw(c: AdamWConfig, mut p: f64, grads: &[f64], lrs: &[f64], decay: bool) -> f64 {
     let (mut m, mut v) = (0.0, 0.0);
-    for (t, (g, lr)) in grads.iter().zip(lrs).enumerate() {
-        let step = (t + 1) as i32;
+    for (step, (g, lr)) in (1..).zip(grads.iter().zip(lrs)) {
         if decay {
             p *= 1.0 - lr * c.weight_decay;
         }

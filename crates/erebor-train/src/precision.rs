@@ -1,6 +1,6 @@
 //! The precision policy of a training step, stated in the config and recorded with the run.
 //!
-//! | policy | weights kept in | forward/backward in | AdamW moments | log-softmax |
+//! | policy | weights kept in | forward/backward in | `AdamW` moments | log-softmax |
 //! | --- | --- | --- | --- | --- |
 //! | `f32` (CPU default) | f32 | f32 | f32 | f32 |
 //! | `bf16-mixed` (CUDA default) | f32 master copy | bf16 | f32 | f32 |
@@ -57,7 +57,7 @@ impl Precision {
         }
     }
 
-    /// Bytes per element of each AdamW moment.
+    /// Bytes per element of each `AdamW` moment.
     pub fn moment_bytes(self) -> usize {
         self.master_bytes()
     }

@@ -194,7 +194,7 @@ pub fn cached_ref_logps(
                 return Ok((found, path, CacheOutcome::Reused));
             }
             Ok(_) => {
-                tracing::warn!(path = %path.display(), "stale ref_logps cache entry; recomputing")
+                tracing::warn!(path = %path.display(), "stale ref_logps cache entry; recomputing");
             }
             Err(error) => tracing::warn!(%error, "unreadable ref_logps cache entry; recomputing"),
         }

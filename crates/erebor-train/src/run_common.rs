@@ -129,7 +129,7 @@ pub fn finish(
     raw_config: Option<&serde_json::Value>,
     outcome: &LoopOutcome,
     config: &TrainSettings,
-    extra: serde_json::Value,
+    extra: &serde_json::Value,
 ) -> Result<StepOutputs, TrainError> {
     let lora = config.lora.as_ref();
     let config_model = config.model.clone();

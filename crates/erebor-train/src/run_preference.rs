@@ -102,7 +102,7 @@ fn train(ctx: &StepContext<'_>, preference: &PreferenceConfig) -> Result<StepOut
         start.raw_config.as_ref(),
         &outcome,
         config,
-        details,
+        &details,
     )?
     .with_path("ref_logps", &reference.path);
     if let Some(accuracy) = outcome.final_metric("eval/rewards/accuracies") {

@@ -1,5 +1,6 @@
 //! `run` of the `sft` step.
 
+use crate::batch::PackedRow;
 use crate::config::SftConfig;
 use crate::run_common::{
     dataset_error, finish, log_precision, loop_settings, open_dataset, resolve_model, run_step,
@@ -13,10 +14,28 @@ use erebor_core::content::hash_path;
 use erebor_core::dataset::{DatasetKind, read_tokenised_sft};
 use erebor_core::{StepContext, StepFailure, StepOutputs};
 use serde_json::json;
+use std::path::Path;
 
 /// Trains, saves and reports an `sft` step.
 pub fn run(ctx: &StepContext<'_>) -> Result<StepOutputs, StepFailure> {
     run_step(ctx, train)
+}
+
+/// The rows of `split` in the dataset folder, as training units (truncated, packed when
+/// `packing`): how many rows were read, the units, and how many rows were dropped.
+fn split_units(
+    dataset_dir: &Path,
+    split: &str,
+    max_seq_len: usize,
+    packing: bool,
+) -> Result<(usize, Vec<PackedRow>, usize), TrainError> {
+    let rows = read_tokenised_sft(dataset_dir, split).map_err(dataset_error(dataset_dir))?;
+    let (units, dropped) =
+        sft_units(&rows, max_seq_len, packing).map_err(|e| TrainError::Dataset {
+            path: dataset_dir.join(format!("{split}.tokens.jsonl")),
+            message: e.to_string(),
+        })?;
+    Ok((rows.len(), units, dropped))
 }
 
 fn train(ctx: &StepContext<'_>, sft: &SftConfig) -> Result<StepOutputs, TrainError> {
@@ -30,13 +49,8 @@ fn train(ctx: &StepContext<'_>, sft: &SftConfig) -> Result<StepOutputs, TrainErr
     check_tokenizer(&dataset_dir, &manifest, &start.tokenizer)?;
     let max_seq_len = memory_plan::effective_seq_len(config, start.model.config());
 
-    let rows =
-        read_tokenised_sft(&dataset_dir, &config.split).map_err(dataset_error(&dataset_dir))?;
-    let (units, dropped) =
-        sft_units(&rows, max_seq_len, sft.packing).map_err(|e| TrainError::Dataset {
-            path: dataset_dir.join(format!("{}.tokens.jsonl", config.split)),
-            message: e.to_string(),
-        })?;
+    let (rows, units, dropped) =
+        split_units(&dataset_dir, &config.split, max_seq_len, sft.packing)?;
     if dropped > 0 {
         tracing::warn!(
             dropped,
@@ -45,16 +59,7 @@ fn train(ctx: &StepContext<'_>, sft: &SftConfig) -> Result<StepOutputs, TrainErr
         );
     }
     let eval_rows = match &config.eval_split {
-        Some(split) => {
-            let rows =
-                read_tokenised_sft(&dataset_dir, split).map_err(dataset_error(&dataset_dir))?;
-            sft_units(&rows, max_seq_len, sft.packing)
-                .map_err(|e| TrainError::Dataset {
-                    path: dataset_dir.join(format!("{split}.tokens.jsonl")),
-                    message: e.to_string(),
-                })?
-                .0
-        }
+        Some(split) => split_units(&dataset_dir, split, max_seq_len, sft.packing)?.1,
         None => Vec::new(),
     };
     let total_steps = config.total_steps(units.len());
@@ -64,7 +69,7 @@ fn train(ctx: &StepContext<'_>, sft: &SftConfig) -> Result<StepOutputs, TrainErr
     let model_hash = model_hash(&model_dir, config.init, config.seed)?;
     let fingerprint = fingerprint(&ctx.with, &[&dataset_hash, &model_hash]);
     tracing::info!(
-        rows = rows.len(),
+        rows,
         units = units.len(),
         packing = sft.packing,
         total_steps,
@@ -87,7 +92,7 @@ fn train(ctx: &StepContext<'_>, sft: &SftConfig) -> Result<StepOutputs, TrainErr
     let outcome = trainer::train(model, &units, &mut objective, settings)?;
     let eval_loss = outcome.final_metric("eval/loss");
     let details = json!({
-        "rows": rows.len(),
+        "rows": rows,
         "dropped_rows": dropped,
         "units": units.len(),
         "packing": sft.packing,
@@ -101,7 +106,7 @@ fn train(ctx: &StepContext<'_>, sft: &SftConfig) -> Result<StepOutputs, TrainErr
         raw_config.as_ref(),
         &outcome,
         config,
-        details,
+        &details,
     )?;
     if let Some(loss) = eval_loss {
         outputs = outputs.with_metric("eval_loss", loss);

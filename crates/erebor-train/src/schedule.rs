@@ -81,6 +81,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::float_cmp)] // the end of a linear decay and a constant schedule are exactly 0 and 1
     fn decays_match_the_transformers_formulas() {
         // Hand values: after warmup 4 of 20, step index 12 is progress (12-4)/16 = 0.5.
         let linear = schedule(LrDecay::Linear);
@@ -95,6 +96,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::float_cmp)] // the first step's rate is the peak itself, bit for bit
     fn no_warmup_starts_at_the_peak() {
         let s = LrSchedule {
             peak: 2e-5,

@@ -3,7 +3,7 @@
 //! Each optimizer step takes the next `batch_size × grad_accum` units (examples, packed rows or
 //! pairs) of the epoch's shuffled order, runs them as `grad_accum` micro-batches whose losses are
 //! already divided by the whole step's normaliser (target tokens for SFT, pairs for preference),
-//! sums their gradients, clips the global norm, and applies AdamW at the schedule's learning
+//! sums their gradients, clips the global norm, and applies `AdamW` at the schedule's learning
 //! rate. Metrics go out every step; checkpoints every `checkpoint_every` steps, on cancellation
 //! and at the end. A resumed attempt starts from the newest checkpoint and, because the data order
 //! is a function of (seed, epoch) and the device RNG is re-seeded from (seed, step) before every
@@ -122,7 +122,7 @@ impl LoopOutcome {
     }
 }
 
-/// The order of `units` in `epoch`: a ChaCha8 shuffle from `seed`, stream `epoch`.
+/// The order of `units` in `epoch`: a `ChaCha8` shuffle from `seed`, stream `epoch`.
 pub fn epoch_order(units: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(epoch);
@@ -131,9 +131,179 @@ pub fn epoch_order(units: usize, seed: u64, epoch: u64) -> Vec<usize> {
     order
 }
 
+/// Where a run starts: from scratch, or from the newest checkpoint of its folder.
+struct Start {
+    model: CausalLm,
+    /// Optimizer steps already done.
+    step: u64,
+    last_loss: f64,
+    resumed_from: Option<u64>,
+    last_checkpoint: Option<PathBuf>,
+}
+
+/// Loads the newest checkpoint of `s.checkpoint_dir`, if there is one, into `model` and
+/// `s.optimizer`; a checkpoint with another fingerprint is refused.
+fn resume(model: CausalLm, s: &mut LoopSettings<'_>) -> Result<Start, TrainError> {
+    let last_checkpoint = latest_checkpoint(&s.checkpoint_dir)?;
+    let Some(dir) = &last_checkpoint else {
+        return Ok(Start {
+            model,
+            step: 0,
+            last_loss: f64::NAN,
+            resumed_from: None,
+            last_checkpoint,
+        });
+    };
+    let loaded = load_checkpoint(dir, model, &s.device)?;
+    if loaded.state.fingerprint != s.fingerprint {
+        return Err(TrainError::Checkpoint {
+            path: dir.clone(),
+            message: "was written by a step with another configuration or other inputs; \
+                      remove the checkpoints folder to start over"
+                .into(),
+        });
+    }
+    s.optimizer.set_states(loaded.moments);
+    let step = loaded.state.step;
+    tracing::info!(step, checkpoint = %dir.display(), "resuming from checkpoint");
+    Ok(Start {
+        model: loaded.module,
+        step,
+        last_loss: loaded.state.last_loss,
+        resumed_from: Some(step),
+        last_checkpoint,
+    })
+}
+
+/// What one optimizer step measured.
+#[derive(Clone, Copy)]
+struct StepStats {
+    loss: f64,
+    lr: f64,
+    grad_norm: f64,
+    tokens: usize,
+    seconds: f64,
+}
+
+/// Optimizer step `step + 1` on the units `chosen`: the device RNG re-seeded, the gradients of
+/// its micro-batches summed, clipped, and applied at the schedule's learning rate.
+fn optimizer_step<O: Objective>(
+    s: &mut LoopSettings<'_>,
+    objective: &mut O,
+    model: CausalLm,
+    chosen: &[&O::Unit],
+    step: u64,
+    last_checkpoint: Option<&PathBuf>,
+) -> Result<(CausalLm, StepStats), TrainError> {
+    let denominator: f64 = chosen.iter().map(|u| objective.weight(u)).sum();
+    let lr = s.schedule.lr_for_step(step + 1);
+    s.device
+        .seed(s.seed.wrapping_mul(1_000_003).wrapping_add(step));
+
+    let started = Instant::now();
+    let mut accumulator = GradientsAccumulator::<CausalLm>::new();
+    let mut loss = 0.0;
+    let mut tokens = 0;
+    for (micro_index, micro) in chosen.chunks(s.batch_size).enumerate() {
+        let output = objective.micro_batch(&model, micro, denominator.max(1.0))?;
+        let value = f64::from(output.loss.clone().into_scalar::<f32>());
+        if !value.is_finite() {
+            return Err(not_finite(
+                "loss",
+                value,
+                step + 1,
+                micro_index,
+                last_checkpoint.cloned(),
+            ));
+        }
+        loss += value;
+        tokens += output.tokens;
+        let grads = GradientsParams::from_grads(output.loss.backward(), &model);
+        accumulator.accumulate(&model, grads);
+    }
+    let mut grads = accumulator.grads();
+    let grad_norm = if s.max_grad_norm > 0.0 {
+        clip_grad_norm(&model, &mut grads, s.max_grad_norm)
+    } else {
+        global_grad_norm(&model, &grads)
+    };
+    if !grad_norm.is_finite() {
+        return Err(not_finite(
+            "gradient norm",
+            grad_norm,
+            step + 1,
+            0,
+            last_checkpoint.cloned(),
+        ));
+    }
+    let model = s.optimizer.step(model, &mut grads, lr);
+    let stats = StepStats {
+        loss,
+        lr,
+        grad_norm,
+        tokens,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok((model, stats))
+}
+
+/// Records the metrics of step `step` (the objective's own too) and moves the progress on.
+fn record_step<O: Objective>(
+    s: &LoopSettings<'_>,
+    objective: &mut O,
+    step: u64,
+    steps_per_epoch: u64,
+    stats: &StepStats,
+) {
+    let StepStats {
+        loss,
+        lr,
+        grad_norm,
+        tokens,
+        seconds,
+    } = *stats;
+    s.metrics.record(metrics::LOSS, step, loss);
+    s.metrics.record(metrics::LR, step, lr);
+    s.metrics.record(metrics::GRAD_NORM, step, grad_norm);
+    s.metrics.record(
+        metrics::TOKENS_PER_SECOND,
+        step,
+        tokens as f64 / seconds.max(1e-9),
+    );
+    s.metrics
+        .record(metrics::EPOCH, step, step as f64 / steps_per_epoch as f64);
+    for (key, value) in objective.take_step_metrics() {
+        s.metrics.record(key, step, value);
+    }
+    s.progress.set_position(step);
+    tracing::debug!(step, loss, lr, grad_norm, tokens, seconds, "optimizer step");
+}
+
+/// The units of optimizer step `step + 1`: its slice of its epoch's shuffled order. `order` holds
+/// the epoch whose order it has, recomputed when the epoch changes.
+fn step_units<'u, U>(
+    units: &'u [U],
+    order: &mut (Option<u64>, Vec<usize>),
+    seed: u64,
+    step: u64,
+    steps_per_epoch: u64,
+    per_step: usize,
+) -> Vec<&'u U> {
+    let epoch = step / steps_per_epoch;
+    let in_epoch = usize::try_from(step % steps_per_epoch)
+        .expect("below steps_per_epoch, which was computed from a usize");
+    if order.0 != Some(epoch) {
+        *order = (Some(epoch), epoch_order(units.len(), seed, epoch));
+    }
+    order.1[in_epoch * per_step..((in_epoch + 1) * per_step).min(units.len())]
+        .iter()
+        .map(|i| &units[*i])
+        .collect()
+}
+
 /// Runs (or resumes) training of `model` on `units`.
 pub fn train<O: Objective>(
-    mut model: CausalLm,
+    model: CausalLm,
     units: &[O::Unit],
     objective: &mut O,
     mut s: LoopSettings<'_>,
@@ -145,27 +315,13 @@ pub fn train<O: Objective>(
     }
     let per_step = s.batch_size * s.grad_accum;
     let steps_per_epoch = units.len().div_ceil(per_step) as u64;
-    let mut step = 0u64;
-    let mut resumed_from = None;
-    let mut last_loss = f64::NAN;
-    let mut last_checkpoint = latest_checkpoint(&s.checkpoint_dir)?;
-    if let Some(dir) = &last_checkpoint {
-        let loaded = load_checkpoint(dir, model, &s.device)?;
-        if loaded.state.fingerprint != s.fingerprint {
-            return Err(TrainError::Checkpoint {
-                path: dir.clone(),
-                message: "was written by a step with another configuration or other inputs; \
-                          remove the checkpoints folder to start over"
-                    .into(),
-            });
-        }
-        model = loaded.module;
-        s.optimizer.set_states(loaded.moments);
-        step = loaded.state.step;
-        last_loss = loaded.state.last_loss;
-        resumed_from = Some(step);
-        tracing::info!(step, checkpoint = %dir.display(), "resuming from checkpoint");
-    }
+    let Start {
+        mut model,
+        mut step,
+        mut last_loss,
+        resumed_from,
+        mut last_checkpoint,
+    } = resume(model, &mut s)?;
 
     s.progress.start_phase("train", Some(s.total_steps));
     s.progress.set_position(step);
@@ -173,8 +329,7 @@ pub fn train<O: Objective>(
     if step == 0 {
         final_eval = record_eval(objective, &model, 0, s.metrics)?;
     }
-    let mut order: Vec<usize> = Vec::new();
-    let mut order_epoch = None;
+    let mut order = (None, Vec::new());
     while step < s.total_steps {
         if s.cancel.is_cancelled() {
             let checkpoint = save(&s, &model, step, steps_per_epoch, last_loss)?;
@@ -183,78 +338,19 @@ pub fn train<O: Objective>(
                 checkpoint: Some(checkpoint),
             });
         }
-        let epoch = step / steps_per_epoch;
-        let in_epoch = (step % steps_per_epoch) as usize;
-        if order_epoch != Some(epoch) {
-            order = epoch_order(units.len(), s.seed, epoch);
-            order_epoch = Some(epoch);
-        }
-        let chosen: Vec<&O::Unit> = order
-            [in_epoch * per_step..((in_epoch + 1) * per_step).min(units.len())]
-            .iter()
-            .map(|i| &units[*i])
-            .collect();
-        let denominator: f64 = chosen.iter().map(|u| objective.weight(u)).sum();
-        let lr = s.schedule.lr_for_step(step + 1);
-        s.device
-            .seed(s.seed.wrapping_mul(1_000_003).wrapping_add(step));
-
-        let started = Instant::now();
-        let mut accumulator = GradientsAccumulator::<CausalLm>::new();
-        let mut loss = 0.0;
-        let mut tokens = 0;
-        for (micro_index, micro) in chosen.chunks(s.batch_size).enumerate() {
-            let output = objective.micro_batch(&model, micro, denominator.max(1.0))?;
-            let value = f64::from(output.loss.clone().into_scalar::<f32>());
-            if !value.is_finite() {
-                return Err(not_finite(
-                    "loss",
-                    value,
-                    step + 1,
-                    micro_index,
-                    last_checkpoint,
-                ));
-            }
-            loss += value;
-            tokens += output.tokens;
-            let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-            accumulator.accumulate(&model, grads);
-        }
-        let mut grads = accumulator.grads();
-        let grad_norm = if s.max_grad_norm > 0.0 {
-            clip_grad_norm(&model, &mut grads, s.max_grad_norm)
-        } else {
-            global_grad_norm(&model, &grads)
-        };
-        if !grad_norm.is_finite() {
-            return Err(not_finite(
-                "gradient norm",
-                grad_norm,
-                step + 1,
-                0,
-                last_checkpoint,
-            ));
-        }
-        model = s.optimizer.step(model, &mut grads, lr);
-        step += 1;
-        last_loss = loss;
-
-        let seconds = started.elapsed().as_secs_f64();
-        s.metrics.record(metrics::LOSS, step, loss);
-        s.metrics.record(metrics::LR, step, lr);
-        s.metrics.record(metrics::GRAD_NORM, step, grad_norm);
-        s.metrics.record(
-            metrics::TOKENS_PER_SECOND,
+        let chosen = step_units(units, &mut order, s.seed, step, steps_per_epoch, per_step);
+        let (trained, stats) = optimizer_step(
+            &mut s,
+            objective,
+            model,
+            &chosen,
             step,
-            tokens as f64 / seconds.max(1e-9),
-        );
-        s.metrics
-            .record(metrics::EPOCH, step, step as f64 / steps_per_epoch as f64);
-        for (key, value) in objective.take_step_metrics() {
-            s.metrics.record(key, step, value);
-        }
-        s.progress.set_position(step);
-        tracing::debug!(step, loss, lr, grad_norm, tokens, seconds, "optimizer step");
+            last_checkpoint.as_ref(),
+        )?;
+        model = trained;
+        step += 1;
+        last_loss = stats.loss;
+        record_step(&s, objective, step, steps_per_epoch, &stats);
 
         let eval_due = s.eval_every.is_some_and(|every| step.is_multiple_of(every));
         if eval_due || step == s.total_steps {
@@ -353,7 +449,7 @@ mod tests {
     fn epoch_orders_are_permutations_fixed_by_seed_and_epoch() {
         let a = epoch_order(50, 3, 0);
         let mut sorted = a.clone();
-        sorted.sort();
+        sorted.sort_unstable();
         assert_eq!(sorted, (0..50).collect::<Vec<_>>());
         assert_eq!(a, epoch_order(50, 3, 0));
         assert_ne!(a, epoch_order(50, 3, 1));

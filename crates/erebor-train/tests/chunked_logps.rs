@@ -3,8 +3,6 @@
 //! LM head, qwen2 tied to the embeddings), on the test device (`EREBOR_TEST_DEVICE`, e.g.
 //! `tch-cpu`): the log-probs and the gradient of every parameter, in f32 and in bf16-mixed.
 
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
-
 mod common;
 
 use burn::module::{Module, ModuleVisitor, Param};

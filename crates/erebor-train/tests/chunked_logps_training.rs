@@ -3,9 +3,7 @@
 //! a DPOP loss over a padded pair batch and an SFT loss over packed rows, computed through the
 //! composed path (`forward_logits` → `token_logps`) and through `model_token_logps`, must give
 //! every parameter the same gradient (1e-5 of that parameter's largest gradient, f32), with and
-//! without gradient checkpointing, and AdamW steps from them the same weights.
-
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
+//! without gradient checkpointing, and `AdamW` steps from them the same weights.
 
 mod common;
 
@@ -201,7 +199,7 @@ fn assert_close_by_path(
     }
 }
 
-fn gradients(model: &CausalLm, loss: Tensor<1>) -> GradientsParams {
+fn gradients(model: &CausalLm, loss: &Tensor<1>) -> GradientsParams {
     GradientsParams::from_grads(loss.backward(), model)
 }
 
@@ -214,8 +212,8 @@ fn check_gradients(device: &Device) {
         ("sft", &|path| sft_loss(path, &model)),
     ];
     for (what, loss) in losses {
-        let want = gradients(&model, loss(LogpsPath::Composed));
-        let got = gradients(&model, loss(LogpsPath::Chunked));
+        let want = gradients(&model, &loss(LogpsPath::Composed));
+        let got = gradients(&model, &loss(LogpsPath::Chunked));
         assert_close_by_path(
             &format!("{what} gradient"),
             &by_path(&model, Some(&got)),
@@ -240,7 +238,7 @@ fn every_parameter_gets_the_composed_gradient_under_gradient_checkpointing() {
 enum Update {
     /// Plain gradient descent: the new weights are a smooth function of the gradients.
     Sgd,
-    /// The trainer's AdamW (the quickstart's DPOP settings) on the loss scaled by the factor.
+    /// The trainer's `AdamW` (the quickstart's DPOP settings) on the loss scaled by the factor.
     AdamW(f64),
 }
 
@@ -261,9 +259,9 @@ fn trained(path: LogpsPath, update: Update, steps: usize) -> Vec<(String, Vec<f3
     for _ in 0..steps {
         let loss = dpop_loss(path, &model, &pairs, &refs);
         model = match update {
-            Update::Sgd => sgd.step(SGD_LR, model.clone(), gradients(&model, loss)),
+            Update::Sgd => sgd.step(SGD_LR, model.clone(), gradients(&model, &loss)),
             Update::AdamW(scale) => {
-                let mut grads = gradients(&model, loss.mul_scalar(scale));
+                let mut grads = gradients(&model, &loss.mul_scalar(scale));
                 adamw.step(model, &mut grads, 1.5e-3)
             }
         };
@@ -302,10 +300,10 @@ fn gradient_descent_steps_on_either_path_give_the_same_weights() {
     );
 }
 
-/// AdamW divides each gradient element by its own running magnitude, so an element whose
+/// `AdamW` divides each gradient element by its own running magnitude, so an element whose
 /// gradient is rounding noise (near zero) takes a step of up to the learning rate whatever its
 /// size: the weights after a few steps move with the last bits of the gradients, not only with
-/// their values. Measured here: scaling the loss by 1 + 1e-6 (which AdamW is invariant to up to
+/// their values. Measured here: scaling the loss by 1 + 1e-6 (which `AdamW` is invariant to up to
 /// rounding) moves them by about 2.5e-3 of a tensor's largest weight. The chunked path's
 /// gradients round differently from the composed path's, and its weights must stay within the
 /// same order as that: a real error in a gradient would move them by far more.

@@ -14,8 +14,6 @@
 //! the real step kinds, so the shipped workflow is what is tested. `FM_<PARAM>` environment
 //! variables override the workflow's params (for exploring, not for CI).
 
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
-
 use erebor_core::{CancelToken, MemorySink, StepContext, StepKind, StepOutputs};
 use erebor_data::ConvertKind;
 use erebor_train::TrainStepKind;

@@ -1,14 +1,12 @@
 //! IPO through the preference objective against TRL's length-normalised IPO: the real policy
 //! model of each ../shared/fixtures/hf-tiny fixture, its pairs and its reference log-probs, and
 //! the loss `scripts/ipo_trl_reference.py` computed with transformers
-//! (tests/fixtures/ipo_trl.json).
-
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
+//! (`tests/fixtures/ipo_trl.json`).
 
 mod common;
 
 use burn::tensor::DType;
-use common::{floats, hf_tiny_fixtures, hf_tiny_reference, test_device};
+use common::{floats, hf_tiny_fixtures, hf_tiny_reference, narrow, test_device};
 use erebor_model::Checkpoint;
 use erebor_train::batch::PairExample;
 use erebor_train::losses::{PreferenceLossKind, PreferenceObjective};
@@ -25,7 +23,7 @@ fn ids(value: &Value) -> Vec<Vec<u32>> {
             row.as_array()
                 .unwrap()
                 .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
+                .map(|v| u32::try_from(v.as_u64().unwrap()).expect("a token id"))
                 .collect()
         })
         .collect()
@@ -47,7 +45,7 @@ fn ipo_matches_trl_length_normalised_loss_on_every_fixture() {
     for arch in ["llama", "qwen2", "mistral"] {
         let reference = hf_tiny_reference(&dir, arch);
         let p = &reference["pairs"];
-        let prompt_len = p["prompt_len"].as_u64().unwrap() as usize;
+        let prompt_len = usize::try_from(p["prompt_len"].as_u64().unwrap()).unwrap();
         let (rc, rr) = (
             floats(&p["ref_chosen_logps"]),
             floats(&p["ref_rejected_logps"]),
@@ -62,8 +60,8 @@ fn ipo_matches_trl_length_normalised_loss_on_every_fixture() {
                     chosen_ids: c[prompt_len..].to_vec(),
                     rejected_ids: r[prompt_len..].to_vec(),
                 },
-                reference_chosen: rc[i] as f32,
-                reference_rejected: rr[i] as f32,
+                reference_chosen: narrow(rc[i]),
+                reference_rejected: narrow(rr[i]),
             })
             .collect();
         let policy = Checkpoint::load(dir.join(arch).join("policy"), &device, DType::F32)

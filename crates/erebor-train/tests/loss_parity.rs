@@ -1,26 +1,25 @@
-//! The four preference losses against PyTorch's values in ../shared/fixtures/hf-tiny.
+//! The four preference losses against `PyTorch`'s values in ../shared/fixtures/hf-tiny.
 //!
-//! make_fixtures.py there computed the per-sequence log-probs of a policy and a reference model
+//! `make_fixtures.py` there computed the per-sequence log-probs of a policy and a reference model
 //! and the DPO/DPOP/IPO/SLiC losses from them in float32; here the same log-probs go through our
 //! losses. The qwen2 fixture has the DPOP penalty active (its policy's chosen log-probs fell far
 //! below the reference's), llama and mistral have it inactive.
 
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
-
 mod common;
 
 use burn::tensor::Tensor;
-use common::{floats, hf_tiny_fixtures, hf_tiny_reference, test_device};
+use common::{floats, hf_tiny_fixtures, hf_tiny_reference, narrow, test_device};
 use erebor_train::losses::{PairLogps, PreferenceLossKind, PreferenceObjective};
 
 #[test]
+#[allow(clippy::float_cmp)] // an inactive penalty is exactly 0 (relu of a negative)
 fn losses_match_pytorch_on_every_fixture() {
     let Some(dir) = hf_tiny_fixtures() else {
         return;
     };
     let device = test_device();
     let tensor = |v: &serde_json::Value| {
-        let values: Vec<f32> = floats(v).into_iter().map(|x| x as f32).collect();
+        let values: Vec<f32> = floats(v).into_iter().map(narrow).collect();
         Tensor::<1>::from_floats(values.as_slice(), &device)
     };
     for arch in ["llama", "qwen2", "mistral"] {

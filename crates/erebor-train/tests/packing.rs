@@ -1,8 +1,6 @@
 //! Packed SFT rows: each example's log-probs inside a packed row equal those of the example run
 //! alone (positions restart, attention stays within the example), and a packed SFT step trains.
 
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
-
 mod common;
 
 use burn::tensor::{DType, Device};

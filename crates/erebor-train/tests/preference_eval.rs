@@ -1,8 +1,6 @@
 //! The preference objective's held-out evaluation: deterministic with LoRA dropout on the
 //! training device, and `chosen_after_edit` over the pairs that have tokens after the edit.
 
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
-
 mod common;
 
 use burn::tensor::{DType, Distribution, Tensor};

@@ -1,8 +1,6 @@
 //! The `preference` step: step-0 invariants through the real model, reference log-probs shared
 //! by concurrent arms, NaN handling, and refusal of a dataset made for another tokenizer.
 
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
-
 mod common;
 
 use common::*;
@@ -63,6 +61,7 @@ fn report(outputs: &StepOutputs) -> Value {
 }
 
 #[test]
+#[allow(clippy::float_cmp)] // at step zero the penalty and the margins are exactly 0
 fn at_step_zero_dpo_is_ln2_and_the_penalty_is_zero_through_the_real_model() {
     let dir = tempfile::tempdir().unwrap();
     let (model, data) = setup(dir.path());
@@ -210,6 +209,8 @@ fn a_dataset_made_with_another_tokenizer_is_refused() {
 }
 
 #[test]
+// The step-zero penalty is exactly 0, and the bf16 and f32 log-probs must differ at all.
+#[allow(clippy::float_cmp)]
 fn bf16_mixed_precision_trains_f32_master_weights_with_the_step_zero_invariants() {
     let dir = tempfile::tempdir().unwrap();
     let (model, data) = setup(dir.path());

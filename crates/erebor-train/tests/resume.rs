@@ -1,8 +1,6 @@
 //! A training step killed (SIGKILL) or cancelled mid-run resumes from its last checkpoint and
 //! ends with exactly the weights of an uninterrupted run on the same device and seed.
 
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
-
 mod common;
 
 use common::*;
@@ -105,7 +103,7 @@ fn a_killed_sft_step_resumes_to_the_same_weights() {
             "the child finished before it could be killed"
         );
         assert!(
-            started.elapsed() < Duration::from_secs(300),
+            started.elapsed() < Duration::from_mins(5),
             "no checkpoint appeared"
         );
         std::thread::sleep(Duration::from_millis(20));

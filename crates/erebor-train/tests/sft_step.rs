@@ -1,8 +1,6 @@
 //! The `sft` step end to end on the tiny-arith model: it learns, checkpoints, and a killed run
 //! resumes to the same weights.
 
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
-
 mod common;
 
 use common::*;
@@ -153,8 +151,8 @@ fn lora_trains_only_the_adapters_and_checkpoints_only_them() {
     let after = read(&outputs.get("model").unwrap().to_template_string());
     for (name, bytes) in &before {
         let changed = after[name] != *bytes;
-        let adapted = name.ends_with("q_proj.weight") || name.ends_with("v_proj.weight");
-        assert_eq!(changed, adapted, "{name}");
+        let lora_target = name.ends_with("q_proj.weight") || name.ends_with("v_proj.weight");
+        assert_eq!(changed, lora_target, "{name}");
     }
 }
 

@@ -1,14 +1,12 @@
 //! Preference pairs of unequal lengths in one padded batch, through the training path, against
 //! transformers (crates/erebor-model/tests/fixtures/hf-extra/preference, made by
-//! scripts/hf_extra_fixtures.py in float32).
+//! `scripts/hf_extra_fixtures.py` in float32).
 //!
 //! Three pairs whose prompts (5, 8, 3 tokens), chosen (6, 4, 10) and rejected (9, 3, 7) answers
 //! all differ in length, on the Mistral fixture with a sliding window of 4: the reference
 //! pre-pass and the policy's micro-batch pad them into one batch, where transformers scored
 //! each sequence alone. Checked: the reference and policy log-probs, the DPO, DPOP, IPO (TRL's
-//! length-normalised) and SLiC losses, and the gradients of six parameters for each loss.
-
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
+//! length-normalised) and `SLiC` losses, and the gradients of six parameters for each loss.
 
 mod common;
 
@@ -17,7 +15,7 @@ use std::path::{Path, PathBuf};
 use burn::module::{Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{DType, Tensor};
-use common::{floats, test_device};
+use common::{floats, narrow, test_device};
 use erebor_core::NullProgress;
 use erebor_model::{CausalLm, Checkpoint};
 use erebor_train::batch::PairExample;
@@ -35,7 +33,7 @@ fn token_ids(v: &Value) -> Vec<u32> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
+        .map(|x| u32::try_from(x.as_u64().unwrap()).expect("a token id"))
         .collect()
 }
 
@@ -97,6 +95,43 @@ fn grad_norm(grads: &GradientsParams, id: ParamId, rank: usize) -> f64 {
     f64::from(norm.into_scalar::<f32>())
 }
 
+/// The gradients under loss `name` against the fixture's (`want`): the norms of the tracked
+/// parameters, the embedding's row sums of the listed tokens, and layer 0's first `q_proj` row.
+fn check_gradients(name: &str, policy: &CausalLm, grads: &GradientsParams, want: &Value) {
+    for (param, id, rank) in tracked(policy) {
+        assert_close(
+            &format!("{name} grad norm of {param}"),
+            grad_norm(grads, id, rank),
+            want["norms"][param].as_f64().unwrap(),
+            1e-4,
+        );
+    }
+    let embed: Tensor<2> = grads.get(policy.embed_tokens.id).unwrap();
+    let row_sums = read_f32(embed.sum_dim(1).squeeze_dim::<1>(1), "row sums").unwrap();
+    for (token, want) in want["embed_row_sums"].as_object().unwrap() {
+        let token: usize = token.parse().unwrap();
+        assert_close(
+            &format!("{name} embedding grad row sum of token {token}"),
+            f64::from(row_sums[token]),
+            want.as_f64().unwrap(),
+            1e-3,
+        );
+    }
+    let q: Tensor<2> = grads
+        .get(policy.layers[0].self_attn.q_proj.weight.id)
+        .unwrap();
+    // HF's `[out, in]` row 0 is Burn's `[in, out]` column 0.
+    let q_row = read_f32(q.narrow(1, 0, 1).narrow(0, 0, 8).reshape([8]), "q row").unwrap();
+    let wanted = floats(&want["q_proj_0_first_row"]);
+    let scale = wanted.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+    for (j, (got, want)) in q_row.iter().zip(wanted).enumerate() {
+        assert!(
+            (f64::from(*got) - want).abs() <= 1e-4 * scale,
+            "{name} q_proj grad [0, {j}]: {got} vs {want}"
+        );
+    }
+}
+
 #[test]
 fn unequal_length_pairs_match_transformers_log_probs_losses_and_gradients() {
     let dir = fixture();
@@ -150,8 +185,8 @@ fn unequal_length_pairs_match_transformers_log_probs_losses_and_gradients() {
         .enumerate()
         .map(|(i, pair)| PairUnit {
             pair: pair.clone(),
-            reference_chosen: rc[i] as f32,
-            reference_rejected: rr[i] as f32,
+            reference_chosen: narrow(rc[i]),
+            reference_rejected: narrow(rr[i]),
         })
         .collect();
     let unit_refs: Vec<&PairUnit> = units.iter().collect();
@@ -182,38 +217,6 @@ fn unequal_length_pairs_match_transformers_log_probs_losses_and_gradients() {
             1e-4,
         );
         let grads = GradientsParams::from_grads(loss.backward(), &policy);
-        let want = &reference["grads"][name];
-        for (param, id, rank) in tracked(&policy) {
-            assert_close(
-                &format!("{name} grad norm of {param}"),
-                grad_norm(&grads, id, rank),
-                want["norms"][param].as_f64().unwrap(),
-                1e-4,
-            );
-        }
-        let embed: Tensor<2> = grads.get(policy.embed_tokens.id).unwrap();
-        let row_sums = read_f32(embed.sum_dim(1).squeeze_dim::<1>(1), "row sums").unwrap();
-        for (token, want) in want["embed_row_sums"].as_object().unwrap() {
-            let token: usize = token.parse().unwrap();
-            assert_close(
-                &format!("{name} embedding grad row sum of token {token}"),
-                f64::from(row_sums[token]),
-                want.as_f64().unwrap(),
-                1e-3,
-            );
-        }
-        let q: Tensor<2> = grads
-            .get(policy.layers[0].self_attn.q_proj.weight.id)
-            .unwrap();
-        // HF's `[out, in]` row 0 is Burn's `[in, out]` column 0.
-        let q_row = read_f32(q.narrow(1, 0, 1).narrow(0, 0, 8).reshape([8]), "q row").unwrap();
-        let wanted = floats(&want["q_proj_0_first_row"]);
-        let scale = wanted.iter().fold(0.0f64, |m, w| m.max(w.abs()));
-        for (j, (got, want)) in q_row.iter().zip(wanted).enumerate() {
-            assert!(
-                (f64::from(*got) - want).abs() <= 1e-4 * scale,
-                "{name} q_proj grad [0, {j}]: {got} vs {want}"
-            );
-        }
+        check_gradients(name, &policy, &grads, &reference["grads"][name]);
     }
 }

@@ -2,8 +2,6 @@
 //! checked when the workflow is loaded, as `erebor validate`, `plan` and `run` load it: a wrong
 //! value is an error at its line and column listing the supported values, before any step runs.
 
-#![allow(clippy::pedantic)] // not yet pedantic-clean, like the crate (issue 13)
-
 use erebor_train::TrainStepKind;
 use erebor_workflow::{ErrorKind, KindRegistry, LoadOptions, MissingParams, WorkflowErrors};
 use std::path::Path;

@@ -73,16 +73,16 @@ macro_rules! with_shared_fields {
             /// Warmup as a fraction of all steps (used when `warmup_steps` is not given).
             #[serde(default)]
             warmup_ratio: Option<f64>,
-            /// AdamW decoupled weight decay.
+            /// `AdamW` decoupled weight decay.
             #[serde(default)]
             weight_decay: f64,
-            /// AdamW β1.
+            /// `AdamW` β1.
             #[serde(default = "default_beta1")]
             adam_beta1: f64,
-            /// AdamW β2.
+            /// `AdamW` β2.
             #[serde(default = "default_beta2")]
             adam_beta2: f64,
-            /// AdamW ε.
+            /// `AdamW` ε.
             #[serde(default = "default_eps")]
             adam_eps: f64,
             /// Clip the global gradient norm to this; 0 turns clipping off.

@@ -97,9 +97,9 @@ pub fn write_sft_dataset(dir: &Path, splits: &[(&str, Vec<(String, String)>)]) {
                 ],
             });
             let mut ids = encode(&tokenizer, &prompt_text(question));
-            let start = ids.len() as u32;
+            let start = u32::try_from(ids.len()).expect("a short test row");
             ids.extend(encode(&tokenizer, &format!("{answer}<|im_end|>")));
-            let end = ids.len() as u32;
+            let end = u32::try_from(ids.len()).expect("a short test row");
             ids.extend(encode(&tokenizer, "\n"));
             tokens.push(TokenisedSft {
                 id,
@@ -192,9 +192,10 @@ pub fn addition_rows(count: usize, offset: usize) -> Vec<(String, String)> {
 
 /// `../shared` beside the checkout, or `$EREBOR_SHARED` when set (as in erebor-model's tests).
 pub fn shared_dir() -> PathBuf {
-    std::env::var_os("EREBOR_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+    std::env::var_os("EREBOR_SHARED").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+        PathBuf::from,
+    )
 }
 
 /// The device the parity tests run on: `$EREBOR_TEST_DEVICE` (`cpu`, `tch-cpu`, `cuda:N`),
@@ -205,7 +206,7 @@ pub fn test_device() -> burn::tensor::Device {
     spec.device().expect("test device")
 }
 
-/// `fixtures/hf-tiny` of the shared folder (tiny HF models with PyTorch reference values), or
+/// `fixtures/hf-tiny` of the shared folder (tiny HF models with `PyTorch` reference values), or
 /// `None` with a message when it is absent.
 pub fn hf_tiny_fixtures() -> Option<PathBuf> {
     let dir = shared_dir().join("fixtures/hf-tiny");
@@ -237,4 +238,11 @@ pub fn floats(value: &serde_json::Value) -> Vec<f64> {
         .iter()
         .map(|v| v.as_f64().expect("a number"))
         .collect()
+}
+
+/// A fixture's number as the `f32` the training path holds. The fixtures' log-probs were
+/// computed in float32 and written as JSON numbers, so the narrowing rounds to nearest on purpose.
+#[allow(clippy::cast_possible_truncation)]
+pub fn narrow(value: f64) -> f32 {
+    value as f32
 }
