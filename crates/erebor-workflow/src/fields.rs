@@ -67,6 +67,14 @@ impl<'a> Fields<'a> {
             .map(|(_, v)| v)
     }
 
+    /// Where `key` itself is written (not its value).
+    pub fn key_pos(&self, key: &str) -> Option<Pos> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(k, _)| k.pos)
+    }
+
     /// The value of a required `key`; its absence is pushed to `errors`.
     pub fn require(
         &self,

@@ -62,6 +62,9 @@ pub struct StepDecl {
     pub needs: Vec<(String, Pos)>,
     /// The kind's config (an empty mapping when absent).
     pub with: Node,
+    /// Where the `with:` key is (the step's position when there is none): where an error
+    /// about a key missing from `with` points.
+    pub with_pos: Pos,
     /// Matrix axes in file order.
     pub matrix: Vec<MatrixAxis>,
     /// Retries after a retryable failure.
@@ -220,6 +223,7 @@ fn read_step(index: usize, node: &Node, errors: &mut Vec<WorkflowError>) -> Opti
         .map(|n| fields::string_list(n, &format!("`needs` of {what}"), errors))
         .unwrap_or_default();
     let with = read_with(fields.get("with"), node, what, errors);
+    let with_pos = fields.key_pos("with").unwrap_or(node.pos);
     let matrix = fields
         .get("matrix")
         .map(|n| read_matrix(n, what, errors))
@@ -255,6 +259,7 @@ fn read_step(index: usize, node: &Node, errors: &mut Vec<WorkflowError>) -> Opti
         description,
         needs,
         with,
+        with_pos,
         matrix,
         retries,
         retry_backoff,

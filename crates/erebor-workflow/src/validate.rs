@@ -43,10 +43,11 @@ fn config_error(step: &PlannedStep, decl: &StepDecl, error: &ConfigError) -> Wor
             PathSegment::Index(index) => PathStep::Index(*index),
         })
         .collect();
-    let pos = if path.is_empty() {
-        decl.with.pos
-    } else {
-        decl.with.locate(&path)
+    let pos = match path.first() {
+        None => decl.with.pos,
+        // A key missing from `with` itself: point at `with:`, not at whichever key comes first.
+        Some(PathStep::Key(key)) if decl.with.get(key).is_none() => decl.with_pos,
+        Some(_) => decl.with.locate(&path),
     };
     let field = format!("with.{}", error.path_string());
     let field = if error.path.is_empty() {
