@@ -58,12 +58,12 @@ impl fmt::Display for DeviceSpec {
 }
 
 /// The spellings a workflow file may use for a device, as listed in its errors.
-pub const DEVICE_SPELLINGS: [&str; 3] = ["cpu", "tch-cpu", "cuda:N"];
+pub(crate) const DEVICE_SPELLINGS: [&str; 3] = ["cpu", "tch-cpu", "cuda:N"];
 
 impl DeviceSpec {
     /// Parses the canonical spelling only (`cpu`, `tch-cpu`, `cuda:N`), the one workflow files
     /// use and runs record; [`FromStr`] also takes the command line's aliases (`gpu`, `flex`...).
-    pub fn parse_canonical(s: &str) -> Option<Self> {
+    pub(crate) fn parse_canonical(s: &str) -> Option<Self> {
         match s {
             "cpu" => Some(DeviceSpec::Cpu),
             "tch-cpu" => Some(DeviceSpec::TchCpu),

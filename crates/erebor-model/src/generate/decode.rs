@@ -1,7 +1,6 @@
 //! The batched decode loop: prefill the left-padded prompts, then one token per step from the KV
 //! cache until every row stops.
 
-use burn::tensor::activation::softmax;
 use burn::tensor::{DType, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -100,12 +99,4 @@ pub(crate) fn last_logits(model: &CausalLm, hidden: Tensor<3>) -> Tensor<2> {
     } else {
         logits.cast(DType::F32)
     }
-}
-
-/// Softmax probabilities of the last position (used by tests and callers that need them).
-pub fn next_token_probs(model: &CausalLm, prompt: &[u32]) -> Tensor<1> {
-    let batch = TokenBatch::right_padded(&[prompt.to_vec()], 0);
-    let logits = last_logits(model, model.forward_hidden(&batch, None));
-    let v = logits.dims()[1];
-    softmax(logits, 1).reshape([v])
 }

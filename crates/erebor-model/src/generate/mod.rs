@@ -13,7 +13,7 @@ mod sequence;
 
 pub(crate) use config::validate;
 pub use config::{FinishReason, Generation, GenerationConfig};
+pub use decode::generate;
 pub(crate) use decode::last_logits;
-pub use decode::{generate, next_token_probs};
 pub(crate) use sampling::{pick, sample};
 pub(crate) use sequence::SequenceState;

@@ -32,7 +32,7 @@ fn cut_at_stop(text: &str, stops: &[String]) -> Option<usize> {
 impl SequenceState {
     /// Appends a generated token and decides whether the sequence stops. With `track_text`
     /// (or stop strings) the text is decoded again, so stop strings and streaming see it.
-    pub fn push(
+    pub(crate) fn push(
         &mut self,
         token: u32,
         config: &GenerationConfig,
@@ -71,7 +71,7 @@ impl SequenceState {
     /// back a trailing incomplete character (U+FFFD from a partial UTF-8 token) and any tail
     /// that could start a stop string; once done it hands out the rest of the final text, so
     /// the pieces concatenate to [`Self::finish`]'s text.
-    pub fn take_delta(
+    pub(crate) fn take_delta(
         &mut self,
         config: &GenerationConfig,
         tokenizer: Option<&Tokenizer>,
@@ -94,7 +94,7 @@ impl SequenceState {
     }
 
     /// The finished [`Generation`].
-    pub fn finish(
+    pub(crate) fn finish(
         self,
         config: &GenerationConfig,
         tokenizer: Option<&Tokenizer>,

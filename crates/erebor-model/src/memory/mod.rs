@@ -136,7 +136,7 @@ pub fn logps_chunk_positions(vocab: usize) -> usize {
 }
 
 /// Activation elements one decoder layer keeps per token for the backward pass.
-pub fn activations_per_token_layer(
+pub(crate) fn activations_per_token_layer(
     config: &ModelConfig,
     seq_len: usize,
     gradient_checkpointing: bool,

@@ -12,7 +12,7 @@ use super::rope::apply_rotary;
 
 /// Which keys each query may see, for one forward call.
 #[derive(Debug, Clone)]
-pub struct AttentionLayout {
+pub(crate) struct AttentionLayout {
     /// Per sequence, whether each key position (cached ones first, then the new ones) is a real
     /// token (`false` = padding).
     pub key_valid: Vec<Vec<bool>>,
@@ -71,7 +71,7 @@ impl AttentionLayout {
 
 /// Cached keys and values of one layer, `[batch, kv_heads, len, head_dim]` each.
 #[derive(Debug, Clone)]
-pub struct LayerCache {
+pub(crate) struct LayerCache {
     /// Keys after `RoPE`.
     pub keys: Tensor<4>,
     /// Values.
@@ -102,7 +102,7 @@ pub struct Attention {
 impl Attention {
     /// Attends `x` `[batch, new, hidden]`; `cache` holds the previous keys/values and is
     /// extended with the new ones when given.
-    pub fn forward(
+    pub(crate) fn forward(
         &self,
         x: Tensor<3>,
         rope: &(Tensor<4>, Tensor<4>),

@@ -27,7 +27,7 @@ pub trait WeightSource {
 }
 
 /// Every tensor of the HF checkpoint a config implies, with its HF shape, in a stable order.
-pub fn hf_tensor_names(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+pub(crate) fn hf_tensor_names(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
     let h = config.hidden_size;
     let q = config.num_heads * config.head_dim;
     let kv = config.num_kv_heads * config.head_dim;
@@ -149,7 +149,7 @@ impl Builder<'_> {
 impl CausalLm {
     /// Builds the model from named tensors, converting them to `dtype` on `device`. Every
     /// tensor the config implies must be present with its shape, and no other may be.
-    pub fn from_source(
+    pub(crate) fn from_source(
         config: &ModelConfig,
         src: &mut dyn WeightSource,
         device: &Device,

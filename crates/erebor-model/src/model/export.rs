@@ -19,7 +19,10 @@ impl CausalLm {
     /// Calls `f(name, data)` for every tensor of the HF checkpoint, in
     /// [`super::hf_tensor_names`] order, with HF layouts (`[out, in]` linear weights). LoRA
     /// adapters are not included (see [`crate::lora`] to save or merge them).
-    pub fn export_hf(&self, f: &mut dyn FnMut(String, TensorData) -> Result<()>) -> Result<()> {
+    pub(crate) fn export_hf(
+        &self,
+        f: &mut dyn FnMut(String, TensorData) -> Result<()>,
+    ) -> Result<()> {
         f(
             "model.embed_tokens.weight".into(),
             data(self.embed_tokens.val()),

@@ -17,10 +17,12 @@ use burn::module::{Module, Param};
 use burn::tensor::module::embedding;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-pub use attention::{Attention, AttentionLayout, LayerCache};
-pub use build::{WeightSource, hf_tensor_names};
+pub use attention::Attention;
+use attention::{AttentionLayout, LayerCache};
+pub use build::WeightSource;
+pub(crate) use build::hf_tensor_names;
 pub use layers::{Linear, LoraAdapter, Mlp, RmsNorm};
-pub use rope::Rope;
+use rope::Rope;
 
 use crate::config::ModelConfig;
 
@@ -106,7 +108,7 @@ impl TokenBatch {
 
     /// Sequences padded on the right that continue cached sequences: row `i`'s positions start
     /// at `start[i]`.
-    pub fn right_padded_at(seqs: &[Vec<u32>], pad_id: u32, start: &[usize]) -> Self {
+    pub(crate) fn right_padded_at(seqs: &[Vec<u32>], pad_id: u32, start: &[usize]) -> Self {
         let mut batch = Self::right_padded(seqs, pad_id);
         for (row, s) in batch.positions.iter_mut().zip(start) {
             for p in row.iter_mut() {
@@ -118,7 +120,7 @@ impl TokenBatch {
 
     /// Sequences padded on the left with `pad_id`; each sequence's positions start at 0 at its
     /// first real token, as transformers' `generate` computes them from the attention mask.
-    pub fn left_padded(seqs: &[Vec<u32>], pad_id: u32) -> Self {
+    pub(crate) fn left_padded(seqs: &[Vec<u32>], pad_id: u32) -> Self {
         let len = seqs.iter().map(Vec::len).max().unwrap_or(0);
         let mut batch = TokenBatch {
             ids: Vec::new(),
@@ -149,7 +151,7 @@ impl TokenBatch {
     }
 
     /// The ids as an Int tensor `[batch, seq]`.
-    pub fn ids_tensor(&self, device: &Device) -> Tensor<2, Int> {
+    pub(crate) fn ids_tensor(&self, device: &Device) -> Tensor<2, Int> {
         let flat: Vec<i64> = self.ids.iter().flatten().map(|&i| i64::from(i)).collect();
         Tensor::from_data(
             TensorData::new(flat, [self.batch_size(), self.seq_len()]),
@@ -209,7 +211,7 @@ impl KvCache {
     /// # Panics
     /// When a row is not one of the cache's sequences.
     #[must_use]
-    pub fn select_rows(&self, rows: &[usize], device: &Device) -> Self {
+    pub(crate) fn select_rows(&self, rows: &[usize], device: &Device) -> Self {
         let idx: Vec<i64> = rows
             .iter()
             .map(|&r| i64::try_from(r).expect("a row of a batch fits in i64"))
@@ -234,7 +236,7 @@ impl KvCache {
     /// prefilled sequences this way). The shorter cache is padded on the left with masked
     /// positions, so each row keeps its real tokens contiguous and last, as left padding does.
     #[must_use]
-    pub fn concat_rows(self, other: KvCache) -> Self {
+    pub(crate) fn concat_rows(self, other: KvCache) -> Self {
         if self.layers.is_empty() || self.batch_size() == 0 {
             return other;
         }
@@ -263,7 +265,7 @@ impl KvCache {
     /// Drops the leading positions that are padding in every row (after long sequences leave
     /// a continuous batch), so attention does not keep scanning them.
     #[must_use]
-    pub fn trim_left_padding(self) -> Self {
+    pub(crate) fn trim_left_padding(self) -> Self {
         let drop = self
             .key_valid
             .iter()
@@ -358,19 +360,9 @@ impl CausalLm {
         self.hidden_states(input_ids, &positions, &layout, None)
     }
 
-    /// Logits `[batch, seq, vocab]` for rows packing several examples: `positions` restart at 0
-    /// for each example and `segments` (one id per token) keep attention within each example
-    /// (block-diagonal causal mask), as SFT packing needs.
-    pub fn forward_packed(
-        &self,
-        input_ids: Tensor<2, Int>,
-        positions: &[Vec<usize>],
-        segments: Vec<Vec<u32>>,
-    ) -> Tensor<3> {
-        self.lm_head_forward(self.packed_hidden(input_ids, positions, segments))
-    }
-
-    /// Final hidden states `[batch, seq, hidden]` of [`Self::forward_packed`], before the LM head.
+    /// Final hidden states `[batch, seq, hidden]` for rows packing several examples, before the
+    /// LM head: `positions` restart at 0 for each example and `segments` (one id per token) keep
+    /// attention within each example (block-diagonal causal mask), as SFT packing needs.
     pub fn packed_hidden(
         &self,
         input_ids: Tensor<2, Int>,
@@ -435,7 +427,7 @@ impl CausalLm {
     }
 
     /// Final hidden states `[batch, seq, hidden]` (after the last norm).
-    pub fn hidden_states(
+    pub(crate) fn hidden_states(
         &self,
         input_ids: Tensor<2, Int>,
         positions: &[Vec<usize>],

@@ -7,7 +7,7 @@ use crate::config::{ModelConfig, RopeScaling};
 
 /// Inverse frequencies of the rotary embedding, computed once from the config.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Rope {
+pub(crate) struct Rope {
     inv_freq: Vec<f32>,
     head_dim: usize,
 }
@@ -17,7 +17,7 @@ impl Rope {
     // transformers computes the frequencies in f32: the config's f64 values are rounded to f32
     // on purpose.
     #[allow(clippy::cast_possible_truncation)]
-    pub fn new(config: &ModelConfig) -> Self {
+    pub(crate) fn new(config: &ModelConfig) -> Self {
         let d = config.head_dim;
         let theta = config.rope_theta as f32;
         let base: Vec<f32> = (0..d / 2)
@@ -67,7 +67,7 @@ impl Rope {
 
     /// `cos` and `sin` tables `[batch, 1, seq, head_dim]` for the given positions (one row of
     /// positions per sequence), in `dtype`.
-    pub fn tables(
+    pub(crate) fn tables(
         &self,
         positions: &[Vec<usize>],
         dtype: DType,
@@ -97,7 +97,7 @@ impl Rope {
 }
 
 /// `x * cos + rotate_half(x) * sin` for `x` of shape `[batch, heads, seq, head_dim]`.
-pub fn apply_rotary(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
+pub(crate) fn apply_rotary(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
     let d = x.dims()[3];
     let x1 = x.clone().narrow(3, 0, d / 2);
     let x2 = x.clone().narrow(3, d / 2, d / 2);

@@ -32,7 +32,7 @@ pub(super) struct Row {
 
 impl Row {
     /// A row whose last `continuation.len()` positions predict `continuation` for `request`.
-    pub fn for_continuation(input: Vec<u32>, request: usize, continuation: &[u32]) -> Self {
+    pub(super) fn for_continuation(input: Vec<u32>, request: usize, continuation: &[u32]) -> Self {
         let n = continuation.len();
         let first = input.len() + 1 - n;
         let targets = continuation

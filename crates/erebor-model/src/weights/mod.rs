@@ -8,7 +8,9 @@ mod random;
 mod safetensors_load;
 mod safetensors_save;
 
-pub use gguf::{GgufFile, GgufSource, GgufTensorType};
-pub use random::RandomSource;
+pub(crate) use gguf::GgufSource;
+pub use gguf::{GgufFile, GgufTensorType, MetaValue};
+pub(crate) use random::RandomSource;
 pub use safetensors_load::SafetensorsSource;
-pub use safetensors_save::{SafetensorsWriter, SaveDType};
+pub(crate) use safetensors_save::SafetensorsWriter;
+pub use safetensors_save::SaveDType;

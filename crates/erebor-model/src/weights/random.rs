@@ -14,7 +14,7 @@ use crate::model::{WeightSource, hf_tensor_names};
 /// Tensors drawn from `normal(0, std)` (weights), zeros (biases) and ones (norms), from one
 /// `ChaCha8` stream seeded with `seed`, in the order of [`hf_tensor_names`]: the same seed gives
 /// the same model on every device and platform.
-pub struct RandomSource {
+pub(crate) struct RandomSource {
     rng: ChaCha8Rng,
     std: f64,
     names: BTreeSet<String>,
@@ -24,7 +24,7 @@ pub struct RandomSource {
 impl RandomSource {
     /// A source for `config` with the given seed and standard deviation
     /// (transformers' `initializer_range`, 0.02 by default).
-    pub fn new(config: &ModelConfig, seed: u64, std: f64) -> Self {
+    pub(crate) fn new(config: &ModelConfig, seed: u64, std: f64) -> Self {
         RandomSource {
             rng: ChaCha8Rng::seed_from_u64(seed),
             std,

@@ -91,7 +91,7 @@ impl SafetensorsSource {
     }
 
     /// Opens the given safetensors files; a tensor name in two files is an error.
-    pub fn open_files(origin: &Path, paths: &[PathBuf]) -> Result<Self> {
+    pub(crate) fn open_files(origin: &Path, paths: &[PathBuf]) -> Result<Self> {
         let mut files = Vec::new();
         let mut tensors = HashMap::new();
         for (i, path) in paths.iter().enumerate() {

@@ -34,7 +34,7 @@ impl SaveDType {
     }
 
     /// The name transformers writes as `torch_dtype`.
-    pub fn torch_name(self) -> &'static str {
+    pub(crate) fn torch_name(self) -> &'static str {
         match self {
             SaveDType::F32 => "float32",
             SaveDType::F16 => "float16",
@@ -83,7 +83,7 @@ impl View for &Blob {
 
 /// Writes tensors in shards of at most `max_shard_bytes`, flushing each shard to disk as soon
 /// as it is full so that at most one shard is held in memory.
-pub struct SafetensorsWriter {
+pub(crate) struct SafetensorsWriter {
     dir: PathBuf,
     dtype: SaveDType,
     max_shard_bytes: usize,
@@ -96,7 +96,7 @@ pub struct SafetensorsWriter {
 
 impl SafetensorsWriter {
     /// A writer into `dir` converting every tensor to `dtype`.
-    pub fn new(dir: &Path, dtype: SaveDType, max_shard_bytes: usize) -> Self {
+    pub(crate) fn new(dir: &Path, dtype: SaveDType, max_shard_bytes: usize) -> Self {
         SafetensorsWriter {
             dir: dir.to_path_buf(),
             dtype,
@@ -109,7 +109,7 @@ impl SafetensorsWriter {
     }
 
     /// Adds one tensor (converted to the writer's dtype).
-    pub fn add(&mut self, name: String, data: TensorData) -> Result<()> {
+    pub(crate) fn add(&mut self, name: String, data: TensorData) -> Result<()> {
         let shape = data.shape().as_slice().to_vec();
         let bytes = data.convert_dtype(self.dtype.burn()).into_bytes().to_vec();
         if self.current_bytes > 0 && self.current_bytes + bytes.len() > self.max_shard_bytes {
@@ -143,7 +143,7 @@ impl SafetensorsWriter {
     ///
     /// # Panics
     /// Never in practice: the index holds only strings and numbers, which always serialise.
-    pub fn finish(mut self) -> Result<Vec<PathBuf>> {
+    pub(crate) fn finish(mut self) -> Result<Vec<PathBuf>> {
         if !self.current.is_empty() || self.written.is_empty() {
             self.flush()?;
         }

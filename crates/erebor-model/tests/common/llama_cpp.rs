@@ -4,7 +4,7 @@
 
 /// llama.cpp's `permute`: rows reshaped `(n_head, 2, rows/n_head/2, cols)` with axes 1 and 2
 /// swapped.
-pub fn permute(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Vec<f32> {
+pub(crate) fn permute(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Vec<f32> {
     let half = rows / n_head / 2;
     let mut out = vec![0.0; data.len()];
     for h in 0..n_head {

@@ -1,14 +1,14 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-pub mod llama_cpp;
+pub(crate) mod llama_cpp;
 
 use std::path::PathBuf;
 
 /// `../shared` beside the checkout (or `$EREBOR_SHARED`), if present. Tests that need it call
 /// this and return early with a printed message when it is absent; under `CI=true` they fail
 /// instead (see [`missing`]).
-pub fn shared_dir() -> Option<PathBuf> {
+pub(crate) fn shared_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("EREBOR_SHARED").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
         PathBuf::from,
@@ -26,7 +26,7 @@ pub fn shared_dir() -> Option<PathBuf> {
 
 /// Reports a missing shared fixture: a skip message locally, a failure under `CI=true`, where
 /// ../shared is always laid beside the checkout and a skip would hide a broken test.
-pub fn missing(what: &str) {
+pub(crate) fn missing(what: &str) {
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
         "{what}, and CI=true: shared fixtures are required on CI"
@@ -35,7 +35,7 @@ pub fn missing(what: &str) {
 }
 
 /// A path inside `../shared`, or `None` (with a message) when absent.
-pub fn shared(rel: &str) -> Option<PathBuf> {
+pub(crate) fn shared(rel: &str) -> Option<PathBuf> {
     let p = shared_dir()?.join(rel);
     if p.exists() {
         Some(p)
@@ -46,12 +46,12 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
 }
 
 /// Reads a JSON file.
-pub fn json(path: &std::path::Path) -> serde_json::Value {
+pub(crate) fn json(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// A JSON array of numbers as f64.
-pub fn floats(v: &serde_json::Value) -> Vec<f64> {
+pub(crate) fn floats(v: &serde_json::Value) -> Vec<f64> {
     v.as_array()
         .unwrap()
         .iter()
@@ -60,7 +60,7 @@ pub fn floats(v: &serde_json::Value) -> Vec<f64> {
 }
 
 /// A JSON array of integers as u32.
-pub fn ids(v: &serde_json::Value) -> Vec<u32> {
+pub(crate) fn ids(v: &serde_json::Value) -> Vec<u32> {
     v.as_array()
         .unwrap()
         .iter()
@@ -69,7 +69,7 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
 }
 
 /// Largest absolute difference.
-pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+pub(crate) fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     a.iter()
         .zip(b)
@@ -79,14 +79,14 @@ pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
 
 /// The device the tests run on: `$EREBOR_TEST_DEVICE` (`cpu`, `tch-cpu`, `cuda:N`), default
 /// `cpu` (Burn flex). scripts/tch-cpu-check.sh runs the parity tests on LibTorch this way.
-pub fn device() -> burn::tensor::Device {
+pub(crate) fn device() -> burn::tensor::Device {
     let name = std::env::var("EREBOR_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
     let spec: erebor_model::DeviceSpec = name.parse().expect("EREBOR_TEST_DEVICE");
     spec.device().expect("test device")
 }
 
 /// One prompt as a `[1, n]` id tensor on `device`.
-pub fn prompt_tensor(
+pub(crate) fn prompt_tensor(
     prompt: &[u32],
     device: &burn::tensor::Device,
 ) -> burn::tensor::Tensor<2, burn::tensor::Int> {
@@ -98,7 +98,7 @@ pub fn prompt_tensor(
 }
 
 /// A float tensor's values, row-major, as f64.
-pub fn values_f64<const D: usize>(tensor: burn::tensor::Tensor<D>) -> Vec<f64> {
+pub(crate) fn values_f64<const D: usize>(tensor: burn::tensor::Tensor<D>) -> Vec<f64> {
     tensor
         .into_data()
         .try_into_vec_as::<f32>()
@@ -109,6 +109,6 @@ pub fn values_f64<const D: usize>(tensor: burn::tensor::Tensor<D>) -> Vec<f64> {
 }
 
 /// The logits of `model` for one prompt, `[n · vocab]` row-major, as f64.
-pub fn prompt_logits(model: &erebor_model::CausalLm, prompt: &[u32]) -> Vec<f64> {
+pub(crate) fn prompt_logits(model: &erebor_model::CausalLm, prompt: &[u32]) -> Vec<f64> {
     values_f64(model.forward(prompt_tensor(prompt, &model.device())))
 }

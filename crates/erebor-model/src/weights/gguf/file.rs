@@ -178,7 +178,7 @@ impl GgufFile {
     }
 
     /// `general.architecture`.
-    pub fn architecture_name(&self) -> Option<&str> {
+    pub(crate) fn architecture_name(&self) -> Option<&str> {
         self.metadata
             .get("general.architecture")
             .and_then(MetaValue::as_str)

@@ -11,4 +11,4 @@ pub use file::GgufFile;
 pub use meta::MetaValue;
 pub(crate) use model_config::ROPE_FREQS;
 pub use quant::GgufTensorType;
-pub use source::GgufSource;
+pub(crate) use source::GgufSource;

@@ -76,7 +76,7 @@ impl GgufTensorType {
     }
 
     /// Bytes needed for `n` elements, or `None` when `n` is not a whole number of blocks.
-    pub fn byte_len(self, n: usize) -> Option<usize> {
+    pub(crate) fn byte_len(self, n: usize) -> Option<usize> {
         let (per, bytes) = self.block();
         n.is_multiple_of(per).then_some(n / per * bytes)
     }
@@ -96,7 +96,7 @@ fn f16_at(b: &[u8], i: usize) -> f32 {
 }
 
 /// Dequantises `bytes` (exactly [`GgufTensorType::byte_len`] long) to f32.
-pub fn dequantize(ty: GgufTensorType, bytes: &[u8]) -> Vec<f32> {
+pub(crate) fn dequantize(ty: GgufTensorType, bytes: &[u8]) -> Vec<f32> {
     match ty {
         GgufTensorType::F32 => bytes
             .chunks_exact(4)

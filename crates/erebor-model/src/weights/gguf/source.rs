@@ -62,7 +62,7 @@ fn unpermute_rows(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Vec<
 }
 
 /// A [`WeightSource`] over a GGUF file, answering Hugging Face names.
-pub struct GgufSource {
+pub(crate) struct GgufSource {
     file: GgufFile,
     config: ModelConfig,
     taken: HashSet<String>,
@@ -70,7 +70,7 @@ pub struct GgufSource {
 
 impl GgufSource {
     /// Opens `path` and derives the config from its metadata.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub(crate) fn open(path: &Path) -> Result<Self> {
         let file = GgufFile::open(path)?;
         let config = file.model_config()?;
         Ok(GgufSource {
@@ -81,13 +81,8 @@ impl GgufSource {
     }
 
     /// The config read from the metadata.
-    pub fn config(&self) -> &ModelConfig {
+    pub(crate) fn config(&self) -> &ModelConfig {
         &self.config
-    }
-
-    /// The parsed file.
-    pub fn file(&self) -> &GgufFile {
-        &self.file
     }
 }
 
