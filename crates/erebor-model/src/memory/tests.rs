@@ -1,5 +1,6 @@
+use super::estimate::activations_per_token_layer;
 use super::*;
-use crate::config::{Architecture, DecoderDims};
+use crate::config::{Architecture, DecoderDims, ModelConfig};
 use crate::lora::{LoraConfig, adapter_parameter_count};
 
 /// Llama-2-7B: hidden 4096, MLP 11008, 32 layers, 32 heads, vocab 32000, untied head.
