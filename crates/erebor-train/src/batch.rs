@@ -41,7 +41,7 @@ pub struct TokenBatch {
 
 impl TokenBatch {
     /// Number of positions whose prediction is in the loss.
-    pub fn target_count(&self) -> usize {
+    pub(crate) fn target_count(&self) -> usize {
         self.loss_mask.iter().filter(|m| **m > 0.0).count()
     }
 
@@ -90,7 +90,7 @@ pub struct SftExample {
 
 impl SftExample {
     /// Target tokens that can be predicted (the first token never is).
-    pub fn target_count(&self) -> usize {
+    pub(crate) fn target_count(&self) -> usize {
         self.is_target.iter().skip(1).filter(|t| **t).count()
     }
 }
@@ -98,7 +98,7 @@ impl SftExample {
 /// Why a row cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("row {row} (id `{id}`): {message}")]
-pub struct RowError {
+pub(crate) struct RowError {
     /// 0-based row index in the split.
     pub row: usize,
     /// The row's id.
@@ -109,7 +109,7 @@ pub struct RowError {
 
 /// Truncates SFT rows to `max_seq_len`. Returns the examples and the number of rows dropped
 /// because no target token was left; malformed spans are an error naming the row.
-pub fn prepare_sft(
+pub(crate) fn prepare_sft(
     rows: &[TokenisedSft],
     max_seq_len: usize,
 ) -> Result<(Vec<SftExample>, usize), RowError> {
@@ -171,7 +171,7 @@ impl PackedRow {
     }
 
     /// Target tokens in the row.
-    pub fn target_count(&self) -> usize {
+    pub(crate) fn target_count(&self) -> usize {
         self.examples.iter().map(SftExample::target_count).sum()
     }
 }
@@ -251,7 +251,7 @@ pub struct PairExample {
 
 /// Truncates preference rows (see the module docs for the policy). A row with an empty prompt
 /// or an empty completion is an error naming it.
-pub fn prepare_pairs(
+pub(crate) fn prepare_pairs(
     rows: &[TokenisedPreference],
     max_seq_len: usize,
     max_prompt_len: usize,

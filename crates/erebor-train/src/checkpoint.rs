@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// Version of the checkpoint layout; readers refuse newer ones.
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+pub(crate) const CHECKPOINT_FORMAT_VERSION: u32 = 1;
 
 const PARAMS_FILE: &str = "params.safetensors";
 const OPTIMIZER_FILE: &str = "optimizer.safetensors";
@@ -34,7 +34,7 @@ const STATE_FILE: &str = "state.json";
 
 /// Where training stands, saved with every checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainerState {
+pub(crate) struct TrainerState {
     /// [`CHECKPOINT_FORMAT_VERSION`] of the writer.
     pub format_version: u32,
     /// Optimizer steps completed.
@@ -61,7 +61,7 @@ pub struct TrainerState {
 /// `seed` on stream `stream` (the epoch), and the device RNG (LoRA dropout) is re-seeded from
 /// (`seed`, step) before every step, so these two numbers and the step restore all randomness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RngState {
+pub(crate) struct RngState {
     /// The run's seed.
     pub seed: u64,
     /// The `ChaCha8` stream of the current epoch's data order.
@@ -69,12 +69,12 @@ pub struct RngState {
 }
 
 /// The name of the folder of the checkpoint after `step` optimizer steps.
-pub fn checkpoint_name(step: u64) -> String {
+pub(crate) fn checkpoint_name(step: u64) -> String {
     format!("step-{step:08}")
 }
 
 /// The newest complete checkpoint under `root`, if any.
-pub fn latest_checkpoint(root: &Path) -> Result<Option<PathBuf>, TrainError> {
+pub(crate) fn latest_checkpoint(root: &Path) -> Result<Option<PathBuf>, TrainError> {
     Ok(list_checkpoints(root)?.pop().map(|(_, path)| path))
 }
 
@@ -99,7 +99,7 @@ fn list_checkpoints(root: &Path) -> Result<Vec<(u64, PathBuf)>, TrainError> {
 
 /// Writes a checkpoint of `module`, the optimizer moments and `state` under `root`, then keeps
 /// only the newest `keep` checkpoints. Returns the new checkpoint's folder.
-pub fn save_checkpoint<M: Module>(
+pub(crate) fn save_checkpoint<M: Module>(
     root: &Path,
     module: &M,
     moments: &BTreeMap<String, MomentState>,
@@ -155,7 +155,7 @@ pub fn save_checkpoint<M: Module>(
 
 /// A checkpoint read back: the module with its saved weights, the optimizer moments on `device`,
 /// and the trainer state.
-pub struct LoadedCheckpoint<M> {
+pub(crate) struct LoadedCheckpoint<M> {
     /// The module with the checkpoint's weights.
     pub module: M,
     /// `AdamW` moments by parameter path.
@@ -165,7 +165,7 @@ pub struct LoadedCheckpoint<M> {
 }
 
 /// Reads the checkpoint in `dir` into `module` (which must have the same structure).
-pub fn load_checkpoint<M: Module>(
+pub(crate) fn load_checkpoint<M: Module>(
     dir: &Path,
     module: M,
     device: &Device,
@@ -249,7 +249,7 @@ pub fn load_checkpoint<M: Module>(
 
 /// Every trainable float parameter of `module` as f32 host tensors named by module path (frozen
 /// parameters, such as a LoRA base, are left out).
-pub fn module_tensors<M: Module>(module: &M) -> Result<Vec<NamedTensor>, TrainError> {
+pub(crate) fn module_tensors<M: Module>(module: &M) -> Result<Vec<NamedTensor>, TrainError> {
     let mut collector = ParamCollector {
         path: Vec::new(),
         tensors: Vec::new(),
@@ -367,7 +367,7 @@ fn remove_stale_temporaries(root: &Path) -> Result<(), TrainError> {
 }
 
 /// Writes `bytes` to `path` and syncs it to disk.
-pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     use std::io::Write;
     let mut file = std::fs::File::create(path).map_err(|e| TrainError::io(path, e))?;
     file.write_all(bytes).map_err(|e| TrainError::io(path, e))?;

@@ -5,7 +5,8 @@
 //! holding several `[tokens, vocab]` f32 tensors until backward: about 2.5 GB each at vocab
 //! 151,936 and 8×512 tokens. Here the graph holds one node whose state is the hidden states
 //! `[tokens, hidden]`, the head `[hidden, vocab]` (both alive anyway) and the targets; forward and
-//! backward each materialise the logits of one chunk of at most [`CHUNK_ELEMENTS`] values.
+//! backward each materialise the logits of one chunk of at most
+//! [`LOGPS_CHUNK_ELEMENTS`](erebor_model::memory::LOGPS_CHUNK_ELEMENTS) values.
 //!
 //! For the log-prob `l = log_softmax(h·W)[t]` of a position with upstream gradient `g`:
 //!
@@ -55,10 +56,11 @@ macro_rules! route {
 /// Most logits (positions × vocab) one chunk materialises: 16 Mi values, 64 MiB in f32, so
 /// a chunk is 110 positions at vocab 151,936 and the whole batch at a small vocabulary. The
 /// memory estimate counts the same chunk.
-pub const CHUNK_ELEMENTS: usize = erebor_model::memory::LOGPS_CHUNK_ELEMENTS;
+#[cfg(test)]
+pub(crate) const CHUNK_ELEMENTS: usize = erebor_model::memory::LOGPS_CHUNK_ELEMENTS;
 
 /// Positions per chunk for a vocabulary of `vocab`.
-pub fn chunk_positions(vocab: usize) -> usize {
+pub(crate) fn chunk_positions(vocab: usize) -> usize {
     erebor_model::memory::logps_chunk_positions(vocab)
 }
 
@@ -71,13 +73,17 @@ pub fn chunk_positions(vocab: usize) -> usize {
 ///
 /// When the tensors live on an autodiff device of a backend this op is not built for (it is
 /// built for Flex and, with the `tch` feature, LibTorch).
-pub fn target_logps(hidden: Tensor<2>, head: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+pub(crate) fn target_logps(
+    hidden: Tensor<2>,
+    head: Tensor<2>,
+    targets: Tensor<1, Int>,
+) -> Tensor<1> {
     let chunk = chunk_positions(head.dims()[1]);
     target_logps_in_chunks(hidden, head, targets, chunk)
 }
 
 /// [`target_logps`] with chunks of `chunk` positions (at least 1).
-pub fn target_logps_in_chunks(
+pub(crate) fn target_logps_in_chunks(
     hidden: Tensor<2>,
     head: Tensor<2>,
     targets: Tensor<1, Int>,

@@ -20,7 +20,7 @@ pub use wire::{PreferenceWire, SftWire};
 
 /// Which of the two training kinds a config is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TrainKind {
+pub(crate) enum TrainKind {
     /// Supervised fine-tuning.
     Sft,
     /// Preference optimisation.
@@ -73,7 +73,7 @@ fn default_lora_targets() -> Vec<LoraTarget> {
 
 /// How long a step trains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TrainLength {
+pub(crate) enum TrainLength {
     /// This many optimizer steps (`max_steps`, which wins over `epochs`).
     Steps(u64),
     /// This many passes over the data (`epochs`, default 1).
@@ -82,7 +82,7 @@ pub enum TrainLength {
 
 /// How long the linear warmup is.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Warmup {
+pub(crate) enum Warmup {
     /// This many optimizer steps (`warmup_steps`, which wins over `warmup_ratio`).
     Steps(u64),
     /// This fraction of all steps, rounded up as transformers does (`warmup_ratio`, in [0, 1);
@@ -95,7 +95,7 @@ pub enum Warmup {
 /// step counts are greater than 0, `max_seq_len` is at least 2, `AdamW`'s β are in [0, 1), and a
 /// `lora:` block has a rank and a target.
 #[derive(Clone, Debug, PartialEq)]
-pub struct TrainSettings {
+pub(crate) struct TrainSettings {
     /// The starting model: a folder or an `hf://models/...` reference.
     pub model: String,
     /// Where the starting weights come from.
@@ -146,7 +146,7 @@ pub struct TrainSettings {
 
 /// The checked config of an `sft` step.
 #[derive(Clone, Debug, PartialEq)]
-pub struct SftConfig {
+pub(crate) struct SftConfig {
     /// The settings both kinds share.
     pub settings: TrainSettings,
     /// Pack several examples per sequence.
@@ -155,7 +155,7 @@ pub struct SftConfig {
 
 /// The checked config of a `preference` step.
 #[derive(Clone, Debug, PartialEq)]
-pub struct PreferenceConfig {
+pub(crate) struct PreferenceConfig {
     /// The settings both kinds share.
     pub settings: TrainSettings,
     /// The loss with its β and λ (DPOP's default λ when not given).
@@ -167,7 +167,7 @@ pub struct PreferenceConfig {
 }
 
 /// A checked training config of one kind, as the shared run code takes it.
-pub trait KindConfig: Sized {
+pub(crate) trait KindConfig: Sized {
     /// The kind it configures.
     const KIND: TrainKind;
 

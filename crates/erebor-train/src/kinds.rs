@@ -125,11 +125,6 @@ impl TrainStepKind {
     pub const PREFERENCE: Self = Self {
         kind: TrainKind::Preference,
     };
-
-    /// What it trains.
-    pub fn kind(self) -> TrainKind {
-        self.kind
-    }
 }
 
 /// Parses the block (closed sets such as `device`, `loss`, `precision` and `lr_schedule` are

@@ -33,7 +33,7 @@ use burn::tensor::activation::{log_sigmoid, relu};
 use serde::{Deserialize, Serialize};
 
 /// The DPOP paper's default λ.
-pub const DEFAULT_DPOP_LAMBDA: f64 = 50.0;
+pub(crate) const DEFAULT_DPOP_LAMBDA: f64 = 50.0;
 
 /// Which preference objective to optimise.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,7 +63,7 @@ impl PreferenceLossKind {
 
     /// Whether the loss takes each sequence's log-prob divided by its completion length rather
     /// than the sum: IPO, as TRL computes it (so a β tuned there means the same here).
-    pub fn normalises_by_length(self) -> bool {
+    pub(crate) fn normalises_by_length(self) -> bool {
         self == PreferenceLossKind::Ipo
     }
 }

@@ -12,13 +12,13 @@ use erebor_model::{MemoryEstimate, MemoryPlan, ModelConfig, Trainable, estimate_
 use std::path::Path;
 
 /// Default context used when `max_seq_len` is not set.
-pub const DEFAULT_MAX_SEQ_LEN: usize = 2048;
+pub(crate) const DEFAULT_MAX_SEQ_LEN: usize = 2048;
 
 /// Share of the budget an estimate may use (erebor-model's, shared with evaluation steps).
 pub use erebor_model::memory::budget::HEADROOM;
 
 /// Sequence length a step uses: `max_seq_len`, else the model's context capped at 2048.
-pub fn effective_seq_len(config: &TrainSettings, model: &ModelConfig) -> usize {
+pub(crate) fn effective_seq_len(config: &TrainSettings, model: &ModelConfig) -> usize {
     config
         .max_seq_len
         .unwrap_or_else(|| model.max_position_embeddings.min(DEFAULT_MAX_SEQ_LEN))
@@ -26,7 +26,7 @@ pub fn effective_seq_len(config: &TrainSettings, model: &ModelConfig) -> usize {
 
 /// One forward/backward pass of a step as the estimator sees it, with the policy behind it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct StepFootprint {
+pub(crate) struct StepFootprint {
     /// Parameters of the model.
     pub parameters: u64,
     /// Precision policy.
@@ -45,7 +45,11 @@ impl StepFootprint {
 }
 
 /// The footprint of one forward/backward pass of a step.
-pub fn footprint(config: &TrainSettings, kind: TrainKind, model: &ModelConfig) -> StepFootprint {
+pub(crate) fn footprint(
+    config: &TrainSettings,
+    kind: TrainKind,
+    model: &ModelConfig,
+) -> StepFootprint {
     let precision = config.precision.resolve(config.device);
     let rows = match kind {
         TrainKind::Sft => config.batch_size,
@@ -78,7 +82,7 @@ pub fn fits(estimate: &MemoryEstimate, budget: f64) -> bool {
 }
 
 /// The memory budget in bytes and where it comes from.
-pub fn budget(config: &TrainSettings) -> (f64, String) {
+pub(crate) fn budget(config: &TrainSettings) -> (f64, String) {
     if let Some(gb) = config.memory_budget_gb {
         return (gb * 1e9, format!("the configured {gb} GB"));
     }
@@ -87,7 +91,7 @@ pub fn budget(config: &TrainSettings) -> (f64, String) {
 
 /// The memory check of a step whose model config can be read before it runs.
 #[derive(Clone, Debug, PartialEq)]
-pub struct MemoryCheck {
+pub(crate) struct MemoryCheck {
     /// The `plan` line ([`describe`]).
     pub line: String,
     /// Bytes the estimate needs.
@@ -100,7 +104,7 @@ pub struct MemoryCheck {
 
 /// The check against the memory the step's device has; `None` when the model config is not
 /// there yet (an upstream step's output).
-pub fn memory_check(
+pub(crate) fn memory_check(
     config: &TrainSettings,
     kind: TrainKind,
     model_dir: &Path,
@@ -118,7 +122,11 @@ pub fn memory_check(
 }
 
 /// The estimate and whether it fits, as `plan` lines.
-pub fn memory_notes(config: &TrainSettings, kind: TrainKind, model_dir: &Path) -> Vec<String> {
+pub(crate) fn memory_notes(
+    config: &TrainSettings,
+    kind: TrainKind,
+    model_dir: &Path,
+) -> Vec<String> {
     match memory_check(config, kind, model_dir) {
         Some(check) => vec![check.line],
         None => vec![format!(
@@ -129,7 +137,11 @@ pub fn memory_notes(config: &TrainSettings, kind: TrainKind, model_dir: &Path) -
 }
 
 /// Why `plan` and `run` refuse the step: the memory it needs against the memory it sees.
-pub fn memory_refusal(config: &TrainSettings, kind: TrainKind, model_dir: &Path) -> Option<String> {
+pub(crate) fn memory_refusal(
+    config: &TrainSettings,
+    kind: TrainKind,
+    model_dir: &Path,
+) -> Option<String> {
     let check = memory_check(config, kind, model_dir).filter(|c| !c.fits)?;
     let (bytes, source) = &check.budget;
     Some(format!(
@@ -143,7 +155,7 @@ pub fn memory_refusal(config: &TrainSettings, kind: TrainKind, model_dir: &Path)
 }
 
 /// One line: mode, estimate, verdict (with advice when it does not fit).
-pub fn describe(
+pub(crate) fn describe(
     footprint: &StepFootprint,
     estimate: &MemoryEstimate,
     budget: f64,

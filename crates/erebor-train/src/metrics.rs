@@ -6,38 +6,38 @@
 //! summed log-probs of the policy. Held-out values use the same keys under `eval/`.
 
 /// Training loss of the step (mean over the accumulated batch).
-pub const LOSS: &str = "train/loss";
+pub(crate) const LOSS: &str = "train/loss";
 /// Learning rate the step used.
-pub const LR: &str = "train/lr";
+pub(crate) const LR: &str = "train/lr";
 /// Global gradient norm before clipping.
-pub const GRAD_NORM: &str = "train/grad_norm";
+pub(crate) const GRAD_NORM: &str = "train/grad_norm";
 /// Tokens (real, not padding) processed per second of step wall time.
-pub const TOKENS_PER_SECOND: &str = "train/tokens_per_second";
+pub(crate) const TOKENS_PER_SECOND: &str = "train/tokens_per_second";
 /// Fractional epoch reached.
-pub const EPOCH: &str = "train/epoch";
+pub(crate) const EPOCH: &str = "train/epoch";
 /// Mean implicit reward of the chosen answers.
-pub const REWARDS_CHOSEN: &str = "rewards/chosen";
+pub(crate) const REWARDS_CHOSEN: &str = "rewards/chosen";
 /// Mean implicit reward of the rejected answers.
-pub const REWARDS_REJECTED: &str = "rewards/rejected";
+pub(crate) const REWARDS_REJECTED: &str = "rewards/rejected";
 /// Mean of chosen minus rejected reward.
-pub const REWARDS_MARGINS: &str = "rewards/margins";
+pub(crate) const REWARDS_MARGINS: &str = "rewards/margins";
 /// Fraction of pairs with a higher chosen reward.
-pub const REWARDS_ACCURACIES: &str = "rewards/accuracies";
+pub(crate) const REWARDS_ACCURACIES: &str = "rewards/accuracies";
 /// Mean summed log-prob of the chosen answers under the policy.
-pub const LOGPS_CHOSEN: &str = "logps/chosen";
+pub(crate) const LOGPS_CHOSEN: &str = "logps/chosen";
 /// Mean summed log-prob of the rejected answers under the policy.
-pub const LOGPS_REJECTED: &str = "logps/rejected";
+pub(crate) const LOGPS_REJECTED: &str = "logps/rejected";
 /// Mean DPOP penalty term `λ·max(0, log π_ref(y_w) − log π_θ(y_w))`.
-pub const DPOP_PENALTY: &str = "dpop/penalty";
+pub(crate) const DPOP_PENALTY: &str = "dpop/penalty";
 
 /// The held-out version of a key: `eval/<key>`.
-pub fn eval_key(key: &str) -> String {
+pub(crate) fn eval_key(key: &str) -> String {
     format!("eval/{}", key.strip_prefix("train/").unwrap_or(key))
 }
 
 /// Running sums of per-pair values over the micro-batches of a step (or an evaluation pass).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct PairStats {
+pub(crate) struct PairStats {
     /// Pairs seen.
     pub pairs: usize,
     /// Sum of per-pair losses.
@@ -58,7 +58,7 @@ pub struct PairStats {
 
 /// Per-pair values of one micro-batch, read back from the device.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct PairValues {
+pub(crate) struct PairValues {
     /// Per-pair losses.
     pub loss: Vec<f32>,
     /// Policy chosen log-probs.
@@ -75,7 +75,7 @@ pub struct PairValues {
 
 impl PairStats {
     /// Adds one micro-batch's values; `beta` scales the rewards.
-    pub fn add(&mut self, values: &PairValues, beta: f64) {
+    pub(crate) fn add(&mut self, values: &PairValues, beta: f64) {
         for i in 0..values.loss.len() {
             let chosen =
                 beta * (f64::from(values.policy_chosen[i]) - f64::from(values.reference_chosen[i]));

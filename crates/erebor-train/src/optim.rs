@@ -49,7 +49,7 @@ impl Default for AdamWConfig {
 
 /// The optimizer state of one parameter, flattened.
 #[derive(Clone, Debug)]
-pub struct MomentState {
+pub(crate) struct MomentState {
     /// Steps this parameter has taken.
     pub step: u64,
     /// First moment, `[numel]`.
@@ -80,12 +80,12 @@ impl AdamW {
     }
 
     /// Per-parameter state, by module path (`layers.0.attention.q_proj.weight`).
-    pub fn states(&self) -> &BTreeMap<String, MomentState> {
+    pub(crate) fn states(&self) -> &BTreeMap<String, MomentState> {
         &self.states
     }
 
     /// Replaces the state (when resuming from a checkpoint).
-    pub fn set_states(&mut self, states: BTreeMap<String, MomentState>) {
+    pub(crate) fn set_states(&mut self, states: BTreeMap<String, MomentState>) {
         self.states = states;
     }
 
@@ -182,7 +182,7 @@ impl ModuleMapper for AdamWMapper<'_> {
 }
 
 /// The global L2 norm of the gradients of `module`'s parameters, before any clipping.
-pub fn global_grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
+pub(crate) fn global_grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
     let mut visitor = SquaredNorm { grads, total: None };
     module.visit(&mut visitor);
     match visitor.total {
@@ -194,7 +194,11 @@ pub fn global_grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
 /// Scales all gradients so that their global norm is at most `max_norm`, as `PyTorch`'s
 /// `clip_grad_norm_` does (coefficient `max_norm / (norm + 1e-6)`, capped at 1). Returns the
 /// norm before clipping.
-pub fn clip_grad_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
+pub(crate) fn clip_grad_norm<M: Module>(
+    module: &M,
+    grads: &mut GradientsParams,
+    max_norm: f64,
+) -> f64 {
     let norm = global_grad_norm(module, grads);
     let coefficient = max_norm / (norm + 1e-6);
     if coefficient < 1.0 {
@@ -240,7 +244,7 @@ impl ModuleVisitor for Scale<'_> {
 
 /// A moment state read back to the host, for checkpoints.
 #[derive(Clone, Debug)]
-pub struct HostMomentState {
+pub(crate) struct HostMomentState {
     /// Steps this parameter has taken.
     pub step: u64,
     /// First moment values.
@@ -251,7 +255,7 @@ pub struct HostMomentState {
 
 impl MomentState {
     /// Copies the state to the host as f32.
-    pub fn to_host(&self, key: &str) -> Result<HostMomentState, TrainError> {
+    pub(crate) fn to_host(&self, key: &str) -> Result<HostMomentState, TrainError> {
         let read = |t: &Tensor<1>, name: &str| {
             t.to_data()
                 .try_into_vec_as::<f32>()
@@ -270,7 +274,7 @@ impl MomentState {
     /// Puts a host state on `device` in `dtype`, its parameter's: the moments of a pure-bf16
     /// run are bf16, as the optimizer makes them from bf16 gradients, so a resumed run updates
     /// its parameters exactly as an uninterrupted one (and keeps them bf16).
-    pub fn from_host(
+    pub(crate) fn from_host(
         host: HostMomentState,
         device: &burn::tensor::Device,
         dtype: burn::tensor::DType,

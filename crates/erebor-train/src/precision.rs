@@ -63,7 +63,7 @@ impl Precision {
     }
 
     /// The policy as one line for logs and the run record.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Precision::F32 => "f32 weights, compute, gradients and AdamW state; f32 log-softmax",
             Precision::Bf16Mixed => {

@@ -37,7 +37,7 @@ pub struct PairUnit {
 impl PairUnit {
     /// Index in the chosen completion of the first token that differs from the rejected one
     /// (the shorter length when one is a prefix of the other).
-    pub fn edit_start(&self) -> usize {
+    pub(crate) fn edit_start(&self) -> usize {
         let (c, r) = (&self.pair.chosen_ids, &self.pair.rejected_ids);
         c.iter()
             .zip(r)

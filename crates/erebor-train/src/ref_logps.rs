@@ -22,16 +22,16 @@ use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 
 /// Version of the file layout; a file of another version is recomputed.
-pub const REF_LOGPS_FORMAT_VERSION: u32 = 1;
+pub(crate) const REF_LOGPS_FORMAT_VERSION: u32 = 1;
 
 /// Version of the numerics behind the values: bump it with any change that can move a
 /// reference log-prob (the model's forward, log-prob reduction, casts, truncation), so cached
 /// values from before the change are recomputed.
-pub const REF_LOGPS_NUMERICS_VERSION: u32 = 2;
+pub(crate) const REF_LOGPS_NUMERICS_VERSION: u32 = 2;
 
 /// Everything the reference log-probs depend on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefLogpsKey {
+pub(crate) struct RefLogpsKey {
     /// Content hash of the reference model folder.
     pub reference_sha256: String,
     /// Content hash of the dataset folder.
@@ -58,11 +58,11 @@ pub struct RefLogpsKey {
 }
 
 /// The erebor-train version recorded in [`RefLogpsKey::erebor_version`].
-pub const EREBOR_VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const EREBOR_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Identity of the fresh LoRA adapters a step attaches from `lora` and `seed`: a digest of both,
 /// for [`RefLogpsKey::adapter`].
-pub fn fresh_lora_identity(lora: &crate::config::LoraSettings, seed: u64) -> String {
+pub(crate) fn fresh_lora_identity(lora: &crate::config::LoraSettings, seed: u64) -> String {
     let json =
         serde_json::to_vec(&serde_json::json!({"lora": lora, "seed": seed})).unwrap_or_default();
     format!("fresh-lora:{}", hex::encode(&Sha256::digest(&json)[..16]))
@@ -70,7 +70,7 @@ pub fn fresh_lora_identity(lora: &crate::config::LoraSettings, seed: u64) -> Str
 
 impl RefLogpsKey {
     /// Short hex digest naming the cache file.
-    pub fn digest(&self) -> String {
+    pub(crate) fn digest(&self) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();
         hex::encode(&Sha256::digest(&json)[..12])
     }
@@ -78,7 +78,7 @@ impl RefLogpsKey {
 
 /// The reference log-probs of one pair.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RefLogpsRow {
+pub(crate) struct RefLogpsRow {
     /// The pair's row id in the dataset.
     pub id: String,
     /// Summed log-prob of the chosen completion.
@@ -89,7 +89,7 @@ pub struct RefLogpsRow {
 
 /// A `ref_logps` artifact.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RefLogps {
+pub(crate) struct RefLogps {
     /// [`REF_LOGPS_FORMAT_VERSION`] of the writer.
     pub format_version: u32,
     /// What the values depend on.
@@ -100,7 +100,7 @@ pub struct RefLogps {
 
 impl RefLogps {
     /// The rows of `split`, checked against the dataset's row ids.
-    pub fn rows_for(
+    pub(crate) fn rows_for(
         &self,
         split: &str,
         ids: &[&str],
@@ -156,7 +156,7 @@ impl RefLogps {
 
 /// Where a cached artifact came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CacheOutcome {
+pub(crate) enum CacheOutcome {
     /// This call computed it.
     Computed,
     /// Another step (or an earlier run) had computed it.
@@ -165,7 +165,7 @@ pub enum CacheOutcome {
 
 /// The artifact for `key` from the cache under `cache_dir`, computing it with `compute` under
 /// an exclusive lock when it is missing. Returns it, its cache path, and where it came from.
-pub fn cached_ref_logps(
+pub(crate) fn cached_ref_logps(
     cache_dir: &Path,
     key: &RefLogpsKey,
     compute: impl FnOnce() -> Result<RefLogps, TrainError>,

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 /// The `run` of a training step: parses the kind's config, checks the memory estimate against
 /// the model's config before anything is loaded, then trains.
-pub fn run_step<C: KindConfig>(
+pub(crate) fn run_step<C: KindConfig>(
     ctx: &StepContext<'_>,
     train: impl FnOnce(&StepContext<'_>, &C) -> Result<StepOutputs, TrainError>,
 ) -> Result<StepOutputs, StepFailure> {
@@ -32,13 +32,13 @@ pub fn run_step<C: KindConfig>(
 
 /// The step's model folder: a local path, or `hf://models/OWNER/NAME[@REV]` from the model
 /// mirror (`EREBOR_HF_MODELS`); a reference not in the mirror is a configuration error naming it.
-pub fn resolve_model(ctx: &StepContext<'_>, spec: &str) -> Result<PathBuf, TrainError> {
+pub(crate) fn resolve_model(ctx: &StepContext<'_>, spec: &str) -> Result<PathBuf, TrainError> {
     ctx.resolve_model(spec)
         .map_err(|e| TrainError::Config(e.to_string()))
 }
 
 /// The step's dataset folder and manifest, refused when it holds the other kind of rows.
-pub fn open_dataset(
+pub(crate) fn open_dataset(
     ctx: &StepContext<'_>,
     config: &TrainSettings,
     kind: DatasetKind,
@@ -52,7 +52,7 @@ pub fn open_dataset(
 }
 
 /// Maps a dataset-format error to a training error naming the folder.
-pub fn dataset_error(dir: &Path) -> impl Fn(DatasetError) -> TrainError + '_ {
+pub(crate) fn dataset_error(dir: &Path) -> impl Fn(DatasetError) -> TrainError + '_ {
     move |e| TrainError::Dataset {
         path: dir.to_owned(),
         message: e.to_string(),
@@ -60,7 +60,7 @@ pub fn dataset_error(dir: &Path) -> impl Fn(DatasetError) -> TrainError + '_ {
 }
 
 /// Logs the precision policy in force.
-pub fn log_precision(runtime: &Runtime) {
+pub(crate) fn log_precision(runtime: &Runtime) {
     tracing::info!(
         precision = %runtime.precision,
         policy = runtime.precision.describe(),
@@ -70,7 +70,7 @@ pub fn log_precision(runtime: &Runtime) {
 }
 
 /// Refuses to start on CUDA when the estimate does not fit the budget; warns on CPU.
-pub fn check_memory(
+pub(crate) fn check_memory(
     config: &TrainSettings,
     kind: TrainKind,
     model: &ModelConfig,
@@ -93,7 +93,7 @@ pub fn check_memory(
 }
 
 /// Loop settings from the config, the context and the runtime.
-pub fn loop_settings<'a>(
+pub(crate) fn loop_settings<'a>(
     ctx: &'a StepContext<'a>,
     config: &TrainSettings,
     runtime: &Runtime,
@@ -122,7 +122,7 @@ pub fn loop_settings<'a>(
 }
 
 /// Saves the model, writes `training.json` and builds the outputs shared by both kinds.
-pub fn finish(
+pub(crate) fn finish(
     ctx: &StepContext<'_>,
     runtime: &Runtime,
     tokenizer: &Tokenizer,

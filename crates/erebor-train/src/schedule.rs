@@ -55,7 +55,7 @@ impl LrSchedule {
     }
 
     /// The learning rate of optimizer step `step` (1-based).
-    pub fn lr_for_step(&self, step: u64) -> f64 {
+    pub(crate) fn lr_for_step(&self, step: u64) -> f64 {
         self.peak * self.factor(step.saturating_sub(1))
     }
 }

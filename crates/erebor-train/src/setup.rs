@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 /// The resolved runtime of a training step.
 #[derive(Clone, Debug)]
-pub struct Runtime {
+pub(crate) struct Runtime {
     /// The device as named in the config.
     pub spec: DeviceSpec,
     /// The training device (autodiff; gradient checkpointing when asked).
@@ -33,7 +33,7 @@ pub struct Runtime {
 }
 
 /// Resolves `config.device` and `config.precision`.
-pub fn runtime(config: &TrainSettings) -> Result<Runtime, TrainError> {
+pub(crate) fn runtime(config: &TrainSettings) -> Result<Runtime, TrainError> {
     let spec = config.device;
     let precision = config.precision.resolve(spec);
     // Weights are stored in `dtype`; under bf16-mixed they are f32 master weights and the
@@ -60,7 +60,7 @@ pub fn runtime(config: &TrainSettings) -> Result<Runtime, TrainError> {
 }
 
 /// The model to train with its tokenizer and the config.json it came with.
-pub struct StartModel {
+pub(crate) struct StartModel {
     /// The model, on the training device.
     pub model: CausalLm,
     /// Its tokenizer.
@@ -70,7 +70,7 @@ pub struct StartModel {
 }
 
 /// Loads the starting weights (or draws them from `config.seed` with `init: random`).
-pub fn load_start_model(
+pub(crate) fn load_start_model(
     dir: &Path,
     init: ModelInit,
     seed: u64,
@@ -115,7 +115,7 @@ pub fn load_start_model(
 }
 
 /// The model-core LoRA settings of a step's `lora:` block.
-pub fn lora_config(lora: &LoraSettings) -> LoraConfig {
+pub(crate) fn lora_config(lora: &LoraSettings) -> LoraConfig {
     LoraConfig {
         rank: lora.rank,
         alpha: lora.alpha,
@@ -126,7 +126,7 @@ pub fn lora_config(lora: &LoraSettings) -> LoraConfig {
 
 /// Freezes the base and attaches fresh LoRA adapters (seeded) when the config asks for them.
 /// The adapters start at zero (`B = 0`), so the adapted model equals the base exactly.
-pub fn with_lora(
+pub(crate) fn with_lora(
     model: CausalLm,
     lora: Option<&LoraSettings>,
     seed: u64,
@@ -139,7 +139,7 @@ pub fn with_lora(
 }
 
 /// Refuses a dataset tokenised with another tokenizer than the model's.
-pub fn check_tokenizer(
+pub(crate) fn check_tokenizer(
     dataset: &Path,
     manifest: &DatasetManifest,
     tokenizer: &Tokenizer,
@@ -173,7 +173,7 @@ fn short(hash: &str) -> &str {
 }
 
 /// Content hash of a model folder; for random weights, of its config and the seed.
-pub fn model_hash(dir: &Path, init: ModelInit, seed: u64) -> Result<String, TrainError> {
+pub(crate) fn model_hash(dir: &Path, init: ModelInit, seed: u64) -> Result<String, TrainError> {
     match init {
         ModelInit::Pretrained => Ok(hash_path(dir)
             .map_err(|e| TrainError::io(dir, e.source))?
@@ -199,7 +199,7 @@ pub fn fingerprint(with: &Value, input_hashes: &[&str]) -> String {
 }
 
 /// Writes the trained model in Hugging Face layout (f32 safetensors) to `dir`.
-pub fn save_model(
+pub(crate) fn save_model(
     model: &CausalLm,
     tokenizer: &Tokenizer,
     raw_config: Option<&Value>,

@@ -14,7 +14,7 @@ use erebor_core::dataset::TokenisedSft;
 use erebor_model::CausalLm;
 
 /// The SFT objective over packed rows (a row holds one example unless packing is on).
-pub struct SftObjective {
+pub(crate) struct SftObjective {
     /// Pack several examples per row.
     pub packing: bool,
     /// Held-out rows, evaluated as mean token loss.
@@ -26,7 +26,7 @@ pub struct SftObjective {
 }
 
 /// Turns tokenised rows into training units: truncated, then packed or one per row.
-pub fn sft_units(
+pub(crate) fn sft_units(
     rows: &[TokenisedSft],
     max_seq_len: usize,
     packing: bool,

@@ -30,7 +30,7 @@ impl NamedTensor {
 
 /// Writes `tensors` as f32 little-endian to `path` (safetensors writes a temporary file and
 /// renames it), with optional string metadata.
-pub fn write_safetensors(
+pub(crate) fn write_safetensors(
     path: &Path,
     tensors: &[NamedTensor],
     metadata: Option<Metadata>,

@@ -114,7 +114,7 @@ pub struct LoopOutcome {
 
 impl LoopOutcome {
     /// The held-out metric `key` of the final model, if it was measured.
-    pub fn final_metric(&self, key: &str) -> Option<f64> {
+    pub(crate) fn final_metric(&self, key: &str) -> Option<f64> {
         self.final_eval
             .iter()
             .find(|(k, _)| k == key)
@@ -123,7 +123,7 @@ impl LoopOutcome {
 }
 
 /// The order of `units` in `epoch`: a `ChaCha8` shuffle from `seed`, stream `epoch`.
-pub fn epoch_order(units: usize, seed: u64, epoch: u64) -> Vec<usize> {
+pub(crate) fn epoch_order(units: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(epoch);
     let mut order: Vec<usize> = (0..units).collect();
