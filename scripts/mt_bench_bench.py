@@ -64,12 +64,14 @@ def categories_of(spec):
     return names
 
 
-def subset_questions(data_dir, categories, per_category):
+def subset_questions(data_dir, categories, per_category, ids=None):
     picked, seen = [], {}
     with open(os.path.join(data_dir, "question.jsonl")) as f:
         for line in f:
             q = json.loads(line)
             c = q["category"]
+            if ids is not None and q["question_id"] not in ids:
+                continue
             if c in categories and seen.get(c, 0) < per_category:
                 seen[c] = seen.get(c, 0) + 1
                 picked.append(q)
@@ -130,9 +132,19 @@ def count_new(row, stop_ids, pad_id):
 class Hf:
     def __init__(self, folder):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from tokenizers import Tokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
         self.torch = torch
-        self.tok = AutoTokenizer.from_pretrained(folder)
+        # transformers 5 rebuilds GPT-2-style tokenizers (GPT2Tokenizer, SmolLM2's class) from
+        # the vocabulary and merges with a pre-tokenizer of its own, without tokenizer.json's
+        # Digits split: "\n\n2" becomes "\n", "\n", "2" where tokenizer.json gives "\n\n", "2".
+        # erebor, the `tokenizers` library, vLLM and transformers 4 encode with tokenizer.json
+        # as written; so does this benchmark, or the two engines would not see the same tokens.
+        auto = AutoTokenizer.from_pretrained(folder)
+        self.tok = PreTrainedTokenizerFast(
+            tokenizer_object=Tokenizer.from_file(os.path.join(folder, "tokenizer.json")),
+            **auto.special_tokens_map)
+        self.tok.chat_template = auto.chat_template
         self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
         eos = self.model.generation_config.eos_token_id
         self.stop_ids = set(eos if isinstance(eos, list) else [eos])
@@ -346,6 +358,8 @@ def arguments():
                          "temperature 0: " + ",".join(GREEDY) + ") or a comma-separated list; "
                          "every category is answered greedily (erebor --temperature 0)")
     ap.add_argument("--per-category", type=int, default=2)
+    ap.add_argument("--question-ids", help="only these questions (comma-separated ids), e.g. "
+                                           "to re-check the answers an earlier run found different")
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=8, help="erebor's --batch-size")
     ap.add_argument("--hf-batch", type=int, default=0, help="also run transformers batched")
@@ -381,8 +395,9 @@ def main():
     hf_dir = os.path.join(work, "hf")
     subprocess.run([args.erebor, "model", "convert", args.gguf, hf_dir], check=True,
                    stdout=subprocess.DEVNULL)
+    ids = {int(i) for i in args.question_ids.split(",")} if args.question_ids else None
     questions = subset_questions(args.data_dir, categories_of(args.categories),
-                                 args.per_category)
+                                 args.per_category, ids)
     hf = Hf(hf_dir)
     hf.generate([hf.prompt([{"role": "user", "content": questions[0]["turns"][0]}])], 16,
                 0.0)  # warm-up
