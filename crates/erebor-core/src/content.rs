@@ -72,7 +72,7 @@ fn hash_dir(root: &Path) -> Result<ContentHash, HashError> {
 
 /// Hashes folder `root` in this module's format, with each file's hash from `hash_file` (which
 /// a cache may answer instead of reading the bytes).
-pub fn hash_dir_with(
+pub(crate) fn hash_dir_with(
     root: &Path,
     mut hash_file: impl FnMut(&Path) -> Result<ContentHash, HashError>,
 ) -> Result<ContentHash, HashError> {

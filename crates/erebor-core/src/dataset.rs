@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 pub const DATASET_FORMAT_VERSION: u32 = 1;
 
 /// The manifest's file name inside a dataset folder.
-pub const MANIFEST_FILE: &str = "manifest.json";
+pub(crate) const MANIFEST_FILE: &str = "manifest.json";
 
 /// What the rows are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,7 +241,7 @@ impl DatasetManifest {
     }
 
     /// Path of the tokenised rows of `split`.
-    pub fn tokens_path(&self, dir: &Path, split: &str) -> Result<PathBuf, DatasetError> {
+    pub(crate) fn tokens_path(&self, dir: &Path, split: &str) -> Result<PathBuf, DatasetError> {
         let files = self.splits.get(split).ok_or_else(|| DatasetError::Split {
             path: dir.to_owned(),
             message: format!(

@@ -150,7 +150,7 @@ impl<W: Write + Send> EventWriter<W> {
     }
 
     /// A writer with a chosen progress throttle.
-    pub fn with_progress_interval(out: W, progress_interval: Duration) -> Self {
+    pub(crate) fn with_progress_interval(out: W, progress_interval: Duration) -> Self {
         Self {
             state: Mutex::new(WriterState {
                 out,

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub const MIRROR_ENV: &str = "EREBOR_HF_MODELS";
 
 /// The prefix of a model reference.
-pub const MODEL_PREFIX: &str = "hf://models/";
+pub(crate) const MODEL_PREFIX: &str = "hf://models/";
 
 /// A model reference that cannot be resolved.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub enum ModelRefError {
 
 /// A parsed `hf://models/OWNER/NAME[@REVISION]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ModelRef {
+pub(crate) struct ModelRef {
     /// Repository owner.
     pub owner: String,
     /// Repository name.
@@ -77,7 +77,7 @@ pub struct ModelRef {
 
 impl ModelRef {
     /// Parses a reference; `Ok(None)` when `spec` is not one (a local path).
-    pub fn parse(spec: &str) -> Result<Option<ModelRef>, ModelRefError> {
+    pub(crate) fn parse(spec: &str) -> Result<Option<ModelRef>, ModelRefError> {
         let Some(rest) = spec.strip_prefix(MODEL_PREFIX) else {
             return Ok(None);
         };
@@ -114,7 +114,7 @@ impl ModelRef {
     }
 
     /// `OWNER/NAME` or `OWNER/NAME@REVISION`: the folder under the mirror.
-    pub fn mirror_folder(&self) -> String {
+    pub(crate) fn mirror_folder(&self) -> String {
         match &self.revision {
             Some(rev) => format!("{}/{}@{rev}", self.owner, self.name),
             None => format!("{}/{}", self.owner, self.name),
@@ -138,7 +138,7 @@ pub fn resolve_model(base_dir: &Path, spec: &str) -> Result<PathBuf, ModelRefErr
 
 /// [`resolve_model`] with the mirror given (`None`: not configured). A relative mirror is
 /// taken against the current directory.
-pub fn resolve_model_in(
+pub(crate) fn resolve_model_in(
     base_dir: &Path,
     spec: &str,
     mirror: Option<&Path>,

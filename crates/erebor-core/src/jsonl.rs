@@ -41,7 +41,7 @@ pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, JsonlError
 }
 
 /// Streams the rows of `path` to `visit`, stopping at the first error.
-pub fn for_each_jsonl<T: DeserializeOwned>(
+pub(crate) fn for_each_jsonl<T: DeserializeOwned>(
     path: &Path,
     mut visit: impl FnMut(T) -> Result<(), JsonlError>,
 ) -> Result<(), JsonlError> {

@@ -92,7 +92,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A string field that may be absent, null or empty (all give `None`).
-    pub fn opt_str(&self, path: &str) -> Result<Option<&'a str>, RowError> {
+    pub(crate) fn opt_str(&self, path: &str) -> Result<Option<&'a str>, RowError> {
         match self.get(path) {
             None => Ok(None),
             Some(Value::String(text)) if text.is_empty() => Ok(None),

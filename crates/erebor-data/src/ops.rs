@@ -63,7 +63,10 @@ pub fn dedupe(records: Vec<Record>) -> (Vec<Record>, DedupeCounts) {
 }
 
 /// [`dedupe`] over items that carry a record.
-pub fn dedupe_by<T>(items: Vec<T>, record_of: impl Fn(&T) -> &Record) -> (Vec<T>, DedupeCounts) {
+pub(crate) fn dedupe_by<T>(
+    items: Vec<T>,
+    record_of: impl Fn(&T) -> &Record,
+) -> (Vec<T>, DedupeCounts) {
     let mut seen = HashSet::with_capacity(items.len());
     let mut counts = DedupeCounts::default();
     let kept = items

@@ -5,7 +5,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// 64-bit FNV-1a of `bytes`; stable across platforms and Rust versions (unlike `DefaultHasher`).
-pub fn stable_hash(bytes: &[u8]) -> u64 {
+pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
     let mut hash = 0xcbf2_9ce4_8422_2325_u64;
     for &byte in bytes {
         hash ^= u64::from(byte);
@@ -16,7 +16,7 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 
 /// A random number generator for one row, seeded from the step's seed and the row's key, so a
 /// row gets the same draw whatever rows come before it.
-pub fn row_rng(seed: u64, key: &str) -> ChaCha8Rng {
+pub(crate) fn row_rng(seed: u64, key: &str) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed ^ stable_hash(key.as_bytes()).rotate_left(17))
 }
 

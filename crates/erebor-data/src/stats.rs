@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// Levenshtein distance between two sequences (insertions, deletions, substitutions of one
 /// element each). The common prefix and suffix are skipped first, which leaves the result
 /// unchanged and makes low-edit pairs cost linear time.
-pub fn levenshtein<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+pub(crate) fn levenshtein<T: PartialEq>(a: &[T], b: &[T]) -> usize {
     let prefix = common_prefix(a, b);
     let (a, b) = (&a[prefix..], &b[prefix..]);
     let suffix = a

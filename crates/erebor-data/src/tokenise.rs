@@ -72,7 +72,7 @@ impl ChatTokenizer {
     /// The tokens the template writes after an assistant answer (ChatML: `<|im_end|>` and a
     /// newline): found by rendering a sentinel answer and encoding what follows it. Empty when
     /// the template rewrites the answer so that the sentinel cannot be found.
-    pub fn turn_end_ids(&self) -> Result<Vec<u32>, DataError> {
+    pub(crate) fn turn_end_ids(&self) -> Result<Vec<u32>, DataError> {
         // Plain text that no template rewrites (the private-use characters are taken: they mark
         // assistant spans inside erebor-text).
         const SENTINEL: &str = "EREBOR_ANSWER_SENTINEL";

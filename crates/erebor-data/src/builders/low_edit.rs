@@ -14,7 +14,7 @@ use std::ops::Range;
 use std::sync::LazyLock;
 
 /// A number as written in solutions: `7`, `1,250`, `3.75`.
-pub const NUMBER_PATTERN: &str = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?";
+pub(crate) const NUMBER_PATTERN: &str = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?";
 
 static NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(NUMBER_PATTERN).expect("regex"));
 static ANNOTATION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<<[^<>]*>>").expect("regex"));
@@ -62,7 +62,7 @@ pub struct LowEdit {
 
 /// Why a solution gives no low-edit pair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LowEditSkip {
+pub(crate) enum LowEditSkip {
     /// No `#### N` / `The answer is: N` line.
     NoFinalAnswer,
     /// No `= number` before the final line.
@@ -71,7 +71,7 @@ pub enum LowEditSkip {
 
 impl LowEditSkip {
     /// Stable name for reports.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LowEditSkip::NoFinalAnswer => "no_final_answer",
             LowEditSkip::NoIntermediateResult => "no_intermediate_result",
@@ -80,7 +80,10 @@ impl LowEditSkip {
 }
 
 /// Changes one intermediate result of `solution`, chosen with `rng`.
-pub fn corrupt_solution(solution: &str, rng: &mut impl rand::Rng) -> Result<LowEdit, LowEditSkip> {
+pub(crate) fn corrupt_solution(
+    solution: &str,
+    rng: &mut impl rand::Rng,
+) -> Result<LowEdit, LowEditSkip> {
     let lines: Vec<&str> = solution.split('\n').collect();
     let final_line = lines
         .iter()
@@ -144,7 +147,7 @@ pub fn corrupt_solution(solution: &str, rng: &mut impl rand::Rng) -> Result<LowE
 /// A different, plausible value written like `original` (same decimals, same digit grouping):
 /// the value moves by 1 to max(1, 20%) of itself in units of its last digit, and stays
 /// non-negative.
-pub fn perturb(original: &str, rng: &mut impl rand::Rng) -> String {
+pub(crate) fn perturb(original: &str, rng: &mut impl rand::Rng) -> String {
     let grouped = original.contains(',');
     let plain = original.replace(',', "");
     let decimals = plain

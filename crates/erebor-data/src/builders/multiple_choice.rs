@@ -66,7 +66,7 @@ fn check_gold(
 }
 
 /// Reads a question with the given field names (`choices` a list of strings, `gold` an index).
-pub fn parse_generic(
+pub(crate) fn parse_generic(
     fields: &Fields<'_>,
     id: String,
     question: &str,
@@ -91,7 +91,7 @@ pub fn parse_generic(
 
 /// Reads an ARC question: either the flat form (`question`, `choices: [..]`, `gold`) or the
 /// Hugging Face `allenai/ai2_arc` form (`question`, `choices: {text, label}`, `answerKey`).
-pub fn parse_arc(fields: &Fields<'_>, id: String) -> Result<MultipleChoice, RowError> {
+pub(crate) fn parse_arc(fields: &Fields<'_>, id: String) -> Result<MultipleChoice, RowError> {
     if fields.get("choices.text").is_none() {
         return parse_generic(fields, id, "question", "choices", "gold");
     }
@@ -149,7 +149,7 @@ fn capitalize(text: &str) -> String {
 /// Reads a HellaSwag item: the preprocessed form (`query`, `choices`, `gold`) or the raw one
 /// (`activity_label`, `ctx_a`, `ctx_b`, `endings`, `label`), preprocessed as
 /// lm-evaluation-harness does.
-pub fn parse_hellaswag(fields: &Fields<'_>, id: String) -> Result<MultipleChoice, RowError> {
+pub(crate) fn parse_hellaswag(fields: &Fields<'_>, id: String) -> Result<MultipleChoice, RowError> {
     if fields.get("query").is_some() {
         return parse_generic(fields, id, "query", "choices", "gold");
     }

@@ -160,7 +160,7 @@ fn write_rows<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<u64, DataE
 
 /// Writes the dataset folder at `dir`: into `dir.partial` first, then renamed over `dir`, so a
 /// reader never sees half a dataset.
-pub fn write_dataset(
+pub(crate) fn write_dataset(
     dir: &Path,
     kind: DatasetKind,
     splits: &[SplitRows],

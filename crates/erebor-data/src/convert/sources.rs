@@ -15,10 +15,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// How many invalid rows the report quotes.
-pub const INVALID_EXAMPLES: usize = 10;
+pub(crate) const INVALID_EXAMPLES: usize = 10;
 
 /// What a loader needs from the step.
-pub struct LoadEnv<'a> {
+pub(crate) struct LoadEnv<'a> {
     /// Folder relative paths are resolved against.
     pub base_dir: &'a Path,
     /// Client for `hf://` paths.
@@ -72,7 +72,7 @@ pub struct InvalidRows {
 
 /// A record and the split its source asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LoadedRecord {
+pub(crate) struct LoadedRecord {
     /// The record.
     pub record: Record,
     /// The source's `split:`, if any.
@@ -122,7 +122,7 @@ fn stem(name: &str) -> String {
 }
 
 /// Reads every source and maps its rows.
-pub fn load_sources(
+pub(crate) fn load_sources(
     sources: &[SourceConfig],
     env: &LoadEnv<'_>,
 ) -> Result<(Vec<LoadedRecord>, Vec<SourceReport>, InvalidRows), DataError> {
@@ -309,7 +309,7 @@ fn eval_text(row: &RawRow, field: Option<&str>) -> Result<String, DataError> {
 }
 
 /// Reads the item texts of an evaluation set: (set name, texts in row order).
-pub fn load_eval_set(
+pub(crate) fn load_eval_set(
     set: &EvalSetConfig,
     env: &LoadEnv<'_>,
 ) -> Result<(String, Vec<String>), DataError> {

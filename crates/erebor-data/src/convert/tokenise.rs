@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What tokenising a split removed or noted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TokeniseOutcome {
+pub(crate) struct TokeniseOutcome {
     /// Rows over `max_length` / `max_prompt_length`.
     pub too_long: u64,
     /// Preference rows whose completions were tokenised apart from the prompt.

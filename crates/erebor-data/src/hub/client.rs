@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The Hub's public address, used when `HF_ENDPOINT` is not set.
-pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+pub(crate) const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
 /// One downloaded file of an `hf://` source.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,6 +23,6 @@ mod error;
 mod http;
 mod uri;
 
-pub use client::{DEFAULT_ENDPOINT, HubClient, HubFile};
+pub use client::{HubClient, HubFile};
 pub use error::HubError;
-pub use uri::HubUri;
+pub(crate) use uri::HubUri;

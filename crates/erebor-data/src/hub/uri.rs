@@ -5,7 +5,7 @@ use crate::read::is_glob;
 
 /// A parsed `hf://` dataset URI.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HubUri {
+pub(crate) struct HubUri {
     /// The URI as written.
     pub original: String,
     /// Repository owner (user or organisation).
@@ -21,7 +21,7 @@ pub struct HubUri {
 impl HubUri {
     /// Parses a URI; the revision may be written `@rev`, `@refs/convert/parquet`,
     /// `@refs/pr/3` or URL-encoded (`@refs%2Fconvert%2Fparquet`).
-    pub fn parse(uri: &str) -> Result<Self, HubError> {
+    pub(crate) fn parse(uri: &str) -> Result<Self, HubError> {
         let bad = |message: &str| HubError::BadUri {
             uri: uri.to_owned(),
             message: format!("{message}; expected hf://datasets/OWNER/NAME[@REVISION]/PATH"),
@@ -72,23 +72,23 @@ impl HubUri {
     }
 
     /// `OWNER/NAME`.
-    pub fn repo_id(&self) -> String {
+    pub(crate) fn repo_id(&self) -> String {
         format!("{}/{}", self.owner, self.name)
     }
 
     /// The revision as it goes into a URL path (`/` encoded).
-    pub fn revision_in_url(&self) -> String {
+    pub(crate) fn revision_in_url(&self) -> String {
         self.revision.replace('/', "%2F")
     }
 
     /// Whether the path is a glob.
-    pub fn is_glob(&self) -> bool {
+    pub(crate) fn is_glob(&self) -> bool {
         is_glob(&self.path)
     }
 
     /// The folder to list: the segments before the first one with glob syntax, or the file's
     /// parent folder for a plain path. Empty for the repository root.
-    pub fn listing_prefix(&self) -> String {
+    pub(crate) fn listing_prefix(&self) -> String {
         let segments: Vec<&str> = self.path.split('/').collect();
         let literal = if self.is_glob() {
             segments
@@ -102,7 +102,7 @@ impl HubUri {
     }
 
     /// The URI of one file of this repository and revision.
-    pub fn file_uri(&self, path: &str) -> String {
+    pub(crate) fn file_uri(&self, path: &str) -> String {
         format!(
             "hf://datasets/{}/{}@{}/{}",
             self.owner, self.name, self.revision, path

@@ -11,7 +11,7 @@ use erebor_core::dataset::{PreferenceRecord, SftRecord};
 
 /// The id of a row: `LABEL/OWN_ID` where the row has an `id`-like field, else `LABEL/LINE`
 /// (`LABEL/GROUP:ROW` for Parquet).
-pub fn row_id(label: &str, fields: &Fields<'_>) -> String {
+pub(crate) fn row_id(label: &str, fields: &Fields<'_>) -> String {
     let own = ["id", "task_id", "question_id", "ind"]
         .iter()
         .find_map(|key| fields.scalar_text(key));

@@ -27,5 +27,6 @@ mod preference;
 mod sft;
 mod spec;
 
-pub use apply::{apply, row_id};
-pub use spec::{LowEditOptions, MapSpec, Mapped, Record, deserialize_map_spec};
+pub use apply::apply;
+pub(crate) use spec::deserialize_map_spec;
+pub use spec::{LowEditOptions, MapSpec, Mapped, Record};

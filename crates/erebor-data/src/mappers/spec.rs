@@ -113,7 +113,7 @@ pub enum MapSpec {
 }
 
 /// `map: arc` as shorthand for `map: {type: arc}`.
-pub fn deserialize_map_spec<'de, D: Deserializer<'de>>(
+pub(crate) fn deserialize_map_spec<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<MapSpec, D::Error> {
     let value = serde_json::Value::deserialize(deserializer)?;

@@ -52,7 +52,7 @@ pub fn expand_local(pattern: &str, base_dir: &Path) -> Result<Vec<PathBuf>, Data
 }
 
 /// Opens a file for buffered reading, decompressing it when its name ends in `.gz`.
-pub fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read>, DataError> {
+pub(crate) fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read>, DataError> {
     let file = File::open(path).map_err(|source| DataError::io(path, source))?;
     let gzip = path
         .extension()

@@ -13,7 +13,8 @@ mod parquet;
 mod rows;
 mod text;
 
+pub use files::expand_local;
 pub(crate) use files::is_glob;
-pub use files::{expand_local, open_maybe_gzip};
+pub(crate) use files::open_maybe_gzip;
 pub use format::Format;
 pub use rows::{RawRow, SourceFile, read_all, read_file};

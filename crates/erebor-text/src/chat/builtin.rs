@@ -63,7 +63,7 @@ pub const BUILTINS: &[BuiltinTemplate] = &[
 ];
 
 /// Looks a built-in up by name (`llama2`/`llama3` are accepted for `llama-2`/`llama-3`).
-pub fn find(name: &str) -> Option<&'static BuiltinTemplate> {
+pub(super) fn find(name: &str) -> Option<&'static BuiltinTemplate> {
     let normalised = match name {
         "llama2" => "llama-2",
         "llama3" => "llama-3",

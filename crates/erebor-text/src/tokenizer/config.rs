@@ -2,7 +2,6 @@
 //! insertion and the chat template: `tokenizer_config.json`, `special_tokens_map.json`,
 //! `chat_template.jinja` / `chat_template.json`, `config.json` and `generation_config.json`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -127,8 +126,6 @@ pub(crate) struct CompanionFiles {
     pub(crate) generation_config: TokenIdsFile,
     /// The default chat template, if any.
     pub(crate) chat_template: Option<String>,
-    /// Further named templates (`tool_use`, ...).
-    pub(crate) named_templates: BTreeMap<String, String>,
     /// Files found, to copy when the checkpoint is saved.
     pub(crate) present: Vec<std::path::PathBuf>,
 }
@@ -162,16 +159,12 @@ impl CompanionFiles {
             read_optional(&dir.join("generation_config.json"), &mut present, false)?;
 
         let mut chat_template = None;
-        let mut named_templates = BTreeMap::new();
         match &tokenizer_config.chat_template {
             Some(TemplateSpec::One(t)) => chat_template = Some(t.clone()),
+            // Of a list of named templates only `default` is used (`tool_use` and others are not).
             Some(TemplateSpec::Named(list)) => {
-                for entry in list {
-                    if entry.name == "default" {
-                        chat_template = Some(entry.template.clone());
-                    } else {
-                        named_templates.insert(entry.name.clone(), entry.template.clone());
-                    }
+                if let Some(entry) = list.iter().find(|entry| entry.name == "default") {
+                    chat_template = Some(entry.template.clone());
                 }
             }
             None => {}
@@ -197,7 +190,6 @@ impl CompanionFiles {
             model_config,
             generation_config,
             chat_template,
-            named_templates,
             present,
         })
     }

@@ -20,7 +20,6 @@ pub struct Tokenizer {
     unk: Option<SpecialToken>,
     stop_ids: Vec<u32>,
     chat_template: Option<String>,
-    named_templates: std::collections::BTreeMap<String, String>,
     clean_up_spaces: bool,
     model_max_length: Option<usize>,
     companion_files: Vec<PathBuf>,
@@ -120,7 +119,6 @@ impl Tokenizer {
             unk,
             stop_ids,
             chat_template: files.chat_template.clone(),
-            named_templates: files.named_templates.clone(),
             clean_up_spaces: cfg.clean_up_tokenization_spaces.unwrap_or(false),
             model_max_length,
             companion_files: files.present.clone(),
@@ -239,21 +237,13 @@ impl Tokenizer {
             .transpose()
     }
 
-    /// A named template from a list-valued `chat_template` (e.g. `tool_use`).
-    pub fn named_chat_template(&self, name: &str) -> Result<Option<ChatTemplate>> {
-        self.named_templates
-            .get(name)
-            .map(|src| ChatTemplate::from_jinja(name, src, self.bos_text(), self.eos_text()))
-            .transpose()
-    }
-
     /// BOS text for templates (empty when the tokenizer has none).
-    pub fn bos_text(&self) -> &str {
+    pub(crate) fn bos_text(&self) -> &str {
         self.bos.as_ref().map_or("", |t| t.text.as_str())
     }
 
     /// EOS text for templates (empty when the tokenizer has none).
-    pub fn eos_text(&self) -> &str {
+    pub(crate) fn eos_text(&self) -> &str {
         self.eos.as_ref().map_or("", |t| t.text.as_str())
     }
 

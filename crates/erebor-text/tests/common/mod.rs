@@ -6,7 +6,7 @@ use std::path::PathBuf;
 /// `../shared` beside the checkout (or `$EREBOR_SHARED`), if present. Tests that need it call
 /// this and return early with a printed message when it is absent; under `CI=true` they fail
 /// instead (see [`missing`]).
-pub fn shared_dir() -> Option<PathBuf> {
+pub(crate) fn shared_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("EREBOR_SHARED").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
         PathBuf::from,
@@ -24,7 +24,7 @@ pub fn shared_dir() -> Option<PathBuf> {
 
 /// Reports a missing shared fixture: a skip message locally, a failure under `CI=true`, where
 /// ../shared is always laid beside the checkout and a skip would hide a broken test.
-pub fn missing(what: &str) {
+pub(crate) fn missing(what: &str) {
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
         "{what}, and CI=true: shared fixtures are required on CI"
@@ -33,7 +33,7 @@ pub fn missing(what: &str) {
 }
 
 /// A path inside `../shared`, or `None` (with a message) when absent.
-pub fn shared(rel: &str) -> Option<PathBuf> {
+pub(crate) fn shared(rel: &str) -> Option<PathBuf> {
     let p = shared_dir()?.join(rel);
     if p.exists() {
         Some(p)
@@ -44,7 +44,7 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
 }
 
 /// A JSON array of integers as u32.
-pub fn ids(v: &serde_json::Value) -> Vec<u32> {
+pub(crate) fn ids(v: &serde_json::Value) -> Vec<u32> {
     v.as_array()
         .unwrap()
         .iter()
