@@ -7,7 +7,7 @@ use crate::context::RunContext;
 use crate::control::StopLevel;
 use crate::events::EngineEvent;
 use crate::executor::{ExitInfo, ExternalId, JobSpec, JobState, Launch};
-pub use crate::outcome::{AttemptOutcome, AttemptSpec};
+pub(crate) use crate::outcome::{AttemptOutcome, AttemptSpec};
 use crate::protocol::{self, AttemptFiles, StepRequest, StepResult};
 use crate::record::Recorder;
 use crate::tail::EventTail;
@@ -32,7 +32,7 @@ pub struct Reattached {
 }
 
 /// Runs one attempt to its end: recorded before it is submitted, submitted, then followed.
-pub async fn run_attempt(ctx: Arc<RunContext>, spec: AttemptSpec) -> AttemptOutcome {
+pub(crate) async fn run_attempt(ctx: Arc<RunContext>, spec: AttemptSpec) -> AttemptOutcome {
     let attempt = AttemptId::new(uuid::Uuid::now_v7().to_string());
     let files = AttemptFiles::new(&ctx.run_dir, &spec.step.id, spec.number);
     let log = files.log();
@@ -62,7 +62,7 @@ pub async fn run_attempt(ctx: Arc<RunContext>, spec: AttemptSpec) -> AttemptOutc
 /// Follows an attempt a previous runner submitted to its end. An executor whose attempts die
 /// with their runner gets it stopped (it is on its way out already: its parent-death signal
 /// asked it to checkpoint); a result it wrote is still honoured.
-pub async fn follow_reattached(
+pub(crate) async fn follow_reattached(
     ctx: Arc<RunContext>,
     spec: AttemptSpec,
     reattached: Reattached,

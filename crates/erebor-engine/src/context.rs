@@ -60,7 +60,7 @@ pub struct RunContext {
 
 impl RunContext {
     /// The run's context for the executor named `name` (this one's, or one of `others`).
-    pub fn for_executor(self: &Arc<Self>, name: &str) -> Option<Arc<RunContext>> {
+    pub(crate) fn for_executor(self: &Arc<Self>, name: &str) -> Option<Arc<RunContext>> {
         if self.executor.name() == name {
             return Some(Arc::clone(self));
         }
@@ -72,7 +72,7 @@ impl RunContext {
 
     /// The context whose executor runs `step`: its own `executor:` when it names one this
     /// runner has, else the run's.
-    pub fn for_step(self: &Arc<Self>, step: &PlannedStep) -> Arc<RunContext> {
+    pub(crate) fn for_step(self: &Arc<Self>, step: &PlannedStep) -> Arc<RunContext> {
         match step.executor {
             Some(kind) => self.for_executor(kind.as_str()).unwrap_or_else(|| {
                 tracing::warn!(step = %step.id, executor = kind.as_str(), "this runner has no such executor; the step runs on the run's");
@@ -84,7 +84,7 @@ impl RunContext {
 
     /// Runs a store call the run depends on, retrying transient errors with backoff; any other
     /// error is returned for the caller to fail the run. `what` names it in logs.
-    pub async fn durably<T, F, Fut>(&self, what: &str, operation: F) -> Result<T, StoreError>
+    pub(crate) async fn durably<T, F, Fut>(&self, what: &str, operation: F) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,

@@ -34,7 +34,7 @@ impl RunControl {
     }
 
     /// Escalates: the first call stops gracefully, the second immediately.
-    pub fn escalate(&self) -> StopLevel {
+    pub(crate) fn escalate(&self) -> StopLevel {
         let mut next = StopLevel::Graceful;
         self.sender.send_modify(|level| {
             *level = match *level {

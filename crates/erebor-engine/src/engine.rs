@@ -438,7 +438,7 @@ pub fn new_run_id() -> RunId {
 }
 
 /// The git commit of `dir` and whether its checkout has uncommitted changes (None outside git).
-pub fn git_state(dir: &Path) -> (Option<String>, Option<bool>) {
+pub(crate) fn git_state(dir: &Path) -> (Option<String>, Option<bool>) {
     let run = |args: &[&str]| {
         std::process::Command::new("git")
             .arg("-C")

@@ -129,7 +129,7 @@ impl Subscribers {
     }
 
     /// Sends an event to all.
-    pub fn emit(&self, event: &EngineEvent) {
+    pub(crate) fn emit(&self, event: &EngineEvent) {
         for subscriber in &self.0 {
             subscriber.on_event(event);
         }

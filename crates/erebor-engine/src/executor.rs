@@ -94,7 +94,7 @@ pub enum JobState {
 
 impl JobState {
     /// Whether the attempt will not change any more.
-    pub fn is_over(&self) -> bool {
+    pub(crate) fn is_over(&self) -> bool {
         matches!(self, JobState::Finished(_) | JobState::Lost(_))
     }
 }

@@ -10,13 +10,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The longest wait between two attempts of a step, whatever its `retry_backoff`.
-pub const MAX_RETRY_DELAY: Duration = Duration::from_mins(10);
+pub(crate) const MAX_RETRY_DELAY: Duration = Duration::from_mins(10);
 /// Attempts of one step an executor may lose in a pass before the step fails.
-pub const MAX_LOST: u32 = 3;
+pub(crate) const MAX_LOST: u32 = 3;
 
 /// What the machine needs to know of a step.
 #[derive(Clone, Debug, PartialEq)]
-pub struct StepSpec {
+pub(crate) struct StepSpec {
     /// The step id.
     pub id: StepId,
     /// Positions of the steps it needs.
@@ -31,7 +31,7 @@ pub struct StepSpec {
 
 impl StepSpec {
     /// The specs of a workflow's steps, in plan order (needs as positions).
-    pub fn of_workflow(steps: &[PlannedStep]) -> Vec<StepSpec> {
+    pub(crate) fn of_workflow(steps: &[PlannedStep]) -> Vec<StepSpec> {
         steps
             .iter()
             .map(|step| StepSpec {
@@ -51,7 +51,7 @@ impl StepSpec {
 
 /// Where a step is in this pass of the scheduler.
 #[derive(Clone, Debug, PartialEq)]
-pub enum SlotState {
+pub(crate) enum SlotState {
     /// Not started; not before the given time (a retry's backoff).
     Waiting {
         /// Earliest start.
@@ -74,7 +74,7 @@ pub enum SlotState {
 
 /// One step's slot.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Slot {
+pub(crate) struct Slot {
     /// Its state.
     pub state: SlotState,
     /// Its fingerprint, once computed (or as stored for a finished step).
@@ -121,7 +121,7 @@ pub enum Start {
 
 /// How an attempt ended, as the machine sees it.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Ended {
+pub(crate) enum Ended {
     /// It succeeded with these outputs.
     Succeeded(StepOutputs),
     /// It failed; `retryable` per its failure class.
@@ -138,7 +138,7 @@ pub enum Ended {
 
 /// What [`Machine::on_finished`] decided.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Transition {
+pub(crate) enum Transition {
     /// The step is done.
     Done,
     /// Another attempt starts after `delay`.
@@ -165,7 +165,7 @@ enum Upstream {
 
 /// The state of every step of a run in one scheduler pass.
 #[derive(Clone, Debug)]
-pub struct Machine {
+pub(crate) struct Machine {
     steps: Vec<StepSpec>,
     slots: Vec<Slot>,
     all_gpus: Vec<u32>,
@@ -176,7 +176,7 @@ pub struct Machine {
 
 impl Machine {
     /// A machine with every step waiting, `jobs` at once (at least 1) on the GPU slots `gpus`.
-    pub fn new(steps: Vec<StepSpec>, gpus: &[u32], jobs: usize) -> Self {
+    pub(crate) fn new(steps: Vec<StepSpec>, gpus: &[u32], jobs: usize) -> Self {
         let slots = steps
             .iter()
             .map(|_| Slot {
@@ -199,7 +199,7 @@ impl Machine {
     }
 
     /// Marks a step finished before this pass (resume), with its outputs and fingerprint.
-    pub fn restore_done(
+    pub(crate) fn restore_done(
         &mut self,
         index: usize,
         outputs: StepOutputs,
@@ -212,7 +212,7 @@ impl Machine {
 
     /// Marks a step whose attempt a previous runner left live and this one re-attached to:
     /// running from the start, holding its job and those of its GPU slots this runner has.
-    pub fn restore_running(&mut self, index: usize, gpus: &[u32]) {
+    pub(crate) fn restore_running(&mut self, index: usize, gpus: &[u32]) {
         let held: Vec<u32> = gpus
             .iter()
             .copied()
@@ -225,27 +225,22 @@ impl Machine {
     }
 
     /// Sets the number the next attempt of a step gets (numbers continue across resumes).
-    pub fn set_next_number(&mut self, index: usize, number: u32) {
+    pub(crate) fn set_next_number(&mut self, index: usize, number: u32) {
         self.slots[index].next_number = self.slots[index].next_number.max(number);
     }
 
-    /// The steps.
-    pub fn steps(&self) -> &[StepSpec] {
-        &self.steps
-    }
-
     /// A step's slot.
-    pub fn slot(&self, index: usize) -> &Slot {
+    pub(crate) fn slot(&self, index: usize) -> &Slot {
         &self.slots[index]
     }
 
     /// The position of a step.
-    pub fn position(&self, id: &StepId) -> Option<usize> {
+    pub(crate) fn position(&self, id: &StepId) -> Option<usize> {
         self.steps.iter().position(|s| &s.id == id)
     }
 
     /// The outputs of a finished step.
-    pub fn outputs(&self, index: usize) -> Option<&StepOutputs> {
+    pub(crate) fn outputs(&self, index: usize) -> Option<&StepOutputs> {
         match &self.slots[index].state {
             SlotState::Done(outputs) => Some(outputs),
             _ => None,
@@ -253,12 +248,12 @@ impl Machine {
     }
 
     /// Records a step's fingerprint.
-    pub fn set_fingerprint(&mut self, index: usize, fingerprint: String) {
+    pub(crate) fn set_fingerprint(&mut self, index: usize, fingerprint: String) {
         self.slots[index].fingerprint = Some(fingerprint);
     }
 
     /// Steps holding a job (preparing or running).
-    pub fn active(&self) -> usize {
+    pub(crate) fn active(&self) -> usize {
         self.slots
             .iter()
             .filter(|s| matches!(s.state, SlotState::Preparing | SlotState::Running))
@@ -266,7 +261,7 @@ impl Machine {
     }
 
     /// Whether the run is stopping (no step starts any more).
-    pub fn stopping(&self) -> bool {
+    pub(crate) fn stopping(&self) -> bool {
         self.stopping
     }
 
@@ -291,7 +286,7 @@ impl Machine {
     /// Decides what starts now: waiting steps whose upstream finished, within the free jobs
     /// and GPU slots, in plan order; steps behind a failed upstream are skipped and steps that
     /// can never get their GPUs fail. The chosen steps move to [`SlotState::Preparing`].
-    pub fn start_ready(&mut self, now: Instant) -> Vec<Start> {
+    pub(crate) fn start_ready(&mut self, now: Instant) -> Vec<Start> {
         let mut decisions = Vec::new();
         if self.stopping {
             return decisions;
@@ -356,7 +351,7 @@ impl Machine {
     }
 
     /// A preparing step reused a cached result: done without an attempt.
-    pub fn on_cached(&mut self, index: usize, outputs: StepOutputs) {
+    pub(crate) fn on_cached(&mut self, index: usize, outputs: StepOutputs) {
         self.release(index);
         let slot = &mut self.slots[index];
         slot.attempts = slot.attempts.saturating_sub(1);
@@ -365,7 +360,7 @@ impl Machine {
     }
 
     /// A preparing step cannot start (bad input): failed without an attempt.
-    pub fn on_rejected(&mut self, index: usize) {
+    pub(crate) fn on_rejected(&mut self, index: usize) {
         self.release(index);
         let slot = &mut self.slots[index];
         slot.next_number -= 1;
@@ -373,12 +368,12 @@ impl Machine {
     }
 
     /// A preparing step's attempt was submitted.
-    pub fn on_submitted(&mut self, index: usize) {
+    pub(crate) fn on_submitted(&mut self, index: usize) {
         self.slots[index].state = SlotState::Running;
     }
 
     /// A preparing step was not submitted because the run stops: it stays to be resumed.
-    pub fn on_withdrawn(&mut self, index: usize) {
+    pub(crate) fn on_withdrawn(&mut self, index: usize) {
         self.release(index);
         self.slots[index].state = SlotState::Interrupted;
     }
@@ -386,7 +381,7 @@ impl Machine {
     /// An attempt ended: frees its job and GPU slots and decides the step's next state. A
     /// retryable failure with retries left waits `retry_backoff · 2^(attempts-1)` (at most
     /// [`MAX_RETRY_DELAY`]) unless the run is stopping.
-    pub fn on_finished(&mut self, index: usize, ended: Ended, now: Instant) -> Transition {
+    pub(crate) fn on_finished(&mut self, index: usize, ended: Ended, now: Instant) -> Transition {
         self.release(index);
         let spec = &self.steps[index];
         let slot = &mut self.slots[index];
@@ -426,12 +421,12 @@ impl Machine {
     /// The run is being stopped: no step starts any more and no failure is retried. Steps
     /// waiting stay pending (a resume runs them); running ones end through
     /// [`Machine::on_finished`].
-    pub fn on_cancel(&mut self) {
+    pub(crate) fn on_cancel(&mut self) {
         self.stopping = true;
     }
 
     /// When a waiting step's backoff ends, if any step waits for one (and the run goes on).
-    pub fn next_wakeup(&self) -> Option<Instant> {
+    pub(crate) fn next_wakeup(&self) -> Option<Instant> {
         if self.stopping {
             return None;
         }
@@ -446,7 +441,7 @@ impl Machine {
 
     /// Whether the pass is over: nothing is preparing or running, and the run is stopping or
     /// no waiting step can start now or after a backoff.
-    pub fn is_over(&self) -> bool {
+    pub(crate) fn is_over(&self) -> bool {
         if self.active() > 0 {
             return false;
         }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 /// How an attempt ended, for the scheduler.
 #[derive(Debug)]
-pub enum AttemptOutcome {
+pub(crate) enum AttemptOutcome {
     /// The step succeeded.
     Succeeded {
         /// Its outputs.
@@ -54,7 +54,7 @@ impl AttemptOutcome {
 }
 
 /// What the scheduler knows when it starts an attempt.
-pub struct AttemptSpec {
+pub(crate) struct AttemptSpec {
     /// The step.
     pub step: PlannedStep,
     /// Its `with:` with upstream outputs substituted.

@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// Hashes every path output (and the log) into artifact records. `lineage` lists the inputs
 /// the step consumed: (path, sha256, producing artifact id).
-pub fn artifacts_for(
+pub(crate) fn artifacts_for(
     outputs: &StepOutputs,
     declared: &[(String, OutputType)],
     lineage: &[(String, String, Option<String>)],
@@ -43,7 +43,7 @@ pub fn artifacts_for(
 }
 
 /// The log of an attempt as an artifact (no lineage).
-pub fn log_artifact(log: &Path) -> Option<NewArtifact> {
+pub(crate) fn log_artifact(log: &Path) -> Option<NewArtifact> {
     let hash = erebor_core::content::hash_file(log).ok()?;
     Some(NewArtifact {
         name: "log".to_owned(),
@@ -56,7 +56,7 @@ pub fn log_artifact(log: &Path) -> Option<NewArtifact> {
 }
 
 /// The stored name of an output type.
-pub fn output_type_name(ty: OutputType) -> &'static str {
+pub(crate) fn output_type_name(ty: OutputType) -> &'static str {
     match ty {
         OutputType::Model => "model",
         OutputType::Adapter => "adapter",
@@ -71,7 +71,7 @@ pub fn output_type_name(ty: OutputType) -> &'static str {
 
 /// Checks that every output the kind declared as a path exists and every value has the
 /// declared type; outputs the kind did not declare are an error too.
-pub fn check_outputs(
+pub(crate) fn check_outputs(
     outputs: &StepOutputs,
     declared: &[(String, OutputType)],
 ) -> Result<(), StepFailure> {
@@ -108,7 +108,7 @@ pub fn check_outputs(
 
 /// Evaluates `expect:` checks against the step's metric outputs and the last value of each
 /// metric key (latest attempt wins). Returns the failed checks as messages.
-pub fn evaluate_expectations(
+pub(crate) fn evaluate_expectations(
     expect: &[Expectation],
     outputs: &StepOutputs,
     metrics: &[MetricRow],

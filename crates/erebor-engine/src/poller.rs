@@ -36,7 +36,7 @@ impl Poller {
     }
 
     /// Follows an attempt: the receiver gets each new state the executor reports.
-    pub fn watch(&self, id: &ExternalId, now: JobState) -> watch::Receiver<JobState> {
+    pub(crate) fn watch(&self, id: &ExternalId, now: JobState) -> watch::Receiver<JobState> {
         let (sender, receiver) = watch::channel(now);
         self.watched
             .lock()
@@ -47,7 +47,7 @@ impl Poller {
     }
 
     /// Stops following an attempt.
-    pub fn unwatch(&self, id: &ExternalId) {
+    pub(crate) fn unwatch(&self, id: &ExternalId) {
         self.watched
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -139,7 +139,7 @@ pub(crate) async fn cached_expectations(
 
 /// A finished result for this fingerprint whose outputs are readable and whose path outputs
 /// are all still on disk, with those outputs.
-pub async fn cached_result(
+pub(crate) async fn cached_result(
     store: &Store,
     fingerprint: &str,
 ) -> Result<Option<(CachedResult, StepOutputs)>, StoreError> {

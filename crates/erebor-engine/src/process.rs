@@ -33,7 +33,7 @@ impl Signal {
 }
 
 /// Sends `signal` to every process in process group `pgid`.
-pub fn signal_group(pgid: u32, signal: Signal) -> io::Result<()> {
+pub(crate) fn signal_group(pgid: u32, signal: Signal) -> io::Result<()> {
     let pgid = libc::pid_t::try_from(pgid).map_err(io::Error::other)?;
     // SAFETY: kill(2) with a negative pid signals a process group; it has no memory effects.
     let rc = unsafe { libc::kill(-pgid, signal.raw()) };
@@ -72,7 +72,7 @@ pub fn is_alive(pid: u32) -> bool {
 /// Asks the kernel to send `signal` to this process when its parent dies (Linux; a no-op
 /// elsewhere). Call it first thing in a child, then compare `parent_id()` with the expected
 /// parent in case the parent died before the call.
-pub fn set_parent_death_signal(signal: Signal) -> io::Result<()> {
+pub(crate) fn set_parent_death_signal(signal: Signal) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers and only sets a process flag.

@@ -19,15 +19,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Version of this protocol; a step process refuses a request of another version.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub(crate) const PROTOCOL_VERSION: u32 = 1;
 /// Environment variable with the JSON map of secret param values.
-pub const SECRETS_ENV: &str = "EREBOR_STEP_SECRETS";
+pub(crate) const SECRETS_ENV: &str = "EREBOR_STEP_SECRETS";
 /// Environment variable with the run store URL (for kinds that read the store, e.g. `report`).
 pub const DB_ENV: &str = "EREBOR_DB";
 
 /// What the runner asks a step process to do.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StepRequest {
+pub(crate) struct StepRequest {
     /// [`PROTOCOL_VERSION`].
     pub protocol: u32,
     /// The run.
@@ -66,7 +66,7 @@ pub struct StepRequest {
 /// How a step process ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
-pub enum StepResult {
+pub(crate) enum StepResult {
     /// The step produced its outputs.
     Succeeded {
         /// The outputs.
@@ -81,14 +81,14 @@ pub enum StepResult {
 
 /// The files of one attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AttemptFiles {
+pub(crate) struct AttemptFiles {
     /// The attempt's folder.
     pub dir: PathBuf,
 }
 
 impl AttemptFiles {
     /// The files under `run_dir/attempts/<step>/<number>`.
-    pub fn new(run_dir: &Path, step: &StepId, attempt_number: u32) -> Self {
+    pub(crate) fn new(run_dir: &Path, step: &StepId, attempt_number: u32) -> Self {
         Self {
             dir: run_dir
                 .join("attempts")
@@ -98,27 +98,27 @@ impl AttemptFiles {
     }
 
     /// `request.json`.
-    pub fn request(&self) -> PathBuf {
+    pub(crate) fn request(&self) -> PathBuf {
         self.dir.join("request.json")
     }
 
     /// `events.jsonl`.
-    pub fn events(&self) -> PathBuf {
+    pub(crate) fn events(&self) -> PathBuf {
         self.dir.join("events.jsonl")
     }
 
     /// `result.json`.
-    pub fn result(&self) -> PathBuf {
+    pub(crate) fn result(&self) -> PathBuf {
         self.dir.join("result.json")
     }
 
     /// `run-data.json`.
-    pub fn run_data(&self) -> PathBuf {
+    pub(crate) fn run_data(&self) -> PathBuf {
         self.dir.join("run-data.json")
     }
 
     /// `step.log`.
-    pub fn log(&self) -> PathBuf {
+    pub(crate) fn log(&self) -> PathBuf {
         self.dir.join("step.log")
     }
 }
@@ -131,13 +131,13 @@ pub fn work_dir(run_dir: &Path, step: &StepId) -> PathBuf {
 /// Writes JSON atomically (temp file in the same folder, then rename), so a reader sees the
 /// whole file or none. No fsync: after a machine crash the runner is gone too, and a resume
 /// marks the attempt interrupted whatever its files say.
-pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
     erebor_core::files::write_atomic(path, &bytes, false)
 }
 
 /// Reads a result file; `Ok(None)` when it does not exist.
-pub fn read_result(path: &Path) -> std::io::Result<Option<StepResult>> {
+pub(crate) fn read_result(path: &Path) -> std::io::Result<Option<StepResult>> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
             std::io::Error::new(

@@ -318,7 +318,11 @@ enum Ended {
 }
 
 /// Sends events to subscribers and returns the metric points among them.
-pub fn emit_events(shared: &Shared, step: &StepId, events: Vec<StepEvent>) -> Vec<MetricPoint> {
+pub(crate) fn emit_events(
+    shared: &Shared,
+    step: &StepId,
+    events: Vec<StepEvent>,
+) -> Vec<MetricPoint> {
     let mut points = Vec::new();
     for event in events {
         match event {
@@ -349,7 +353,7 @@ pub fn emit_events(shared: &Shared, step: &StepId, events: Vec<StepEvent>) -> Ve
 }
 
 /// Records metric points of an attempt in one batch.
-pub async fn record_points(
+pub(crate) async fn record_points(
     shared: &Shared,
     step: &StepId,
     attempt: &AttemptId,

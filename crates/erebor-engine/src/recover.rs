@@ -33,7 +33,7 @@ pub struct Recovered {
 }
 
 /// Re-attaches to or cleans up every live attempt of the run.
-pub async fn recover_attempts(ctx: &RunContext) -> Result<Vec<Recovered>, EngineError> {
+pub(crate) async fn recover_attempts(ctx: &RunContext) -> Result<Vec<Recovered>, EngineError> {
     let attempts = ctx
         .durably("reading the attempts of the run", || {
             ctx.store.attempts_of(&ctx.run_id)

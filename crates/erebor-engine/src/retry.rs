@@ -31,7 +31,7 @@ impl Default for StoreRetry {
 
 impl StoreRetry {
     /// The wait after failed try number `failed` (1-based).
-    pub fn delay_after(&self, failed: u32) -> Duration {
+    pub(crate) fn delay_after(&self, failed: u32) -> Duration {
         let factor = 2u32.saturating_pow(failed.saturating_sub(1).min(20));
         self.first_delay.saturating_mul(factor).min(self.max_delay)
     }

@@ -6,7 +6,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// Reads complete lines appended to an events file since the last call.
-pub struct EventTail {
+pub(crate) struct EventTail {
     path: PathBuf,
     offset: u64,
     partial: Vec<u8>,
@@ -16,7 +16,7 @@ pub struct EventTail {
 
 impl EventTail {
     /// Starts at the beginning of `path` (which may not exist yet).
-    pub fn new(path: &Path) -> Self {
+    pub(crate) fn new(path: &Path) -> Self {
         Self {
             path: path.to_owned(),
             offset: 0,
@@ -27,7 +27,7 @@ impl EventTail {
 
     /// The events appended since the last call. A last line without its newline is kept for
     /// the next call (the step is still writing it).
-    pub fn read_new(&mut self) -> std::io::Result<Vec<StepEvent>> {
+    pub(crate) fn read_new(&mut self) -> std::io::Result<Vec<StepEvent>> {
         let mut file = match std::fs::File::open(&self.path) {
             Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -163,7 +163,7 @@ pub async fn run(program: &str, args: &[String], limit: Duration) -> Result<Stri
 
 /// A delay of about `base` with ±50% jitter, so runners that failed together do not retry
 /// together.
-pub fn jittered(base: Duration) -> Duration {
+pub(crate) fn jittered(base: Duration) -> Duration {
     let random = (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
     base.mul_f64(0.5 + random)
 }

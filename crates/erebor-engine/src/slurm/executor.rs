@@ -50,7 +50,7 @@ impl SlurmExecutor {
     }
 
     /// How many times `squeue` ran (for logs and benchmarks).
-    pub fn squeue_calls(&self) -> u64 {
+    pub(crate) fn squeue_calls(&self) -> u64 {
         self.inner.squeue_calls.load(Ordering::Relaxed)
     }
 }
@@ -228,7 +228,7 @@ impl Inner {
 }
 
 /// The job id in `sbatch --parsable`'s answer (`ID` or `ID;CLUSTER`).
-pub fn parse_job_id(output: &str) -> Option<ExternalId> {
+pub(crate) fn parse_job_id(output: &str) -> Option<ExternalId> {
     let line = output.lines().map(str::trim).find(|l| !l.is_empty())?;
     let id = line.split(';').next()?.trim();
     (!id.is_empty() && id.chars().all(|c| c.is_ascii_digit())).then(|| ExternalId::new(id))

@@ -22,5 +22,5 @@ pub mod script;
 pub mod settings;
 pub mod squeue;
 
-pub use executor::{SlurmExecutor, parse_job_id};
+pub use executor::SlurmExecutor;
 pub use settings::SlurmSettings;

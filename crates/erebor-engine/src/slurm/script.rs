@@ -9,14 +9,14 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The batch script's name in the attempt folder.
-pub const SCRIPT_FILE: &str = "job.sh";
+pub(crate) const SCRIPT_FILE: &str = "job.sh";
 /// The environment file's name in the attempt folder (mode 0600; removed when the attempt
 /// is over).
-pub const ENV_FILE: &str = "job.env";
+pub(crate) const ENV_FILE: &str = "job.env";
 
 /// Variables of the runner's environment the job gets besides the step's own: what a step
 /// process needs to find programs and caches and to log, nothing else (`--export=NONE`).
-pub const FORWARDED_ENV: &[&str] = &[
+pub(crate) const FORWARDED_ENV: &[&str] = &[
     "PATH",
     "HOME",
     "LANG",
@@ -60,12 +60,12 @@ pub fn job_name(run_id: &str, step_id: &str, attempt: u32) -> String {
 }
 
 /// Quotes a value for a POSIX shell.
-pub fn shell_quote(text: &str) -> String {
+pub(crate) fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 /// The batch script: sources the environment file, then becomes the step process.
-pub fn batch_script(program: &Path, launch: &Launch, env_file: &Path) -> String {
+pub(crate) fn batch_script(program: &Path, launch: &Launch, env_file: &Path) -> String {
     let job = &launch.job;
     format!(
         "#!/bin/sh\n\
@@ -83,7 +83,7 @@ pub fn batch_script(program: &Path, launch: &Launch, env_file: &Path) -> String 
 
 /// The environment file's text: the step's variables and the forwarded ones, as shell
 /// assignments.
-pub fn env_text(launch: &Launch, forwarded: &[(String, String)]) -> String {
+pub(crate) fn env_text(launch: &Launch, forwarded: &[(String, String)]) -> String {
     let mut out = String::new();
     let step_vars = launch
         .env
@@ -106,7 +106,7 @@ fn is_env_name(name: &str) -> bool {
 }
 
 /// Writes a file only its owner can read (created with mode 0600, never wider).
-pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     let _ = std::fs::remove_file(path);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -119,7 +119,7 @@ pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// Writes the script (0700) and the environment file (0600) into the attempt folder; returns
 /// the script's path.
-pub fn write_job_files(
+pub(crate) fn write_job_files(
     program: &Path,
     launch: &Launch,
     forwarded: &[(String, String)],
@@ -140,7 +140,7 @@ pub fn write_job_files(
 }
 
 /// The attempt folder (the request file's).
-pub fn attempt_dir(launch: &Launch) -> PathBuf {
+pub(crate) fn attempt_dir(launch: &Launch) -> PathBuf {
     launch
         .request_file
         .parent()
@@ -150,7 +150,7 @@ pub fn attempt_dir(launch: &Launch) -> PathBuf {
 
 /// `sbatch` arguments for one attempt: `--parsable`, its name, its log, `--export=NONE`, the
 /// cluster's and the step's options, then the script.
-pub fn sbatch_args(cluster: &ClusterOptions, launch: &Launch, script: &Path) -> Vec<String> {
+pub(crate) fn sbatch_args(cluster: &ClusterOptions, launch: &Launch, script: &Path) -> Vec<String> {
     let job = &launch.job;
     let mut args = vec![
         "--parsable".to_owned(),
@@ -174,7 +174,7 @@ pub fn sbatch_args(cluster: &ClusterOptions, launch: &Launch, script: &Path) -> 
 }
 
 /// `--gres=gpu:N`, `--cpus-per-task`, `--mem` and `--time` for a step.
-pub fn resource_args(job: &JobSpec) -> Vec<String> {
+pub(crate) fn resource_args(job: &JobSpec) -> Vec<String> {
     let mut args = Vec::new();
     if job.gpus > 0 {
         args.push(format!("--gres=gpu:{}", job.gpus));
@@ -193,7 +193,7 @@ pub fn resource_args(job: &JobSpec) -> Vec<String> {
 
 /// Slurm's limit in whole minutes: the step's `timeout:` plus a minute, so erebor's own
 /// timeout (SIGTERM, grace, kill) acts first and Slurm's is the backstop.
-pub fn time_limit_minutes(timeout: std::time::Duration) -> u64 {
+pub(crate) fn time_limit_minutes(timeout: std::time::Duration) -> u64 {
     timeout.as_secs().div_ceil(60) + 1
 }
 

@@ -5,7 +5,7 @@ use crate::executor::{ExitInfo, ExternalId, JobState};
 use std::collections::BTreeMap;
 
 /// The output format: job id, state, raw wait status, reason, each followed by `|`.
-pub const FORMAT: &str = "JobID:|,State:|,exit_code:|,Reason:|";
+pub(crate) const FORMAT: &str = "JobID:|,State:|,exit_code:|,Reason:|";
 
 /// The arguments of one `squeue` call for `ids`.
 pub fn args(ids: &[ExternalId]) -> Vec<String> {
@@ -19,7 +19,7 @@ pub fn args(ids: &[ExternalId]) -> Vec<String> {
 }
 
 /// The arguments of `squeue` to find a job by its (unique) name.
-pub fn by_name_args(name: &str) -> Vec<String> {
+pub(crate) fn by_name_args(name: &str) -> Vec<String> {
     vec![
         "--noheader".to_owned(),
         "--states=all".to_owned(),
@@ -67,7 +67,7 @@ pub fn parse(output: &str) -> Result<BTreeMap<ExternalId, JobState>, ParseError>
 }
 
 /// Maps a Slurm job state (with its raw wait status and reason) to a [`JobState`].
-pub fn state_of(state: &str, status: i32, reason: &str) -> Option<JobState> {
+pub(crate) fn state_of(state: &str, status: i32, reason: &str) -> Option<JobState> {
     let exit = wait_status(status);
     let state = match state {
         "PENDING" | "REQUEUED" | "REQUEUE_FED" | "REQUEUE_HOLD" | "RESV_DEL_HOLD" => {
@@ -110,7 +110,7 @@ fn wait_status(status: i32) -> ExitInfo {
 
 /// Whether `squeue` refused because none of the ids it was given exists any more (it says so
 /// and exits 1 when a single unknown id is asked for).
-pub fn all_unknown(stderr: &str) -> bool {
+pub(crate) fn all_unknown(stderr: &str) -> bool {
     stderr.contains("Invalid job id specified")
 }
 

@@ -35,11 +35,11 @@ static NOOP: StepKindInfo = StepKindInfo {
 /// The `refuse_key`s whose noop steps the hardware "cannot run" ([`StepKind::plan_refusal`]):
 /// outside the `with:` block, so changing it leaves fingerprints (and cache hits) as they are,
 /// as a smaller machine does.
-pub static REFUSING: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+pub(crate) static REFUSING: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
 /// Logs `points` points of `loss` and returns `score` = `value`; sleeps `sleep_ms` first.
 /// Refused at plan time while its `refuse_key` is in [`REFUSING`].
-pub struct Noop;
+pub(crate) struct Noop;
 
 impl StepKind for Noop {
     fn info(&self) -> &'static StepKindInfo {
@@ -82,7 +82,7 @@ static FLAKY: StepKindInfo = StepKindInfo {
 };
 
 /// Fails with a transient error until it has failed `fail_times` times in this run.
-pub struct Flaky;
+pub(crate) struct Flaky;
 
 impl StepKind for Flaky {
     fn info(&self) -> &'static StepKindInfo {
@@ -117,7 +117,7 @@ static BLOCK: StepKindInfo = StepKindInfo {
 
 /// Writes `started` in its work folder, then waits until the file named by `release` exists
 /// (succeeds) or its cancel token fires (fails as cancelled).
-pub struct Block;
+pub(crate) struct Block;
 
 impl StepKind for Block {
     fn info(&self) -> &'static StepKindInfo {
@@ -143,22 +143,22 @@ impl StepKind for Block {
 }
 
 /// The kinds of these tests.
-pub fn registry() -> KindRegistry {
+pub(crate) fn registry() -> KindRegistry {
     KindRegistry::new().with(Noop).with(Flaky).with(Block)
 }
 
 /// A test folder with its store.
-pub struct Harness {
-    pub dir: tempfile::TempDir,
-    pub store: Store,
-    pub registry: KindRegistry,
+pub(crate) struct Harness {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) store: Store,
+    pub(crate) registry: KindRegistry,
     /// Runs and resumes never reuse cached results (`--no-cache`).
-    pub no_cache: bool,
+    pub(crate) no_cache: bool,
 }
 
 impl Harness {
     /// A fresh SQLite store in a temporary folder.
-    pub async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("runs.db").display());
         let store = Store::open(&url).await.unwrap();
@@ -171,7 +171,7 @@ impl Harness {
     }
 
     /// Loads a workflow from YAML text (written to the test folder).
-    pub fn workflow(&self, text: &str) -> Workflow {
+    pub(crate) fn workflow(&self, text: &str) -> Workflow {
         let file = self.dir.path().join("workflow.yaml");
         std::fs::write(&file, text).unwrap();
         let options = LoadOptions::default();
@@ -180,7 +180,7 @@ impl Harness {
     }
 
     /// Engine options: in-process executor, quick ticks and retries.
-    pub fn options(
+    pub(crate) fn options(
         &self,
         executor: Arc<dyn Executor>,
         jobs: usize,
@@ -207,12 +207,17 @@ impl Harness {
         }
     }
 
-    pub fn in_process(&self) -> Arc<dyn Executor> {
+    pub(crate) fn in_process(&self) -> Arc<dyn Executor> {
         Arc::new(InProcessExecutor::new(self.registry.clone()))
     }
 
     /// An engine over `store` (the harness's, or a wrapped one).
-    pub fn engine(&self, store: Store, options: EngineOptions, control: RunControl) -> Engine {
+    pub(crate) fn engine(
+        &self,
+        store: Store,
+        options: EngineOptions,
+        control: RunControl,
+    ) -> Engine {
         Engine::new(
             store,
             self.registry.clone(),
@@ -223,7 +228,7 @@ impl Harness {
     }
 
     /// Runs a workflow to its end with the in-process executor.
-    pub async fn run(&self, workflow: &Workflow) -> RunSummary {
+    pub(crate) async fn run(&self, workflow: &Workflow) -> RunSummary {
         let options = self.options(self.in_process(), 4, Vec::new());
         self.engine(self.store.clone(), options, RunControl::new())
             .run(workflow)
@@ -232,7 +237,7 @@ impl Harness {
     }
 
     /// Resumes a run with the in-process executor and a healthy store.
-    pub async fn resume(&self, run: &RunId) -> RunSummary {
+    pub(crate) async fn resume(&self, run: &RunId) -> RunSummary {
         let record = self.store.get_run(run).await.unwrap().unwrap();
         let workflow = self.workflow(&record.workflow_text);
         let options = self.options(self.in_process(), 4, Vec::new());
@@ -242,26 +247,26 @@ impl Harness {
             .unwrap()
     }
 
-    pub async fn run_record(&self, run: &RunId) -> RunRecord {
+    pub(crate) async fn run_record(&self, run: &RunId) -> RunRecord {
         self.store.get_run(run).await.unwrap().unwrap()
     }
 
-    pub fn release_file(&self) -> PathBuf {
+    pub(crate) fn release_file(&self) -> PathBuf {
         self.dir.path().join("release")
     }
 }
 
 /// Fails the k-th write (1-based) through the store, transiently (`times` times in a row) or
 /// for good (every write from the k-th on).
-pub struct FailKthWrite {
-    pub k: u32,
-    pub transient_times: Option<u32>,
-    pub writes: AtomicU32,
-    pub failed: Mutex<Vec<&'static str>>,
+pub(crate) struct FailKthWrite {
+    pub(crate) k: u32,
+    pub(crate) transient_times: Option<u32>,
+    pub(crate) writes: AtomicU32,
+    pub(crate) failed: Mutex<Vec<&'static str>>,
 }
 
 impl FailKthWrite {
-    pub fn permanent(k: u32) -> Arc<Self> {
+    pub(crate) fn permanent(k: u32) -> Arc<Self> {
         Arc::new(Self {
             k,
             transient_times: None,
@@ -270,7 +275,7 @@ impl FailKthWrite {
         })
     }
 
-    pub fn transient(k: u32, times: u32) -> Arc<Self> {
+    pub(crate) fn transient(k: u32, times: u32) -> Arc<Self> {
         Arc::new(Self {
             k,
             transient_times: Some(times),
@@ -279,7 +284,7 @@ impl FailKthWrite {
         })
     }
 
-    pub fn write_count(&self) -> u32 {
+    pub(crate) fn write_count(&self) -> u32 {
         self.writes.load(Ordering::SeqCst)
     }
 }
@@ -309,11 +314,11 @@ impl WriteGate for FailKthWrite {
 }
 
 /// An executor around the in-process one that reports its first `lose` submissions lost.
-pub struct Losing {
-    pub inner: InProcessExecutor,
-    pub lose: u32,
-    pub lost: Mutex<BTreeSet<ExternalId>>,
-    pub submitted: AtomicU32,
+pub(crate) struct Losing {
+    pub(crate) inner: InProcessExecutor,
+    pub(crate) lose: u32,
+    pub(crate) lost: Mutex<BTreeSet<ExternalId>>,
+    pub(crate) submitted: AtomicU32,
 }
 
 impl Executor for Losing {
@@ -364,7 +369,7 @@ impl Executor for Losing {
 
 /// An executor around the in-process one whose attempts outlive their runner, as a cluster's
 /// jobs do: shared by two engines, it lets the second re-attach to the first one's attempt.
-pub struct Cluster(pub InProcessExecutor);
+pub(crate) struct Cluster(pub InProcessExecutor);
 
 impl Executor for Cluster {
     fn name(&self) -> &'static str {
@@ -398,7 +403,7 @@ impl Executor for Cluster {
 }
 
 /// Waits (up to 20 s) until `check` holds.
-pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !check().await {
         assert!(

@@ -4,36 +4,36 @@
 
 #![allow(dead_code)]
 
-pub mod records;
+pub(crate) mod records;
 
 use erebor_store::Store;
 
 /// The Postgres URL for tests.
-pub fn postgres_url() -> String {
+pub(crate) fn postgres_url() -> String {
     std::env::var("EREBOR_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 /// A store in a fresh SQLite file; keep the tempdir alive while using it.
-pub async fn sqlite_store() -> (Store, tempfile::TempDir) {
+pub(crate) async fn sqlite_store() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir);
     (Store::open(&url).await.unwrap(), dir)
 }
 
 /// The SQLite URL inside `dir`.
-pub fn sqlite_url(dir: &tempfile::TempDir) -> String {
+pub(crate) fn sqlite_url(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}", dir.path().join("erebor.db").display())
 }
 
 /// A fresh Postgres schema name.
-pub fn fresh_schema() -> String {
+pub(crate) fn fresh_schema() -> String {
     format!("erebor_test_{}", uuid::Uuid::new_v4().simple())
 }
 
 /// A store in a fresh Postgres schema, or `None` (with a message) when
 /// `EREBOR_TEST_SKIP_POSTGRES=1`. Without that variable an unreachable Postgres fails the test.
-pub async fn postgres_store() -> Option<(Store, PgSchema)> {
+pub(crate) async fn postgres_store() -> Option<(Store, PgSchema)> {
     if std::env::var("EREBOR_TEST_SKIP_POSTGRES").as_deref() == Ok("1") {
         eprintln!("skipping the Postgres half: EREBOR_TEST_SKIP_POSTGRES=1");
         return None;
@@ -46,11 +46,11 @@ pub async fn postgres_store() -> Option<(Store, PgSchema)> {
 }
 
 /// Drops its schema when the test is done.
-pub struct PgSchema(pub String);
+pub(crate) struct PgSchema(pub String);
 
 impl PgSchema {
     /// Drops the schema.
-    pub async fn drop_schema(self) {
+    pub(crate) async fn drop_schema(self) {
         use sqlx::postgres::PgPoolOptions;
         let pool = PgPoolOptions::new()
             .max_connections(1)

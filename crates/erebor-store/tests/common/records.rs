@@ -4,7 +4,7 @@ use erebor_store::*;
 use serde_json::json;
 
 /// A run of `workflow` with fixed runner details.
-pub fn new_run(id: &str, workflow: &str) -> NewRun {
+pub(crate) fn new_run(id: &str, workflow: &str) -> NewRun {
     NewRun {
         id: id.into(),
         workflow_name: workflow.to_owned(),
@@ -23,7 +23,7 @@ pub fn new_run(id: &str, workflow: &str) -> NewRun {
 }
 
 /// A `command` step at `position`.
-pub fn new_step(id: &str, position: i64) -> NewStep {
+pub(crate) fn new_step(id: &str, position: i64) -> NewStep {
     NewStep {
         step_id: id.into(),
         base_id: id.split('[').next().unwrap().to_owned(),
@@ -36,7 +36,7 @@ pub fn new_step(id: &str, position: i64) -> NewStep {
 }
 
 /// Attempt `number` of `step` on the local executor, GPU 0.
-pub fn attempt(id: &str, run: &str, step: &str, number: i64) -> NewAttempt {
+pub(crate) fn attempt(id: &str, run: &str, step: &str, number: i64) -> NewAttempt {
     NewAttempt {
         id: id.into(),
         run_id: run.into(),
@@ -50,7 +50,7 @@ pub fn attempt(id: &str, run: &str, step: &str, number: i64) -> NewAttempt {
 }
 
 /// One metric point.
-pub fn point(key: &str, index: u64, value: f64) -> MetricPoint {
+pub(crate) fn point(key: &str, index: u64, value: f64) -> MetricPoint {
     MetricPoint {
         key: key.to_owned(),
         index,
@@ -59,7 +59,7 @@ pub fn point(key: &str, index: u64, value: f64) -> MetricPoint {
 }
 
 /// A successful end with these outputs.
-pub fn success(outputs: serde_json::Value) -> AttemptEnd {
+pub(crate) fn success(outputs: serde_json::Value) -> AttemptEnd {
     AttemptEnd {
         status: AttemptStatus::Succeeded,
         step_status: StepStatus::Succeeded,
