@@ -54,35 +54,69 @@ impl StepIndex {
 
     /// Resolves a `needs:` entry or a template's step part for the step at `from`: an exact arm,
     /// a plain step, or the arms of a matrix base that pair with `from`'s arm.
-    pub fn targets(&self, reference: &str, from_arm: &Arm) -> Result<Vec<usize>, String> {
+    pub fn targets(&self, reference: &str, from_arm: &Arm) -> Result<Vec<usize>, UnknownStep> {
         let reference = matrix::normalise_id(reference);
         if reference.contains('[') {
             return self.by_id(&reference).map(|i| vec![i]).ok_or_else(|| {
-                let base = reference.split('[').next().unwrap_or_default();
+                let base = reference.split('[').next().unwrap_or_default().to_owned();
                 let arms: Vec<String> = self
-                    .arms_of(base)
+                    .arms_of(&base)
                     .iter()
-                    .map(|&i| format!("`{}`", self.steps[i].id))
+                    .map(|&i| self.steps[i].id.clone())
                     .collect();
                 if arms.is_empty() {
-                    format!("there is no step `{base}`")
+                    UnknownStep::NoStep { base }
                 } else {
-                    format!(
-                        "`{base}` has no arm `{reference}`; its arms are {}",
-                        arms.join(", ")
-                    )
+                    UnknownStep::NoArm {
+                        base,
+                        reference,
+                        arms,
+                    }
                 }
             });
         }
         let arms = self.arms_of(&reference);
         if arms.is_empty() {
-            return Err(format!("there is no step `{reference}`"));
+            return Err(UnknownStep::NoStep { base: reference });
         }
         Ok(arms
             .into_iter()
             .filter(|&i| matrix::pairs_with(&self.steps[i].arm, from_arm))
             .collect())
     }
+}
+
+/// Why a step reference (a `needs:` entry, a template's step part) names no expanded step.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UnknownStep {
+    /// No step has this base id.
+    #[error("there is no step `{base}`")]
+    NoStep {
+        /// The base id referred to.
+        base: String,
+    },
+    /// The base id is a matrix step, but none of its arms has this id.
+    #[error(
+        "`{base}` has no arm `{reference}`; its arms are {}",
+        quoted_list(arms)
+    )]
+    NoArm {
+        /// The base id referred to.
+        base: String,
+        /// The arm id as written (normalised).
+        reference: String,
+        /// The ids of the step's arms.
+        arms: Vec<String>,
+    },
+}
+
+/// `` `a`, `b` ``.
+fn quoted_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|item| format!("`{item}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Finds where `needle` appears on `pos`'s line at or after its column.

@@ -31,9 +31,9 @@ struct TrainConfig {
     lambda: Option<f64>,
 }
 
-pub struct Convert;
-pub struct Train;
-pub struct Eval;
+pub(crate) struct Convert;
+pub(crate) struct Train;
+pub(crate) struct Eval;
 
 static CONVERT: StepKindInfo = StepKindInfo {
     name: "convert",
@@ -113,6 +113,6 @@ impl StepKind for Eval {
     }
 }
 
-pub fn registry() -> KindRegistry {
+pub(crate) fn registry() -> KindRegistry {
     KindRegistry::new().with(Convert).with(Train).with(Eval)
 }
