@@ -7,7 +7,7 @@
 //! <root>/<weights sha256, 16 hex>-<dtype>/<task>-<task config sha256, 16 hex>.jsonl
 //! ```
 //!
-//! The model's key hashes its weights, config and tokenizer bytes ([`weights_hash`]); the
+//! The model's key hashes its weights, config and tokenizer bytes ([`crate::hash_memo`]); the
 //! task's hashes everything that defines its requests and scores ([`task_config_hash`]). (lm-eval's
 //! own cache keys on the requests alone, so it serves stale answers after the model changes.)
 //! Each line is a [`CachedDoc`], appended and flushed as soon as its document is scored; a
@@ -31,7 +31,7 @@ const CACHE_FORMAT: u32 = 1;
 
 /// One finished document.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CachedDoc {
+pub(crate) struct CachedDoc {
     /// The document's index in its split file.
     pub doc_id: usize,
     /// sha256 of its first request's context (lm-eval's `prompt_hash`).
@@ -59,7 +59,10 @@ mod exact_responses {
         Generated { text: String },
     }
 
-    pub fn serialize<S: Serializer>(responses: &[Response], s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(
+        responses: &[Response],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         let stored: Vec<Stored> = responses
             .iter()
             .map(|r| match r {
@@ -73,7 +76,7 @@ mod exact_responses {
         stored.serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Response>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Response>, D::Error> {
         Vec::<Stored>::deserialize(d)?
             .into_iter()
             .map(|stored| match stored {
@@ -110,7 +113,7 @@ impl ResumeCache {
 
     /// Opens (creating the folder) the file of task `task` with configuration hash
     /// `config_hash`, reading what it already holds.
-    pub fn open_task(&self, task: &str, config_hash: &str) -> Result<TaskCache> {
+    pub(crate) fn open_task(&self, task: &str, config_hash: &str) -> Result<TaskCache> {
         std::fs::create_dir_all(&self.dir).map_err(|source| EvalError::Io {
             path: self.dir.clone(),
             source,
@@ -141,7 +144,7 @@ impl ResumeCache {
 
 /// The cached documents of one task, and the file new ones are appended to.
 #[derive(Debug)]
-pub struct TaskCache {
+pub(crate) struct TaskCache {
     path: PathBuf,
     entries: HashMap<usize, CachedDoc>,
     file: Option<File>,
@@ -151,29 +154,32 @@ pub struct TaskCache {
 
 impl TaskCache {
     /// The file.
-    pub fn path(&self) -> &Path {
+    #[cfg(test)]
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Documents held.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Whether no document is held.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// The cached document `doc_id`, if its prompt hash is `prompt_hash`.
-    pub fn get(&self, doc_id: usize, prompt_hash: &str) -> Option<&CachedDoc> {
+    pub(crate) fn get(&self, doc_id: usize, prompt_hash: &str) -> Option<&CachedDoc> {
         self.entries
             .get(&doc_id)
             .filter(|doc| doc.prompt_hash == prompt_hash)
     }
 
     /// Appends finished documents and flushes them to the file.
-    pub fn append(&mut self, docs: &[CachedDoc]) -> Result<()> {
+    pub(crate) fn append(&mut self, docs: &[CachedDoc]) -> Result<()> {
         let io = |source| EvalError::Io {
             path: self.path.clone(),
             source,
@@ -239,13 +245,13 @@ fn read_entries(path: &Path) -> Result<HashMap<usize, CachedDoc>> {
 }
 
 /// sha256 (hex) of a string, as lm-eval's `hash_string`.
-pub fn sha256_hex(text: &str) -> String {
+pub(crate) fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// Hash of what defines a task's responses: its name, version, configuration, few-shot count,
 /// data files and notes, and the evaluator settings that change scores (BOS, window).
-pub fn task_config_hash(task: &dyn Task, settings: &EvalSettings) -> String {
+pub(crate) fn task_config_hash(task: &dyn Task, settings: &EvalSettings) -> String {
     let data: Vec<(String, String)> = task
         .data_files()
         .into_iter()
@@ -296,13 +302,6 @@ pub(crate) fn model_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
-}
-
-/// sha256 of a model: of the file itself for a GGUF file; for a folder, of the sorted list of
-/// `name NUL sha256 NEWLINE` of its safetensors, GGUF, config and tokenizer files (every file
-/// read; [`crate::hash_memo`] remembers them).
-pub fn weights_hash(path: &Path) -> Result<String> {
-    crate::hash_memo::weights_hash_with(path, None)
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ pub struct Row {
 
 /// A JSONL file read whole.
 #[derive(Clone, Debug)]
-pub struct JsonlFile {
+pub(crate) struct JsonlFile {
     /// Where it was read from.
     pub path: PathBuf,
     /// sha256 of its bytes, hex.
@@ -40,7 +40,7 @@ pub struct JsonlFile {
 
 impl JsonlFile {
     /// Reads and parses `path`; every row must be a JSON object.
-    pub fn read(path: &Path) -> Result<Self> {
+    pub(crate) fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|source| EvalError::Io {
             path: path.to_path_buf(),
             source,
@@ -88,7 +88,7 @@ impl JsonlFile {
     }
 
     /// The record of this file for results, serving `split`.
-    pub fn data_file(&self, split: &str) -> DataFile {
+    pub(crate) fn data_file(&self, split: &str) -> DataFile {
         DataFile {
             path: self.path.clone(),
             sha256: self.sha256.clone(),
@@ -97,7 +97,7 @@ impl JsonlFile {
     }
 
     /// Field access for row `row` of this file.
-    pub fn fields<'a>(&'a self, row: &'a Row) -> Fields<'a> {
+    pub(crate) fn fields<'a>(&'a self, row: &'a Row) -> Fields<'a> {
         Fields {
             path: &self.path,
             row,
@@ -121,12 +121,12 @@ pub(crate) fn has_extension(name: &str, extensions: &[&str]) -> bool {
 }
 
 /// `<dir>/<name>_<split>.jsonl`.
-pub fn split_path(dir: &Path, name: &str, split: &str) -> PathBuf {
+pub(crate) fn split_path(dir: &Path, name: &str, split: &str) -> PathBuf {
     dir.join(format!("{name}_{split}.jsonl"))
 }
 
 /// Reads the first of `candidates` that exists; the error lists them all.
-pub fn read_first_existing(task: &str, candidates: &[PathBuf]) -> Result<JsonlFile> {
+pub(crate) fn read_first_existing(task: &str, candidates: &[PathBuf]) -> Result<JsonlFile> {
     match candidates.iter().find(|path| path.is_file()) {
         Some(path) => JsonlFile::read(path),
         None => Err(EvalError::Task {

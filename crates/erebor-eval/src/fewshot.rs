@@ -20,7 +20,7 @@ use crate::pyrandom::PyRandom;
 use crate::task::Harness;
 
 /// The seed of the harness's generator when the user sets none.
-pub fn default_seed(harness: Harness) -> u64 {
+pub(crate) fn default_seed(harness: Harness) -> u64 {
     match harness {
         Harness::B281b09 => 42,
         Harness::V04 => 1234,
@@ -143,7 +143,7 @@ pub struct Example {
 
 /// How examples are joined.
 #[derive(Clone, Copy, Debug)]
-pub struct Delimiters<'a> {
+pub(crate) struct Delimiters<'a> {
     /// Between an example's text and its target (lm-eval 0.4's `target_delimiter`).
     pub target: &'a str,
     /// After each example (`fewshot_delimiter`, "\n\n").
@@ -151,14 +151,14 @@ pub struct Delimiters<'a> {
 }
 
 /// The b281b09 tasks' delimiters: targets carry their leading space, examples end in "\n\n".
-pub const B281B09_DELIMITERS: Delimiters<'static> = Delimiters {
+pub(crate) const B281B09_DELIMITERS: Delimiters<'static> = Delimiters {
     target: "",
     fewshot: "\n\n",
 };
 
 /// `description + examples + query`, each example `text + target delimiter + target + fewshot
 /// delimiter` (an empty target adds neither delimiter, as lm-eval 0.4's `build_qa_turn`).
-pub fn build_context(
+pub(crate) fn build_context(
     description: &str,
     examples: &[Example],
     delimiters: Delimiters<'_>,

@@ -12,7 +12,7 @@ use crate::cache::{model_files, sha256_hex};
 use crate::error::{EvalError, Result};
 
 /// The memo file's name in the cache root.
-pub const MEMO_FILE: &str = "weights_sha256.json";
+pub(crate) const MEMO_FILE: &str = "weights_sha256.json";
 
 fn io_error(e: HashError) -> EvalError {
     EvalError::Io {
@@ -23,14 +23,14 @@ fn io_error(e: HashError) -> EvalError {
 
 /// The memo in `cache_root`: erebor-core's [`HashCache`] in [`MEMO_FILE`] (empty when absent
 /// or unreadable: it is only a cache).
-pub fn open_memo(cache_root: &Path) -> HashCache {
+pub(crate) fn open_memo(cache_root: &Path) -> HashCache {
     HashCache::open(&cache_root.join(MEMO_FILE))
 }
 
 /// sha256 of a model: of the file itself for a GGUF file; for a folder, of the sorted list of
 /// `name NUL sha256 NEWLINE` of its safetensors, GGUF, config and tokenizer files. With a
 /// memo, unchanged files are not read again.
-pub fn weights_hash_with(path: &Path, memo: Option<&HashCache>) -> Result<String> {
+pub(crate) fn weights_hash_with(path: &Path, memo: Option<&HashCache>) -> Result<String> {
     let hash = |file: &Path| {
         match memo {
             Some(memo) => memo.hash(file),
@@ -60,7 +60,7 @@ pub fn weights_hash_with(path: &Path, memo: Option<&HashCache>) -> Result<String
 }
 
 /// [`weights_hash_with`] through the memo in `cache_root` (saved afterwards), or without one.
-pub fn weights_hash_cached(path: &Path, cache_root: Option<&Path>) -> Result<String> {
+pub(crate) fn weights_hash_cached(path: &Path, cache_root: Option<&Path>) -> Result<String> {
     match cache_root {
         Some(root) => {
             let memo = open_memo(root);

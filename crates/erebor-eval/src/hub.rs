@@ -17,10 +17,10 @@ use erebor_data::hub::{HubClient, HubError, HubFile};
 use crate::error::{EvalError, Result};
 
 /// The scheme of a Hub reference.
-pub const HUB_PREFIX: &str = "hf://";
+pub(crate) const HUB_PREFIX: &str = "hf://";
 
 /// Whether `path` is an `hf://` reference rather than a local path.
-pub fn is_hub(path: &Path) -> bool {
+pub(crate) fn is_hub(path: &Path) -> bool {
     path.to_str().is_some_and(|p| p.starts_with(HUB_PREFIX))
 }
 
@@ -38,7 +38,7 @@ pub fn local_path(path: &Path, cache: &Path) -> Result<PathBuf> {
 }
 
 /// The local copy of one file `hf://datasets/OWNER/NAME[@REV]/PATH.jsonl`.
-pub fn resolve_file(uri: &str, cache: &Path) -> Result<PathBuf> {
+pub(crate) fn resolve_file(uri: &str, cache: &Path) -> Result<PathBuf> {
     let files = resolve(uri, cache)?;
     match files.as_slice() {
         [one] => Ok(one.local_path.clone()),
@@ -50,7 +50,7 @@ pub fn resolve_file(uri: &str, cache: &Path) -> Result<PathBuf> {
 }
 
 /// The local folder holding the `*.jsonl` files of `hf://datasets/OWNER/NAME[@REV][/DIR]`.
-pub fn resolve_folder(uri: &str, cache: &Path) -> Result<PathBuf> {
+pub(crate) fn resolve_folder(uri: &str, cache: &Path) -> Result<PathBuf> {
     let glob = format!("{}/*.jsonl", uri.trim_end_matches('/'));
     let files = resolve(&glob, cache)?;
     let folder = files

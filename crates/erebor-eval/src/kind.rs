@@ -166,7 +166,7 @@ impl EvalStepConfig {
 
     /// Task options with local paths resolved against `base_dir` (`hf://` references are
     /// kept, to resolve through the Hub cache `hub_cache`).
-    pub fn task_options(&self, base_dir: &Path, hub_cache: &Path) -> TaskOptions {
+    pub(crate) fn task_options(&self, base_dir: &Path, hub_cache: &Path) -> TaskOptions {
         let local = |p: &String| {
             if p.starts_with(crate::hub::HUB_PREFIX) {
                 PathBuf::from(p)
@@ -190,7 +190,10 @@ impl EvalStepConfig {
 pub struct EvalKind;
 
 /// An `hf://models/...` reference the model mirror cannot resolve, as an evaluation error.
-pub fn model_ref_error(spec: &str, error: &erebor_core::hub_models::ModelRefError) -> EvalError {
+pub(crate) fn model_ref_error(
+    spec: &str,
+    error: &erebor_core::hub_models::ModelRefError,
+) -> EvalError {
     EvalError::Hub {
         uri: spec.to_owned(),
         message: error

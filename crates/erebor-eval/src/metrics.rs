@@ -16,7 +16,7 @@ use regex::Regex;
 pub const INVALID_ANSWER: &str = "[invalid]";
 
 /// The GSM8K answer pattern of both harnesses.
-pub const GSM8K_ANSWER_PATTERN: &str = r"#### (\-?[0-9\.\,]+)";
+pub(crate) const GSM8K_ANSWER_PATTERN: &str = r"#### (\-?[0-9\.\,]+)";
 
 static GSM8K_ANSWER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(GSM8K_ANSWER_PATTERN).expect("valid GSM8K pattern"));
@@ -41,7 +41,7 @@ pub fn acc(loglikelihoods: &[f64], gold: usize) -> f64 {
 }
 
 /// Python's `len` of a string: Unicode code points.
-pub fn char_len(text: &str) -> usize {
+pub(crate) fn char_len(text: &str) -> usize {
     text.chars().count()
 }
 

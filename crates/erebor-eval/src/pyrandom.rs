@@ -37,7 +37,7 @@ impl PyRandom {
 
     /// Seeds from the 32-bit words of an integer, least significant first (CPython's
     /// `init_by_array`). An empty key is the seed 0.
-    pub fn from_key(key: &[u32]) -> Self {
+    pub(crate) fn from_key(key: &[u32]) -> Self {
         let key: &[u32] = if key.is_empty() { &[0] } else { key };
         let mut rng = Self {
             state: Box::new([0; N]),

@@ -73,7 +73,7 @@ pub struct TaskOptions {
 impl TaskOptions {
     /// The options with `data_dir` and `gsm8k_exemplars` resolved to local paths when they
     /// are `hf://` references.
-    pub fn with_local_data(&self) -> Result<TaskOptions> {
+    pub(crate) fn with_local_data(&self) -> Result<TaskOptions> {
         let mut local = self.clone();
         if crate::hub::is_hub(&self.data_dir) {
             local.data_dir = crate::hub::local_path(&self.data_dir, &self.hub_cache)?;
@@ -233,13 +233,13 @@ pub trait Task: Send + Sync {
 }
 
 /// lm-eval's name of the absent filter.
-pub const NO_FILTER: &str = "none";
+pub(crate) const NO_FILTER: &str = "none";
 
 /// A per-document or aggregated metric's key: the metric's name under the `none` filter
 /// (`acc_norm`), `<metric>,<filter>` otherwise (`exact_match,strict-match`), which is
 /// lm-eval's results key (`"exact_match,strict-match"`) and what follows `bench/<task>/` in
 /// the run store.
-pub fn metric_key(metric: &str, filter: &str) -> String {
+pub(crate) fn metric_key(metric: &str, filter: &str) -> String {
     if filter == NO_FILTER {
         metric.to_owned()
     } else {
@@ -248,13 +248,13 @@ pub fn metric_key(metric: &str, filter: &str) -> String {
 }
 
 /// The metric and the filter of a key made by [`metric_key`] (`none` when it names none).
-pub fn split_metric_key(key: &str) -> (&str, &str) {
+pub(crate) fn split_metric_key(key: &str) -> (&str, &str) {
     key.split_once(',').unwrap_or((key, NO_FILTER))
 }
 
 /// A response as lm-eval writes it in `resps`: `["-12.5", "False"]` (Python's `str` of the
 /// float: `-12.0`, `-3.2e-05`) or the generated text.
-pub fn response_json(response: &Response) -> serde_json::Value {
+pub(crate) fn response_json(response: &Response) -> serde_json::Value {
     match response {
         Response::Loglikelihood { logprob, is_greedy } => serde_json::json!([
             crate::output::pyjson::py_float_repr(*logprob),

@@ -16,82 +16,82 @@ use erebor_model::DeviceSpec;
 
 /// Arguments of `erebor mt-bench`.
 #[derive(Debug, clap::Args)]
-pub struct MtBenchArgs {
+pub(crate) struct MtBenchArgs {
     /// The model: a Hugging Face checkpoint folder, a .gguf file, or
     /// `hf://models/OWNER/NAME[@REV]` from the `EREBOR_HF_MODELS` mirror (or use --answers /
     /// --answers-from-url).
-    pub model: Option<PathBuf>,
+    pub(crate) model: Option<PathBuf>,
     /// Folder with `question.jsonl`, `judge_prompts.jsonl` and `reference_answer/`.
     #[arg(long)]
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Judge an answers file already written (FastChat's answer JSONL) instead of a model.
     #[arg(long)]
-    pub answers: Option<PathBuf>,
+    pub(crate) answers: Option<PathBuf>,
     /// Ask this OpenAI-compatible server for the answers instead of a local model.
     #[arg(long)]
-    pub answers_from_url: Option<String>,
+    pub(crate) answers_from_url: Option<String>,
     /// The `model` of the answer requests.
     #[arg(long, default_value = "gpt-3.5-turbo")]
-    pub answers_from_model: String,
+    pub(crate) answers_from_model: String,
     /// The judge's chat-completions URL (base `…/v1` or full); without it only answers are made.
     #[arg(long)]
-    pub judge_url: Option<String>,
+    pub(crate) judge_url: Option<String>,
     /// The judge model.
     #[arg(long, default_value = "gpt-4")]
-    pub judge_model: String,
+    pub(crate) judge_model: String,
     /// Environment variable holding the API key (never stored or logged).
     #[arg(long)]
-    pub api_key_env: Option<String>,
+    pub(crate) api_key_env: Option<String>,
     /// Seconds allowed per request.
     #[arg(long, default_value_t = 180.0)]
-    pub timeout_s: f64,
+    pub(crate) timeout_s: f64,
     /// `single` (a 1-10 rating per answer) or `pairwise` (against --against).
     #[arg(long, default_value = "single")]
-    pub mode: String,
+    pub(crate) mode: String,
     /// Pairwise: the other model's answers file.
     #[arg(long)]
-    pub against: Option<PathBuf>,
+    pub(crate) against: Option<PathBuf>,
     /// Judgments per request (median and spread reported).
     #[arg(long, default_value_t = 1)]
-    pub repeats: u32,
+    pub(crate) repeats: u32,
     /// The first N questions.
     #[arg(long)]
-    pub limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
     /// Most new tokens per turn.
     #[arg(long, default_value_t = 1024)]
-    pub max_new_tokens: usize,
+    pub(crate) max_new_tokens: usize,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Chat template: checkpoint (default), a built-in name or a .jinja file.
     #[arg(long)]
-    pub template: Option<String>,
+    pub(crate) template: Option<String>,
     /// System prompt put first in every conversation.
     #[arg(long)]
-    pub system_prompt: Option<String>,
+    pub(crate) system_prompt: Option<String>,
     /// Name in the answer and judgment files (default: the model folder's name).
     #[arg(long)]
-    pub model_id: Option<String>,
+    pub(crate) model_id: Option<String>,
     /// One answer temperature for every category instead of FastChat's per-category table
     /// (writing/roleplay 0.7, stem/humanities 0.1, the rest 0); `--temperature 0` answers
     /// everything greedily, to compare engines token for token.
     #[arg(long)]
-    pub temperature: Option<f32>,
+    pub(crate) temperature: Option<f32>,
     /// Sampling seed.
     #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// `cpu`, `tch-cpu` or `cuda:N` (LibTorch; build with --features tch).
     #[arg(long, default_value = "cpu")]
-    pub device: DeviceSpec,
+    pub(crate) device: DeviceSpec,
     /// Compute dtype.
     #[arg(long)]
-    pub dtype: Option<String>,
+    pub(crate) dtype: Option<String>,
     /// Prompts per generation batch.
     #[arg(long, default_value_t = 8)]
-    pub batch_size: usize,
+    pub(crate) batch_size: usize,
     /// Output folder (default: `<home>/mt_bench`).
     #[arg(long)]
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
 }
 
 fn endpoint(url: String, model: String, key: Option<String>, timeout_s: f64) -> EndpointConfig {
@@ -156,7 +156,7 @@ impl MtBenchArgs {
     }
 
     /// Answers, judges, writes the files and prints the scores.
-    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+    pub(crate) fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         let model = self
             .model
             .as_deref()
@@ -198,6 +198,9 @@ impl MtBenchArgs {
             MtBenchError::Endpoint { .. }
             | MtBenchError::Cache(_)
             | MtBenchError::Io { .. }
+            | MtBenchError::HttpClient(_)
+            | MtBenchError::JudgeTask(_)
+            | MtBenchError::JudgeTaskLost
             | MtBenchError::Cancelled(_) => anyhow::Error::new(e),
             other => BadInput(other.to_string()).into(),
         })?;

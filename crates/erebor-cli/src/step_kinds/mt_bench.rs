@@ -15,18 +15,18 @@
 use std::sync::Arc;
 
 use erebor_engine::StoreRetry;
-use erebor_eval::mt_bench::cache::CacheFuture;
+use erebor_eval::mt_bench::cache::{CacheError, CacheFuture};
 use erebor_eval::mt_bench::{CacheKey, CacheProvider, CachedReply, JudgmentCache, MtBenchKind};
 use erebor_store::{JudgmentKey, Store};
 
 /// The `mt-bench` kind with its cache in the store named by `EREBOR_DB`.
-pub fn kind() -> MtBenchKind {
+pub(crate) fn kind() -> MtBenchKind {
     MtBenchKind::new(Arc::new(StoreProvider::FromEnv))
 }
 
 /// Where the store is.
 #[derive(Clone, Debug)]
-pub enum StoreProvider {
+pub(crate) enum StoreProvider {
     /// The URL in `EREBOR_DB` (a step process).
     FromEnv,
     /// A URL (the `erebor mt-bench` command).
@@ -39,17 +39,19 @@ impl CacheProvider for StoreProvider {
             let url = match self {
                 StoreProvider::Url(url) => url.clone(),
                 StoreProvider::FromEnv => {
-                    std::env::var(erebor_engine::protocol::DB_ENV).map_err(|_| {
-                        "mt-bench keeps judgments in the run store, but EREBOR_DB is not set \
-                         for the step process"
-                            .to_owned()
+                    std::env::var(erebor_engine::protocol::DB_ENV).map_err(|e| {
+                        CacheError::new(
+                            "mt-bench keeps judgments in the run store, but EREBOR_DB is not \
+                             usable in the step process",
+                            e,
+                        )
                     })?
                 }
             };
             let store = Store::open(&url).await.map_err(|e| {
-                format!(
-                    "opening the run store {}: {e}",
-                    erebor_store::redact_url(&url)
+                CacheError::new(
+                    format!("opening the run store {}", erebor_store::redact_url(&url)),
+                    e,
                 )
             })?;
             let cache: Arc<dyn JudgmentCache> = Arc::new(StoreCache::new(store));
@@ -60,19 +62,19 @@ impl CacheProvider for StoreProvider {
 
 /// Judgments in the run store, read and written under a [`StoreRetry`] policy.
 #[derive(Clone, Debug)]
-pub struct StoreCache {
+pub(crate) struct StoreCache {
     store: Store,
     retry: StoreRetry,
 }
 
 impl StoreCache {
     /// The cache over `store` with the engine's default retry policy.
-    pub fn new(store: Store) -> Self {
+    pub(crate) fn new(store: Store) -> Self {
         Self::with_retry(store, StoreRetry::default())
     }
 
     /// The cache over `store` retrying transient errors as `retry` says.
-    pub fn with_retry(store: Store, retry: StoreRetry) -> Self {
+    pub(crate) fn with_retry(store: Store, retry: StoreRetry) -> Self {
         Self { store, retry }
     }
 }
@@ -93,7 +95,7 @@ impl JudgmentCache for StoreCache {
                 .retry
                 .run("reading an MT-Bench judgment", || self.store.judgment(&key))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| CacheError::new("reading an MT-Bench judgment", e))?;
             Ok(found.map(|j| CachedReply {
                 model: j.response_model,
                 content: j.content,
@@ -116,7 +118,7 @@ impl JudgmentCache for StoreCache {
                 })
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(|e| CacheError::new("storing an MT-Bench judgment", e))
         })
     }
 }
@@ -221,9 +223,12 @@ mod tests {
         let (key, body, reply) = judgment();
         let error = fixture.cache.put(&key, body, &reply).await.unwrap_err();
         assert!(
-            error.contains("injected failure of judgment write 1"),
+            error
+                .to_string()
+                .contains("injected failure of judgment write 1"),
             "{error}"
         );
+        assert_eq!(error.doing, "storing an MT-Bench judgment");
         assert_eq!(fixture.gate.writes.load(Ordering::SeqCst), 1, "not retried");
         assert_eq!(stored(&fixture, &key).await, None);
     }
@@ -233,7 +238,11 @@ mod tests {
         let fixture = fixture(u32::MAX, true).await;
         let (key, body, reply) = judgment();
         let error = fixture.cache.put(&key, body, &reply).await.unwrap_err();
-        assert!(error.contains("database error"), "{error}");
+        assert!(error.to_string().contains("database error"), "{error}");
+        assert!(
+            error.source.to_string().contains("database error"),
+            "the store's error is kept as the source: {error}"
+        );
         assert_eq!(
             fixture.gate.writes.load(Ordering::SeqCst),
             3,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// A custom task file.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct CustomTaskConfig {
+pub(crate) struct CustomTaskConfig {
     /// The task's name in results and metric keys.
     pub task: String,
     /// erebor's data source: a folder, a file, or files by split.
@@ -101,7 +101,7 @@ fn default_target_delimiter() -> String {
 /// erebor's data source.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct DatasetSpec {
+pub(crate) struct DatasetSpec {
     /// A JSONL file (every split) or a folder (`<split>.jsonl` or `<task>_<split>.jsonl`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
@@ -113,7 +113,7 @@ pub struct DatasetSpec {
 /// lm-eval's `dataset_kwargs`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct DatasetKwargs {
+pub(crate) struct DatasetKwargs {
     /// As `datasets.load_dataset("json", data_files=…)`: a file (the `train` split) or files
     /// by split.
     pub data_files: DataFiles,
@@ -122,7 +122,7 @@ pub struct DatasetKwargs {
 /// One file (split `train`, as Hugging Face `datasets` names it) or files by split.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(untagged)]
-pub enum DataFiles {
+pub(crate) enum DataFiles {
     /// One file.
     One(String),
     /// Files by split.
@@ -143,7 +143,7 @@ pub enum OutputType {
 /// A template, a field name, or a fixed index.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(untagged)]
-pub enum TextSpec {
+pub(crate) enum TextSpec {
     /// A fixed index.
     Index(usize),
     /// A field name or a Jinja template.
@@ -153,7 +153,7 @@ pub enum TextSpec {
 /// Choices.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(untagged)]
-pub enum ChoiceSpec {
+pub(crate) enum ChoiceSpec {
     /// Fixed choices.
     List(Vec<String>),
     /// A field name or a template yielding a list.
@@ -163,7 +163,7 @@ pub enum ChoiceSpec {
 /// One `metric_list` entry.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct MetricSpec {
+pub(crate) struct MetricSpec {
     /// `acc`, `acc_norm` or `exact_match`.
     pub metric: String,
     /// `mean` (the only aggregation).
@@ -194,7 +194,7 @@ pub struct MetricSpec {
 /// Generation settings.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct GenerationKwargs {
+pub(crate) struct GenerationKwargs {
     /// Stop strings (default: the few-shot delimiter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<StopStrings>,
@@ -212,7 +212,7 @@ pub struct GenerationKwargs {
 /// One stop string or several.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(untagged)]
-pub enum StopStrings {
+pub(crate) enum StopStrings {
     /// One.
     One(String),
     /// Several.
@@ -221,7 +221,7 @@ pub enum StopStrings {
 
 impl StopStrings {
     /// As a list.
-    pub fn to_vec(&self) -> Vec<String> {
+    pub(crate) fn to_vec(&self) -> Vec<String> {
         match self {
             StopStrings::One(s) => vec![s.clone()],
             StopStrings::Many(v) => v.clone(),
@@ -232,7 +232,7 @@ impl StopStrings {
 /// A named filter pipeline.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct FilterSpec {
+pub(crate) struct FilterSpec {
     /// Its name (`strict-match`, …).
     pub name: String,
     /// Its steps, in order.
@@ -243,7 +243,7 @@ pub struct FilterSpec {
 /// `remove_whitespace`, `lowercase`, `uppercase`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct FilterStep {
+pub(crate) struct FilterStep {
     /// The step's kind.
     pub function: String,
     /// `regex`: the pattern (default GSM8K's).
@@ -260,7 +260,7 @@ pub struct FilterStep {
 /// Few-shot settings.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct FewshotConfig {
+pub(crate) struct FewshotConfig {
     /// `default` (random draw) or `first_n`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampler: Option<String>,

@@ -22,7 +22,7 @@ use crate::error::{EvalError, Result};
 
 /// How a custom task finds a split's file.
 #[derive(Clone, Debug)]
-pub enum SplitSource {
+pub(crate) enum SplitSource {
     /// A folder of `<split>.jsonl` / `<task>_<split>.jsonl`.
     Folder(PathBuf),
     /// One file for every split.
@@ -34,7 +34,7 @@ pub enum SplitSource {
 impl SplitSource {
     /// From the task file's `dataset` / `dataset_path` / `dataset_kwargs`, else `data_dir`;
     /// `hf://` references resolve through the Hub cache `hub_cache`.
-    pub fn from_config(
+    pub(crate) fn from_config(
         config: &CustomTaskConfig,
         base_dir: &Path,
         data_dir: Option<&Path>,
@@ -102,7 +102,7 @@ impl SplitSource {
     }
 
     /// Reads the file of `split`.
-    pub fn read(&self, task: &str, split: &str) -> Result<JsonlFile> {
+    pub(super) fn read(&self, task: &str, split: &str) -> Result<JsonlFile> {
         match self {
             Self::File(path) => JsonlFile::read(path),
             Self::Folder(dir) => read_first_existing(
@@ -136,7 +136,7 @@ fn resolve(base_dir: &Path, path: &str) -> PathBuf {
 }
 
 /// An error in the task file `origin`.
-pub fn config_error(origin: &str, message: impl Into<String>) -> EvalError {
+pub(super) fn config_error(origin: &str, message: impl Into<String>) -> EvalError {
     EvalError::Task {
         task: origin.to_string(),
         message: message.into(),

@@ -13,7 +13,7 @@ use crate::task::{DocInstance, Request};
 
 /// A document as the task sees it.
 #[derive(Clone, Debug)]
-pub struct ProcessedDoc {
+pub(crate) struct ProcessedDoc {
     /// The prompt, or (multiple-input tasks) the index of the choice that is the context.
     pub text: Rendered,
     /// The choices, when the task has them.
@@ -24,7 +24,7 @@ pub struct ProcessedDoc {
 
 impl ProcessedDoc {
     /// The answer as text (`choices[i]` for an index).
-    pub fn target_text(&self) -> String {
+    pub(crate) fn target_text(&self) -> String {
         match (&self.target, &self.choices) {
             (Rendered::Text(text), _) => text.clone(),
             (Rendered::Index(i), Some(choices)) => choices.get(*i).cloned().unwrap_or_default(),
@@ -34,7 +34,7 @@ impl ProcessedDoc {
 }
 
 /// The prompt side of a custom task.
-pub struct Prompts {
+pub(super) struct Prompts {
     templates: Templates,
     text: TextSpec,
     choice: Option<ChoiceSpec>,
@@ -49,7 +49,7 @@ pub struct Prompts {
 
 impl Prompts {
     /// Compiles the templates; errors name the task file and the key.
-    pub fn new(config: &CustomTaskConfig, origin: &str) -> Result<Self> {
+    pub(super) fn new(config: &CustomTaskConfig, origin: &str) -> Result<Self> {
         let mut templates = Templates::new();
         let mut add = |key: &str, source: &str, as_list: bool| {
             templates
@@ -105,7 +105,7 @@ impl Prompts {
     }
 
     /// Evaluates the three `doc_to_*` for one row; errors name `file:line` and the key.
-    pub fn process(&self, file: &JsonlFile, row: &Row) -> Result<ProcessedDoc> {
+    pub(super) fn process(&self, file: &JsonlFile, row: &Row) -> Result<ProcessedDoc> {
         let fields = file.fields(row);
         let doc = &row.value;
         let choices = match &self.choice {
@@ -167,7 +167,7 @@ impl Prompts {
     }
 
     /// The instance of evaluation document `doc` with few-shot rows `shots` of `pool`.
-    pub fn instance(
+    pub(super) fn instance(
         &self,
         eval: &JsonlFile,
         doc: usize,
@@ -263,7 +263,7 @@ impl Prompts {
 
 /// The gold choice: `doc_to_text`'s index for multiple-input tasks, else `doc_to_target`'s
 /// index or the position of its text among the choices.
-pub fn gold_index(doc: &ProcessedDoc) -> Option<usize> {
+pub(super) fn gold_index(doc: &ProcessedDoc) -> Option<usize> {
     let choices = doc.choices.as_deref()?;
     match (&doc.text, &doc.target) {
         (Rendered::Index(i), _) | (_, Rendered::Index(i)) => {

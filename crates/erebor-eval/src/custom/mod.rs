@@ -14,6 +14,5 @@ mod scoring;
 mod task;
 mod templates;
 
-pub use config::{CustomTaskConfig, OutputType};
-pub use data::SplitSource;
+pub use config::OutputType;
 pub use task::CustomTask;

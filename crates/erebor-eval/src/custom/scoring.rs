@@ -43,7 +43,7 @@ struct ExactMatchSpec {
 }
 
 /// How a custom task scores.
-pub struct Scoring {
+pub(crate) struct Scoring {
     metrics: Vec<MetricInfo>,
     exact_match: Option<ExactMatchSpec>,
     filter: Vec<Step>,
@@ -56,7 +56,7 @@ fn compile(origin: &str, key: &str, pattern: &str) -> Result<Regex> {
 
 impl Scoring {
     /// Checks the metrics against the output type and compiles regexes.
-    pub fn new(config: &CustomTaskConfig, origin: &str) -> Result<Self> {
+    pub(super) fn new(config: &CustomTaskConfig, origin: &str) -> Result<Self> {
         let specs: Vec<MetricSpec> = if config.metric_list.is_empty() {
             let default = if config.output_type == OutputType::MultipleChoice {
                 "acc"
@@ -123,7 +123,7 @@ impl Scoring {
     }
 
     /// The metrics reported.
-    pub fn metrics(&self) -> &[MetricInfo] {
+    pub(super) fn metrics(&self) -> &[MetricInfo] {
         &self.metrics
     }
 
@@ -161,7 +161,7 @@ impl Scoring {
 
     /// `filtered_resps` as lm-eval writes them: for a generation, what is compared with the
     /// target (the extracted answer, not the whole generation).
-    pub fn filtered(&self, responses: &[Response]) -> Vec<Value> {
+    pub(super) fn filtered(&self, responses: &[Response]) -> Vec<Value> {
         responses
             .iter()
             .map(|response| match response {
@@ -172,7 +172,7 @@ impl Scoring {
     }
 
     /// Per-document metric values.
-    pub fn score(
+    pub(super) fn score(
         &self,
         task: &str,
         instance: &DocInstance,

@@ -42,7 +42,7 @@ impl CustomTask {
     }
 
     /// Parses task YAML; `origin` names it in errors, `base_dir` anchors relative paths.
-    pub fn from_yaml_str(
+    pub(crate) fn from_yaml_str(
         text: &str,
         origin: &str,
         base_dir: &Path,
@@ -54,7 +54,7 @@ impl CustomTask {
     }
 
     /// Builds the task from a parsed config (a workflow step may embed one).
-    pub fn from_config(
+    pub(crate) fn from_config(
         config: CustomTaskConfig,
         origin: &str,
         base_dir: &Path,

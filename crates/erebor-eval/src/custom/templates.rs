@@ -9,7 +9,7 @@ use serde_json::Value;
 /// A rendered field: text, or an index (`doc_to_text`/`doc_to_target` yielding digits when
 /// the task has choices, as lm-eval's `ast.literal_eval`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Rendered {
+pub(crate) enum Rendered {
     /// Text.
     Text(String),
     /// An index into the choices.
@@ -17,7 +17,7 @@ pub enum Rendered {
 }
 
 /// The compiled templates of one task.
-pub struct Templates {
+pub(super) struct Templates {
     env: Environment<'static>,
 }
 
@@ -56,7 +56,7 @@ fn single_expression(source: &str) -> Option<&str> {
 
 impl Templates {
     /// An empty set.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         let syntax = minijinja::syntax::SyntaxConfig::builder()
@@ -70,7 +70,7 @@ impl Templates {
 
     /// Adds the template `name`. A template for a list (`as_list`) that is one expression is
     /// rendered as JSON so the list comes back whole.
-    pub fn add(&mut self, name: &str, source: &str, as_list: bool) -> Result<(), Error> {
+    pub(super) fn add(&mut self, name: &str, source: &str, as_list: bool) -> Result<(), Error> {
         let source = match single_expression(source) {
             Some(expression) if as_list => format!("{{{{ ({expression}) | tojson }}}}"),
             _ => source.to_string(),
@@ -79,7 +79,7 @@ impl Templates {
     }
 
     /// Renders `name` with the document's fields as variables.
-    pub fn render(&self, name: &str, doc: &Value) -> Result<String, Error> {
+    pub(super) fn render(&self, name: &str, doc: &Value) -> Result<String, Error> {
         self.env
             .get_template(name)?
             .render(minijinja::value::Serde(doc))
@@ -87,7 +87,7 @@ impl Templates {
 
     /// Renders a list template: its output must be a JSON list of strings (numbers are
     /// written as text).
-    pub fn render_list(&self, name: &str, doc: &Value) -> Result<Vec<String>, String> {
+    pub(crate) fn render_list(&self, name: &str, doc: &Value) -> Result<Vec<String>, String> {
         let text = self.render(name, doc).map_err(|e| e.to_string())?;
         let parsed: Value =
             serde_json::from_str(&text).map_err(|_| format!("did not yield a list: {text:?}"))?;
@@ -102,7 +102,7 @@ impl Default for Templates {
 }
 
 /// A JSON list as strings (numbers and booleans written as text).
-pub fn list_of_text(value: &Value) -> Option<Vec<String>> {
+pub(crate) fn list_of_text(value: &Value) -> Option<Vec<String>> {
     value
         .as_array()?
         .iter()
@@ -116,7 +116,7 @@ pub fn list_of_text(value: &Value) -> Option<Vec<String>> {
 }
 
 /// A JSON value as lm-eval's `str()` of it would be for a scalar.
-pub fn scalar_text(value: &Value) -> Option<String> {
+pub(super) fn scalar_text(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),

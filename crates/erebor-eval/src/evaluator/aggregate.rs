@@ -33,7 +33,7 @@ pub struct MetricValue {
 }
 
 /// lm-eval's `mean_stderr`: sample standard deviation over √n; `None` below two values.
-pub fn mean_stderr(values: &[f64]) -> Option<f64> {
+pub(crate) fn mean_stderr(values: &[f64]) -> Option<f64> {
     let n = values.len();
     if n < 2 {
         return None;
@@ -45,7 +45,7 @@ pub fn mean_stderr(values: &[f64]) -> Option<f64> {
 
 /// The task's metrics over its documents: the declared ones first, in order, then any other
 /// metric the documents report.
-pub fn aggregate_task(declared: &[MetricInfo], docs: &[DocResult]) -> Vec<MetricValue> {
+pub(crate) fn aggregate_task(declared: &[MetricInfo], docs: &[DocResult]) -> Vec<MetricValue> {
     let mut names: Vec<(String, bool)> = declared
         .iter()
         .map(|m| (m.name.to_owned(), m.higher_is_better))
@@ -93,7 +93,7 @@ pub struct GroupResult {
 }
 
 /// The groups of `tasks`, in order of first appearance.
-pub fn group_results(tasks: &[TaskResult]) -> Vec<GroupResult> {
+pub(crate) fn group_results(tasks: &[TaskResult]) -> Vec<GroupResult> {
     let mut names: Vec<&str> = Vec::new();
     for task in tasks {
         if let Some(group) = task.group.as_deref()
@@ -143,7 +143,7 @@ fn is_v04(task: &TaskResult) -> bool {
 }
 
 /// lm-eval 0.4.13's `pooled_sample_stderr(stderrs, sizes)`.
-pub fn pooled_sample_stderr(stderrs: &[f64], sizes: &[usize]) -> f64 {
+pub(crate) fn pooled_sample_stderr(stderrs: &[f64], sizes: &[usize]) -> f64 {
     let total: usize = sizes.iter().sum();
     let pooled_var = stderrs
         .iter()
@@ -155,7 +155,7 @@ pub fn pooled_sample_stderr(stderrs: &[f64], sizes: &[usize]) -> f64 {
 }
 
 /// lm-eval 0.4.13's `unweighted_mean_stderr`: √(Σ seᵢ²) / k.
-pub fn unweighted_mean_stderr(stderrs: &[f64]) -> f64 {
+pub(crate) fn unweighted_mean_stderr(stderrs: &[f64]) -> f64 {
     stderrs.iter().map(|s| s * s).sum::<f64>().sqrt() / stderrs.len() as f64
 }
 
@@ -240,7 +240,7 @@ const BENCHMARKS: [(&str, &str, &[&str]); 6] = [
 
 /// The leaderboard average over the benchmarks among `tasks` and `groups`; `None` when none is.
 /// A TruthfulQA task is any whose name starts with `truthfulqa`.
-pub fn leaderboard_average(
+pub(crate) fn leaderboard_average(
     tasks: &[TaskResult],
     groups: &[GroupResult],
 ) -> Option<LeaderboardAverage> {

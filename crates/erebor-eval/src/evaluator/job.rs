@@ -66,7 +66,7 @@ impl LoadedModel {
     }
 
     /// The model and tokenizer, for an [`Evaluator`].
-    pub fn eval_model(&self) -> EvalModel<'_> {
+    pub(crate) fn eval_model(&self) -> EvalModel<'_> {
         EvalModel {
             model: &self.checkpoint.model,
             tokenizer: &self.tokenizer,

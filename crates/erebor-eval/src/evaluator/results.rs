@@ -29,7 +29,7 @@ impl TokenCounts {
     }
 
     /// `lm_eval_hf / forward`, when anything ran: how many times fewer tokens than lm-eval.
-    pub fn saving_vs_lm_eval(&self) -> Option<f64> {
+    pub(crate) fn saving_vs_lm_eval(&self) -> Option<f64> {
         (self.forward > 0).then(|| self.lm_eval_hf as f64 / self.forward as f64)
     }
 

@@ -43,7 +43,7 @@ impl TaskSpec {
 }
 
 /// Whether the registry ([`crate::tasks::leaderboard_tasks`]) knows a built-in name.
-pub fn is_known_task(name: &str) -> bool {
+pub(crate) fn is_known_task(name: &str) -> bool {
     let subject = name
         .strip_prefix("mmlu_")
         .or_else(|| name.strip_prefix("hendrycksTest-"));
@@ -58,13 +58,13 @@ pub fn is_known_task(name: &str) -> bool {
     "unknown task `{name}`: expected one of {}, mmlu_<subject>, or a task file (.yaml)",
     crate::tasks::TASK_NAMES.join(", ")
 )]
-pub struct UnknownTask {
+pub(crate) struct UnknownTask {
     /// The name as written.
     pub name: String,
 }
 
 /// Checks that every built-in name is one the registry knows (at plan time, without data).
-pub fn check_builtin_names(specs: &[TaskSpec]) -> std::result::Result<(), UnknownTask> {
+pub(crate) fn check_builtin_names(specs: &[TaskSpec]) -> std::result::Result<(), UnknownTask> {
     for spec in specs {
         if let TaskSpec::Builtin(name) = spec
             && !is_known_task(name)

@@ -22,7 +22,7 @@ use super::judging::{JudgeRequest, run_requests};
 
 /// How to generate.
 #[derive(Clone, Debug, PartialEq)]
-pub struct AnswerSettings {
+pub(crate) struct AnswerSettings {
     /// Most new tokens per turn (FastChat's default 1024).
     pub max_new_tokens: usize,
     /// Prompts per batch.
@@ -59,7 +59,7 @@ fn conversation(question: &Question, earlier: &[String], turn: usize) -> Vec<Cha
 }
 
 /// A local model and what renders its prompts.
-pub struct LocalModel<'a> {
+pub(crate) struct LocalModel<'a> {
     /// The network.
     pub model: &'a erebor_model::CausalLm,
     /// Its tokenizer.
@@ -69,7 +69,7 @@ pub struct LocalModel<'a> {
 }
 
 /// Generates both turns of every question with `local`.
-pub fn generate_answers(
+pub(crate) fn generate_answers(
     local: &LocalModel<'_>,
     questions: &[Question],
     model_id: &str,
@@ -175,7 +175,7 @@ fn generate_turn(
 /// category's temperature (or `temperature` for all when given) with `max_new_tokens` as
 /// `max_tokens`. Replies go through `cache` like judgments, so a resumed step does not ask
 /// again.
-pub async fn answers_from_endpoint(
+pub(crate) async fn answers_from_endpoint(
     client: &ChatClient,
     cache: Arc<dyn JudgmentCache>,
     questions: &[Question],

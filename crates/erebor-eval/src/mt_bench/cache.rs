@@ -12,8 +12,33 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-/// A boxed future of a cache operation; errors are messages (the store's, shown as is).
-pub type CacheFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
+/// A boxed future of a cache operation.
+pub type CacheFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, CacheError>> + Send + 'a>>;
+
+/// Why the judgment cache failed: what it was doing and the underlying error (the store's), kept
+/// as the source and shown after the context.
+#[derive(Debug, thiserror::Error)]
+#[error("{doing}: {source}")]
+pub struct CacheError {
+    /// What the cache was doing (`opening the run store sqlite:runs.db`).
+    pub doing: String,
+    /// The error that stopped it.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl CacheError {
+    /// `source` while `doing` something.
+    pub fn new(
+        doing: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        CacheError {
+            doing: doing.into(),
+            source: source.into(),
+        }
+    }
+}
 
 /// What identifies a judgment.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

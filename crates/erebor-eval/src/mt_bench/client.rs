@@ -13,6 +13,8 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
+use super::error::MtBenchError;
+
 /// Where to send requests.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Endpoint {
@@ -36,7 +38,7 @@ impl std::fmt::Debug for Endpoint {
 }
 
 /// The full chat-completions URL for a URL as a user writes it.
-pub fn completions_url(url: &str) -> String {
+pub(crate) fn completions_url(url: &str) -> String {
     let url = url.trim_end_matches('/');
     if url.ends_with("/chat/completions") {
         url.to_owned()
@@ -120,11 +122,11 @@ impl ChatClient {
         endpoint: Endpoint,
         policy: RetryPolicy,
         concurrency: usize,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, MtBenchError> {
         let http = reqwest::Client::builder()
             .timeout(policy.timeout)
             .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
+            .map_err(MtBenchError::HttpClient)?;
         Ok(ChatClient {
             http,
             url: completions_url(&endpoint.url),

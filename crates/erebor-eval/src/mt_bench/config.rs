@@ -290,17 +290,17 @@ impl MtBenchConfig {
     }
 
     /// The questions file.
-    pub fn questions_path(&self, base: &Path) -> PathBuf {
+    pub(crate) fn questions_path(&self, base: &Path) -> PathBuf {
         resolve_path(base, &self.data_dir).join("question.jsonl")
     }
 
     /// The judge prompts file.
-    pub fn prompts_path(&self, base: &Path) -> PathBuf {
+    pub(crate) fn prompts_path(&self, base: &Path) -> PathBuf {
         resolve_path(base, &self.data_dir).join("judge_prompts.jsonl")
     }
 
     /// The reference answers file.
-    pub fn references_path(&self, base: &Path) -> PathBuf {
+    pub(crate) fn references_path(&self, base: &Path) -> PathBuf {
         match &self.reference_answers {
             Some(path) => resolve_path(base, path),
             None => resolve_path(base, &self.data_dir).join("reference_answer/gpt-4.jsonl"),

@@ -28,11 +28,11 @@ pub const CATEGORIES: [&str; 8] = [
 ];
 
 /// Categories whose judgments show the judge a reference answer (FastChat's `NEED_REF_CATS`).
-pub const NEED_REF_CATS: [&str; 4] = ["math", "reasoning", "coding", "arena-hard-200"];
+pub(crate) const NEED_REF_CATS: [&str; 4] = ["math", "reasoning", "coding", "arena-hard-200"];
 
 /// Sampling temperature of a category's answers (FastChat's `temperature_config`: 0.7 for
 /// writing and roleplay, as for a category it does not list).
-pub fn category_temperature(category: &str) -> f32 {
+pub(crate) fn category_temperature(category: &str) -> f32 {
     match category {
         "stem" | "humanities" => 0.1,
         "extraction" | "math" | "coding" | "reasoning" | "arena-hard-200" => 0.0,
@@ -43,7 +43,7 @@ pub fn category_temperature(category: &str) -> f32 {
 /// The temperature a question of `category` is answered at: `override_temperature` for every
 /// category when given (`temperature:` / `--temperature`, e.g. 0 to compare engines greedily),
 /// else FastChat's table ([`category_temperature`]).
-pub fn answer_temperature(category: &str, override_temperature: Option<f32>) -> f32 {
+pub(crate) fn answer_temperature(category: &str, override_temperature: Option<f32>) -> f32 {
     override_temperature.unwrap_or_else(|| category_temperature(category))
 }
 
@@ -60,7 +60,7 @@ pub struct Question {
 
 impl Question {
     /// Whether its judgments show a reference answer.
-    pub fn needs_reference(&self) -> bool {
+    pub(crate) fn needs_reference(&self) -> bool {
         NEED_REF_CATS.contains(&self.category.as_str())
     }
 }

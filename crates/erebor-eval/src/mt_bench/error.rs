@@ -43,7 +43,16 @@ pub enum MtBenchError {
     },
     /// The judgment cache (the run store) failed.
     #[error("judgment cache: {0}")]
-    Cache(String),
+    Cache(#[from] crate::mt_bench::cache::CacheError),
+    /// A judging task panicked or was aborted (a bug, not an endpoint failure).
+    #[error("a judge task failed: {0}")]
+    JudgeTask(#[source] tokio::task::JoinError),
+    /// A judging task ended without handing back its judgment (a bug).
+    #[error("a judge task ended without a result")]
+    JudgeTaskLost,
+    /// The HTTP client for an endpoint could not be built (TLS setup).
+    #[error("building the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
     /// Bad settings.
     #[error("{0}")]
     Config(String),

@@ -14,14 +14,14 @@ use std::time::Duration;
 use erebor_core::CancelToken;
 use tokio::task::JoinSet;
 
-use super::cache::{CacheKey, CachedReply, JudgmentCache};
+use super::cache::{CacheError, CacheKey, CachedReply, JudgmentCache};
 use super::client::{ChatClient, CompletionError, Reply, request_body};
 use super::data::{AnswerRecord, JudgePrompt, Question};
 use super::error::{MtBenchError, Result};
 use super::pyformat;
 
 /// The judge's `max_tokens` (FastChat's).
-pub const JUDGE_MAX_TOKENS: usize = 2048;
+pub(crate) const JUDGE_MAX_TOKENS: usize = 2048;
 
 /// One request to the judge.
 #[derive(Clone, Debug, PartialEq)]
@@ -221,7 +221,12 @@ async fn judge_one(
     request: JudgeRequest,
 ) -> Result<Judged> {
     let key = CacheKey::new(client.url(), &request.body, request.repeat);
-    let cache_error = |e: String| MtBenchError::Cache(format!("{}: {e}", request.label()));
+    let cache_error = |e: CacheError| {
+        MtBenchError::Cache(CacheError::new(
+            format!("{}: {}", request.label(), e.doing),
+            e.source,
+        ))
+    };
     if let Some(hit) = cache.get(&key).await.map_err(cache_error)? {
         let outcome = Ok(Reply {
             model: hit.model,
@@ -254,7 +259,7 @@ async fn judge_one(
 /// Runs every request (at most the client's concurrency at once) and returns the results in
 /// request order. `on_done(done, total)` is called as each finishes. Stops early, keeping
 /// what is stored, when `cancel` is set.
-pub async fn run_requests(
+pub(crate) async fn run_requests(
     client: &ChatClient,
     cache: Arc<dyn JudgmentCache>,
     requests: Vec<JudgeRequest>,
@@ -282,8 +287,7 @@ pub async fn run_requests(
             continue;
         };
         let Some(joined) = next else { break };
-        let (index, judged) =
-            joined.map_err(|e| MtBenchError::Cache(format!("a judge task failed: {e}")))?;
+        let (index, judged) = joined.map_err(MtBenchError::JudgeTask)?;
         results[index] = Some(judged?);
         done += 1;
         on_done(done, total);
@@ -291,5 +295,5 @@ pub async fn run_requests(
     results
         .into_iter()
         .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| MtBenchError::Cache("a judge task ended without a result".to_owned()))
+        .ok_or(MtBenchError::JudgeTaskLost)
 }

@@ -63,7 +63,10 @@ pub fn failure_of(error: &MtBenchError) -> StepFailure {
         | MtBenchError::Eval(_) => FailureClass::BadInput,
         MtBenchError::Endpoint { .. } | MtBenchError::Cache(_) => FailureClass::Transient,
         MtBenchError::Cancelled(_) => FailureClass::Cancelled,
-        MtBenchError::Io { .. } => FailureClass::Unknown,
+        MtBenchError::Io { .. }
+        | MtBenchError::HttpClient(_)
+        | MtBenchError::JudgeTask(_)
+        | MtBenchError::JudgeTaskLost => FailureClass::Unknown,
     };
     StepFailure::new(class, error.to_string())
 }

@@ -136,8 +136,7 @@ pub fn run(config: &MtBenchConfig, ctx: &RunContext<'_>) -> Result<RunOutcome> {
     let answers = if let Some(path) = &config.answers {
         data::load_answers(&resolve(ctx.base_dir, path))?
     } else if let Some(from) = &config.answers_from {
-        let client = ChatClient::new(from.endpoint()?, from.policy(), config.concurrency)
-            .map_err(MtBenchError::Config)?;
+        let client = ChatClient::new(from.endpoint()?, from.policy(), config.concurrency)?;
         let cache = open_cache()?;
         ctx.progress.start_phase("mt-bench answers", Some(2));
         runtime.block_on(answers_from_endpoint(
@@ -165,8 +164,7 @@ pub fn run(config: &MtBenchConfig, ctx: &RunContext<'_>) -> Result<RunOutcome> {
     let Some(judge) = &config.judge else {
         return Ok(outcome);
     };
-    let client = ChatClient::new(judge.endpoint()?, judge.policy(), config.concurrency)
-        .map_err(MtBenchError::Config)?;
+    let client = ChatClient::new(judge.endpoint()?, judge.policy(), config.concurrency)?;
     let cache = open_cache()?;
     let (requests, against) =
         judge_requests(config, &judge.model, &inputs, &answers, ctx.base_dir)?;

@@ -21,7 +21,7 @@ static RATING_BACKUP: LazyLock<Regex> =
 /// The rating in a judgment: the first `[[x]]`, else the first `[x]` (FastChat's
 /// `one_score_pattern` then `one_score_pattern_backup`), as a JSON number (an integer when
 /// written without a point, as Python's `ast.literal_eval` reads it).
-pub fn parse_rating(judgment: &str) -> Option<Value> {
+pub(crate) fn parse_rating(judgment: &str) -> Option<Value> {
     let found = RATING
         .captures(judgment)
         .or_else(|| RATING_BACKUP.captures(judgment))?;
@@ -35,7 +35,7 @@ pub fn parse_rating(judgment: &str) -> Option<Value> {
 
 /// The verdict of a pairwise judgment: `A`, `B`, `tie` (`[[C]]`) or `error`, checked in that
 /// order as FastChat does.
-pub fn parse_winner(judgment: &str) -> &'static str {
+pub(crate) fn parse_winner(judgment: &str) -> &'static str {
     if judgment.contains("[[A]]") {
         "A"
     } else if judgment.contains("[[B]]") {
@@ -192,7 +192,7 @@ pub fn median(values: &[f64]) -> Option<f64> {
 }
 
 /// Scores single-grading judgments.
-pub fn single_scores(judged: &[Judged], repeats: u32) -> SingleScores {
+pub(crate) fn single_scores(judged: &[Judged], repeats: u32) -> SingleScores {
     let mut by_item: BTreeMap<(u64, u8), (String, Vec<f64>)> = BTreeMap::new();
     let mut by_repeat: Vec<Vec<f64>> = vec![Vec::new(); repeats as usize];
     let mut errors = 0;
@@ -255,13 +255,13 @@ pub struct PairwiseScores {
 
 impl PairwiseScores {
     /// wins / (wins + losses + ties).
-    pub fn win_rate(&self) -> Option<f64> {
+    pub(crate) fn win_rate(&self) -> Option<f64> {
         let n = self.wins + self.losses + self.ties;
         (n > 0).then(|| self.wins as f64 / n as f64)
     }
 
     /// losses / (wins + losses + ties).
-    pub fn loss_rate(&self) -> Option<f64> {
+    pub(crate) fn loss_rate(&self) -> Option<f64> {
         let n = self.wins + self.losses + self.ties;
         (n > 0).then(|| self.losses as f64 / n as f64)
     }
@@ -275,7 +275,7 @@ impl PairwiseScores {
 
 /// Tallies pairwise records as FastChat's `show_result.py`: an error in either order leaves the
 /// pair out (counted here), a tie or disagreement is a tie.
-pub fn pairwise_scores(records: &[PyValue]) -> PairwiseScores {
+pub(crate) fn pairwise_scores(records: &[PyValue]) -> PairwiseScores {
     let winner = |record: &PyValue, key: &str| match record.get(key) {
         Some(PyValue::Str(w)) => w.clone(),
         _ => "error".to_owned(),

@@ -13,6 +13,6 @@ mod samples;
 mod table;
 
 pub use files::{OutputFiles, date_id, sanitize_model_name, write_outputs};
-pub use results::{RunInfo, results_document};
-pub use samples::{doc_hash, sample_line, sample_lines};
+pub use results::RunInfo;
+pub use samples::{doc_hash, sample_line};
 pub use table::results_table;

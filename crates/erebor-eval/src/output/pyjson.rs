@@ -303,7 +303,7 @@ fn json_float(f: f64) -> String {
 ///
 /// # Panics
 /// Never in practice: Rust's `{:e}` of a finite float always ends in an integer exponent.
-pub fn py_float_repr(f: f64) -> String {
+pub(crate) fn py_float_repr(f: f64) -> String {
     if f.is_nan() {
         return "nan".into();
     }

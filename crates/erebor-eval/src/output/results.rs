@@ -277,7 +277,7 @@ fn erebor_section(report: &EvalReport, info: &RunInfo) -> PyValue {
 }
 
 /// The whole results document.
-pub fn results_document(report: &EvalReport, info: &RunInfo) -> PyValue {
+pub(crate) fn results_document(report: &EvalReport, info: &RunInfo) -> PyValue {
     let s = sections(report);
     let mut entries: Vec<(String, PyValue)> = vec![("results".into(), PyValue::Dict(s.results))];
     if !s.groups.is_empty() {

@@ -49,7 +49,7 @@ pub fn doc_hash(doc: &PyValue) -> String {
 
 /// The lines of a samples file for one task, as lm-eval 0.4.13 writes them: for each filter
 /// of the task in order, one line per document ([`sample_line`]).
-pub fn sample_lines(docs: &[DocResult]) -> Vec<String> {
+pub(crate) fn sample_lines(docs: &[DocResult]) -> Vec<String> {
     let filters: Vec<&str> = docs.first().map_or(Vec::new(), |d| {
         d.filtered.iter().map(|(name, _)| name.as_str()).collect()
     });

@@ -31,7 +31,7 @@ use crate::task::{
 
 const NAME: &str = "gsm8k";
 /// Most new tokens, as the harness's HF model (`max_gen_toks`).
-pub const MAX_GEN_TOKS: usize = 256;
+pub(crate) const MAX_GEN_TOKS: usize = 256;
 const B281B09_UNTIL: [&str; 3] = [":", "Question:", "Question"];
 const V04_UNTIL: [&str; 3] = ["Question:", "</s>", "<|im_end|>"];
 const ACC: &[MetricInfo] = &[MetricInfo {
@@ -42,7 +42,7 @@ const ACC: &[MetricInfo] = &[MetricInfo {
 const STRICT_MATCH: &str = "strict-match";
 const FLEXIBLE_EXTRACT: &str = "flexible-extract";
 /// lm-eval 0.4's `flexible-extract` pattern (`group_select: -1`).
-pub const FLEXIBLE_EXTRACT_PATTERN: &str = r"(-?[$0-9.,]{2,})|(-?[0-9]+)";
+pub(crate) const FLEXIBLE_EXTRACT_PATTERN: &str = r"(-?[$0-9.,]{2,})|(-?[0-9]+)";
 /// `exact_match` under each filter, as [`crate::task::metric_key`] names them.
 const EXACT_MATCH: &[MetricInfo] = &[
     MetricInfo {

@@ -26,5 +26,5 @@ mod winogrande;
 pub(crate) use common::loglikelihoods as loglikelihood_values;
 pub use hellaswag::preprocess as hellaswag_preprocess;
 pub use mmlu::MMLU_SUBJECTS;
-pub use registry::{LEADERBOARD, TASK_NAMES, is_task_file, leaderboard_tasks};
-pub use truthfulqa::QA_PROMPT;
+pub(crate) use registry::TASK_NAMES;
+pub use registry::{LEADERBOARD, leaderboard_tasks};

@@ -70,7 +70,7 @@ pub(crate) struct MultipleChoiceTask {
 
 impl MultipleChoiceTask {
     /// Indexes the documents by `doc_id`; call after filling the fields.
-    pub fn indexed(mut self) -> Self {
+    pub(super) fn indexed(mut self) -> Self {
         self.by_id = self
             .docs
             .iter()
@@ -81,7 +81,7 @@ impl MultipleChoiceTask {
     }
 
     /// A task with no documents yet; fill the fields, then call [`Self::indexed`].
-    pub fn new(name: impl Into<String>, harness: Harness, num_fewshot: usize) -> Self {
+    pub(super) fn new(name: impl Into<String>, harness: Harness, num_fewshot: usize) -> Self {
         Self {
             name: name.into(),
             group: None,

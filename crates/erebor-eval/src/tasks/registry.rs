@@ -19,7 +19,7 @@ pub const LEADERBOARD: [&str; 6] = [
 ];
 
 /// Every name [`leaderboard_tasks`] accepts besides `mmlu_<subject>` and task files.
-pub const TASK_NAMES: [&str; 9] = [
+pub(crate) const TASK_NAMES: [&str; 9] = [
     "arc_easy",
     "arc_challenge",
     "hellaswag",
@@ -108,6 +108,6 @@ fn build_one(name: &str, options: &TaskOptions) -> Result<Box<dyn Task>> {
 }
 
 /// Whether a task name is a custom task file's path.
-pub fn is_task_file(name: &str) -> bool {
+pub(crate) fn is_task_file(name: &str) -> bool {
     crate::data::has_extension(name, &["yaml", "yml"])
 }

@@ -19,7 +19,7 @@ use crate::task::{
 };
 
 /// The harness's QA primer (`QA_PROMPT`).
-pub const QA_PROMPT: &str = "Q: What is human life expectancy in the United States?\n\
+pub(crate) const QA_PROMPT: &str = "Q: What is human life expectancy in the United States?\n\
 A: Human life expectancy in the United States is 78 years.\n\n\
 Q: Who was president of the United States in 1955?\n\
 A: Dwight D. Eisenhower was president of the United States in 1955.\n\n\

@@ -12,13 +12,13 @@ use erebor_model::{CausalLm, ModelConfig, Tokenizer, token_logprobs};
 use serde_json::json;
 
 /// workflows/models/tiny-arith (config and tokenizer only).
-pub fn tiny_arith_dir() -> PathBuf {
+pub(crate) fn tiny_arith_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../workflows/models/tiny-arith")
 }
 
 /// A random tiny-arith model (seed 3, a wider init than training's so scores differ) and
 /// its tokenizer.
-pub fn tiny_model() -> (CausalLm, Tokenizer) {
+pub(crate) fn tiny_model() -> (CausalLm, Tokenizer) {
     let dir = tiny_arith_dir();
     let config = ModelConfig::from_dir(&dir).unwrap();
     let device = erebor_model::DeviceSpec::Cpu.device().unwrap();
@@ -28,7 +28,7 @@ pub fn tiny_model() -> (CausalLm, Tokenizer) {
 
 /// `../shared` beside the checkout (or `$EREBOR_SHARED`). Absent: `None` with a message, but
 /// under `CI=true` the test fails instead of skipping.
-pub fn shared(rel: &str) -> Option<PathBuf> {
+pub(crate) fn shared(rel: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("EREBOR_SHARED").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
         PathBuf::from,
@@ -48,9 +48,9 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
 
 /// A multiple-choice task built from (context, choices, gold) triples: one loglikelihood
 /// request per choice (`" " + choice`), `acc` = the argmax is the gold choice.
-pub struct McTask {
-    pub name: String,
-    pub docs: Vec<(String, Vec<String>, usize)>,
+pub(crate) struct McTask {
+    pub(crate) name: String,
+    pub(crate) docs: Vec<(String, Vec<String>, usize)>,
 }
 
 const ACC: [MetricInfo; 1] = [MetricInfo {
@@ -118,11 +118,11 @@ impl Task for McTask {
 }
 
 /// A generation task: greedy until `until`, `exact_match` = the text, trimmed, is the target.
-pub struct GenTask {
-    pub name: String,
-    pub docs: Vec<(String, String)>,
-    pub until: Vec<String>,
-    pub max_gen_toks: usize,
+pub(crate) struct GenTask {
+    pub(crate) name: String,
+    pub(crate) docs: Vec<(String, String)>,
+    pub(crate) until: Vec<String>,
+    pub(crate) max_gen_toks: usize,
 }
 
 const EXACT: [MetricInfo; 1] = [MetricInfo {
@@ -178,7 +178,7 @@ impl Task for GenTask {
 }
 
 /// Problems over the tiny-arith vocabulary; contexts repeat across choices.
-pub fn arith_docs(n: usize) -> Vec<(String, Vec<String>, usize)> {
+pub(crate) fn arith_docs(n: usize) -> Vec<(String, Vec<String>, usize)> {
     let names = ["Ann", "Bob", "Mia", "Sam"];
     let things = ["apples", "books", "coins", "cards"];
     (0..n)
@@ -206,7 +206,11 @@ pub fn arith_docs(n: usize) -> Vec<(String, Vec<String>, usize)> {
 /// lm-eval's `_encode_pair`, written out again for the reference: trailing whitespace of the
 /// context moves to the continuation; the continuation is what follows the context's tokens
 /// in the encoding of the whole.
-pub fn reference_pair(tok: &Tokenizer, context: &str, continuation: &str) -> (Vec<u32>, Vec<u32>) {
+pub(crate) fn reference_pair(
+    tok: &Tokenizer,
+    context: &str,
+    continuation: &str,
+) -> (Vec<u32>, Vec<u32>) {
     let n_space = context.len() - context.trim_end().len();
     let ctx = &context[..context.len() - n_space];
     let cont = format!("{}{continuation}", &context[context.len() - n_space..]);
@@ -217,7 +221,7 @@ pub fn reference_pair(tok: &Tokenizer, context: &str, continuation: &str) -> (Ve
 
 /// The log-probability of `continuation` after `context`, from one full forward pass of the
 /// pair alone (no batching, no padding, no cache).
-pub fn reference_logprob(model: &CausalLm, context: &[u32], continuation: &[u32]) -> f64 {
+pub(crate) fn reference_logprob(model: &CausalLm, context: &[u32], continuation: &[u32]) -> f64 {
     let ids: Vec<u32> = context.iter().chain(continuation).copied().collect();
     let n = ids.len();
     let device = model.device();
@@ -240,7 +244,7 @@ pub fn reference_logprob(model: &CausalLm, context: &[u32], continuation: &[u32]
 
 /// The run description the output tests write: a fixed model, hashes and times, under
 /// `harness`.
-pub fn run_info(harness: erebor_eval::Harness) -> erebor_eval::output::RunInfo {
+pub(crate) fn run_info(harness: erebor_eval::Harness) -> erebor_eval::output::RunInfo {
     erebor_eval::output::RunInfo {
         model: "models/tiny".into(),
         model_sha256: "ab".repeat(32),
@@ -261,7 +265,7 @@ pub fn run_info(harness: erebor_eval::Harness) -> erebor_eval::output::RunInfo {
 /// Asserts two evaluations of the same task gave the same loglikelihoods, request by request:
 /// equal within 1e-5 relative (only padding, batch shapes and prefix reuse differ) and the
 /// same greedy flags.
-pub fn assert_same_loglikelihoods(
+pub(crate) fn assert_same_loglikelihoods(
     a: &erebor_eval::evaluator::TaskResult,
     b: &erebor_eval::evaluator::TaskResult,
 ) {

@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What the server does with the next requests.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Behaviour {
+pub(crate) enum Behaviour {
     /// Replies as described in the module docs.
     Normal,
     /// Replies without any rating or verdict.
@@ -43,24 +43,24 @@ pub enum Behaviour {
 
 /// What the server saw.
 #[derive(Debug, Default)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// Requests in arrival order: (time, sha256 of the body, the Authorization header).
-    pub requests: Vec<(Instant, String, Option<String>)>,
+    pub(crate) requests: Vec<(Instant, String, Option<String>)>,
     /// Requests answered with a normal reply, per body sha256.
-    pub answered: HashMap<String, usize>,
+    pub(crate) answered: HashMap<String, usize>,
 }
 
 /// A running judge server.
-pub struct JudgeServer {
+pub(crate) struct JudgeServer {
     /// Its address.
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     behaviour: Arc<Mutex<Behaviour>>,
     seen: Arc<Mutex<Seen>>,
 }
 
 impl JudgeServer {
     /// Starts a server on a free port (its own thread and runtime; lives as long as the test).
-    pub fn start(behaviour: Behaviour) -> Self {
+    pub(crate) fn start(behaviour: Behaviour) -> Self {
         let behaviour = Arc::new(Mutex::new(behaviour));
         let seen = Arc::new(Mutex::new(Seen::default()));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
@@ -94,27 +94,27 @@ impl JudgeServer {
     }
 
     /// The base URL (`http://127.0.0.1:PORT/v1`).
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/v1", self.addr)
     }
 
     /// Changes what the next requests get.
-    pub fn set(&self, behaviour: Behaviour) {
+    pub(crate) fn set(&self, behaviour: Behaviour) {
         *self.behaviour.lock().unwrap() = behaviour;
     }
 
     /// Requests received so far.
-    pub fn requests(&self) -> usize {
+    pub(crate) fn requests(&self) -> usize {
         self.seen.lock().unwrap().requests.len()
     }
 
     /// Normal replies sent so far.
-    pub fn answered(&self) -> usize {
+    pub(crate) fn answered(&self) -> usize {
         self.seen.lock().unwrap().answered.values().sum()
     }
 
     /// The largest number of normal replies sent for one body.
-    pub fn max_answered_per_body(&self) -> usize {
+    pub(crate) fn max_answered_per_body(&self) -> usize {
         self.seen
             .lock()
             .unwrap()
@@ -126,7 +126,7 @@ impl JudgeServer {
     }
 
     /// Runs `f` on what the server saw.
-    pub fn seen<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
+    pub(crate) fn seen<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
         f(&self.seen.lock().unwrap())
     }
 }
