@@ -49,7 +49,8 @@ impl Axis {
     }
 
     /// The value at fraction `f` along the axis (the inverse of [`Axis::fraction`]).
-    pub fn value_at(&self, f: f64) -> f64 {
+    #[cfg(test)]
+    pub(crate) fn value_at(&self, f: f64) -> f64 {
         self.min + f * (self.max - self.min)
     }
 
@@ -80,7 +81,7 @@ fn nice_step(rough: f64) -> f64 {
 
 /// A plot area in SVG pixels, with an x and a y axis.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Frame {
+pub(crate) struct Frame {
     /// Left edge.
     pub left: f64,
     /// Top edge.
@@ -97,7 +98,7 @@ pub struct Frame {
 
 impl Frame {
     /// The pixel position of a data point.
-    pub fn project(&self, x: f64, y: f64) -> (f64, f64) {
+    pub(crate) fn project(&self, x: f64, y: f64) -> (f64, f64) {
         (
             self.left + self.x.fraction(x) * self.width,
             self.top + (1.0 - self.y.fraction(y)) * self.height,
@@ -105,7 +106,8 @@ impl Frame {
     }
 
     /// The data point at a pixel position (the inverse of [`Frame::project`]).
-    pub fn unproject(&self, px: f64, py: f64) -> (f64, f64) {
+    #[cfg(test)]
+    pub(crate) fn unproject(&self, px: f64, py: f64) -> (f64, f64) {
         (
             self.x.value_at((px - self.left) / self.width),
             self.y.value_at(1.0 - (py - self.top) / self.height),
@@ -113,12 +115,12 @@ impl Frame {
     }
 
     /// The bottom edge.
-    pub fn bottom(&self) -> f64 {
+    pub(crate) fn bottom(&self) -> f64 {
         self.top + self.height
     }
 
     /// The right edge.
-    pub fn right(&self) -> f64 {
+    pub(crate) fn right(&self) -> f64 {
         self.left + self.width
     }
 }

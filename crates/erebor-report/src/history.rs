@@ -10,7 +10,7 @@ use crate::text::width;
 use std::fmt::Write;
 
 /// Colour of a regression marker.
-pub const REGRESSION: &str = "#d62728";
+pub(crate) const REGRESSION: &str = "#d62728";
 
 /// The SVG of a history chart.
 pub fn svg(chart: &HistoryChart) -> String {
@@ -118,7 +118,7 @@ fn layout(chart: &HistoryChart, legend_rows: usize) -> (Frame, Vec<String>) {
 }
 
 /// `11-30 14:05` (UTC) for a time in ms since the epoch.
-pub fn date_label(ms: i64) -> String {
+pub(crate) fn date_label(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map_or_else(|| "?".to_owned(), |t| t.format("%m-%d %H:%M").to_string())
 }

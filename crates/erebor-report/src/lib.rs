@@ -34,6 +34,6 @@ pub use model::{
 };
 
 /// Colours of series, in order (colour-blind-safe Okabe–Ito palette, darkened for thin lines).
-pub const PALETTE: [&str; 8] = [
+pub(crate) const PALETTE: [&str; 8] = [
     "#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#7f7f7f", "#000000",
 ];

@@ -10,7 +10,7 @@ use std::fmt::Write;
 /// Width of the radar chart.
 pub const WIDTH: f64 = 520.0;
 /// The judge's scale: scores are 1–10.
-pub const SCALE_MAX: f64 = 10.0;
+pub(crate) const SCALE_MAX: f64 = 10.0;
 
 /// The categories shown: those of the first model that has any, in its order.
 pub fn categories(models: &[MtBenchModel]) -> Vec<String> {
@@ -22,7 +22,7 @@ pub fn categories(models: &[MtBenchModel]) -> Vec<String> {
 }
 
 /// The angle of axis `i` of `n`: the first points up, then clockwise.
-pub fn angle(i: usize, n: usize) -> f64 {
+pub(crate) fn angle(i: usize, n: usize) -> f64 {
     -PI / 2.0 + 2.0 * PI * i as f64 / n as f64
 }
 

@@ -2,7 +2,7 @@
 //! or drops the way a hyphen at a label's edge was), label widths for layout, escaping.
 
 /// The minus sign used in every rendered number.
-pub const MINUS: char = '\u{2212}';
+pub(crate) const MINUS: char = '\u{2212}';
 
 /// A number with about six significant digits, trailing zeros dropped, and U+2212 for negative
 /// values: `-0.129769` → `−0.129769`, `2.0` → `2`, NaN → `NaN`.
@@ -29,7 +29,7 @@ pub fn number(value: f64) -> String {
 }
 
 /// A tick label: `value` with as many decimals as the tick step needs (step 0.05 → 2).
-pub fn tick_label(value: f64, step: f64) -> String {
+pub(crate) fn tick_label(value: f64, step: f64) -> String {
     let decimals = if step > 0.0 && step.is_finite() {
         // A finite positive `step` has a decimal exponent within -324..=308.
         #[allow(clippy::cast_possible_truncation)]
@@ -51,7 +51,7 @@ pub fn tick_label(value: f64, step: f64) -> String {
 }
 
 /// Replaces a hyphen-minus in a formatted number by U+2212.
-pub fn with_minus(text: &str) -> String {
+pub(crate) fn with_minus(text: &str) -> String {
     text.replace('-', &MINUS.to_string())
 }
 
@@ -121,7 +121,7 @@ pub fn escape(text: &str) -> String {
 }
 
 /// A file-name-safe slug of a chart title: `eval/logps/chosen` → `eval-logps-chosen`.
-pub fn slug(text: &str) -> String {
+pub(crate) fn slug(text: &str) -> String {
     let mut out = String::new();
     for c in text.chars() {
         if c.is_ascii_alphanumeric() || c == '_' {

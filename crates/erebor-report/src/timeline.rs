@@ -13,7 +13,7 @@ pub const WIDTH: f64 = 960.0;
 const ROW: f64 = 22.0;
 
 /// Bar colour of a step status.
-pub fn status_color(status: &str) -> &'static str {
+pub(crate) fn status_color(status: &str) -> &'static str {
     match status {
         "succeeded" => "#009e73",
         "cached" => "#9a9a9a",

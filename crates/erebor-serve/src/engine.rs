@@ -27,7 +27,7 @@ pub struct Limits {
 
 /// What the HTTP side knows of the loaded model.
 #[derive(Clone)]
-pub struct ModelInfo {
+pub(crate) struct ModelInfo {
     /// Context window (prompt + new tokens).
     pub window: usize,
     /// The tokenizer (prompts are encoded on the HTTP side).
@@ -38,7 +38,7 @@ pub struct ModelInfo {
 
 /// The sending side of the model thread, shared by all handlers.
 #[derive(Clone)]
-pub struct ModelHandle {
+pub(crate) struct ModelHandle {
     queue: SyncSender<BatchRequest>,
     limits: Limits,
     /// Requests sent and not yet finished (waiting + running).
@@ -50,11 +50,15 @@ pub struct ModelHandle {
 }
 
 /// Loads a model on the model thread: weights, tokenizer.
-pub type Loader = Box<dyn FnOnce() -> Result<(CausalLm, Tokenizer), ServeError> + Send>;
+pub(crate) type Loader = Box<dyn FnOnce() -> Result<(CausalLm, Tokenizer), ServeError> + Send>;
 
 /// Starts the model thread: runs `load` there, then serves requests until every handle is
 /// dropped. Returns once the model is loaded (or failed to load).
-pub fn spawn_model(load: Loader, limits: Limits, path: &str) -> Result<ModelHandle, ServeError> {
+pub(crate) fn spawn_model(
+    load: Loader,
+    limits: Limits,
+    path: &str,
+) -> Result<ModelHandle, ServeError> {
     let (queue, requests) = sync_channel::<BatchRequest>(limits.max_queue.max(1));
     let (ready_tx, ready_rx) = sync_channel(1);
     let running = Arc::new(AtomicUsize::new(0));
@@ -133,7 +137,7 @@ impl Drop for ChannelSink {
 impl ModelHandle {
     /// Queues a generation; its events arrive on the returned receiver. A full queue is a
     /// 429 with `Retry-After`; a stopped model thread a 500.
-    pub fn submit(
+    pub(crate) fn submit(
         &self,
         prompt: Vec<u32>,
         config: GenerationConfig,
@@ -159,25 +163,25 @@ impl ModelHandle {
     }
 
     /// Sequences decoding now.
-    pub fn running(&self) -> usize {
+    pub(crate) fn running(&self) -> usize {
         self.running.load(Ordering::SeqCst)
     }
 
     /// Requests waiting for a slot.
-    pub fn waiting(&self) -> usize {
+    pub(crate) fn waiting(&self) -> usize {
         self.in_flight
             .load(Ordering::SeqCst)
             .saturating_sub(self.running())
     }
 
     /// The limits the server was started with.
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         self.limits
     }
 }
 
 /// Maps a model error from the loader.
-pub fn load_error(path: &str, source: ModelError) -> ServeError {
+pub(crate) fn load_error(path: &str, source: ModelError) -> ServeError {
     ServeError::Load {
         path: path.into(),
         source,

@@ -44,7 +44,7 @@ pub enum ServeError {
 
 /// An error reply in OpenAI's shape.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
     /// Human-readable message.
@@ -61,7 +61,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// 400 `invalid_request_error`.
-    pub fn invalid(message: impl Into<String>, param: Option<&'static str>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>, param: Option<&'static str>) -> Self {
         ApiError {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
@@ -74,13 +74,13 @@ impl ApiError {
 
     /// Sets the code.
     #[must_use]
-    pub fn with_code(mut self, code: &'static str) -> Self {
+    pub(crate) fn with_code(mut self, code: &'static str) -> Self {
         self.code = Some(code);
         self
     }
 
     /// 404 for a `model` the server does not serve.
-    pub fn unknown_model(asked: &str, served: &str) -> Self {
+    pub(crate) fn unknown_model(asked: &str, served: &str) -> Self {
         ApiError {
             status: StatusCode::NOT_FOUND,
             ..Self::invalid(
@@ -92,7 +92,7 @@ impl ApiError {
     }
 
     /// 401 for a missing or wrong API key.
-    pub fn unauthorized() -> Self {
+    pub(crate) fn unauthorized() -> Self {
         ApiError {
             status: StatusCode::UNAUTHORIZED,
             kind: "authentication_error",
@@ -105,7 +105,7 @@ impl ApiError {
     }
 
     /// 429 when the queue is full, with `Retry-After`.
-    pub fn queue_full(bound: usize) -> Self {
+    pub(crate) fn queue_full(bound: usize) -> Self {
         ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
             kind: "rate_limit_error",
@@ -119,7 +119,7 @@ impl ApiError {
     }
 
     /// 500 for a model failure.
-    pub fn internal(message: impl Into<String>) -> Self {
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             kind: "server_error",
@@ -128,7 +128,7 @@ impl ApiError {
     }
 
     /// The JSON body.
-    pub fn body(&self) -> serde_json::Value {
+    pub(crate) fn body(&self) -> serde_json::Value {
         json!({"error": {"message": self.message, "type": self.kind, "param": self.param,
                           "code": self.code}})
     }

@@ -1,12 +1,12 @@
 //! erebor-serve: `erebor model serve`, an OpenAI-compatible HTTP server over erebor-model's
 //! continuous [`Batcher`](erebor_model::Batcher) (issue 12).
 //!
-//! - [`engine`]: the model thread (the batcher and every tensor) and the [`ModelHandle`]
+//! - [`engine`]: the model thread (the batcher and every tensor) and the `ModelHandle`
 //!   handlers use: a bounded queue (full: 429), per-request event channels.
 //! - [`routes`]: `/v1/chat/completions`, `/v1/completions`, `/v1/models`, `/health`, the API key.
 //! - [`stream`]: server-sent events for `"stream": true`.
 //! - [`protocol`]: the OpenAI request and reply bodies.
-//! - [`error`]: [`ServeError`] (start-up) and [`ApiError`] (OpenAI-shaped error replies).
+//! - [`error`]: [`ServeError`] (start-up) and `ApiError` (OpenAI-shaped error replies).
 //!
 //! A crate of its own so the server and its tests build with erebor-model alone; the
 //! `erebor` binary only parses flags and calls [`serve`].
@@ -23,9 +23,10 @@ use erebor_model::Checkpoint;
 use erebor_model::burn::tensor::{DType, Device};
 use tokio::net::TcpListener;
 
-pub use engine::{Limits, ModelHandle, spawn_model};
-pub use error::{ApiError, ServeError};
-pub use routes::{AppState, router};
+pub use engine::Limits;
+use engine::spawn_model;
+pub use error::ServeError;
+use routes::{AppState, router};
 
 /// What `erebor model serve` was asked for.
 #[derive(Debug, Clone)]

@@ -82,7 +82,7 @@ pub struct Sampling {
 
 /// `POST /v1/chat/completions`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct ChatRequest {
+pub(crate) struct ChatRequest {
     /// The conversation.
     pub messages: Vec<Message>,
     /// Model, sampling and streaming fields.
@@ -102,7 +102,7 @@ pub enum Prompt {
 
 /// `POST /v1/completions`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct CompletionRequest {
+pub(crate) struct CompletionRequest {
     /// The raw prompt (no chat template).
     pub prompt: Prompt,
     /// Model, sampling and streaming fields.
@@ -112,7 +112,9 @@ pub struct CompletionRequest {
 
 /// Token counts of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
+// The field names are OpenAI's wire format (`usage.prompt_tokens`, ...).
+#[allow(clippy::struct_field_names)]
+pub(crate) struct Usage {
     /// Prompt tokens (after the chat template).
     pub prompt_tokens: usize,
     /// Generated tokens (a final stop token included).
@@ -123,7 +125,7 @@ pub struct Usage {
 
 impl Usage {
     /// Counts for a prompt and a completion.
-    pub fn new(prompt_tokens: usize, completion_tokens: usize) -> Self {
+    pub(crate) fn new(prompt_tokens: usize, completion_tokens: usize) -> Self {
         Usage {
             prompt_tokens,
             completion_tokens,
@@ -143,7 +145,7 @@ pub enum Endpoint {
 
 /// Identity of one reply: id, creation time and model, repeated in every chunk.
 #[derive(Debug, Clone)]
-pub struct ReplyHead {
+pub(crate) struct ReplyHead {
     /// `chatcmpl-...` / `cmpl-...`.
     pub id: String,
     /// Unix seconds.
@@ -156,7 +158,7 @@ pub struct ReplyHead {
 
 impl ReplyHead {
     /// A whole (non-streaming) reply.
-    pub fn full(&self, text: &str, finish_reason: &str, usage: Usage) -> Value {
+    pub(crate) fn full(&self, text: &str, finish_reason: &str, usage: Usage) -> Value {
         let choice = match self.endpoint {
             Endpoint::Chat => json!({"index": 0, "message": {"role": "assistant", "content": text},
                                      "logprobs": null, "finish_reason": finish_reason}),
@@ -168,7 +170,12 @@ impl ReplyHead {
     }
 
     /// One streamed chunk: a role announcement, a text piece, or the finish reason.
-    pub fn chunk(&self, role: bool, text: Option<&str>, finish_reason: Option<&str>) -> Value {
+    pub(crate) fn chunk(
+        &self,
+        role: bool,
+        text: Option<&str>,
+        finish_reason: Option<&str>,
+    ) -> Value {
         let choice = match self.endpoint {
             Endpoint::Chat => {
                 let mut delta = serde_json::Map::new();
@@ -190,7 +197,7 @@ impl ReplyHead {
     }
 
     /// The last chunk with usage counts (`stream_options.include_usage`).
-    pub fn usage_chunk(&self, usage: Usage) -> Value {
+    pub(crate) fn usage_chunk(&self, usage: Usage) -> Value {
         json!({"id": self.id, "object": self.object(true), "created": self.created,
                "model": self.model, "choices": [], "usage": usage})
     }

@@ -23,7 +23,7 @@ use crate::protocol::{
 use crate::stream::sse_reply;
 
 /// What every handler shares.
-pub struct AppState {
+pub(crate) struct AppState {
     /// The model thread.
     pub model: ModelHandle,
     /// The name clients pass as `model`.
@@ -33,7 +33,7 @@ pub struct AppState {
 }
 
 /// The server's routes over `state`.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let state = Arc::new(state);
     Router::new()
         .route("/v1/chat/completions", post(chat))

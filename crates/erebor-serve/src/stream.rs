@@ -40,7 +40,7 @@ fn data(value: &serde_json::Value) -> Event {
 }
 
 /// The SSE response for one request's events.
-pub fn sse_reply(
+pub(crate) fn sse_reply(
     head: ReplyHead,
     events: UnboundedReceiver<BatchEvent>,
     prompt_tokens: usize,

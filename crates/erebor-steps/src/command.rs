@@ -33,7 +33,7 @@ static INFO: StepKindInfo = StepKindInfo {
 /// The `with:` block of a `command` step.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CommandConfig {
+pub(crate) struct CommandConfig {
     /// Program and arguments. A program with a `/` is relative to the workflow folder; a bare
     /// name is looked up on the runner's `PATH`.
     pub argv: Vec<Arg>,
@@ -57,7 +57,7 @@ pub struct CommandConfig {
 /// `${{ params.n }}` of an int param works).
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub enum Arg {
+pub(crate) enum Arg {
     /// Text.
     Text(String),
     /// A whole number.
@@ -70,7 +70,7 @@ pub enum Arg {
 
 impl Arg {
     /// The value as the program sees it.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         match self {
             Arg::Text(text) => text.clone(),
             Arg::Int(value) => value.to_string(),

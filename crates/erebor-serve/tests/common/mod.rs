@@ -11,7 +11,7 @@ use erebor_serve::{Limits, ServeOptions};
 
 /// `../shared` beside the checkout (or `$EREBOR_SHARED`); `None` with a message when absent,
 /// a failure under `CI=true`.
-pub fn shared(rel: &str) -> Option<PathBuf> {
+pub(crate) fn shared(rel: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("EREBOR_SHARED").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
         PathBuf::from,
@@ -25,7 +25,7 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
 }
 
 /// A skip message locally, a failure under `CI=true`.
-pub fn missing(what: &str) {
+pub(crate) fn missing(what: &str) {
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
         "{what}, and CI=true: required on CI"
@@ -35,7 +35,7 @@ pub fn missing(what: &str) {
 
 /// The Python of the evaluation venv (`$EREBOR_EVAL_VENV` or `.venv-eval` at the repository
 /// root), if it exists.
-pub fn venv_python() -> Option<PathBuf> {
+pub(crate) fn venv_python() -> Option<PathBuf> {
     let venv = std::env::var_os("EREBOR_EVAL_VENV").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-eval"),
         PathBuf::from,
@@ -53,7 +53,7 @@ pub fn venv_python() -> Option<PathBuf> {
 
 /// Writes a random 2-layer Llama with SmolLM2's tokenizer and chat template, a 512-token
 /// window, to `dir`.
-pub fn random_checkpoint(dir: &Path) -> Option<()> {
+pub(crate) fn random_checkpoint(dir: &Path) -> Option<()> {
     let tok_dir = shared("tokenizers/smollm2")?;
     let tokenizer = Tokenizer::from_dir(&tok_dir).unwrap();
     let dims = DecoderDims {
@@ -77,9 +77,9 @@ pub fn random_checkpoint(dir: &Path) -> Option<()> {
 }
 
 /// A running server.
-pub struct Server {
+pub(crate) struct Server {
     /// `http://127.0.0.1:PORT`.
-    pub base: String,
+    pub(crate) base: String,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -90,7 +90,12 @@ impl Drop for Server {
 }
 
 /// Serves `path` on 127.0.0.1 (a free port) with these limits and key, under the name `name`.
-pub async fn start(path: &Path, name: &str, limits: Limits, api_key: Option<&str>) -> Server {
+pub(crate) async fn start(
+    path: &Path,
+    name: &str,
+    limits: Limits,
+    api_key: Option<&str>,
+) -> Server {
     let options = ServeOptions {
         model_name: name.into(),
         limits,
