@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The Chromium binary, or None (a skip) outside CI; under CI=true a missing one fails.
-pub fn chromium() -> Option<PathBuf> {
+pub(crate) fn chromium() -> Option<PathBuf> {
     let candidates = [
         std::env::var("EREBOR_CHROMIUM").ok(),
         Some("chromium".to_owned()),
@@ -31,7 +31,12 @@ pub fn chromium() -> Option<PathBuf> {
 
 /// Runs chromium headless with `args` on `page`; returns stdout (through a file: a DOM dump
 /// is larger than a pipe's buffer). Killed after two minutes.
-pub fn run_chromium(chromium: &Path, profile: &Path, args: &[String], page: &Path) -> String {
+pub(crate) fn run_chromium(
+    chromium: &Path,
+    profile: &Path,
+    args: &[String],
+    page: &Path,
+) -> String {
     let stdout_path = profile.with_extension("stdout");
     let mut child = Command::new(chromium)
         .args([
@@ -66,7 +71,7 @@ pub fn run_chromium(chromium: &Path, profile: &Path, args: &[String], page: &Pat
 
 /// Measures the page from its own layout: every text of every chart inside its chart and the
 /// page, no two legend or tick labels of a chart overlapping, no element wider than the page.
-pub const LAYOUT_CHECK: &str = r#"<script>
+pub(crate) const LAYOUT_CHECK: &str = r#"<script>
 (() => {
   const width = document.documentElement.clientWidth;
   const problems = [];
@@ -107,7 +112,7 @@ pub const LAYOUT_CHECK: &str = r#"<script>
 
 /// Opens `page` at `window_width`, checks its layout, and keeps a full-page screenshot as
 /// `shots/NAME.png`. Returns the number of charts.
-pub fn check_in_browser(
+pub(crate) fn check_in_browser(
     chromium: &Path,
     page: &Path,
     shots: &Path,
@@ -174,13 +179,13 @@ pub fn check_in_browser(
 }
 
 /// The value of attribute `name` in an opening tag.
-pub fn attr(tag: &str, name: &str) -> Option<String> {
+pub(crate) fn attr(tag: &str, name: &str) -> Option<String> {
     let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
     Some(tag[start..start + tag[start..].find('"')?].to_owned())
 }
 
 /// The SVG of the chart titled `title` in a report page.
-pub fn chart_svg<'a>(html: &'a str, title: &str) -> &'a str {
+pub(crate) fn chart_svg<'a>(html: &'a str, title: &str) -> &'a str {
     let start = html
         .find(&format!("data-chart=\"{title}\""))
         .unwrap_or_else(|| panic!("no chart {title}"));
@@ -189,7 +194,7 @@ pub fn chart_svg<'a>(html: &'a str, title: &str) -> &'a str {
 }
 
 /// (pixel, value) of each tick label of `class`, read from the SVG.
-pub fn ticks(svg: &str, class: &str, coordinate: &str) -> Vec<(f64, f64)> {
+pub(crate) fn ticks(svg: &str, class: &str, coordinate: &str) -> Vec<(f64, f64)> {
     svg.match_indices(&format!("<text class=\"{class}\""))
         .map(|(at, _)| {
             let tag = &svg[at..at + svg[at..].find('>').unwrap()];
@@ -201,7 +206,7 @@ pub fn ticks(svg: &str, class: &str, coordinate: &str) -> Vec<(f64, f64)> {
 }
 
 /// The plotted points of series `label`, mapped back to data through two tick labels per axis.
-pub fn plotted(svg: &str, label: &str) -> Vec<(f64, f64)> {
+pub(crate) fn plotted(svg: &str, label: &str) -> Vec<(f64, f64)> {
     let linear = |t: Vec<(f64, f64)>| {
         let ((p0, v0), (p1, v1)) = (t[0], t[t.len() - 1]);
         move |p: f64| v0 + (p - p0) / (p1 - p0) * (v1 - v0)

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 /// Which store a test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     /// A SQLite file in the sandbox.
     Sqlite,
     /// A fresh database on the Postgres server of `EREBOR_TEST_POSTGRES`.
@@ -16,21 +16,21 @@ pub enum Backend {
 }
 
 /// The Postgres server URL for tests (its database is only used to create and drop others).
-pub fn postgres_url() -> String {
+pub(crate) fn postgres_url() -> String {
     std::env::var("EREBOR_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 /// A folder with workflow files, a state folder and a database.
-pub struct Sandbox {
-    pub dir: tempfile::TempDir,
-    pub backend: Backend,
+pub(crate) struct Sandbox {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) backend: Backend,
     pg_database: Option<String>,
 }
 
 impl Sandbox {
     /// A sandbox, or None (with a message) for Postgres when `EREBOR_TEST_SKIP_POSTGRES=1`.
-    pub fn new(backend: Backend) -> Option<Self> {
+    pub(crate) fn new(backend: Backend) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let pg_database = match backend {
             Backend::Sqlite => None,
@@ -52,17 +52,17 @@ impl Sandbox {
     }
 
     /// The sandbox folder.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// The state folder (`--home`).
-    pub fn home(&self) -> PathBuf {
+    pub(crate) fn home(&self) -> PathBuf {
         self.path().join(".erebor")
     }
 
     /// The store URL.
-    pub fn db_url(&self) -> String {
+    pub(crate) fn db_url(&self) -> String {
         match &self.pg_database {
             Some(name) => {
                 let server = postgres_url();
@@ -77,7 +77,7 @@ impl Sandbox {
     }
 
     /// Writes a file (creating folders).
-    pub fn write(&self, relative: &str, text: &str) -> PathBuf {
+    pub(crate) fn write(&self, relative: &str, text: &str) -> PathBuf {
         let path = self.path().join(relative);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, text).unwrap();
@@ -85,7 +85,7 @@ impl Sandbox {
     }
 
     /// Writes an executable script.
-    pub fn script(&self, relative: &str, text: &str) -> PathBuf {
+    pub(crate) fn script(&self, relative: &str, text: &str) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
         let path = self.write(relative, text);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -94,7 +94,7 @@ impl Sandbox {
 
     /// Copies the `command` step example (workflows/examples/command-pipeline.yaml and its
     /// scripts) into the sandbox: a pipeline of shell scripts that runs in about a second.
-    pub fn copy_command_pipeline(&self) -> PathBuf {
+    pub(crate) fn copy_command_pipeline(&self) -> PathBuf {
         let examples = repo_root().join("workflows/examples");
         let target = self.path().join("workflows/examples");
         copy_dir(
@@ -112,7 +112,7 @@ impl Sandbox {
     /// Copies the repository's ML workflows (quickstart.yaml, dpo-vs-dpop.yaml) and the model
     /// folders and task files they use into `workflows/` of the sandbox, as they sit in the
     /// repository.
-    pub fn copy_ml_workflows(&self) {
+    pub(crate) fn copy_ml_workflows(&self) {
         let repo = repo_root();
         let target = self.path().join("workflows");
         copy_dir(&repo.join("workflows/models"), &target.join("models"));
@@ -123,7 +123,7 @@ impl Sandbox {
     }
 
     /// `erebor` with this sandbox's state folder and database, run in the sandbox.
-    pub fn erebor(&self) -> Command {
+    pub(crate) fn erebor(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_erebor"));
         command
             .current_dir(self.path())
@@ -136,25 +136,25 @@ impl Sandbox {
     }
 
     /// Runs `erebor ARGS` to completion.
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.erebor().args(args).output().unwrap()
     }
 
     /// `erebor` as a user runs it in the sandbox: no `EREBOR_HOME` or `EREBOR_DB`, so the
     /// defaults apply (`.erebor/`, SQLite in it), which are this sandbox's folder and store.
-    pub fn erebor_as_user(&self) -> Command {
+    pub(crate) fn erebor_as_user(&self) -> Command {
         let mut command = self.erebor();
         command.env_remove("EREBOR_HOME").env_remove("EREBOR_DB");
         command
     }
 
     /// Runs `erebor ARGS` and expects exit code `code`; returns stdout.
-    pub fn expect(&self, args: &[&str], code: i32) -> String {
+    pub(crate) fn expect(&self, args: &[&str], code: i32) -> String {
         expect_exit(self.erebor(), args, code)
     }
 
     /// The id of the newest run.
-    pub fn latest_run(&self) -> Option<String> {
+    pub(crate) fn latest_run(&self) -> Option<String> {
         let out = self.expect(&["runs", "list", "--limit", "1"], 0);
         out.lines()
             .nth(1)
@@ -163,7 +163,7 @@ impl Sandbox {
     }
 
     /// Runs async assertions against the store.
-    pub fn with_store<T>(&self, f: impl AsyncFnOnce(erebor_store::Store) -> T) -> T {
+    pub(crate) fn with_store<T>(&self, f: impl AsyncFnOnce(erebor_store::Store) -> T) -> T {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -211,7 +211,7 @@ fn admin(sql: &str) {
 
 /// `rel` inside ../shared (or `$EREBOR_SHARED`), or None with a message when it is absent; under
 /// `CI=true` a missing fixture fails the test instead of skipping it.
-pub fn shared_path(rel: &str) -> Option<PathBuf> {
+pub(crate) fn shared_path(rel: &str) -> Option<PathBuf> {
     let path = std::env::var_os("EREBOR_SHARED")
         .map_or_else(|| repo_root().join("../shared"), PathBuf::from)
         .join(rel);
@@ -228,7 +228,7 @@ pub fn shared_path(rel: &str) -> Option<PathBuf> {
 }
 
 /// The repository root.
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .canonicalize()
@@ -249,7 +249,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Pids of live processes whose command line mentions `needle` (to find leftover steps).
-pub fn processes_mentioning(needle: &str) -> Vec<u32> {
+pub(crate) fn processes_mentioning(needle: &str) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = entry
@@ -301,7 +301,7 @@ macro_rules! on_both_backends {
 
 /// Runs `command ARGS` to completion and expects exit code `code`; returns stdout. A wrong code
 /// fails with both output streams.
-pub fn expect_exit(mut command: Command, args: &[&str], code: i32) -> String {
+pub(crate) fn expect_exit(mut command: Command, args: &[&str], code: i32) -> String {
     let output = command.args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -12,38 +12,38 @@ use std::path::PathBuf;
 /// erebor: preference-tuned language models from one YAML workflow, with every run recorded.
 #[derive(Debug, Parser)]
 #[command(name = "erebor", version, about, long_about = None, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Options every command shares.
     #[command(flatten)]
-    pub global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// Options every command shares.
 #[derive(Debug, clap::Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// Run store: `sqlite://PATH` or `postgres://...` (default: sqlite in the state folder).
     #[arg(long, global = true, env = "EREBOR_DB")]
-    pub db: Option<String>,
+    pub(crate) db: Option<String>,
     /// State folder for the default database, run folders and caches.
     #[arg(long, global = true, env = "EREBOR_HOME", default_value = ".erebor")]
-    pub home: PathBuf,
+    pub(crate) home: PathBuf,
     /// More log output on stderr (-v: debug, -vv: trace). `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
     /// Only warnings and errors on stderr, no progress bars.
     #[arg(short, long, global = true)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     /// Export tracing spans over OTLP/HTTP to this endpoint (off by default).
     #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
-    pub otlp_endpoint: Option<String>,
+    pub(crate) otlp_endpoint: Option<String>,
 }
 
 /// The command groups.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run a workflow file.
     Run(commands::run::RunArgs),
     /// Continue a failed, cancelled or killed run.
@@ -80,7 +80,7 @@ pub enum Command {
 
 impl Command {
     /// Runs the command.
-    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+    pub(crate) fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         match self {
             Command::Run(args) => args.execute(globals),
             Command::Resume(args) => args.execute(globals),
@@ -100,7 +100,7 @@ impl Command {
     }
 
     /// Whether this command is a step process, which logs differently (plain, to its log file).
-    pub fn is_step_process(&self) -> bool {
+    pub(crate) fn is_step_process(&self) -> bool {
         matches!(self, Command::StepExec(_))
     }
 }

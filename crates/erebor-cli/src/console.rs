@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Draws progress bars on stderr.
-pub struct Console {
+pub(crate) struct Console {
     multi: MultiProgress,
     bars: Mutex<BTreeMap<String, ProgressBar>>,
 }
@@ -22,7 +22,7 @@ impl Default for Console {
 
 impl Console {
     /// Bars on stderr.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             bars: Mutex::default(),

@@ -22,15 +22,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The run's executor and the others its steps ask for.
-pub struct Executors {
+pub(crate) struct Executors {
     /// Runs every step that does not name its own.
-    pub default: Arc<dyn Executor>,
+    pub(crate) default: Arc<dyn Executor>,
     /// Executors steps name for themselves.
-    pub others: Vec<Arc<dyn Executor>>,
+    pub(crate) others: Vec<Arc<dyn Executor>>,
 }
 
 /// The executors for `workflow` given `--executor` (None: the workflow's choice).
-pub fn build(
+pub(crate) fn build(
     choice: Option<ExecutorChoice>,
     workflow: &Workflow,
     registry: &KindRegistry,
@@ -60,7 +60,7 @@ pub fn build(
 
 /// Which executor runs `step`: its own `executor:`, else `--executor`, else the workflow's
 /// (None: in-process).
-pub fn kind_of(
+pub(crate) fn kind_of(
     choice: Option<ExecutorChoice>,
     workflow: &Workflow,
     step: &erebor_workflow::PlannedStep,
@@ -75,7 +75,7 @@ pub fn kind_of(
 
 /// The workflow as `erebor plan` should weigh it: steps that run on Slurm take their GPUs from
 /// the allocation, not from the runner's slots.
-pub fn for_planning(choice: Option<ExecutorChoice>, workflow: &Workflow) -> Workflow {
+pub(crate) fn for_planning(choice: Option<ExecutorChoice>, workflow: &Workflow) -> Workflow {
     let mut planned = workflow.clone();
     for step in &mut planned.steps {
         if kind_of(choice, workflow, step) == Some(ExecutorKind::Slurm) {

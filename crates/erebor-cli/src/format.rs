@@ -3,14 +3,14 @@
 use chrono::{DateTime, Local, TimeZone, Utc};
 
 /// A table printed with aligned columns.
-pub struct Table {
+pub(crate) struct Table {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
     /// A table with these column names.
-    pub fn new(header: &[&str]) -> Self {
+    pub(crate) fn new(header: &[&str]) -> Self {
         Self {
             header: header.iter().map(|h| (*h).to_owned()).collect(),
             rows: Vec::new(),
@@ -18,17 +18,17 @@ impl Table {
     }
 
     /// Adds a row.
-    pub fn row(&mut self, cells: Vec<String>) {
+    pub(crate) fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
     }
 
     /// Whether it has no rows.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
 
     /// Renders with two spaces between columns; the last column is not padded.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let columns = self.header.len();
         let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
         for row in &self.rows {
@@ -54,7 +54,7 @@ impl Table {
 }
 
 /// A time in ms since the epoch as local `YYYY-MM-DD HH:MM:SS`.
-pub fn time(ms: i64) -> String {
+pub(crate) fn time(ms: i64) -> String {
     match Local.timestamp_millis_opt(ms).single() {
         Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
         None => "?".to_owned(),
@@ -62,7 +62,7 @@ pub fn time(ms: i64) -> String {
 }
 
 /// A duration in ms as `1h02m`, `3m04s` or `5.2s` (whole units rounded down).
-pub fn duration_ms(ms: i64) -> String {
+pub(crate) fn duration_ms(ms: i64) -> String {
     const MINUTE: i64 = 60_000;
     const HOUR: i64 = 60 * MINUTE;
     let ms = ms.max(0);
@@ -76,12 +76,12 @@ pub fn duration_ms(ms: i64) -> String {
 }
 
 /// A duration in whole milliseconds, as the store's times are (saturating at `i64::MAX`).
-pub fn millis(duration: std::time::Duration) -> i64 {
+pub(crate) fn millis(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A metric value: integers without decimals, others with up to 6 significant digits.
-pub fn number(value: f64) -> String {
+pub(crate) fn number(value: f64) -> String {
     if value.is_nan() {
         "NaN".to_owned()
     } else if value.fract() == 0.0 && value.abs() < 1e15 {
@@ -99,7 +99,7 @@ pub fn number(value: f64) -> String {
 }
 
 /// Quotes a CSV field when needed.
-pub fn csv_field(text: &str) -> String {
+pub(crate) fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
@@ -108,7 +108,7 @@ pub fn csv_field(text: &str) -> String {
 }
 
 /// Parses `--since`: a duration ago (`2d`, `12h`), a date (`2026-11-27`) or an RFC 3339 time.
-pub fn parse_since(text: &str) -> Result<i64, String> {
+pub(crate) fn parse_since(text: &str) -> Result<i64, String> {
     if let Ok(ago) = erebor_workflow::fields::parse_duration(text) {
         return Ok(Utc::now().timestamp_millis() - millis(ago));
     }

@@ -7,16 +7,16 @@ use erebor_workflow::KindRegistry;
 use std::path::PathBuf;
 
 /// Shared state for one invocation.
-pub struct Globals {
+pub(crate) struct Globals {
     /// The global flags.
-    pub args: GlobalArgs,
+    pub(crate) args: GlobalArgs,
     /// The step kinds.
-    pub registry: KindRegistry,
+    pub(crate) registry: KindRegistry,
 }
 
 impl Globals {
     /// Builds the shared state from the flags.
-    pub fn new(args: GlobalArgs) -> Self {
+    pub(crate) fn new(args: GlobalArgs) -> Self {
         Self {
             args,
             registry: crate::kinds::registry(),
@@ -24,12 +24,12 @@ impl Globals {
     }
 
     /// The state folder (`.erebor` by default), absolute.
-    pub fn home(&self) -> PathBuf {
+    pub(crate) fn home(&self) -> PathBuf {
         std::path::absolute(&self.args.home).unwrap_or_else(|_| self.args.home.clone())
     }
 
     /// The database URL: `--db`, `EREBOR_DB`, or SQLite in the state folder.
-    pub fn db_url(&self) -> String {
+    pub(crate) fn db_url(&self) -> String {
         match &self.args.db {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", self.home().join("erebor.db").display()),
@@ -37,7 +37,7 @@ impl Globals {
     }
 
     /// Opens (and migrates) the run store.
-    pub async fn store(&self) -> anyhow::Result<erebor_store::Store> {
+    pub(crate) async fn store(&self) -> anyhow::Result<erebor_store::Store> {
         let url = self.db_url();
         erebor_store::Store::open(&url)
             .await
@@ -45,13 +45,13 @@ impl Globals {
     }
 
     /// Whether progress bars may be drawn.
-    pub fn progress_bars(&self) -> bool {
+    pub(crate) fn progress_bars(&self) -> bool {
         !self.args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr())
     }
 }
 
 /// A multi-threaded tokio runtime.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -6,7 +6,7 @@ use erebor_store::{MetricRow, RunRecord, RunStatus, StepLink, StepRecord, Store,
 use std::collections::BTreeMap;
 
 /// The metric rows of one step, and for a reused step the link they were read through.
-pub async fn step_metrics(
+pub(crate) async fn step_metrics(
     store: &Store,
     step: &StepRecord,
     key: Option<&str>,
@@ -15,7 +15,7 @@ pub async fn step_metrics(
 }
 
 /// The merged series per key of a step (latest attempt wins per index), and its reuse link.
-pub async fn step_series(
+pub(crate) async fn step_series(
     store: &Store,
     step: &StepRecord,
 ) -> anyhow::Result<(BTreeMap<String, Vec<(i64, f64)>>, Option<StepLink>)> {
@@ -24,7 +24,7 @@ pub async fn step_series(
 }
 
 /// The last value of each key of a step, and its reuse link.
-pub async fn final_values(
+pub(crate) async fn final_values(
     store: &Store,
     step: &StepRecord,
 ) -> anyhow::Result<(BTreeMap<String, f64>, Option<StepLink>)> {
@@ -37,7 +37,7 @@ pub async fn final_values(
 }
 
 /// How a value read through a reuse link is marked: `0.98 (reused from RUN:STEP)`.
-pub fn mark_reused(value: String, link: Option<&StepLink>) -> String {
+pub(crate) fn mark_reused(value: String, link: Option<&StepLink>) -> String {
     match link {
         Some(link) => format!("{value} (reused from {link})"),
         None => value,
@@ -45,7 +45,7 @@ pub fn mark_reused(value: String, link: Option<&StepLink>) -> String {
 }
 
 /// The status to show: a `running` run whose runner is gone shows as `killed`.
-pub fn display_status(run: &RunRecord) -> String {
+pub(crate) fn display_status(run: &RunRecord) -> String {
     if run.status != RunStatus::Running {
         return run.status.to_string();
     }
@@ -68,7 +68,7 @@ pub fn display_status(run: &RunRecord) -> String {
 }
 
 /// Steps of a run selected by `selector`: an exact id, or a matrix base (every arm).
-pub fn select_steps<'a>(steps: &'a [StepRecord], selector: &str) -> Vec<&'a StepRecord> {
+pub(crate) fn select_steps<'a>(steps: &'a [StepRecord], selector: &str) -> Vec<&'a StepRecord> {
     let normalised = erebor_workflow::matrix::normalise_id(selector);
     steps
         .iter()

@@ -3,7 +3,7 @@
 use erebor_workflow::KindRegistry;
 
 /// Every step kind `uses:` may name.
-pub fn registry() -> KindRegistry {
+pub(crate) fn registry() -> KindRegistry {
     KindRegistry::new()
         .with(erebor_steps::CommandKind)
         .with(erebor_steps::NoopKind)

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 /// The result of a command that did not fail outright.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Everything worked (exit 0).
     Success,
     /// A run finished with a failed step, or was cancelled (exit 1).
@@ -19,7 +19,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The process exit code.
-    pub fn exit_code(self) -> ExitCode {
+    pub(crate) fn exit_code(self) -> ExitCode {
         let code = match self {
             Outcome::Success => 0,
             Outcome::RunFailed => 1,
@@ -34,11 +34,11 @@ impl Outcome {
 /// An error caused by the user's input; the binary exits with 2 instead of 1.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct BadInput(pub String);
+pub(crate) struct BadInput(pub(crate) String);
 
 /// The exit outcome of a command that returned an error: 2 when the error (or its cause) is
 /// bad input, 1 otherwise.
-pub fn outcome_of_error(error: &anyhow::Error) -> Outcome {
+pub(crate) fn outcome_of_error(error: &anyhow::Error) -> Outcome {
     let bad_input = error.chain().any(|cause| {
         cause.is::<BadInput>()
             || cause.is::<erebor_workflow::WorkflowErrors>()

@@ -11,10 +11,10 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// Masks these values in every later log line (erebor-core's one redactor).
-pub use erebor_core::secrets::register as add_secrets;
+pub(crate) use erebor_core::secrets::register as add_secrets;
 
 /// Keeps the OTLP exporter alive; flushes it on drop.
-pub struct TelemetryGuard {
+pub(crate) struct TelemetryGuard {
     provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 
@@ -29,7 +29,7 @@ impl Drop for TelemetryGuard {
 }
 
 /// Installs the global subscriber. Step processes log plainly (their stderr is the step log).
-pub fn init(args: &GlobalArgs, step_process: bool) -> anyhow::Result<TelemetryGuard> {
+pub(crate) fn init(args: &GlobalArgs, step_process: bool) -> anyhow::Result<TelemetryGuard> {
     let default_level = match (args.quiet, args.verbose) {
         (true, _) => "warn",
         (false, 0) => "info",

@@ -20,67 +20,67 @@ use crate::outcome::{BadInput, Outcome};
 
 /// Arguments of `erebor eval`.
 #[derive(Debug, clap::Args)]
-pub struct EvalArgs {
+pub(crate) struct EvalArgs {
     /// The model: a Hugging Face checkpoint folder, a .gguf file, or `hf://models/OWNER/NAME[@REV]`
     /// from the `EREBOR_HF_MODELS` mirror.
-    pub model: PathBuf,
+    pub(crate) model: PathBuf,
     /// Comma-separated tasks: leaderboard names (`arc_challenge`, `arc_easy`, `hellaswag`,
     /// `mmlu`, `truthfulqa`, `winogrande`, `gsm8k`) or custom task files (`.yaml`).
     #[arg(long, value_delimiter = ',', required = true)]
-    pub tasks: Vec<String>,
+    pub(crate) tasks: Vec<String>,
     /// Few-shot examples (default: each task's own, e.g. 25 for `arc_challenge`).
     #[arg(long)]
-    pub num_fewshot: Option<usize>,
+    pub(crate) num_fewshot: Option<usize>,
     /// Documents per task, after the harness's shuffle.
     #[arg(long)]
-    pub limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
     /// Folder of `<task>_<split>.jsonl` files (laid out like ../shared/data/leaderboard), or
     /// `hf://datasets/OWNER/NAME[@REV][/DIR]` holding them.
     #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// `cpu` (Burn flex), `tch-cpu` or `cuda:N` (LibTorch; build with --features tch).
     #[arg(long, default_value = "cpu")]
-    pub device: DeviceSpec,
+    pub(crate) device: DeviceSpec,
     /// Compute dtype: f32, f16 or bf16 (default: f32 on CPU, bf16 on CUDA).
     #[arg(long)]
-    pub dtype: Option<String>,
+    pub(crate) dtype: Option<String>,
     /// Results and samples go to DIR/<model name>/ (default: <home>/eval).
     #[arg(long)]
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     /// Whose semantics: b281b09 (the Open LLM Leaderboard v1's, default) or v0.4.
     #[arg(long, default_value = "b281b09")]
-    pub harness: Harness,
+    pub(crate) harness: Harness,
     /// Sequences per forward pass.
     #[arg(long, default_value_t = 8)]
-    pub batch_size: usize,
+    pub(crate) batch_size: usize,
     /// Tokens per forward pass (sequences × padded length).
     #[arg(long, default_value_t = 16_384)]
-    pub max_batch_tokens: usize,
+    pub(crate) max_batch_tokens: usize,
     /// JSONL file the GSM8K exemplars come from.
     #[arg(long)]
-    pub gsm8k_exemplars: Option<PathBuf>,
+    pub(crate) gsm8k_exemplars: Option<PathBuf>,
     /// Few-shot sampler seed (default: the harness's, 42 for b281b09, 1234 for v0.4).
     #[arg(long)]
-    pub fewshot_seed: Option<u64>,
+    pub(crate) fewshot_seed: Option<u64>,
     /// Context window (default: the model's).
     #[arg(long)]
-    pub max_length: Option<usize>,
+    pub(crate) max_length: Option<usize>,
     /// Prepend BOS when tokenising (off, as lm-eval for Hugging Face models).
     #[arg(long)]
-    pub add_bos: bool,
+    pub(crate) add_bos: bool,
     /// Score every request on its own instead of computing a shared context once.
     #[arg(long)]
-    pub no_share_contexts: bool,
+    pub(crate) no_share_contexts: bool,
     /// Score every document again instead of resuming from the cache.
     #[arg(long)]
-    pub no_cache: bool,
+    pub(crate) no_cache: bool,
     /// Resume cache folder (default: <home>/cache/eval).
     #[arg(long)]
-    pub cache_dir: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
     /// Hub cache where `hf://datasets/...` data resolves from, laid out
     /// `hf/datasets/OWNER/NAME/REV/PATH` (default: <home>/cache, the workflow steps' cache).
     #[arg(long)]
-    pub hub_cache: Option<PathBuf>,
+    pub(crate) hub_cache: Option<PathBuf>,
 }
 
 fn bad(error: EvalError) -> anyhow::Error {
@@ -94,7 +94,7 @@ fn bad(error: EvalError) -> anyhow::Error {
 
 impl EvalArgs {
     /// Loads the model, evaluates, writes the files and prints the table.
-    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+    pub(crate) fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         let device = self.device;
         let dtype = match &self.dtype {
             Some(d) => Some(parse_dtype(d).map_err(|e| BadInput(e.to_string()))?),
@@ -230,7 +230,7 @@ impl ProgressReporter for BarProgress {
 /// current directory), or `hf://models/OWNER/NAME[@REV]` from the `EREBOR_HF_MODELS` mirror
 /// (docs/recipes.md); a reference that does not resolve is bad input naming it, the folder
 /// looked at and how to fill it. `erebor eval` and `erebor mt-bench` take MODEL through this.
-pub fn resolve_model_arg(model: &Path) -> Result<PathBuf, BadInput> {
+pub(crate) fn resolve_model_arg(model: &Path) -> Result<PathBuf, BadInput> {
     match model.to_str() {
         Some(spec) => erebor_core::hub_models::resolve_model(Path::new(""), spec)
             .map_err(|e| BadInput(e.to_string())),

@@ -6,13 +6,13 @@ use std::fmt::Write;
 
 /// Arguments of `erebor kinds`.
 #[derive(Debug, clap::Args)]
-pub struct KindsArgs {}
+pub(crate) struct KindsArgs {}
 
 impl KindsArgs {
     /// Prints every kind with its code version, summary and outputs.
     // Every command's arguments run through `execute(self, globals)`; these have no fields.
     #[allow(clippy::unused_self)]
-    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+    pub(crate) fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         let mut out = String::new();
         for kind in globals.registry.iter() {
             let info = kind.info();

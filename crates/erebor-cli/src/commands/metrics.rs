@@ -9,21 +9,21 @@ use std::collections::BTreeMap;
 
 /// Arguments of `erebor metrics`.
 #[derive(Debug, clap::Args)]
-pub struct MetricsArgs {
+pub(crate) struct MetricsArgs {
     /// The run id (or a unique prefix).
-    pub run: String,
+    pub(crate) run: String,
     /// Only this metric key.
     #[arg(long)]
-    pub key: Option<String>,
+    pub(crate) key: Option<String>,
     /// Only this step (a matrix base selects every arm).
     #[arg(long)]
-    pub step: Option<String>,
+    pub(crate) step: Option<String>,
     /// `table` (default), `csv` or `json`.
     #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
-    pub format: String,
+    pub(crate) format: String,
     /// Every attempt's rows instead of the merged series (the latest attempt wins per index).
     #[arg(long)]
-    pub all_attempts: bool,
+    pub(crate) all_attempts: bool,
 }
 
 struct Point {
@@ -38,7 +38,7 @@ struct Point {
 
 impl MetricsArgs {
     /// Prints the metrics.
-    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+    pub(crate) fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         let points = crate::globals::runtime()?.block_on(async {
             let store = globals.store().await?;
             let run = store

@@ -10,23 +10,23 @@ use std::path::PathBuf;
 
 /// Arguments of `erebor plan`.
 #[derive(Debug, clap::Args)]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     /// The workflow file.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Override a param: `--set name=value` (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
-    pub set: Vec<String>,
+    pub(crate) set: Vec<String>,
     /// `text` (default), `dot` (Graphviz) or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "dot", "json"])]
-    pub format: String,
+    pub(crate) format: String,
     /// The same options as `erebor run`, which change what runs.
     #[command(flatten)]
-    pub runner: RunnerArgs,
+    pub(crate) runner: RunnerArgs,
 }
 
 impl PlanArgs {
     /// Prints the plan.
-    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+    pub(crate) fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         let workflow = load_workflow(globals, &self.file, &self.set)?;
         let workflow = crate::executors::for_planning(self.runner.executor, &workflow);
         let limits = self.runner.limits()?;
@@ -60,7 +60,7 @@ impl PlanArgs {
 /// (the kinds' plan-time refusals, e.g. a training step whose memory estimate exceeds the
 /// device's memory). A step reused from the cache is not refused (the plan notes it).
 /// `erebor run` refuses the workflow on any before a step starts.
-pub async fn refusals(
+pub(crate) async fn refusals(
     globals: &Globals,
     store: &erebor_store::Store,
     runner: &RunnerArgs,

@@ -9,33 +9,33 @@ use std::path::PathBuf;
 
 /// Arguments of `erebor report`.
 #[derive(Debug, clap::Args)]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     /// The run id (or a unique prefix).
-    pub run: String,
+    pub(crate) run: String,
     /// Overlay another run's curves: `RUN` (its steps with the same ids) or `RUN:STEP`. Repeatable.
     #[arg(long, value_name = "RUN[:STEP]")]
-    pub compare: Vec<String>,
+    pub(crate) compare: Vec<String>,
     /// Folder to write report.html, report.md and charts/ into (default: reports/RUN in the state folder).
     #[arg(long)]
-    pub out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Only chart these steps (ids, arms or matrix bases; default: every step with a curve). Repeatable.
     #[arg(long)]
-    pub step: Vec<String>,
+    pub(crate) step: Vec<String>,
     /// Only chart these metric keys (default: every key with more than one point). Repeatable.
     #[arg(long)]
-    pub key: Vec<String>,
+    pub(crate) key: Vec<String>,
     /// The page title.
     #[arg(long)]
-    pub title: Option<String>,
+    pub(crate) title: Option<String>,
     /// Chart this schedule's history (its `expect:` metrics over its runs, regressions marked);
     /// default: the schedule that started the run, if any.
     #[arg(long)]
-    pub schedule: Option<String>,
+    pub(crate) schedule: Option<String>,
 }
 
 impl ReportArgs {
     /// Gathers the run's data, writes the report and prints where it is.
-    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+    pub(crate) fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         let selection = Selection {
             steps: self.step.clone(),
             keys: self.key.clone(),

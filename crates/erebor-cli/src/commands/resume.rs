@@ -8,20 +8,20 @@ use erebor_workflow::{LoadOptions, MissingParams};
 
 /// Arguments of `erebor resume`.
 #[derive(Debug, clap::Args)]
-pub struct ResumeArgs {
+pub(crate) struct ResumeArgs {
     /// The run id (or a unique prefix).
-    pub run: String,
+    pub(crate) run: String,
     /// Values for secret params, which are never stored: `--set name=value`.
     #[arg(long = "set", value_name = "NAME=VALUE")]
-    pub set: Vec<String>,
+    pub(crate) set: Vec<String>,
     /// How the steps run.
     #[command(flatten)]
-    pub runner: RunnerArgs,
+    pub(crate) runner: RunnerArgs,
 }
 
 impl ResumeArgs {
     /// Reloads the run's stored workflow and params and continues it.
-    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+    pub(crate) fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         let runtime = crate::globals::runtime()?;
         runtime.block_on(async {
             let store = globals.store().await?;

@@ -12,44 +12,44 @@ use std::time::Duration;
 
 /// Arguments of `erebor run`.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The workflow file.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Override a param: `--set name=value` (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
-    pub set: Vec<String>,
+    pub(crate) set: Vec<String>,
     /// How the steps run.
     #[command(flatten)]
-    pub runner: RunnerArgs,
+    pub(crate) runner: RunnerArgs,
 }
 
 /// Options shared by `run` and `resume`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct RunnerArgs {
+pub(crate) struct RunnerArgs {
     /// Steps running at once (default: the number of CPUs).
     #[arg(long, short = 'j')]
-    pub jobs: Option<usize>,
+    pub(crate) jobs: Option<usize>,
     /// GPU slots: a count (`2`), a list of device ids (`0,3`) or `none` (default: from
     /// `CUDA_VISIBLE_DEVICES`, else the NVIDIA devices present).
     #[arg(long)]
-    pub gpus: Option<String>,
+    pub(crate) gpus: Option<String>,
     /// Run this step even if a cached result exists (a matrix base selects all arms; repeatable).
     #[arg(long, value_name = "STEP")]
-    pub force: Vec<String>,
+    pub(crate) force: Vec<String>,
     /// Never reuse cached results.
     #[arg(long)]
-    pub no_cache: bool,
+    pub(crate) no_cache: bool,
     /// Where steps run (default: the workflow's `executor:`, else local).
     #[arg(long, value_enum)]
-    pub executor: Option<ExecutorChoice>,
+    pub(crate) executor: Option<ExecutorChoice>,
     /// Time a stopped step gets to checkpoint before it is killed.
     #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
-    pub stop_grace: Duration,
+    pub(crate) stop_grace: Duration,
 }
 
 /// The executors `--executor` offers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ExecutorChoice {
+pub(crate) enum ExecutorChoice {
     /// A child process per step (the default).
     Local,
     /// A thread of the runner per step: for measuring the engine; a crashing step takes the
@@ -62,7 +62,7 @@ pub enum ExecutorChoice {
 
 impl ExecutorChoice {
     /// The choice recorded in a run's options under this executor name.
-    pub fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         match name {
             "local" => Some(ExecutorChoice::Local),
             "in-process" => Some(ExecutorChoice::InProcess),
@@ -78,7 +78,7 @@ fn parse_duration_arg(text: &str) -> Result<Duration, String> {
 
 impl RunArgs {
     /// Loads, runs and reports.
-    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+    pub(crate) fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         let workflow = load_workflow(globals, &self.file, &self.set)?;
         crate::telemetry::add_secrets(workflow.params.secret_values());
         let runtime = crate::globals::runtime()?;
@@ -103,7 +103,7 @@ impl RunArgs {
 impl RunnerArgs {
     /// The scheduler's limits: `--jobs` (default: the CPU count), `--gpus` (default: the GPUs
     /// found), `--force`, `--no-cache`.
-    pub fn limits(&self) -> anyhow::Result<Limits> {
+    pub(crate) fn limits(&self) -> anyhow::Result<Limits> {
         let gpus = match &self.gpus {
             Some(spec) => parse_gpus(spec).map_err(BadInput)?,
             None => detect_gpus(),
@@ -120,7 +120,7 @@ impl RunnerArgs {
 }
 
 /// Builds an engine with the console or tracing subscriber and signal handling.
-pub fn build_engine(
+pub(crate) fn build_engine(
     globals: &Globals,
     store: erebor_store::Store,
     runner: &RunnerArgs,
@@ -169,7 +169,7 @@ pub fn build_engine(
 }
 
 /// Prints the summary on stdout and picks the exit code.
-pub fn report(summary: &RunSummary) -> Outcome {
+pub(crate) fn report(summary: &RunSummary) -> Outcome {
     let run = &summary.run_id;
     println!("run {run}: {}", summary.status);
     for step in &summary.summary.failed {
@@ -195,7 +195,11 @@ pub fn report(summary: &RunSummary) -> Outcome {
 }
 
 /// Loads a workflow file to run (or plan) with `--set` overrides; every param must have a value.
-pub fn load_workflow(globals: &Globals, file: &Path, set: &[String]) -> anyhow::Result<Workflow> {
+pub(crate) fn load_workflow(
+    globals: &Globals,
+    file: &Path,
+    set: &[String],
+) -> anyhow::Result<Workflow> {
     let options = LoadOptions {
         overrides: parse_overrides(set)?,
         missing: MissingParams::Error,
@@ -209,7 +213,7 @@ pub fn load_workflow(globals: &Globals, file: &Path, set: &[String]) -> anyhow::
 }
 
 /// Parses `--set name=value` flags.
-pub fn parse_overrides(flags: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+pub(crate) fn parse_overrides(flags: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     flags
         .iter()
         .map(|flag| {
@@ -220,7 +224,7 @@ pub fn parse_overrides(flags: &[String]) -> anyhow::Result<Vec<(String, String)>
 }
 
 /// `2` → [0, 1]; `0,3` → [0, 3]; `none` → [].
-pub fn parse_gpus(spec: &str) -> Result<Vec<u32>, String> {
+pub(crate) fn parse_gpus(spec: &str) -> Result<Vec<u32>, String> {
     let spec = spec.trim();
     if spec.is_empty() || spec == "none" {
         return Ok(Vec::new());
@@ -242,7 +246,7 @@ pub fn parse_gpus(spec: &str) -> Result<Vec<u32>, String> {
 }
 
 /// GPU slots from `CUDA_VISIBLE_DEVICES`, else the NVIDIA devices in /dev.
-pub fn detect_gpus() -> Vec<u32> {
+pub(crate) fn detect_gpus() -> Vec<u32> {
     if let Ok(visible) = std::env::var("CUDA_VISIBLE_DEVICES") {
         let ids: Vec<u32> = visible
             .split(',')

@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 /// The `runs` subcommands.
 #[derive(Debug, clap::Subcommand)]
-pub enum RunsCommand {
+pub(crate) enum RunsCommand {
     /// List runs, newest first.
     List(ListArgs),
     /// Show one run: params, steps, attempts, outputs, final metrics.
@@ -22,42 +22,42 @@ pub enum RunsCommand {
 
 /// Arguments of `erebor runs list`.
 #[derive(Debug, clap::Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Only runs of this workflow (its `name:`).
     #[arg(long)]
-    pub workflow: Option<String>,
+    pub(crate) workflow: Option<String>,
     /// Only runs with this status: running, succeeded, failed, cancelled.
     #[arg(long)]
-    pub status: Option<String>,
+    pub(crate) status: Option<String>,
     /// Only runs since: `2d`, `12h`, `2026-11-27` or an RFC 3339 time.
     #[arg(long)]
-    pub since: Option<String>,
+    pub(crate) since: Option<String>,
     /// At most this many.
     #[arg(long, default_value_t = 50)]
-    pub limit: i64,
+    pub(crate) limit: i64,
 }
 
 /// Arguments of `erebor runs show`.
 #[derive(Debug, clap::Args)]
-pub struct ShowArgs {
+pub(crate) struct ShowArgs {
     /// The run id (or a unique prefix).
-    pub run: String,
+    pub(crate) run: String,
 }
 
 /// Arguments of `erebor runs compare`.
 #[derive(Debug, clap::Args)]
-pub struct CompareArgs {
+pub(crate) struct CompareArgs {
     /// RUN or RUN:STEP, two or more (one RUN:STEP of a matrix base compares its arms).
     #[arg(required = true)]
-    pub subjects: Vec<String>,
+    pub(crate) subjects: Vec<String>,
     /// Show rows that are equal too.
     #[arg(long)]
-    pub all: bool,
+    pub(crate) all: bool,
 }
 
 impl RunsCommand {
     /// Runs the subcommand.
-    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+    pub(crate) fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         let text = crate::globals::runtime()?.block_on(async {
             let store = globals.store().await?;
             match self {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 /// The `schedule` subcommands.
 #[derive(Debug, clap::Subcommand)]
-pub enum ScheduleCommand {
+pub(crate) enum ScheduleCommand {
     /// Add a schedule: run FILE at the times of a cron expression (fired by `erebor scheduler`).
     Add(AddArgs),
     /// List schedules: next fire time, last run and its status.
@@ -32,66 +32,66 @@ pub enum ScheduleCommand {
 
 /// A schedule name.
 #[derive(Debug, clap::Args)]
-pub struct NameArg {
+pub(crate) struct NameArg {
     /// The schedule's name.
-    pub name: String,
+    pub(crate) name: String,
 }
 
 /// Arguments of `erebor schedule add`.
 #[derive(Debug, clap::Args)]
-pub struct AddArgs {
+pub(crate) struct AddArgs {
     /// The schedule's name.
-    pub name: String,
+    pub(crate) name: String,
     /// The workflow file.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Cron expression: `MIN HOUR DOM MON DOW`, or with seconds first (6 fields).
     #[arg(long)]
-    pub cron: String,
+    pub(crate) cron: String,
     /// IANA time zone the expression is read in.
     #[arg(long, default_value = "UTC")]
-    pub tz: String,
+    pub(crate) tz: String,
     /// Override a param: `--set name=value` (repeatable; secret params come from their
     /// environment variable in the scheduler, never from here).
     #[arg(long = "set", value_name = "NAME=VALUE")]
-    pub set: Vec<String>,
+    pub(crate) set: Vec<String>,
     /// Ticks missed while no scheduler ran: skip | latest | all:N.
     #[arg(long, default_value = "skip")]
-    pub missed: String,
+    pub(crate) missed: String,
     /// A tick while an earlier run of the schedule is unfinished: skip | queue | allow.
     #[arg(long, default_value = "skip")]
-    pub overlap: String,
+    pub(crate) overlap: String,
     /// Steps that must run anew, not from the cache (comma-separated; a matrix base selects
     /// all arms).
     #[arg(long, value_delimiter = ',', conflicts_with = "fresh_all")]
-    pub fresh: Vec<String>,
+    pub(crate) fresh: Vec<String>,
     /// Every step runs anew.
     #[arg(long)]
-    pub fresh_all: bool,
+    pub(crate) fresh_all: bool,
     /// Name of the environment variable (of the scheduler) holding the webhook URL a
     /// regression notice is posted to; the URL is a secret and is never stored.
     #[arg(long, value_name = "VAR")]
-    pub notify_env: Option<String>,
+    pub(crate) notify_env: Option<String>,
     /// Regression band: median ± K·MAD of the earlier fresh runs.
     #[arg(long, default_value_t = 3.0)]
-    pub regression_k: f64,
+    pub(crate) regression_k: f64,
     /// Replace a schedule of the same name (its tick history is kept).
     #[arg(long)]
-    pub replace: bool,
+    pub(crate) replace: bool,
 }
 
 /// Arguments of `erebor schedule history`.
 #[derive(Debug, clap::Args)]
-pub struct HistoryArgs {
+pub(crate) struct HistoryArgs {
     /// The schedule's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Print JSON (one object per tick) instead of a table.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 impl ScheduleCommand {
     /// Runs the subcommand.
-    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+    pub(crate) fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         let text = crate::globals::runtime()?.block_on(async {
             let store = globals.store().await?;
             let clock = Clock::from_env();
@@ -284,7 +284,7 @@ async fn run_status(store: &Store, run_id: &str) -> anyhow::Result<String> {
 
 /// `regressed` instead of `shown` when a schedule's evaluation marked the run regressed (used
 /// by `runs list` too).
-pub async fn status_with_regression(
+pub(crate) async fn status_with_regression(
     store: &Store,
     run_id: &str,
     shown: String,
@@ -329,7 +329,7 @@ async fn remove(store: &Store, name: &str) -> anyhow::Result<String> {
 /// A schedule's history, oldest first (the plain data of `erebor schedule history`, for
 /// reports and charts): [`Store::schedule_history`]. A schedule that was removed still has
 /// its history; a name that never had ticks or a schedule is an error.
-pub async fn schedule_history(
+pub(crate) async fn schedule_history(
     store: &Store,
     name: &str,
 ) -> anyhow::Result<Vec<ScheduleHistoryEntry>> {

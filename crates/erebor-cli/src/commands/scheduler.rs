@@ -12,25 +12,25 @@ use std::time::Duration;
 
 /// Arguments of `erebor scheduler`.
 #[derive(Debug, clap::Args)]
-pub struct SchedulerArgs {
+pub(crate) struct SchedulerArgs {
     /// Time between looks at the schedules.
     #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
-    pub poll: Duration,
+    pub(crate) poll: Duration,
     /// A tick first seen later than this after its time counts as missed (`--missed`).
     #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
-    pub late_after: Duration,
+    pub(crate) late_after: Duration,
     /// Steps running at once in each run (default: the number of CPUs).
     #[arg(long, short = 'j')]
-    pub jobs: Option<usize>,
+    pub(crate) jobs: Option<usize>,
     /// GPU slots: a count, a list of device ids or `none` (default: the GPUs found).
     #[arg(long)]
-    pub gpus: Option<String>,
+    pub(crate) gpus: Option<String>,
     /// Where steps run (default: each workflow's `executor:`, else local).
     #[arg(long, value_enum)]
-    pub executor: Option<ExecutorChoice>,
+    pub(crate) executor: Option<ExecutorChoice>,
     /// Time a stopped step gets to checkpoint before it is killed (on SIGTERM).
     #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
-    pub stop_grace: Duration,
+    pub(crate) stop_grace: Duration,
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
@@ -39,7 +39,7 @@ fn parse_duration_arg(text: &str) -> Result<Duration, String> {
 
 impl SchedulerArgs {
     /// Runs the daemon until SIGTERM / SIGINT.
-    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+    pub(crate) fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         let gpus = match &self.gpus {
             Some(spec) => parse_gpus(spec).map_err(BadInput)?,
             None => detect_gpus(),

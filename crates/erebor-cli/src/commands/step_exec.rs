@@ -9,15 +9,15 @@ use std::path::PathBuf;
 
 /// Arguments of `erebor step-exec`.
 #[derive(Debug, clap::Args)]
-pub struct StepExecArgs {
+pub(crate) struct StepExecArgs {
     /// The request file written by the runner.
     #[arg(long)]
-    pub request: PathBuf,
+    pub(crate) request: PathBuf,
 }
 
 impl StepExecArgs {
     /// Runs the step and exits with its failure class's exit code.
-    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+    pub(crate) fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         if let Ok(secrets) = erebor_engine::protocol::secrets_from_env() {
             crate::telemetry::add_secrets(secrets.into_values());
         }

@@ -7,17 +7,17 @@ use std::path::PathBuf;
 
 /// Arguments of `erebor validate`.
 #[derive(Debug, clap::Args)]
-pub struct ValidateArgs {
+pub(crate) struct ValidateArgs {
     /// The workflow file.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Override a param: `--set name=value` (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
-    pub set: Vec<String>,
+    pub(crate) set: Vec<String>,
 }
 
 impl ValidateArgs {
     /// Loads and validates the file; prints a one-line summary on success.
-    pub fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
+    pub(crate) fn execute(self, globals: &Globals) -> anyhow::Result<Outcome> {
         let overrides = crate::commands::run::parse_overrides(&self.set)?;
         let options = LoadOptions {
             overrides,

@@ -8,17 +8,17 @@ use anyhow::Context;
 use std::path::PathBuf;
 
 /// The environment variable naming the test clock file.
-pub const TEST_CLOCK_ENV: &str = "EREBOR_TEST_CLOCK";
+pub(crate) const TEST_CLOCK_ENV: &str = "EREBOR_TEST_CLOCK";
 
 /// Where "now" comes from.
 #[derive(Clone, Debug)]
-pub struct Clock {
+pub(crate) struct Clock {
     file: Option<PathBuf>,
 }
 
 impl Clock {
     /// The test clock when `EREBOR_TEST_CLOCK` is set, else the system clock.
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         Self {
             file: std::env::var_os(TEST_CLOCK_ENV)
                 .filter(|v| !v.is_empty())
@@ -27,7 +27,7 @@ impl Clock {
     }
 
     /// Now, in ms since the epoch.
-    pub fn now_ms(&self) -> anyhow::Result<i64> {
+    pub(crate) fn now_ms(&self) -> anyhow::Result<i64> {
         let Some(file) = &self.file else {
             return Ok(erebor_store::now_ms());
         };
@@ -43,7 +43,7 @@ impl Clock {
 }
 
 /// Parses ms since the epoch or an RFC 3339 time.
-pub fn parse_time(text: &str) -> anyhow::Result<i64> {
+pub(crate) fn parse_time(text: &str) -> anyhow::Result<i64> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }

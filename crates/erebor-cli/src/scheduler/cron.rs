@@ -16,7 +16,7 @@ use std::str::FromStr;
 
 /// Why a cron expression or time zone was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum CronSpecError {
+pub(crate) enum CronSpecError {
     /// The expression does not parse.
     #[error(
         "invalid cron expression `{expr}`: {reason} (5 fields `MIN HOUR DOM MON DOW`, or 6 with seconds first)"
@@ -36,7 +36,7 @@ pub enum CronSpecError {
 
 /// A cron expression in a time zone.
 #[derive(Clone, Debug)]
-pub struct CronSpec {
+pub(crate) struct CronSpec {
     cron: croner::Cron,
     tz: Tz,
 }
@@ -47,7 +47,7 @@ const MAX_STEPS: usize = 200_000;
 
 impl CronSpec {
     /// Parses `expr` (seconds optional) and the IANA zone `tz`.
-    pub fn parse(expr: &str, tz: &str) -> Result<Self, CronSpecError> {
+    pub(crate) fn parse(expr: &str, tz: &str) -> Result<Self, CronSpecError> {
         let tz = Tz::from_str(tz).map_err(|_| CronSpecError::TimeZone(tz.to_owned()))?;
         let cron = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Optional)
@@ -69,12 +69,12 @@ impl CronSpec {
     }
 
     /// The zone.
-    pub fn tz(&self) -> Tz {
+    pub(crate) fn tz(&self) -> Tz {
         self.tz
     }
 
     /// The first tick strictly after `after_ms`.
-    pub fn next_after(&self, after_ms: i64) -> Option<i64> {
+    pub(crate) fn next_after(&self, after_ms: i64) -> Option<i64> {
         let start = DateTime::<Utc>::from_timestamp_millis(after_ms)?;
         let mut wall = start.with_timezone(&self.tz).naive_local();
         for _ in 0..MAX_STEPS {
@@ -93,7 +93,12 @@ impl CronSpec {
     /// and whether older ones were left out. The search starts an hour before `until_ms` and
     /// doubles its window until it holds `cap` ticks or reaches `after_ms`, so a scheduler that
     /// was down for a year does not walk a per-second schedule tick by tick.
-    pub fn ticks_between(&self, after_ms: i64, until_ms: i64, cap: usize) -> (Vec<i64>, bool) {
+    pub(crate) fn ticks_between(
+        &self,
+        after_ms: i64,
+        until_ms: i64,
+        cap: usize,
+    ) -> (Vec<i64>, bool) {
         let mut window: i64 = 3_600_000;
         loop {
             let from = after_ms.max(until_ms.saturating_sub(window));

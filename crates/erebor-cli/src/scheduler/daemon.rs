@@ -44,27 +44,27 @@ use tokio::task::JoinHandle;
 const MAX_TICKS_PER_PASS: usize = 1000;
 
 /// The environment variable of the test hook (module docs).
-pub const STALL_AFTER_CLAIM_ENV: &str = "EREBOR_TEST_SCHEDULER_STALL_AFTER_CLAIM";
+pub(crate) const STALL_AFTER_CLAIM_ENV: &str = "EREBOR_TEST_SCHEDULER_STALL_AFTER_CLAIM";
 
 /// How the daemon runs.
 #[derive(Clone, Debug)]
-pub struct DaemonOptions {
+pub(crate) struct DaemonOptions {
     /// Time between passes.
-    pub poll: Duration,
+    pub(crate) poll: Duration,
     /// A tick seen later than this after its time was missed.
-    pub late_after: Duration,
+    pub(crate) late_after: Duration,
     /// Steps running at once in each run (default: the CPU count).
-    pub jobs: usize,
+    pub(crate) jobs: usize,
     /// GPU slots.
-    pub gpus: Vec<u32>,
+    pub(crate) gpus: Vec<u32>,
     /// Where steps run (None: each workflow's `executor:`, else local).
-    pub executor: Option<ExecutorChoice>,
+    pub(crate) executor: Option<ExecutorChoice>,
     /// Time a stopped step gets to checkpoint.
-    pub stop_grace: Duration,
+    pub(crate) stop_grace: Duration,
 }
 
 /// What every task of the daemon shares.
-pub struct Daemon {
+pub(crate) struct Daemon {
     store: Store,
     registry: KindRegistry,
     home: PathBuf,
@@ -82,7 +82,7 @@ type Active = HashMap<(String, i64), JoinHandle<()>>;
 impl Daemon {
     /// A daemon over `store`; `control` stops it (and its runs).
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         store: Store,
         registry: KindRegistry,
         home: PathBuf,
@@ -106,7 +106,7 @@ impl Daemon {
     }
 
     /// Runs passes until stopped, then waits for the running runs to wind down.
-    pub async fn run(self: Arc<Self>) -> anyhow::Result<()> {
+    pub(crate) async fn run(self: Arc<Self>) -> anyhow::Result<()> {
         let mut active = Active::new();
         let mut stop = self.control.subscribe();
         tracing::info!(pid = self.pid, store = %self.store.url(), "scheduler started");

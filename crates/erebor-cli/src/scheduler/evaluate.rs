@@ -16,10 +16,10 @@ use erebor_workflow::Workflow;
 use std::collections::BTreeMap;
 
 /// Default band width when the schedule is gone.
-pub const DEFAULT_K: f64 = 3.0;
+pub(crate) const DEFAULT_K: f64 = 3.0;
 
 /// Evaluates the finished run of `tick` (k: the band width in MADs).
-pub async fn evaluate(
+pub(crate) async fn evaluate(
     store: &Store,
     tick: &TickRecord,
     run: &RunRecord,
@@ -62,7 +62,7 @@ pub async fn evaluate(
 }
 
 /// The fresh-step selectors the run was started with (stored in its options' tags).
-pub fn fresh_steps_of(run: &RunRecord) -> Vec<String> {
+pub(crate) fn fresh_steps_of(run: &RunRecord) -> Vec<String> {
     run.options
         .pointer("/tags/fresh")
         .and_then(|v| v.as_array())

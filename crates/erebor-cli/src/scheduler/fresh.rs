@@ -1,4 +1,4 @@
 //! Which steps a schedule's runs must run fresh (not reuse from the cache).
 
 /// The steps a schedule runs fresh: `["*"]` is every step.
-pub const FRESH_ALL: &str = "*";
+pub(crate) const FRESH_ALL: &str = "*";

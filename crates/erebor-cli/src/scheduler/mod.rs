@@ -10,13 +10,13 @@
 //! - [`notify`]: the JSON notice posted to a schedule's webhook.
 //! - [`FRESH_ALL`]: the entry of a schedule's fresh steps that means every step.
 
-pub mod clock;
-pub mod cron;
-pub mod daemon;
-pub mod evaluate;
+pub(crate) mod clock;
+pub(crate) mod cron;
+pub(crate) mod daemon;
+pub(crate) mod evaluate;
 mod fresh;
-pub mod notify;
-pub mod policy;
-pub mod regression;
+pub(crate) mod notify;
+pub(crate) mod policy;
+pub(crate) mod regression;
 
-pub use fresh::FRESH_ALL;
+pub(crate) use fresh::FRESH_ALL;

@@ -7,31 +7,31 @@ use std::time::Duration;
 
 /// The body of a notice.
 #[derive(Debug, serde::Serialize)]
-pub struct Notice<'a> {
+pub(crate) struct Notice<'a> {
     /// Always `erebor.schedule.regression`.
-    pub event: &'static str,
+    pub(crate) event: &'static str,
     /// The schedule.
-    pub schedule: &'a str,
+    pub(crate) schedule: &'a str,
     /// The tick time, RFC 3339 UTC.
-    pub tick_at: String,
+    pub(crate) tick_at: String,
     /// The run.
-    pub run_id: Option<&'a str>,
+    pub(crate) run_id: Option<&'a str>,
     /// The run's workflow name.
-    pub workflow: &'a str,
+    pub(crate) workflow: &'a str,
     /// The workflow file's sha256 when the run started.
-    pub workflow_sha256: &'a str,
+    pub(crate) workflow_sha256: &'a str,
     /// The erebor version that ran it.
-    pub erebor_version: &'a str,
+    pub(crate) erebor_version: &'a str,
     /// Why it regressed.
-    pub reasons: &'a [String],
+    pub(crate) reasons: &'a [String],
     /// What it measured.
-    pub measurements: &'a std::collections::BTreeMap<String, f64>,
+    pub(crate) measurements: &'a std::collections::BTreeMap<String, f64>,
 }
 
 /// Sends the notice for `tick` once (the store's `claim_notice` decides who sends), if the
 /// schedule names a webhook. Delivery problems are recorded on the tick and logged without
 /// the URL.
-pub async fn send_once(
+pub(crate) async fn send_once(
     store: &Store,
     http: &reqwest::Client,
     schedule: &Schedule,
@@ -92,7 +92,7 @@ async fn post(http: &reqwest::Client, url: &str, notice: &Notice<'_>) -> Result<
 }
 
 /// ms since the epoch as RFC 3339 UTC.
-pub fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms).map_or_else(
         || ms.to_string(),
         |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

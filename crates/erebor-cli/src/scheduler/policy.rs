@@ -12,7 +12,7 @@
 
 /// What happens to ticks missed while no scheduler ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Missed {
+pub(crate) enum Missed {
     /// None fires.
     Skip,
     /// The newest fires, unless an on-time tick does.
@@ -23,7 +23,7 @@ pub enum Missed {
 
 /// What happens to a tick while an earlier run of the schedule is unfinished.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Overlap {
+pub(crate) enum Overlap {
     /// It is skipped (recorded as such).
     Skip,
     /// It waits until the earlier runs end, then fires.
@@ -84,16 +84,16 @@ impl std::fmt::Display for Overlap {
 
 /// The ticks that fire and those that are skipped (with why), each oldest first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Due {
+pub(crate) struct Due {
     /// Ticks to fire.
-    pub fire: Vec<i64>,
+    pub(crate) fire: Vec<i64>,
     /// Ticks to record as skipped.
-    pub skip: Vec<(i64, String)>,
+    pub(crate) skip: Vec<(i64, String)>,
 }
 
 /// Splits `ticks` (oldest first, all at or before `now`) into those that fire and those
 /// skipped, by lateness and the missed policy.
-pub fn due_ticks(ticks: &[i64], now: i64, late_after_ms: i64, missed: Missed) -> Due {
+pub(crate) fn due_ticks(ticks: &[i64], now: i64, late_after_ms: i64, missed: Missed) -> Due {
     let (late, on_time): (Vec<i64>, Vec<i64>) =
         ticks.iter().partition(|&&tick| now - tick > late_after_ms);
     let catch_up: Vec<i64> = match missed {
@@ -114,7 +114,7 @@ pub fn due_ticks(ticks: &[i64], now: i64, late_after_ms: i64, missed: Missed) ->
 
 /// Whether a claimed tick may start now, given its schedule's policy and whether an earlier
 /// tick of the same schedule is unfinished (its run not yet ended).
-pub fn may_start(overlap: Overlap, earlier_unfinished: bool) -> bool {
+pub(crate) fn may_start(overlap: Overlap, earlier_unfinished: bool) -> bool {
     match overlap {
         // A skip schedule skipped the tick when it was claimed if a run was going; one claimed
         // anyway (a re-driven tick) starts.

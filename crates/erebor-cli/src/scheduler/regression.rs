@@ -9,27 +9,27 @@
 use std::collections::BTreeMap;
 
 /// Earlier fresh runs needed before a band is drawn.
-pub const MIN_RUNS: usize = 3;
+pub(crate) const MIN_RUNS: usize = 3;
 /// At most this many of the newest earlier fresh runs make the band.
-pub const WINDOW: usize = 20;
+pub(crate) const WINDOW: usize = 20;
 /// Relative tolerance of a band of zero width.
-pub const TOLERANCE: f64 = 1e-9;
+pub(crate) const TOLERANCE: f64 = 1e-9;
 
 /// The band a metric is expected in.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Band {
+pub(crate) struct Band {
     /// Median of the earlier values.
-    pub median: f64,
+    pub(crate) median: f64,
     /// Their median absolute deviation.
-    pub mad: f64,
+    pub(crate) mad: f64,
     /// Lower edge.
-    pub low: f64,
+    pub(crate) low: f64,
     /// Upper edge.
-    pub high: f64,
+    pub(crate) high: f64,
 }
 
 /// The median of `values` (not empty).
-pub fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;
@@ -41,7 +41,7 @@ pub fn median(values: &[f64]) -> f64 {
 }
 
 /// The band over `earlier` with half-width k·MAD, or None with fewer than [`MIN_RUNS`] values.
-pub fn band(earlier: &[f64], k: f64) -> Option<Band> {
+pub(crate) fn band(earlier: &[f64], k: f64) -> Option<Band> {
     if earlier.len() < MIN_RUNS {
         return None;
     }
@@ -60,7 +60,7 @@ pub fn band(earlier: &[f64], k: f64) -> Option<Band> {
 /// Why a run regressed: its `expect:` misses, then each metric outside its band over the
 /// earlier fresh runs (`earlier`, oldest first; the newest [`WINDOW`] are used). Empty when
 /// it did not.
-pub fn regression_reasons(
+pub(crate) fn regression_reasons(
     expect_failures: &[String],
     measurements: &BTreeMap<String, f64>,
     earlier: &[BTreeMap<String, f64>],

@@ -4,5 +4,5 @@
 //! - [`mt_bench`]: the `mt-bench` kind's judgment cache over the run store.
 //! - [`report`]: gathering a `report` step's data from the store in the runner.
 
-pub mod mt_bench;
-pub mod report;
+pub(crate) mod mt_bench;
+pub(crate) mod report;

@@ -5,7 +5,7 @@ use crate::outcome::Outcome;
 
 /// `erebor model ...`
 #[derive(Debug, clap::Subcommand)]
-pub enum ModelCommand {
+pub(crate) enum ModelCommand {
     /// Architecture, parameter count, weights dtype, tokenizer and chat template of a checkpoint.
     Inspect(InspectArgs),
     /// Convert a GGUF file or HF folder into an HF safetensors folder.
@@ -20,7 +20,7 @@ pub enum ModelCommand {
 
 impl ModelCommand {
     /// Runs the subcommand.
-    pub fn execute(self) -> anyhow::Result<Outcome> {
+    pub(crate) fn execute(self) -> anyhow::Result<Outcome> {
         match self {
             ModelCommand::Inspect(a) => a.execute(),
             ModelCommand::Convert(a) => a.execute(),

@@ -13,20 +13,20 @@ use crate::outcome::{BadInput, Outcome};
 
 /// Arguments of `erebor model convert`.
 #[derive(Debug, clap::Args)]
-pub struct ConvertArgs {
+pub(crate) struct ConvertArgs {
     /// GGUF file or HF folder to read.
-    pub input: PathBuf,
+    pub(crate) input: PathBuf,
     /// Folder to write (created).
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
     /// Weights dtype: f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    pub(crate) dtype: String,
     /// Largest shard in bytes.
     #[arg(long, default_value_t = 5_000_000_000)]
-    pub max_shard_bytes: usize,
+    pub(crate) max_shard_bytes: usize,
     /// A PEFT LoRA adapter folder to merge into the weights before writing.
     #[arg(long)]
-    pub merge_adapter: Option<PathBuf>,
+    pub(crate) merge_adapter: Option<PathBuf>,
 }
 
 impl ConvertArgs {

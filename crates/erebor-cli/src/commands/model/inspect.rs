@@ -11,15 +11,15 @@ use crate::outcome::Outcome;
 
 /// Arguments of `erebor model inspect`.
 #[derive(Debug, clap::Args)]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     /// Checkpoint folder or .gguf file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Print the whole chat template.
     #[arg(long)]
-    pub show_template: bool,
+    pub(crate) show_template: bool,
 }
 
 impl InspectArgs {

@@ -15,13 +15,13 @@ pub(super) fn bad(e: impl Into<ModelError>) -> anyhow::Error {
 
 /// Where and in what precision the model runs.
 #[derive(Debug, clap::Args)]
-pub struct DeviceArgs {
+pub(crate) struct DeviceArgs {
     /// `cpu` (Burn flex), `tch-cpu` or `cuda:N` (LibTorch; build with `--features tch`).
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub(crate) device: String,
     /// Compute dtype: f32, f16 or bf16 (default: f32 on CPU, bf16 on CUDA).
     #[arg(long)]
-    pub dtype: Option<String>,
+    pub(crate) dtype: Option<String>,
 }
 
 impl DeviceArgs {

@@ -15,8 +15,8 @@ mod serve;
 #[cfg(test)]
 mod tests;
 
-pub use command::ModelCommand;
-pub use convert::ConvertArgs;
-pub use inspect::InspectArgs;
-pub use run::{GenerateArgs, ScoreArgs};
-pub use serve::ServeArgs;
+pub(crate) use command::ModelCommand;
+pub(crate) use convert::ConvertArgs;
+pub(crate) use inspect::InspectArgs;
+pub(crate) use run::{GenerateArgs, ScoreArgs};
+pub(crate) use serve::ServeArgs;

@@ -14,39 +14,39 @@ use crate::outcome::{BadInput, Outcome};
 
 /// Arguments of `erebor model generate`.
 #[derive(Debug, clap::Args)]
-pub struct GenerateArgs {
+pub(crate) struct GenerateArgs {
     /// Checkpoint folder or .gguf file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The prompt.
     #[arg(long)]
-    pub prompt: String,
+    pub(crate) prompt: String,
     /// Wrap the prompt as a user message in the chat template.
     #[arg(long)]
-    pub chat: bool,
+    pub(crate) chat: bool,
     /// Chat template: `checkpoint`, a built-in (chatml, llama-2, mistral, llama-3) or a .jinja file.
     #[arg(long, default_value = "checkpoint")]
-    pub template: String,
+    pub(crate) template: String,
     /// System prompt override (with --chat).
     #[arg(long)]
-    pub system: Option<String>,
+    pub(crate) system: Option<String>,
     /// Most new tokens.
     #[arg(long, default_value_t = 128)]
-    pub max_new_tokens: usize,
+    pub(crate) max_new_tokens: usize,
     /// Sampling temperature (0 = greedy).
     #[arg(long, default_value_t = 0.0)]
-    pub temperature: f32,
+    pub(crate) temperature: f32,
     /// Nucleus sampling threshold.
     #[arg(long, default_value_t = 1.0)]
-    pub top_p: f32,
+    pub(crate) top_p: f32,
     /// Sampling seed.
     #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Stop strings (repeatable).
     #[arg(long)]
-    pub stop: Vec<String>,
+    pub(crate) stop: Vec<String>,
     /// Device and dtype.
     #[command(flatten)]
-    pub device: DeviceArgs,
+    pub(crate) device: DeviceArgs,
 }
 
 impl GenerateArgs {
@@ -83,24 +83,24 @@ impl GenerateArgs {
 
 /// Arguments of `erebor model score`.
 #[derive(Debug, clap::Args)]
-pub struct ScoreArgs {
+pub(crate) struct ScoreArgs {
     /// Checkpoint folder or .gguf file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The context.
     #[arg(long)]
-    pub context: String,
+    pub(crate) context: String,
     /// The continuation to score.
     #[arg(long)]
-    pub continuation: String,
+    pub(crate) continuation: String,
     /// Add the tokenizer's special tokens (BOS) when encoding, like lm-eval's `add_bos_token`.
     #[arg(long)]
-    pub add_special_tokens: bool,
+    pub(crate) add_special_tokens: bool,
     /// Print JSON.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Device and dtype.
     #[command(flatten)]
-    pub device: DeviceArgs,
+    pub(crate) device: DeviceArgs,
 }
 
 impl ScoreArgs {

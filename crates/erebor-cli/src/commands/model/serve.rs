@@ -15,31 +15,31 @@ use crate::outcome::{BadInput, Outcome};
 
 /// Arguments of `erebor model serve`.
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Checkpoint folder or .gguf file (with tokenizer.json and a chat template beside it).
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Address to bind (loopback unless told otherwise).
     #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
+    pub(crate) host: String,
     /// Port (0 = any free port; the chosen one is printed).
     #[arg(long, default_value_t = 8000)]
-    pub port: u16,
+    pub(crate) port: u16,
     /// Sequences decoding together (continuous batching).
     #[arg(long, default_value_t = 8)]
-    pub max_batch: usize,
+    pub(crate) max_batch: usize,
     /// Requests waiting for a slot; beyond it requests get 429 with Retry-After.
     #[arg(long, default_value_t = 64)]
-    pub max_queue: usize,
+    pub(crate) max_queue: usize,
     /// The `model` name clients use (default: the folder or file name).
     #[arg(long)]
-    pub model_name: Option<String>,
+    pub(crate) model_name: Option<String>,
     /// Name of an environment variable holding the API key clients must send as
     /// `Authorization: Bearer <key>` (the key itself never goes on the command line).
     #[arg(long)]
-    pub api_key_env: Option<String>,
+    pub(crate) api_key_env: Option<String>,
     /// Device and dtype.
     #[command(flatten)]
-    pub device: DeviceArgs,
+    pub(crate) device: DeviceArgs,
 }
 
 impl ServeArgs {

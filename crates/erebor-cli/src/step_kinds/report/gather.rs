@@ -13,17 +13,17 @@ use std::collections::BTreeMap;
 
 /// What to report on.
 #[derive(Clone, Debug, Default)]
-pub struct Selection {
+pub(crate) struct Selection {
     /// Steps to chart: ids, single arms or matrix bases (empty: every step with a curve).
-    pub steps: Vec<String>,
+    pub(crate) steps: Vec<String>,
     /// Metric keys to chart (empty: every key with more than one point).
-    pub keys: Vec<String>,
+    pub(crate) keys: Vec<String>,
     /// The title (default: the workflow name and the run).
-    pub title: Option<String>,
+    pub(crate) title: Option<String>,
     /// Other runs to overlay: `RUN` (the same steps) or `RUN:STEP`.
-    pub compare: Vec<String>,
+    pub(crate) compare: Vec<String>,
     /// The schedule whose history to chart (default: the one that started the run, if any).
-    pub schedule: Option<String>,
+    pub(crate) schedule: Option<String>,
 }
 
 /// Metric series per key of one step, with the label it is shown under.
@@ -34,7 +34,7 @@ struct StepData {
 }
 
 /// Reads everything the report of `run` shows.
-pub async fn gather(
+pub(crate) async fn gather(
     store: &Store,
     run: &RunRecord,
     selection: &Selection,
@@ -110,7 +110,10 @@ async fn history(
 
 /// One chart per measured `step/key` across the ticks that measured it. A point is marked as a
 /// regression when its run regressed and a reason names the key (or no reason names any).
-pub fn history_charts(schedule: &str, entries: &[ScheduleHistoryEntry]) -> Vec<HistoryChart> {
+pub(crate) fn history_charts(
+    schedule: &str,
+    entries: &[ScheduleHistoryEntry],
+) -> Vec<HistoryChart> {
     let keys: Vec<&str> = dedup(
         entries
             .iter()
@@ -297,7 +300,7 @@ fn default_keys(arms: &[&StepData]) -> Vec<String> {
 }
 
 /// The y-axis title of a metric key, with its unit.
-pub fn unit_of(key: &str) -> String {
+pub(crate) fn unit_of(key: &str) -> String {
     let last = key.rsplit('/').next().unwrap_or(key);
     let text = if key.contains("logps") {
         "mean log-prob (nats)"

@@ -3,7 +3,7 @@
 //! [`ReportRunData`] hands it to a report step through the step protocol, so the step's process
 //! never opens the store.
 
-pub mod gather;
+pub(crate) mod gather;
 mod run_data;
 
-pub use run_data::ReportRunData;
+pub(crate) use run_data::ReportRunData;

@@ -22,7 +22,7 @@ fn selection(config: ReportConfig, step_id: &str) -> Selection {
 
 /// Gathers a `report` step's data in the runner (which has the store open): the
 /// [`erebor_report::Report`] that `erebor report RUN` would gather for its selection, as JSON.
-pub struct ReportRunData;
+pub(crate) struct ReportRunData;
 
 impl RunDataSource for ReportRunData {
     fn gather<'a>(&'a self, store: &'a Store, request: RunDataRequest<'a>) -> Gathering<'a> {
