@@ -1,6 +1,6 @@
-//! The run loop's state, without I/O: one [`Slot`] per step (its state, fingerprint, attempts
-//! and GPU slots) and the transitions the scheduler drives it through: [`Machine::start_ready`],
-//! [`Machine::on_finished`], [`Machine::next_wakeup`], [`Machine::on_cancel`]. Time is passed
+//! The run loop's state, without I/O: one `Slot` per step (its state, fingerprint, attempts
+//! and GPU slots) and the transitions the scheduler drives it through: `Machine::start_ready`,
+//! `Machine::on_finished`, `Machine::next_wakeup`, `Machine::on_cancel`. Time is passed
 //! in, so tests drive it step by step without processes, a store or a clock.
 
 use erebor_core::{StepId, StepOutputs};
@@ -89,7 +89,7 @@ pub(crate) struct Slot {
     pub lost: u32,
 }
 
-/// A decision of [`Machine::start_ready`].
+/// A decision of `Machine::start_ready`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Start {
     /// An upstream step failed or was skipped: the step is skipped.

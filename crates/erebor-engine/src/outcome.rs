@@ -1,5 +1,5 @@
-//! What the scheduler hands an attempt ([`AttemptSpec`]) and what it gets back
-//! ([`AttemptOutcome`]); shared by the attempt and its recorder.
+//! What the scheduler hands an attempt (`AttemptSpec`) and what it gets back
+//! (`AttemptOutcome`); shared by the attempt and its recorder.
 
 use erebor_core::{OutputType, StepFailure, StepOutputs};
 use erebor_store::StoreError;

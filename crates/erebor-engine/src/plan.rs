@@ -124,7 +124,7 @@ pub struct PlanEntry {
     pub notes: Vec<String>,
     /// Why the kind refuses to run the step here (e.g. memory), before anything runs. Only a
     /// step that will run is refused: a cached step's refusal becomes a note (see
-    /// [`refusal_of_cached`]).
+    /// `refusal_of_cached`).
     pub refusal: Option<String>,
 }
 

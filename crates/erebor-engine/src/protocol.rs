@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Secret params are not in `request.json`: the runner passes them in the
-//! [`SECRETS_ENV`] environment variable and the step substitutes them itself.
+//! `SECRETS_ENV` environment variable and the step substitutes them itself.
 
 use erebor_core::{AttemptId, RunId, StepFailure, StepId, StepOutputs};
 use serde::{Deserialize, Serialize};
@@ -150,12 +150,12 @@ pub(crate) fn read_result(path: &Path) -> std::io::Result<Option<StepResult>> {
     }
 }
 
-/// [`SECRETS_ENV`] is set but not a JSON object of strings.
+/// `SECRETS_ENV` is set but not a JSON object of strings.
 #[derive(Debug, thiserror::Error)]
 #[error("${SECRETS_ENV} is not a JSON object: {0}")]
 pub struct SecretsEnvError(#[source] serde_json::Error);
 
-/// The secrets map from [`SECRETS_ENV`] (empty when unset).
+/// The secrets map from `SECRETS_ENV` (empty when unset).
 pub fn secrets_from_env() -> Result<BTreeMap<String, String>, SecretsEnvError> {
     match std::env::var(SECRETS_ENV) {
         Ok(text) => serde_json::from_str(&text).map_err(SecretsEnvError),

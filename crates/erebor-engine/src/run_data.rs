@@ -1,6 +1,6 @@
 //! The run's recorded data for step kinds that need it (`report`): the runner, which has the
 //! store open, gathers it before the attempt starts and writes it as JSON into the attempt's
-//! folder; the request names the file ([`crate::protocol::StepRequest::run_data`]) and the step
+//! folder; the request names the file (`crate::protocol::StepRequest::run_data`) and the step
 //! reads it from its context, so its process never opens the store.
 //!
 //! What the data is belongs to the kind: the runner is handed a [`RunDataSource`] (the CLI's

@@ -1,4 +1,4 @@
-//! The scheduler: drives the [`Machine`] with real work. It prepares the steps the machine
+//! The scheduler: drives the `Machine` with real work. It prepares the steps the machine
 //! starts (fingerprint, cache reuse, upstream outputs), submits their attempts, feeds their ends
 //! back, sleeps until the next backoff ends, and stops cleanly when the run is cancelled or the
 //! store fails.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
-    /// A runner is working on it (or was, until it was killed: see [`RunRecord::runner_alive`]).
+    /// A runner is working on it (or was, until it was killed: see `RunRecord::runner_alive`).
     Running,
     /// Every step succeeded or was cached.
     Succeeded,

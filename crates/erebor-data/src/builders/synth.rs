@@ -9,7 +9,7 @@
 //!           #### 14
 //! ```
 //!
-//! The vocabulary is fixed and small ([`VOCABULARY`] plus digits and `+ - * / = # . ?`); each
+//! The vocabulary is fixed and small (`VOCABULARY` plus digits and `+ - * / = # . ?`); each
 //! step is one sentence in the question and one `a op b = c` line in the answer.
 
 use crate::stable::row_rng;

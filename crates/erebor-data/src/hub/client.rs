@@ -53,7 +53,7 @@ impl HubClient {
         }
     }
 
-    /// A client configured from the environment: `HF_ENDPOINT` (default [`DEFAULT_ENDPOINT`])
+    /// A client configured from the environment: `HF_ENDPOINT` (default `DEFAULT_ENDPOINT`)
     /// and `HF_TOKEN` / `HUGGING_FACE_HUB_TOKEN`.
     pub fn from_env(cache_dir: impl Into<PathBuf>) -> Self {
         let endpoint = std::env::var("HF_ENDPOINT")

@@ -28,7 +28,7 @@ pub(crate) fn by_name_args(name: &str) -> Vec<String> {
     ]
 }
 
-/// A line `squeue` printed that is not in [`FORMAT`].
+/// A line `squeue` printed that is not in `FORMAT`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unexpected squeue output line `{line}`: {why}")]
 pub struct ParseError {
