@@ -8,9 +8,9 @@
 //! ```
 //!
 //! The model's key hashes its weights, config and tokenizer bytes ([`crate::hash_memo`]); the
-//! task's hashes everything that defines its requests and scores ([`task_config_hash`]). (lm-eval's
+//! task's hashes everything that defines its requests and scores (`task_config_hash`). (lm-eval's
 //! own cache keys on the requests alone, so it serves stale answers after the model changes.)
-//! Each line is a [`CachedDoc`], appended and flushed as soon as its document is scored; a
+//! Each line is a `CachedDoc`, appended and flushed as soon as its document is scored; a
 //! line cut short by a kill is ignored. A cached document is used only when its prompt hash
 //! still matches.
 

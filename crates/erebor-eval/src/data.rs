@@ -163,7 +163,7 @@ impl<'a> Fields<'a> {
     /// The row's object.
     ///
     /// # Panics
-    /// When the row is not an object, which [`JsonlFile::read`] never returns.
+    /// When the row is not an object, which `JsonlFile::read` never returns.
     pub fn object(&self) -> &'a Map<String, Value> {
         self.row.value.as_object().expect("rows are objects")
     }

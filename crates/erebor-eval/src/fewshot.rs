@@ -59,7 +59,7 @@ pub struct PlannedDoc {
 pub struct PlanSpec {
     /// Whose semantics.
     pub harness: Harness,
-    /// Overrides [`default_seed`].
+    /// Overrides `default_seed`.
     pub seed: Option<u64>,
     /// Number of evaluation documents.
     pub num_docs: usize,

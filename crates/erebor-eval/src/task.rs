@@ -152,7 +152,7 @@ pub struct DocInstance {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MetricInfo {
     /// lm-eval's name: `acc`, `acc_norm`, `mc1`, `mc2`, `exact_match`; for a task with
-    /// filters, the [`metric_key`] (`exact_match,strict-match`).
+    /// filters, the `metric_key` (`exact_match,strict-match`).
     pub name: &'static str,
     /// Whether a higher value is better.
     pub higher_is_better: bool,
@@ -208,7 +208,7 @@ pub trait Task: Send + Sync {
 
     /// The names of the task's filter pipelines, lm-eval's `filter_list` in order (`none` when
     /// the task has none). With a filter other than `none`, [`Task::process_results`] reports
-    /// each metric once per filter under [`metric_key`]`(metric, filter)`.
+    /// each metric once per filter under `metric_key``(metric, filter)`.
     fn filters(&self) -> Vec<String> {
         vec![NO_FILTER.to_owned()]
     }

@@ -4,7 +4,7 @@
 //! - [`model`]: what a report shows (run summary, step timings, `expect:` results, metric series
 //!   per step and arm, the evaluation table, MT-Bench scores, history points).
 //! - [`html`]: the page: summary first, then the charts in a grid, then the tables.
-//! - [`line`]: line charts with the arms of a fan-out overlaid, a legend, ticks, axis titles and
+//! - [`line`](mod@line): line charts with the arms of a fan-out overlaid, a legend, ticks, axis titles and
 //!   an optional reference line.
 //! - [`radar`]: MT-Bench per category as a radar chart.
 //! - [`markdown`]: the summary and tables as Markdown.

@@ -1,4 +1,4 @@
-//! Errors: [`ServeError`] for starting the server, [`ApiError`] for the OpenAI-shaped error
+//! Errors: [`ServeError`] for starting the server, `ApiError` for the OpenAI-shaped error
 //! replies (`{"error": {"message", "type", "param", "code"}}`) with their HTTP status.
 
 use axum::http::{HeaderValue, StatusCode, header};

@@ -1,5 +1,5 @@
 //! The `report` kind: the report of the run it belongs to, as `erebor report RUN` makes it (the
-//! same [`write`]): a self-contained `report.html` (summary, step timeline, `expect:` results,
+//! same `write`): a self-contained `report.html` (summary, step timeline, `expect:` results,
 //! the chosen steps' curves with the arms of a fan-out overlaid, evaluation and MT-Bench
 //! tables), `report.md`, and each chart as SVG and PNG in `charts/`.
 //!

@@ -50,7 +50,7 @@ pub struct DocResult {
     /// responses after it, as lm-eval writes `filtered_resps`.
     pub filtered: Vec<(String, Vec<serde_json::Value>)>,
     /// Per-document metric values (`acc`, `acc_norm`, …; `exact_match,strict-match` under a
-    /// filter, see [`crate::task::metric_key`]).
+    /// filter, see `crate::task::metric_key`).
     pub metrics: Vec<(String, f64)>,
     /// Left truncation to the window and similar, recorded per document.
     pub warnings: Vec<String>,

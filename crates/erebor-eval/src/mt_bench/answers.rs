@@ -1,11 +1,11 @@
 //! Answers to the questions, two turns each, in FastChat's answer JSONL.
 //!
-//! - [`generate_answers`]: a local model, prompts rendered with its chat template (or a named
+//! - `generate_answers`: a local model, prompts rendered with its chat template (or a named
 //!   one with a system prompt), batched with the KV cache by erebor-model's generator (the one
 //!   evaluation's GSM8K uses), each category at FastChat's temperature (or one temperature
 //!   for all when overridden), seeded. Turn 2 is asked with turn 1's question and answer in
 //!   the conversation.
-//! - [`answers_from_endpoint`]: the same conversations sent to an OpenAI-compatible server.
+//! - `answers_from_endpoint`: the same conversations sent to an OpenAI-compatible server.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -21,7 +21,7 @@ use crate::task::TaskOptions;
 
 static BRACKETS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\[.*?\]").expect("valid pattern"));
 
-/// b281b09 `HellaSwag.preprocess`: strip, " [title]" → ". ", drop `[...]`, one pass of
+/// b281b09 `HellaSwag.preprocess`: strip, `" [title]"` → `". "`, drop `[...]`, one pass of
 /// "  " → " ".
 pub fn preprocess(text: &str) -> String {
     let text = py_strip(text).replace(" [title]", ". ");
