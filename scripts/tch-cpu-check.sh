@@ -21,7 +21,7 @@ python -c 'import torch; print("torch", torch.__version__)'
 EREBOR_TEST_DEVICE=tch-cpu cargo test -p erebor-model --features tch \
   --test parity_logits --test parity_scoring --test generation --test checkpoint \
   --test lora --test training_api --test gguf --test device --test parity_hf_extra \
-  --test parity_bf16 --test gguf_kquant --lib
+  --test parity_bf16 --test gguf_kquant --test fused_attention --lib
 
 if [[ "${1:-}" == "bench" ]]; then
   # SmolLM2-135M-Instruct, the shared GGUF dequantised to an f32 HF folder, so that erebor and

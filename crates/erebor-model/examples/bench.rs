@@ -7,7 +7,8 @@
 //! Options: `--model tiny10m|qwen2-0.5b|PATH` (a checkpoint folder or GGUF; `qwen2-0.5b` is a
 //! random model of Qwen2-0.5B's shape), `--device cpu|tch-cpu|cuda:N`, `--dtype f32|bf16|f16`,
 //! `--batch N`, `--seq N`, `--iters N`, `--skip-train`, `--skip-forward`,
-//! `--checkpointing`. Prints one JSON line per measurement, each after a line with
+//! `--checkpointing`, `--attention fused|composed` (on LibTorch: torch's SDPA, the default, or
+//! attention composed from Burn's ops as before the fused path; no effect on other backends). Prints one JSON line per measurement, each after a line with
 //! [`estimate_memory`]'s estimate for the same shape (Burn's `AdamW` keeps its two moments in the
 //! weights' dtype), to hold against the device's measured peak.
 
@@ -16,6 +17,7 @@ use std::time::Instant;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use erebor_model::device::parse_dtype;
+use erebor_model::model::{AttentionPath, with_attention_path};
 use erebor_model::{
     CausalLm, Checkpoint, DeviceSpec, MemoryPlan, ModelConfig, Trainable, estimate_memory,
     sequence_logprobs, training_device,
@@ -58,14 +60,24 @@ fn print_estimate(what: &str, config: &ModelConfig, plan: &MemoryPlan) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let model_name = arg(&args, "--model").unwrap_or_else(|| "tiny10m".into());
-    let device_name = arg(&args, "--device").unwrap_or_else(|| "cpu".into());
+    let path = match arg(&args, "--attention").as_deref() {
+        None | Some("fused") => AttentionPath::Fused,
+        Some("composed") => AttentionPath::Composed,
+        Some(other) => panic!("--attention {other}: use fused or composed"),
+    };
+    with_attention_path(path, || bench(&args, path));
+}
+
+/// Runs the measurements `args` ask for, attention on `path`.
+fn bench(args: &[String], path: AttentionPath) {
+    let model_name = arg(args, "--model").unwrap_or_else(|| "tiny10m".into());
+    let device_name = arg(args, "--device").unwrap_or_else(|| "cpu".into());
     let spec: DeviceSpec = device_name.parse().expect("--device");
     let dtype =
-        arg(&args, "--dtype").map_or(spec.default_dtype(), |d| parse_dtype(&d).expect("--dtype"));
-    let batch: usize = arg(&args, "--batch").map_or(4, |v| v.parse().unwrap());
-    let seq: usize = arg(&args, "--seq").map_or(256, |v| v.parse().unwrap());
-    let iters: usize = arg(&args, "--iters").map_or(3, |v| v.parse().unwrap());
+        arg(args, "--dtype").map_or(spec.default_dtype(), |d| parse_dtype(&d).expect("--dtype"));
+    let batch: usize = arg(args, "--batch").map_or(4, |v| v.parse().unwrap());
+    let seq: usize = arg(args, "--seq").map_or(256, |v| v.parse().unwrap());
+    let iters: usize = arg(args, "--iters").map_or(3, |v| v.parse().unwrap());
     let checkpointing = args.iter().any(|a| a == "--checkpointing");
     let base = spec.device().expect("device");
     let dtype_bytes = dtype.size();
@@ -83,7 +95,7 @@ fn main() {
         let tokens = (batch * seq * iters) as f64;
         println!(
             "{{\"bench\": \"{what}\", \"model\": \"{model_name}\", \"params\": {params}, \"device\": \"{device_name}\", \
-             \"dtype\": \"{dtype:?}\", \"batch\": {batch}, \"seq\": {seq}, \"iters\": {iters}, \
+             \"dtype\": \"{dtype:?}\", \"attention\": \"{path:?}\", \"batch\": {batch}, \"seq\": {seq}, \"iters\": {iters}, \
              \"seconds_per_iter\": {:.4}, \"tokens_per_s\": {:.1}}}",
             secs / iters as f64,
             tokens / secs

@@ -1,6 +1,8 @@
 //! Grouped-query self-attention with HF `RoPE`, a per-layer KV cache and causal/padding/sliding
 //! window masking.
 
+use std::cell::Cell;
+
 use burn::module::Module;
 use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
@@ -9,6 +11,44 @@ use burn::tensor::{DType, Tensor, TensorData};
 
 use super::layers::Linear;
 use super::rope::apply_rotary;
+
+/// Which implementation of attention a forward pass uses on a LibTorch device (Flex and other
+/// backends always take Burn's ops).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttentionPath {
+    /// torch's `scaled_dot_product_attention` for every layout (causal, padding, KV cache,
+    /// sliding window, packed segments), with torch's own backward under autodiff. The default.
+    #[default]
+    Fused,
+    /// Burn's ops, as on every other backend: under autodiff, or with any mask, Burn composes
+    /// attention from matmuls and a softmax and keeps the score matrices for backward.
+    Composed,
+}
+
+thread_local! {
+    static ATTENTION_PATH: Cell<AttentionPath> = const { Cell::new(AttentionPath::Fused) };
+}
+
+/// The attention path forward passes on this thread take (see [`with_attention_path`]).
+pub fn attention_path() -> AttentionPath {
+    ATTENTION_PATH.with(Cell::get)
+}
+
+/// Runs `f` with forward passes on this thread taking `path` (restored afterwards, also when `f`
+/// panics); a way to compare the fused and composed paths on the same weights and inputs. The
+/// choice is made in the forward pass: the backward of a fused forward is torch's whatever the
+/// path when it runs.
+pub fn with_attention_path<T>(path: AttentionPath, f: impl FnOnce() -> T) -> T {
+    /// Puts the previous path back when dropped.
+    struct Restore(AttentionPath);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ATTENTION_PATH.with(|cell| cell.set(self.0));
+        }
+    }
+    let _restore = Restore(ATTENTION_PATH.with(|cell| cell.replace(path)));
+    f()
+}
 
 /// Which keys each query may see, for one forward call.
 #[derive(Debug, Clone)]
@@ -27,11 +67,31 @@ pub(crate) struct AttentionLayout {
 
 impl AttentionLayout {
     /// True when plain causal attention over the new tokens is exact (no cache, no padding).
-    fn is_plain_causal(&self, window: Option<usize>) -> bool {
+    pub(crate) fn is_plain_causal(&self, window: Option<usize>) -> bool {
         self.past_len == 0
             && self.key_valid.iter().all(|row| row.iter().all(|v| *v))
             && window.is_none_or(|w| self.new_len <= w)
             && self.key_segments.is_none()
+    }
+
+    /// Whether each query may attend to each key, `[batch, new, past + new]` row-major: causal,
+    /// padding, sliding window and segments.
+    pub(crate) fn allowed(&self, window: Option<usize>) -> Vec<bool> {
+        let total = self.past_len + self.new_len;
+        let mut allowed = Vec::with_capacity(self.key_valid.len() * self.new_len * total);
+        for (b, row) in self.key_valid.iter().enumerate() {
+            let segments = self.key_segments.as_ref().map(|s| &s[b]);
+            for i in 0..self.new_len {
+                let q = self.past_len + i;
+                allowed.extend(row.iter().enumerate().map(|(k, valid)| {
+                    *valid
+                        && k <= q
+                        && window.is_none_or(|w| q - k < w)
+                        && segments.is_none_or(|s| s[k] == s[q])
+                }));
+            }
+        }
+        allowed
     }
 
     /// Additive bias `[batch, 1, new, past + new]`: 0 where attention is allowed, a large
@@ -48,20 +108,11 @@ impl AttentionLayout {
             DType::F16 => -65_504.0f32,
             _ => f32::MIN,
         };
-        let mut data = Vec::with_capacity(batch * self.new_len * total);
-        for (b, row) in self.key_valid.iter().enumerate() {
-            let segments = self.key_segments.as_ref().map(|s| &s[b]);
-            for i in 0..self.new_len {
-                let q = self.past_len + i;
-                for (k, valid) in row.iter().enumerate() {
-                    let allowed = *valid
-                        && k <= q
-                        && window.is_none_or(|w| q - k < w)
-                        && segments.is_none_or(|s| s[k] == s[q]);
-                    data.push(if allowed { 0.0 } else { blocked });
-                }
-            }
-        }
+        let data: Vec<f32> = self
+            .allowed(window)
+            .into_iter()
+            .map(|allowed| if allowed { 0.0 } else { blocked })
+            .collect();
         Tensor::<4>::from_data(
             TensorData::new(data, [batch, 1, self.new_len, total]),
             (device, dtype),
@@ -133,10 +184,35 @@ impl Attention {
         let k = self.repeat_kv(k);
         let v = self.repeat_kv(v);
         let window = (self.window > 0).then_some(self.window);
+        #[cfg(feature = "tch")]
+        let fused = (attention_path() == AttentionPath::Fused)
+            .then(|| super::sdpa::attention(&q, &k, &v, layout, window))
+            .flatten();
+        #[cfg(not(feature = "tch"))]
+        let fused: Option<Tensor<4>> = None;
+        let out = fused.unwrap_or_else(|| self.composed(q, k, v, layout, window));
+        let out = out
+            .swap_dims(1, 2)
+            .reshape([batch, seq, self.num_heads * self.head_dim]);
+        self.o_proj.forward(out)
+    }
+
+    /// Attention from Burn's ops (every backend but LibTorch, and LibTorch under
+    /// [`AttentionPath::Composed`]): the backend's fused kernel for plain causal attention, an
+    /// additive bias otherwise, and an f32 softmax for half precision under autodiff.
+    fn composed(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        layout: &AttentionLayout,
+        window: Option<usize>,
+    ) -> Tensor<4> {
+        let [batch, _, seq, _] = q.dims();
         let dtype = q.dtype();
         let half = !matches!(dtype, DType::F32 | DType::F64);
         let total = layout.past_len + layout.new_len;
-        let out = if layout.is_plain_causal(window) && !(half && q.is_autodiff()) {
+        if layout.is_plain_causal(window) && !(half && q.is_autodiff()) {
             // Backends run their fused kernel here (LibTorch: scaled_dot_product_attention).
             let options = AttentionModuleOptions {
                 is_causal: true,
@@ -165,11 +241,7 @@ impl Attention {
             ]);
             let probs = softmax(scores + bias, 3).cast(dtype);
             probs.matmul(v)
-        };
-        let out = out
-            .swap_dims(1, 2)
-            .reshape([batch, seq, self.num_heads * self.head_dim]);
-        self.o_proj.forward(out)
+        }
     }
 
     /// Repeats each key/value head for its group of query heads.

@@ -14,9 +14,11 @@ mod export;
 mod kv_cache;
 mod layers;
 mod rope;
+#[cfg(feature = "tch")]
+mod sdpa;
 mod token_batch;
 
-pub use attention::Attention;
+pub use attention::{Attention, AttentionPath, attention_path, with_attention_path};
 pub use build::WeightSource;
 pub(crate) use build::hf_tensor_names;
 pub use causal_lm::{CausalLm, DecoderLayer};
