@@ -185,12 +185,12 @@ impl Attention {
         let v = self.repeat_kv(v);
         let window = (self.window > 0).then_some(self.window);
         #[cfg(feature = "tch")]
-        let fused = (attention_path() == AttentionPath::Fused)
+        let out = (attention_path() == AttentionPath::Fused)
             .then(|| super::sdpa::attention(&q, &k, &v, layout, window))
-            .flatten();
+            .flatten()
+            .unwrap_or_else(|| self.composed(q, k, v, layout, window));
         #[cfg(not(feature = "tch"))]
-        let fused: Option<Tensor<4>> = None;
-        let out = fused.unwrap_or_else(|| self.composed(q, k, v, layout, window));
+        let out = self.composed(q, k, v, layout, window);
         let out = out
             .swap_dims(1, 2)
             .reshape([batch, seq, self.num_heads * self.head_dim]);
