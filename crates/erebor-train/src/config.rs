@@ -209,7 +209,7 @@ impl KindConfig for PreferenceConfig {
 impl TrainSettings {
     /// Parses a `with:` block as a step of `kind` and keeps the shared settings (what
     /// validation, the plan's memory estimate and the device setup need).
-    pub fn parse(with: &serde_json::Value, kind: TrainKind) -> Result<Self, ConfigError> {
+    pub(crate) fn parse(with: &serde_json::Value, kind: TrainKind) -> Result<Self, ConfigError> {
         Ok(match kind {
             TrainKind::Sft => SftConfig::parse(with)?.settings,
             TrainKind::Preference => PreferenceConfig::parse(with)?.settings,
@@ -217,7 +217,7 @@ impl TrainSettings {
     }
 
     /// Optimizer steps for `units` examples (or pairs, or packed rows) per epoch.
-    pub fn total_steps(&self, units: usize) -> u64 {
+    pub(crate) fn total_steps(&self, units: usize) -> u64 {
         match self.length {
             TrainLength::Steps(steps) => steps,
             TrainLength::Epochs(epochs) => {
@@ -231,7 +231,7 @@ impl TrainSettings {
     // The warmup ratio is validated to lie in [0, 1), so the rounded-up warmup is a whole number
     // in [0, total_steps]: the f64 -> u64 cast neither truncates nor loses a sign.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    pub fn schedule(&self, total_steps: u64) -> LrSchedule {
+    pub(crate) fn schedule(&self, total_steps: u64) -> LrSchedule {
         let warmup_steps = match self.warmup {
             Warmup::Steps(steps) => steps,
             Warmup::Ratio(ratio) => (ratio * total_steps as f64).ceil() as u64,

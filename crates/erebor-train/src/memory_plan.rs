@@ -39,7 +39,7 @@ pub(crate) struct StepFootprint {
 
 impl StepFootprint {
     /// The estimate of erebor-model for this pass.
-    pub fn estimate(&self, model: &ModelConfig) -> MemoryEstimate {
+    pub(crate) fn estimate(&self, model: &ModelConfig) -> MemoryEstimate {
         estimate_memory(model, &self.plan)
     }
 }

@@ -93,7 +93,7 @@ impl PairStats {
     }
 
     /// `(key, mean)` for every preference metric (the loss under [`LOSS`]).
-    pub fn means(&self) -> Vec<(&'static str, f64)> {
+    pub(crate) fn means(&self) -> Vec<(&'static str, f64)> {
         let n = self.pairs.max(1) as f64;
         vec![
             (LOSS, self.loss / n),

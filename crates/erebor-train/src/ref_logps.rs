@@ -136,7 +136,7 @@ impl RefLogps {
     }
 
     /// Reads an artifact.
-    pub fn read(path: &Path) -> Result<Self, TrainError> {
+    pub(crate) fn read(path: &Path) -> Result<Self, TrainError> {
         let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
         serde_json::from_slice(&bytes).map_err(|e| TrainError::Checkpoint {
             path: path.to_owned(),
@@ -145,7 +145,7 @@ impl RefLogps {
     }
 
     /// Writes the artifact atomically (temporary file, sync, rename).
-    pub fn write(&self, path: &Path) -> Result<(), TrainError> {
+    pub(crate) fn write(&self, path: &Path) -> Result<(), TrainError> {
         let bytes = serde_json::to_vec(self).map_err(|e| TrainError::Checkpoint {
             path: path.to_owned(),
             message: e.to_string(),

@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// workflows/models/tiny-arith: config, tokenizer and chat template, no weights.
-pub fn tiny_arith() -> PathBuf {
+pub(crate) fn tiny_arith() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../workflows/models/tiny-arith")
 }
 
-pub fn tokenizer() -> Tokenizer {
+pub(crate) fn tokenizer() -> Tokenizer {
     Tokenizer::from_dir(tiny_arith()).unwrap()
 }
 
@@ -26,7 +26,7 @@ fn encode(tokenizer: &Tokenizer, text: &str) -> Vec<u32> {
 }
 
 /// The ChatML prompt of one user turn, generation prompt included.
-pub fn prompt_text(question: &str) -> String {
+pub(crate) fn prompt_text(question: &str) -> String {
     format!("<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n")
 }
 
@@ -81,7 +81,7 @@ fn write_manifest<'a>(
 }
 
 /// Writes an SFT dataset of (question, answer) conversations per split.
-pub fn write_sft_dataset(dir: &Path, splits: &[(&str, Vec<(String, String)>)]) {
+pub(crate) fn write_sft_dataset(dir: &Path, splits: &[(&str, Vec<(String, String)>)]) {
     let tokenizer = tokenizer();
     std::fs::create_dir_all(dir).unwrap();
     for (name, rows) in splits {
@@ -117,10 +117,10 @@ pub fn write_sft_dataset(dir: &Path, splits: &[(&str, Vec<(String, String)>)]) {
 }
 
 /// (question, chosen answer, rejected answer).
-pub type PairRow = (String, String, String);
+pub(crate) type PairRow = (String, String, String);
 
 /// Writes a preference dataset of (question, chosen, rejected) rows per split.
-pub fn write_preference_dataset(dir: &Path, splits: &[(&str, Vec<PairRow>)]) {
+pub(crate) fn write_preference_dataset(dir: &Path, splits: &[(&str, Vec<PairRow>)]) {
     let tokenizer = tokenizer();
     std::fs::create_dir_all(dir).unwrap();
     for (name, rows) in splits {
@@ -151,7 +151,7 @@ pub fn write_preference_dataset(dir: &Path, splits: &[(&str, Vec<PairRow>)]) {
 }
 
 /// A step context writing into `work`, with `cache` as the shared cache.
-pub fn context<'a>(
+pub(crate) fn context<'a>(
     with: serde_json::Value,
     work: &Path,
     cache: &Path,
@@ -174,7 +174,7 @@ pub fn context<'a>(
 }
 
 /// A small addition task the tiny model learns quickly: "Ann has A apples. She gets B more."
-pub fn addition_rows(count: usize, offset: usize) -> Vec<(String, String)> {
+pub(crate) fn addition_rows(count: usize, offset: usize) -> Vec<(String, String)> {
     (0..count)
         .map(|i| {
             let k = i + offset;
@@ -191,7 +191,7 @@ pub fn addition_rows(count: usize, offset: usize) -> Vec<(String, String)> {
 }
 
 /// `../shared` beside the checkout, or `$EREBOR_SHARED` when set (as in erebor-model's tests).
-pub fn shared_dir() -> PathBuf {
+pub(crate) fn shared_dir() -> PathBuf {
     std::env::var_os("EREBOR_SHARED").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
         PathBuf::from,
@@ -200,7 +200,7 @@ pub fn shared_dir() -> PathBuf {
 
 /// The device the parity tests run on: `$EREBOR_TEST_DEVICE` (`cpu`, `tch-cpu`, `cuda:N`),
 /// default `cpu` (Burn flex), as in erebor-model's tests; the LibTorch ones need `--features tch`.
-pub fn test_device() -> burn::tensor::Device {
+pub(crate) fn test_device() -> burn::tensor::Device {
     let name = std::env::var("EREBOR_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
     let spec: erebor_model::DeviceSpec = name.parse().expect("EREBOR_TEST_DEVICE");
     spec.device().expect("test device")
@@ -208,7 +208,7 @@ pub fn test_device() -> burn::tensor::Device {
 
 /// `fixtures/hf-tiny` of the shared folder (tiny HF models with `PyTorch` reference values), or
 /// `None` with a message when it is absent.
-pub fn hf_tiny_fixtures() -> Option<PathBuf> {
+pub(crate) fn hf_tiny_fixtures() -> Option<PathBuf> {
     let dir = shared_dir().join("fixtures/hf-tiny");
     if dir.exists() {
         Some(dir)
@@ -225,13 +225,13 @@ pub fn hf_tiny_fixtures() -> Option<PathBuf> {
 }
 
 /// The `reference.json` of one architecture's hf-tiny fixture.
-pub fn hf_tiny_reference(fixtures: &Path, arch: &str) -> serde_json::Value {
+pub(crate) fn hf_tiny_reference(fixtures: &Path, arch: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(fixtures.join(arch).join("reference.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
 /// A JSON array of numbers.
-pub fn floats(value: &serde_json::Value) -> Vec<f64> {
+pub(crate) fn floats(value: &serde_json::Value) -> Vec<f64> {
     value
         .as_array()
         .expect("an array")
@@ -243,6 +243,6 @@ pub fn floats(value: &serde_json::Value) -> Vec<f64> {
 /// A fixture's number as the `f32` the training path holds. The fixtures' log-probs were
 /// computed in float32 and written as JSON numbers, so the narrowing rounds to nearest on purpose.
 #[allow(clippy::cast_possible_truncation)]
-pub fn narrow(value: f64) -> f32 {
+pub(crate) fn narrow(value: f64) -> f32 {
     value as f32
 }
