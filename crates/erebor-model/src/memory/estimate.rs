@@ -4,6 +4,40 @@
 use std::fmt;
 
 use crate::config::ModelConfig;
+use crate::device::DeviceSpec;
+
+/// How a training forward computes attention, which decides what it keeps for backward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrainingAttention {
+    /// Burn's attention composed from matmuls and a softmax (Flex, and any backend without a
+    /// fused kernel under autodiff): every layer keeps its `[batch, heads, seq, seq]` scores and
+    /// probabilities for backward.
+    #[default]
+    Composed,
+    /// A fused kernel with its own backward (torch's `scaled_dot_product_attention` on LibTorch):
+    /// it keeps q, k, v, its output and one log-sum-exp per query and head, never the scores.
+    Fused,
+}
+
+impl TrainingAttention {
+    /// The path training takes on `device`: fused on LibTorch (`tch-cpu`, `cuda:N`), composed on
+    /// Burn's flex (`cpu`).
+    pub fn on_device(device: DeviceSpec) -> Self {
+        match device {
+            DeviceSpec::Cpu => TrainingAttention::Composed,
+            DeviceSpec::TchCpu | DeviceSpec::Cuda(_) => TrainingAttention::Fused,
+        }
+    }
+}
+
+impl fmt::Display for TrainingAttention {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrainingAttention::Composed => "composed attention",
+            TrainingAttention::Fused => "fused attention",
+        })
+    }
+}
 
 /// What the run trains.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +90,8 @@ pub struct MemoryEstimate {
     pub activations: u64,
     /// Logits, their f32 copy and log-softmax.
     pub logits: u64,
+    /// The attention path the activations assume (`None` for inference, which keeps none).
+    pub attention: Option<TrainingAttention>,
 }
 
 impl MemoryEstimate {
@@ -92,10 +128,17 @@ impl fmt::Display for MemoryEstimate {
         }
         write!(
             f,
-            " + gradients {} + optimizer {} + activations {} + logits {} = {} {name}",
+            " + gradients {} + optimizer {} + activations {}",
             show(self.gradients),
             show(self.optimizer),
             show(self.activations),
+        )?;
+        if let Some(attention) = self.attention {
+            write!(f, " ({attention})")?;
+        }
+        write!(
+            f,
+            " + logits {} = {} {name}",
             show(self.logits),
             show(self.total())
         )
@@ -114,29 +157,50 @@ pub fn logps_chunk_positions(vocab: usize) -> usize {
     (LOGPS_CHUNK_ELEMENTS / vocab.max(1)).max(1)
 }
 
-/// Activation elements one decoder layer keeps per token for the backward pass.
+/// Activation elements one decoder layer keeps per token for the backward pass, with attention
+/// computed as `attention` says.
 pub(crate) fn activations_per_token_layer(
     config: &ModelConfig,
     seq_len: usize,
     gradient_checkpointing: bool,
+    attention: TrainingAttention,
 ) -> u64 {
     let h = config.hidden_size as u64;
     let q = (config.num_heads * config.head_dim) as u64;
     let kv = (config.num_kv_heads * config.head_dim) as u64;
     let i = config.intermediate_size as u64;
-    let scores = (config.num_heads * seq_len) as u64;
+    // Per query: its row of scores and of probabilities, or, fused, one log-sum-exp per head.
+    let scores = match attention {
+        TrainingAttention::Composed => (config.num_heads * seq_len) as u64,
+        TrainingAttention::Fused => 0,
+    };
+    let lse = match attention {
+        TrainingAttention::Composed => 0,
+        TrainingAttention::Fused => config.num_heads as u64,
+    };
     if gradient_checkpointing {
         // Matrix-product outputs only: q, k, v, scores, attention output, o, gate, up, down.
-        2 * h + 2 * q + 2 * kv + scores + 2 * i
+        2 * h + 2 * q + 2 * kv + scores + lse + 2 * i
     } else {
         // Norm inputs and outputs, q/k/v before and after RoPE and repetition, scores and
         // probabilities, attention and o_proj inputs, gate/up/silu/product.
-        4 * h + 5 * q + 3 * kv + 2 * scores + 4 * i
+        4 * h + 5 * q + 3 * kv + 2 * scores + lse + 4 * i
     }
 }
 
-/// Estimates the memory of `plan` for `config`.
+/// Estimates the memory of `plan` for `config`, training with composed attention (Burn's
+/// flex; see [`estimate_memory_with`] for the path of another device).
 pub fn estimate_memory(config: &ModelConfig, plan: &MemoryPlan) -> MemoryEstimate {
+    estimate_memory_with(config, plan, TrainingAttention::Composed)
+}
+
+/// Estimates the memory of `plan` for `config`, training with attention computed as
+/// `attention` says ([`TrainingAttention::on_device`]).
+pub fn estimate_memory_with(
+    config: &ModelConfig,
+    plan: &MemoryPlan,
+    attention: TrainingAttention,
+) -> MemoryEstimate {
     let params = config.num_parameters() as u64;
     let (weight, master, optimizer) = (
         plan.weight_bytes as u64,
@@ -160,8 +224,12 @@ pub fn estimate_memory(config: &ModelConfig, plan: &MemoryPlan) -> MemoryEstimat
         // Logits in the compute dtype and their f32 log-softmax.
         (0, tokens * vocab * (compute + 4))
     } else {
-        let per_token =
-            activations_per_token_layer(config, plan.seq_len, plan.gradient_checkpointing);
+        let per_token = activations_per_token_layer(
+            config,
+            plan.seq_len,
+            plan.gradient_checkpointing,
+            attention,
+        );
         // Target log-probs a chunk of positions at a time, nothing `[tokens, vocab]` kept for
         // backward: at most one chunk's logits live, in the compute dtype, with three f32
         // tensors of their size (the f32 copy or shifted logits, exponentials, log-softmax; in
@@ -179,6 +247,7 @@ pub fn estimate_memory(config: &ModelConfig, plan: &MemoryPlan) -> MemoryEstimat
         optimizer: trained * optimizer,
         activations,
         logits,
+        attention: (plan.trainable != Trainable::Nothing).then_some(attention),
     }
 }
 
@@ -196,6 +265,7 @@ pub fn inference_working_set(
     let tokens = (batch_size * seq_len) as u64;
     let kv = (config.num_kv_heads * config.head_dim) as u64;
     let kv_cache = config.num_layers as u64 * tokens * 2 * kv;
-    let one_layer = tokens * activations_per_token_layer(config, seq_len, false);
+    let one_layer =
+        tokens * activations_per_token_layer(config, seq_len, false, TrainingAttention::Composed);
     (kv_cache + one_layer) * compute_bytes as u64
 }

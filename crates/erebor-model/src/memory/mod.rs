@@ -13,9 +13,11 @@
 //! Activations are the tensors the autodiff graph of [`crate::CausalLm::forward`] keeps per
 //! layer and token: norm inputs and outputs, q/k/v before and after `RoPE` and head repetition,
 //! attention scores and probabilities, the attention output, MLP gate/up/activation/product.
-//! Attention is always materialised in training: Burn's autodiff runs the composed attention,
-//! never a fused kernel. With gradient checkpointing (Burn's balanced strategy recomputes
-//! memory-bound operations) only the outputs of matrix products are kept.
+//! Which attention path training takes decides whether the score matrices are kept:
+//! [`TrainingAttention::on_device`] says composed on Burn's flex (Burn's autodiff composes
+//! attention from matmuls and a softmax) and fused on LibTorch (torch's SDPA with its own
+//! backward keeps a log-sum-exp per query instead). With gradient checkpointing (Burn's balanced
+//! strategy recomputes memory-bound operations) only the outputs of matrix products are kept.
 //!
 //! It is an estimate: allocator slack and temporary buffers come on top, which is why callers
 //! keep headroom.
@@ -24,8 +26,8 @@ pub mod budget;
 mod estimate;
 
 pub use estimate::{
-    LOGPS_CHUNK_ELEMENTS, MemoryEstimate, MemoryPlan, Trainable, estimate_memory,
-    inference_working_set, logps_chunk_positions,
+    LOGPS_CHUNK_ELEMENTS, MemoryEstimate, MemoryPlan, Trainable, TrainingAttention,
+    estimate_memory, estimate_memory_with, inference_working_set, logps_chunk_positions,
 };
 
 #[cfg(test)]

@@ -108,7 +108,10 @@ fn lora_with_gradient_checkpointing_on_7b_fits_80_gb_by_hand() {
     // Per layer and token, checkpointed: 2·4096 (o, down) + 2·4096 (q, attention output)
     // + 2·4096 (k, v) + 32·512 (scores) + 2·11008 (gate, up) = 62,976 elements of 2 bytes,
     // over 32 layers and 16 · 512 = 8192 tokens.
-    assert_eq!(activations_per_token_layer(&llama_7b(), 512, true), 62_976);
+    assert_eq!(
+        activations_per_token_layer(&llama_7b(), 512, true, TrainingAttention::Composed),
+        62_976
+    );
     assert_eq!(e.activations, 32 * 8192 * 62_976 * 2);
     // Logits: one chunk of 16 Mi / 32000 = 524 positions · 32000 · (2 bf16 + 3 · 4 f32) bytes,
     // where the whole batch's would be 8192 positions.
@@ -126,7 +129,7 @@ fn lora_with_gradient_checkpointing_on_7b_fits_80_gb_by_hand() {
         },
     );
     assert_eq!(
-        activations_per_token_layer(&llama_7b(), 512, false),
+        activations_per_token_layer(&llama_7b(), 512, false, TrainingAttention::Composed),
         125_952
     );
     assert_eq!(without.activations, 32 * 8192 * 125_952 * 2);
@@ -212,9 +215,65 @@ fn the_description_lists_every_part() {
         optimizer: 0,
         activations: 0,
         logits: 500_000,
+        attention: None,
     };
     assert_eq!(
         small.to_string(),
         "weights 2.0 + gradients 0.0 + optimizer 0.0 + activations 0.0 + logits 0.5 = 2.5 MB"
+    );
+}
+
+#[test]
+fn fused_attention_keeps_no_scores_and_says_so() {
+    let plan = MemoryPlan {
+        gradient_checkpointing: false,
+        ..bf16_mixed(Trainable::Full, 16, 512)
+    };
+    let composed = estimate_memory(&llama_7b(), &plan);
+    let fused = estimate_memory_with(&llama_7b(), &plan, TrainingAttention::Fused);
+    // Composed: 2 · 32 heads · 512 keys of scores and probabilities per token; fused: one
+    // log-sum-exp per head instead. 125,952 − 32,768 + 32 = 93,216 elements per token and layer.
+    assert_eq!(
+        activations_per_token_layer(&llama_7b(), 512, false, TrainingAttention::Fused),
+        93_216
+    );
+    assert_eq!(fused.activations, 32 * 8192 * 93_216 * 2);
+    assert_eq!(fused.static_part(), composed.static_part());
+    assert_eq!(fused.logits, composed.logits);
+    // Checkpointed: 62,976 − 16,384 + 32.
+    assert_eq!(
+        activations_per_token_layer(&llama_7b(), 512, true, TrainingAttention::Fused),
+        46_624
+    );
+    assert_eq!(composed.attention, Some(TrainingAttention::Composed));
+    assert!(
+        fused.to_string().contains("(fused attention) + logits"),
+        "{fused}"
+    );
+    assert!(
+        composed.to_string().contains("(composed attention)"),
+        "{composed}"
+    );
+    // Inference keeps no activations: no path named.
+    let inference = estimate_memory(
+        &llama_7b(),
+        &MemoryPlan {
+            trainable: Trainable::Nothing,
+            ..plan
+        },
+    );
+    assert_eq!(inference.attention, None);
+    // Keyed on the device: flex composes, LibTorch fuses.
+    assert_eq!(
+        TrainingAttention::on_device(crate::DeviceSpec::Cpu),
+        TrainingAttention::Composed
+    );
+    assert_eq!(
+        TrainingAttention::on_device(crate::DeviceSpec::TchCpu),
+        TrainingAttention::Fused
+    );
+    assert_eq!(
+        TrainingAttention::on_device(crate::DeviceSpec::Cuda(0)),
+        TrainingAttention::Fused
     );
 }
