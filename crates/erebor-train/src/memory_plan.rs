@@ -8,7 +8,8 @@ use crate::config::{TrainKind, TrainSettings};
 use crate::precision::Precision;
 use crate::setup::lora_config;
 use erebor_model::lora::adapter_parameter_count;
-use erebor_model::{MemoryEstimate, MemoryPlan, ModelConfig, Trainable, estimate_memory};
+use erebor_model::memory::{TrainingAttention, estimate_memory_with};
+use erebor_model::{MemoryEstimate, MemoryPlan, ModelConfig, Trainable};
 use std::path::Path;
 
 /// Default context used when `max_seq_len` is not set.
@@ -35,12 +36,14 @@ pub(crate) struct StepFootprint {
     pub lora_rank: Option<usize>,
     /// What erebor-model estimates.
     pub plan: MemoryPlan,
+    /// The attention path of the step's device (fused on LibTorch, composed on flex).
+    pub attention: TrainingAttention,
 }
 
 impl StepFootprint {
     /// The estimate of erebor-model for this pass.
     pub(crate) fn estimate(&self, model: &ModelConfig) -> MemoryEstimate {
-        estimate_memory(model, &self.plan)
+        estimate_memory_with(model, &self.plan, self.attention)
     }
 }
 
@@ -63,16 +66,37 @@ pub(crate) fn footprint(
         parameters: model.num_parameters() as u64,
         precision,
         lora_rank: config.lora.as_ref().map(|lora| lora.rank),
-        plan: MemoryPlan {
-            weight_bytes: precision.compute_bytes(),
-            compute_bytes: precision.compute_bytes(),
-            master_bytes: precision.master_bytes(),
-            optimizer_bytes: 2 * precision.moment_bytes(),
+        plan: step_plan(
+            precision,
             trainable,
-            batch_size: rows,
-            seq_len: effective_seq_len(config, model),
-            gradient_checkpointing: config.gradient_checkpointing,
-        },
+            rows,
+            effective_seq_len(config, model),
+            config.gradient_checkpointing,
+        ),
+        attention: TrainingAttention::on_device(config.device),
+    }
+}
+
+/// What erebor-model estimates for one forward/backward pass of `rows` sequences of `seq_len`
+/// tokens under `precision` (`AdamW`'s two moments per trained parameter): the plan `erebor
+/// plan` shows (with [`TrainingAttention::on_device`]), and the one the benchmarks hold against
+/// measured peaks.
+pub fn step_plan(
+    precision: Precision,
+    trainable: Trainable,
+    rows: usize,
+    seq_len: usize,
+    gradient_checkpointing: bool,
+) -> MemoryPlan {
+    MemoryPlan {
+        weight_bytes: precision.compute_bytes(),
+        compute_bytes: precision.compute_bytes(),
+        master_bytes: precision.master_bytes(),
+        optimizer_bytes: 2 * precision.moment_bytes(),
+        trainable,
+        batch_size: rows,
+        seq_len,
+        gradient_checkpointing,
     }
 }
 
