@@ -83,6 +83,9 @@ pub(crate) fn target_logps(
 }
 
 /// [`target_logps`] with chunks of `chunk` positions (at least 1).
+// burn 0.22 marks burn-tch deprecated in favour of CubeCL; erebor keeps LibTorch on purpose
+// (erebor-model's device.rs says why).
+#[cfg_attr(feature = "tch", allow(deprecated))]
 pub(crate) fn target_logps_in_chunks(
     hidden: Tensor<2>,
     head: Tensor<2>,

@@ -14,6 +14,10 @@
 //!
 //! with `t` counted per parameter. Rank-1 parameters (norm weights, biases) get no weight decay,
 //! which is the set transformers' `Trainer` exempts for Llama-family models.
+//!
+//! On LibTorch (the `tch` feature) the update is torch's in-place ops on the tensors burn-tch holds,
+//! as `PyTorch` runs it; elsewhere it is Burn tensor ops ([`AdamWUpdate`]). The state is the same
+//! either way: flat moments per parameter, in the parameter's dtype, keyed by module path.
 
 use crate::TrainError;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
@@ -21,6 +25,12 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use update::{UpdateScalars, Updated};
+
+#[path = "optim_update.rs"]
+mod update;
+
+pub use update::AdamWUpdate;
 
 /// `AdamW` hyper-parameters (the learning rate comes from the schedule at each step).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,6 +73,7 @@ pub(crate) struct MomentState {
 pub struct AdamW {
     config: AdamWConfig,
     states: BTreeMap<String, MomentState>,
+    update: AdamWUpdate,
 }
 
 impl AdamW {
@@ -71,7 +82,16 @@ impl AdamW {
         Self {
             config,
             states: BTreeMap::new(),
+            update: AdamWUpdate::default(),
         }
+    }
+
+    /// The same optimizer with another implementation of the update (the arithmetic is the
+    /// same; [`AdamWUpdate::Composed`] is the reference the in-place one is tested against).
+    #[must_use]
+    pub fn with_update(mut self, update: AdamWUpdate) -> Self {
+        self.update = update;
+        self
     }
 
     /// The hyper-parameters.
@@ -96,6 +116,7 @@ impl AdamW {
             states: &mut self.states,
             grads,
             lr,
+            update: self.update,
             path: Vec::new(),
         };
         module.map(&mut mapper)
@@ -107,6 +128,7 @@ struct AdamWMapper<'a> {
     states: &'a mut BTreeMap<String, MomentState>,
     grads: &'a mut GradientsParams,
     lr: f64,
+    update: AdamWUpdate,
     path: Vec<String>,
 }
 
@@ -133,35 +155,21 @@ impl ModuleMapper for AdamWMapper<'_> {
         let grad = grad.inner().reshape([numel]);
         let c = self.config;
         let state = self.states.remove(&key);
-        let (step, exp_avg, exp_avg_sq) = match state {
-            Some(state) => (
-                state.step + 1,
-                state.exp_avg.mul_scalar(c.beta1) + grad.clone().mul_scalar(1.0 - c.beta1),
-                state.exp_avg_sq.mul_scalar(c.beta2) + grad.square().mul_scalar(1.0 - c.beta2),
-            ),
-            None => (
-                1,
-                grad.clone().mul_scalar(1.0 - c.beta1),
-                grad.square().mul_scalar(1.0 - c.beta2),
-            ),
+        let step = state.as_ref().map_or(1, |state| state.step + 1);
+        let scalars = UpdateScalars {
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            lr: self.lr,
+            decay: if D > 1 { c.weight_decay } else { 0.0 },
+            step,
         };
-        let decay = if D > 1 { c.weight_decay } else { 0.0 };
-        let weights = if decay == 0.0 {
-            weights
-        } else {
-            weights.mul_scalar(1.0 - self.lr * decay)
-        };
-        // β < 1, so β^step is 0 in f64 long before i32::MAX steps: saturating is exact.
-        let power = i32::try_from(step).unwrap_or(i32::MAX);
-        let bias_correction1 = 1.0 - c.beta1.powi(power);
-        let bias_correction2_sqrt = (1.0 - c.beta2.powi(power)).sqrt();
-        let step_size = self.lr / bias_correction1;
-        let denom = exp_avg_sq
-            .clone()
-            .sqrt()
-            .div_scalar(bias_correction2_sqrt)
-            .add_scalar(c.eps);
-        let updated = weights - exp_avg.clone().div(denom).mul_scalar(step_size);
+        let moments = state.map(|state| (state.exp_avg, state.exp_avg_sq));
+        let Updated {
+            weights: updated,
+            exp_avg,
+            exp_avg_sq,
+        } = update::update(weights, grad, moments, &scalars, self.update);
         self.states.insert(
             key,
             MomentState {

@@ -31,7 +31,7 @@ fn linear(device: &Device, weight: [[f32; 2]; 2], bias: [f32; 2]) -> Linear {
 }
 
 fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-    tensor.into_data().try_into_vec::<f32>().unwrap()
+    tensor.into_data().try_into_vec_as::<f32>().unwrap()
 }
 
 /// The layer's weight (row-major) and bias values.
@@ -50,7 +50,11 @@ fn grads_of(layer: &Linear, x: [f32; 2], scale: f32, device: &Device) -> Gradien
 
 #[test]
 fn first_step_is_lr_times_sign_after_decoupled_decay() {
-    let device = Device::flex().autodiff();
+    first_step_on(&Device::flex().autodiff());
+}
+
+fn first_step_on(device: &Device) {
+    let device = device.clone();
     let config = AdamWConfig {
         beta1: 0.9,
         beta2: 0.999,
@@ -75,7 +79,11 @@ fn first_step_is_lr_times_sign_after_decoupled_decay() {
 
 #[test]
 fn several_steps_match_pytorch_adamw() {
-    let device = Device::flex().autodiff();
+    several_steps_on(&Device::flex().autodiff());
+}
+
+fn several_steps_on(device: &Device) {
+    let device = device.clone();
     let config = AdamWConfig {
         beta1: 0.8,
         beta2: 0.95,
@@ -136,4 +144,175 @@ fn state_survives_a_host_round_trip() {
     let back = MomentState::from_host(host.clone(), &Device::flex(), burn::tensor::DType::F32);
     assert_eq!(back.to_host("weight").unwrap().exp_avg_sq, host.exp_avg_sq);
     assert_eq!(back.step, 1);
+}
+
+/// The in-place LibTorch update against the composed one and against the f64 reference.
+// burn-tch is deprecated in burn 0.22; erebor keeps LibTorch on purpose (erebor-model's device.rs).
+#[cfg(feature = "tch")]
+#[allow(deprecated)]
+mod libtorch {
+    use super::*;
+    use burn::backend::LibTorch;
+    use burn::tensor::DType;
+    use erebor_model::DeviceSpec;
+    use rand::{RngExt, SeedableRng};
+
+    fn base() -> Device {
+        DeviceSpec::TchCpu
+            .device()
+            .expect("a tch build has tch-cpu")
+    }
+
+    /// A `inputs → outputs` layer with a bias, random weights from `seed`, in `dtype`.
+    fn random_linear(inputs: usize, outputs: usize, seed: u64, dtype: DType) -> Linear {
+        let device = base().autodiff();
+        device.seed(seed);
+        let mut layer = LinearConfig::new(inputs, outputs).init(&device);
+        let leaf = |t: Tensor<2>| Tensor::from_inner(t.inner().cast(dtype)).require_grad();
+        layer.weight = layer.weight.map(leaf);
+        layer.bias = layer.bias.map(|b| {
+            b.map(|t: Tensor<1>| Tensor::from_inner(t.inner().cast(dtype)).require_grad())
+        });
+        layer
+    }
+
+    /// Uniform gradients in [-scale, scale] from `seed` for the layer's weight and bias, in the
+    /// layer's dtype.
+    fn random_grads(layer: &Linear, seed: u64, scale: f32) -> GradientsParams {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let weight = layer.weight.val();
+        let bias = layer.bias.as_ref().expect("a bias").val();
+        let mut draw = |shape: burn::tensor::Shape, dtype: DType| {
+            let n = shape.num_elements();
+            let v: Vec<f32> = (0..n).map(|_| rng.random_range(-scale..scale)).collect();
+            let t = Tensor::<1>::from_data(TensorData::new(v, [n]), &base());
+            t.cast(dtype)
+        };
+        let mut grads = GradientsParams::new();
+        let [o, i] = weight.dims();
+        let w = draw(weight.shape(), weight.dtype()).reshape([o, i]);
+        let b = draw(bias.shape(), bias.dtype());
+        grads.register::<2>(layer.weight.id, w);
+        grads.register::<1>(layer.bias.as_ref().expect("a bias").id, b);
+        grads
+    }
+
+    /// max |a − b| / max |b|.
+    fn relative(a: &[f32], b: &[f32]) -> f64 {
+        assert_eq!(a.len(), b.len());
+        let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        f64::from(diff) / f64::from(scale.max(f32::MIN_POSITIVE))
+    }
+
+    /// The data pointer of the layer's weight (a clone of the handle, dropped at once).
+    fn weight_ptr(layer: &Linear) -> usize {
+        let primitive = layer
+            .weight
+            .val()
+            .inner()
+            .try_into_primitive::<LibTorch>()
+            .expect("a LibTorch tensor");
+        primitive.tensor.data_ptr() as usize
+    }
+
+    /// Runs `steps` steps of both updates from the same layer and gradients; returns the two
+    /// layers and optimizers.
+    fn run_both(
+        config: AdamWConfig,
+        dtype: DType,
+        steps: u64,
+    ) -> ((Linear, AdamW), (Linear, AdamW)) {
+        let start = random_linear(40, 48, 11, dtype);
+        let mut fast = (start.clone(), AdamW::new(config));
+        let mut composed = (start, AdamW::new(config).with_update(AdamWUpdate::Composed));
+        for step in 0..steps {
+            // Gradients of different sizes, the learning rate decaying towards 0 (which the
+            // last step reaches).
+            let scale = [1.0f32, 0.01, 3.0, 0.2, 1e-4][usize::try_from(step % 5).unwrap()];
+            let lr = 1e-2 * (1.0 - step as f64 / (steps - 1) as f64);
+            for (layer, adamw) in [&mut fast, &mut composed] {
+                let mut grads = random_grads(layer, 100 + step, scale);
+                *layer = adamw.step(layer.clone(), &mut grads, lr);
+            }
+        }
+        (fast, composed)
+    }
+
+    #[test]
+    fn in_place_update_matches_composed_in_f32_with_and_without_decay() {
+        for weight_decay in [0.1, 0.0] {
+            let config = AdamWConfig {
+                weight_decay,
+                ..AdamWConfig::default()
+            };
+            let ((fast, fast_opt), (composed, composed_opt)) = run_both(config, DType::F32, 6);
+            let (fw, fb) = weight_and_bias(&fast);
+            let (cw, cb) = weight_and_bias(&composed);
+            assert!(
+                relative(&fw, &cw) < 1e-6,
+                "weights, wd {weight_decay}: {}",
+                relative(&fw, &cw)
+            );
+            assert!(
+                relative(&fb, &cb) < 1e-6,
+                "bias, wd {weight_decay}: {}",
+                relative(&fb, &cb)
+            );
+            for key in ["weight", "bias"] {
+                let f = fast_opt.states()[key].to_host(key).unwrap();
+                let c = composed_opt.states()[key].to_host(key).unwrap();
+                assert_eq!(f.step, 6);
+                assert!(relative(&f.exp_avg, &c.exp_avg) < 1e-6, "{key} exp_avg");
+                assert!(
+                    relative(&f.exp_avg_sq, &c.exp_avg_sq) < 1e-6,
+                    "{key} exp_avg_sq"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn in_place_update_matches_the_f64_reference() {
+        first_step_on(&base().autodiff());
+        several_steps_on(&base().autodiff());
+    }
+
+    #[test]
+    fn bf16_parameters_keep_bf16_weights_and_moments() {
+        let config = AdamWConfig {
+            weight_decay: 0.1,
+            ..AdamWConfig::default()
+        };
+        let ((fast, fast_opt), (composed, _)) = run_both(config, DType::BF16, 4);
+        assert_eq!(fast.weight.val().dtype(), DType::BF16);
+        assert_eq!(fast_opt.states()["weight"].exp_avg.dtype(), DType::BF16);
+        assert_eq!(fast_opt.states()["bias"].exp_avg_sq.dtype(), DType::BF16);
+        // torch rounds each bf16 op once from f32 (lerp, addcdiv); the composed ops round
+        // after every Burn op: the weights agree to a few bf16 ulps (2^-8 relative each).
+        let (fw, _) = weight_and_bias(&fast);
+        let (cw, _) = weight_and_bias(&composed);
+        assert!(relative(&fw, &cw) < 2f64.powi(-6), "{}", relative(&fw, &cw));
+    }
+
+    #[test]
+    fn weights_nothing_else_holds_are_updated_in_place_and_shared_ones_are_not() {
+        let layer = random_linear(8, 4, 3, DType::F32);
+        let kept = layer.clone();
+        let kept_values = weight_and_bias(&kept);
+        let mut adamw = AdamW::new(AdamWConfig::default());
+        // `kept` shares the buffers: the first step must copy, leaving `kept` as it was.
+        let mut grads = random_grads(&layer, 1, 1.0);
+        let layer = adamw.step(layer, &mut grads, 0.1);
+        assert_eq!(weight_and_bias(&kept), kept_values);
+        assert_ne!(weight_and_bias(&layer).0, kept_values.0);
+        drop(kept);
+        // Now nothing else holds the weights: updated where they lie.
+        let before = weight_ptr(&layer);
+        let values = weight_and_bias(&layer).0;
+        let mut grads = random_grads(&layer, 2, 1.0);
+        let layer = adamw.step(layer, &mut grads, 0.1);
+        assert_eq!(weight_ptr(&layer), before);
+        assert_ne!(weight_and_bias(&layer).0, values);
+    }
 }
