@@ -9,16 +9,19 @@ backward, global-norm clipping at 1.0, AdamW (fused on CUDA). Tokens count both 
     .venv/bin/python scripts/bench_dpop_torch.py tiny10m cpu f32 8 256 3
     python scripts/bench_dpop_torch.py qwen2-0.5b cuda bf16 8 512 10     # the issue's H100 setting
 
-Arguments: model (tiny10m | qwen2-0.5b), device (cpu | cuda), dtype (f32 | bf16), pairs per
+Arguments: model (tiny10m | qwen2-0.5b | a folder with a config.json: random weights of that
+shape, as erebor-train's `bench_train_step --model DIR` makes them), device (cpu | cuda), dtype (f32 | bf16), pairs per
 step, tokens per sequence (half prompt, half completion), measured steps (after one warm-up).
 """
 import json
+import os
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import (AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Qwen2Config,
+                          Qwen2ForCausalLM)
 
 name, device, dtype_name = sys.argv[1], sys.argv[2], sys.argv[3]
 pairs, seq, steps = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
@@ -29,6 +32,9 @@ if name == "tiny10m":
                       num_attention_heads=8, num_key_value_heads=4, tie_word_embeddings=True,
                       max_position_embeddings=4096)
     cls = LlamaForCausalLM
+elif os.path.isdir(name):
+    cfg = AutoConfig.from_pretrained(name)
+    cls = AutoModelForCausalLM.from_config
 else:  # erebor's qwen2-0.5b benchmark shape: Qwen2 (q/k/v bias), tied embeddings
     cfg = Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
                       num_attention_heads=14, num_key_value_heads=2, tie_word_embeddings=True,

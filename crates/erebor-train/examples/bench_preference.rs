@@ -18,12 +18,11 @@
 
 use burn::tensor::{DType, Device};
 use erebor_core::{CancelToken, MemorySink, NullProgress};
-use erebor_model::{
-    CausalLm, DeviceSpec, MemoryEstimate, MemoryPlan, ModelConfig, Trainable, estimate_memory,
-    training_device,
-};
+use erebor_model::memory::{TrainingAttention, estimate_memory_with};
+use erebor_model::{CausalLm, DeviceSpec, MemoryEstimate, ModelConfig, Trainable, training_device};
 use erebor_train::batch::PairExample;
 use erebor_train::losses::{PreferenceLossKind, PreferenceObjective};
+use erebor_train::memory_plan::step_plan;
 use erebor_train::optim::{AdamW, AdamWConfig};
 use erebor_train::precision::Precision;
 use erebor_train::preference::{PairObjective, PairUnit, reference_logps};
@@ -40,25 +39,19 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
 }
 
 /// The plan `erebor plan` makes for a preference step (`erebor_train::memory_plan::footprint`):
-/// both sequences of every pair in one pass, full fine-tuning, `AdamW`'s two moments.
+/// both sequences of every pair in one pass, full fine-tuning, `AdamW`'s two moments, the
+/// attention path of `device`.
 fn plan_memory(
     config: &ModelConfig,
     policy: Precision,
     pairs: usize,
     seq: usize,
+    device: DeviceSpec,
 ) -> MemoryEstimate {
-    estimate_memory(
+    estimate_memory_with(
         config,
-        &MemoryPlan {
-            weight_bytes: policy.compute_bytes(),
-            compute_bytes: policy.compute_bytes(),
-            master_bytes: policy.master_bytes(),
-            optimizer_bytes: 2 * policy.moment_bytes(),
-            trainable: Trainable::Full,
-            batch_size: 2 * pairs,
-            seq_len: seq,
-            gradient_checkpointing: false,
-        },
+        &step_plan(policy, Trainable::Full, 2 * pairs, seq, false),
+        TrainingAttention::on_device(device),
     )
 }
 
@@ -139,7 +132,7 @@ fn main() {
     let config = ModelConfig::benchmark_shape(&model_name).expect("--model tiny10m|qwen2-0.5b");
     let device: Device = training_device(spec.device().expect("device compiled in"), false);
     let model = CausalLm::random(&config, 1, 0.02, &device, dtype);
-    let estimate = plan_memory(&config, policy, pairs, seq);
+    let estimate = plan_memory(&config, policy, pairs, seq, spec);
 
     let vocab = u32::try_from(config.vocab_size).expect("vocabulary size fits in u32");
     let total = steps + 1;
