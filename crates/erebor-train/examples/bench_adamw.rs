@@ -63,7 +63,7 @@ impl ModuleVisitor for Sync {
         if !self.0 {
             let value = param.val();
             let numel = value.shape().num_elements();
-            let _ = value.reshape([numel]).slice([0..1]).into_scalar::<f32>();
+            let _ = value.reshape([numel]).narrow(0, 0, 1).into_scalar::<f32>();
             self.0 = true;
         }
     }
